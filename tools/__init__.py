@@ -1,0 +1,1 @@
+"""Developer tools: the recording relay and the golden-recording script."""
