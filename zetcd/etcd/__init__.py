@@ -1,0 +1,35 @@
+"""zetcd's own thin async etcd v3 client for trio: the only code in zetcd that touches gRPC.
+
+See ``client.py`` for behaviour (failover, timeouts, cancellation) and ``watch.py`` for watches.
+"""
+
+from .client import EtcdClient
+from .errors import CompactedError, EtcdError, EtcdUnavailable
+from .requests import (
+    compare_create,
+    compare_mod,
+    compare_value,
+    compare_version,
+    op_delete,
+    op_put,
+    op_range,
+    prefix_end,
+)
+from .watch import Watch, WatchBatch
+
+__all__ = [
+    "CompactedError",
+    "EtcdClient",
+    "EtcdError",
+    "EtcdUnavailable",
+    "Watch",
+    "WatchBatch",
+    "compare_create",
+    "compare_mod",
+    "compare_value",
+    "compare_version",
+    "op_delete",
+    "op_put",
+    "op_range",
+    "prefix_end",
+]

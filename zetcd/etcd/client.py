@@ -1,0 +1,353 @@
+"""EtcdClient: a thin trio-native etcd v3 client (KV, Txn, Lease, Watch) over pyetcd's stubs.
+
+Calls return the raw protobuf responses.
+
+Failover and retries. The client talks to one endpoint at a time. When it does not answer (gRPC
+UNAVAILABLE or a deadline) the client moves on to the next one and replays the request there:
+always for reads, and for writes only when the error proves etcd never processed the request
+(the connection could not be made, or the member refused it for having no leader; every request
+carries etcd's "hasleader" metadata, so a member cut off from its cluster refuses at once
+instead of timing out). Otherwise a write raises ``EtcdUnavailable(indeterminate=True)``: it may
+have been applied, and replaying it could apply it twice. After every endpoint has failed once,
+the client goes round again with a growing pause for up to ``timeout`` seconds (this rides over
+leader elections and restarts), then raises ``EtcdUnavailable``. Each attempt has a deadline of
+``timeout`` seconds, so a call takes at most about ``max(2, len(endpoints)) * timeout``.
+
+Cancelling a task inside a call cancels the gRPC call; a cancelled write may still have been
+applied. A client belongs to the trio run that created it; ``aclose()`` it before that run ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import grpc
+import trio
+from pyetcd.etcdrpc import rpc_pb2
+
+from ._bridge import StreamBridge, StreamEnded, await_future, join_thread
+from ._conn import (
+    FAILOVER_CODES,
+    REQUIRE_LEADER,
+    Endpoint,
+    Rounds,
+    is_never_sent,
+    parse_endpoints,
+)
+from .errors import EtcdError, EtcdUnavailable, translate_rpc_error
+from .watch import Watch
+
+__all__ = ["EtcdClient"]
+
+# Any key works for current_revision(); count_only makes the answer tiny whatever it holds.
+_REVISION_PROBE_KEY = b"\0zetcd/revision-probe"
+
+_RangeRequest: Any = rpc_pb2.RangeRequest
+_PutRequest: Any = rpc_pb2.PutRequest
+_DeleteRangeRequest: Any = rpc_pb2.DeleteRangeRequest
+_TxnRequest: Any = rpc_pb2.TxnRequest
+
+
+class EtcdClient:
+    """See the module docstring. Build with :meth:`connect` (which checks reachability)."""
+
+    def __init__(
+        self,
+        endpoints: str | Sequence[str],
+        *,
+        timeout: float = 5.0,
+        reconnect_timeout: float = 30.0,
+    ) -> None:
+        self._endpoints = [Endpoint(t) for t in parse_endpoints(endpoints)]
+        self._current = 0
+        self.timeout = timeout
+        # How long a broken watch keeps trying to re-establish itself before EtcdUnavailable.
+        self.reconnect_timeout = reconnect_timeout
+        self._closed = False
+        self._streams: set[StreamBridge] = set()
+        self._keepalive_stream: StreamBridge | None = None
+        self._keepalive_lock = trio.Lock()
+
+    @classmethod
+    async def connect(
+        cls,
+        endpoints: str | Sequence[str],
+        *,
+        timeout: float = 5.0,
+        reconnect_timeout: float = 30.0,
+    ) -> EtcdClient:
+        """A client whose first reachable endpoint answered a Status call.
+
+        Raises ``EtcdUnavailable`` if none does (after the retries described in the module
+        docstring: about ``timeout`` s when connections are refused).
+        """
+        client = cls(endpoints, timeout=timeout, reconnect_timeout=reconnect_timeout)
+        try:
+            await client._unary("Status", rpc_pb2.StatusRequest(), idempotent=True)
+        except BaseException:
+            await client.aclose()
+            raise
+        return client
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [ep.target for ep in self._endpoints]
+
+    @property
+    def current_endpoint(self) -> str:
+        return self._endpoints[self._current].target
+
+    async def aclose(self) -> None:
+        """Close every open watch and the keep-alive stream, then the channels. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        streams = list(self._streams)
+        self._streams.clear()
+        self._keepalive_stream = None
+        for stream in streams:
+            stream.close()
+        for stream in streams:
+            await join_thread(stream.thread, 2.0)
+        for ep in self._endpoints:
+            ep.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("etcd client is closed")
+
+    def _failed(self, index: int) -> None:
+        """Endpoint ``index`` did not answer: move on, unless another task already did."""
+        if self._current == index:
+            self._current = (index + 1) % len(self._endpoints)
+
+    def _unavailable(self, err: Any, *, indeterminate: bool = False) -> EtcdUnavailable:
+        code = err.code() if hasattr(err, "code") else None
+        details = (err.details() if hasattr(err, "details") else None) or str(err)
+        what = "no answer (the request may have been applied)" if indeterminate else "unavailable"
+        return EtcdUnavailable(
+            f"etcd {what}: {details}",
+            endpoints=self.endpoints,
+            code=code,
+            indeterminate=indeterminate,
+        )
+
+    async def _unary(self, method: str, request: Any, *, idempotent: bool) -> Any:
+        self._check_open()
+        await trio.lowlevel.checkpoint_if_cancelled()
+        rounds: Rounds | None = None
+        while True:
+            index = self._current
+            endpoint = self._endpoints[index]
+            endpoint.pin()
+            fut = getattr(endpoint, method).future(
+                request, timeout=self.timeout, metadata=REQUIRE_LEADER
+            )
+            try:
+                return await await_future(fut)
+            except grpc.RpcError as err:
+                if err.code() not in FAILOVER_CODES:
+                    self._check_open()  # aclose() from another task cancelled the call
+                    raise translate_rpc_error(err) from None
+                self._failed(index)
+                if not idempotent and not is_never_sent(err):
+                    raise self._unavailable(err, indeterminate=True) from None
+                rounds = rounds or Rounds(len(self._endpoints), self.timeout)
+                if not await rounds.failed():
+                    raise self._unavailable(err) from None
+
+    def _open_stream(
+        self, index: int, method: str, *, name: str, max_buffered: int | None = None
+    ) -> StreamBridge:
+        self._check_open()
+        for old in [s for s in self._streams if s.closed and not s.thread.is_alive()]:
+            self._streams.discard(old)
+        stream = StreamBridge(
+            getattr(self._endpoints[index], method),
+            name=name,
+            metadata=REQUIRE_LEADER,
+            max_buffered=max_buffered,
+        )
+        self._streams.add(stream)
+        return stream
+
+    # -- KV ------------------------------------------------------------------------------------
+    async def range(
+        self,
+        key: bytes,
+        range_end: bytes | None = None,
+        *,
+        revision: int = 0,
+        serializable: bool = False,
+        keys_only: bool = False,
+        limit: int = 0,
+        count_only: bool = False,
+    ) -> Any:
+        """``rpc_pb2.RangeResponse`` (header.revision, kvs, more, count).
+
+        Raises ``CompactedError`` if ``revision`` has been compacted.
+        """
+        request = _RangeRequest(
+            key=key,
+            range_end=range_end or b"",
+            revision=revision,
+            serializable=serializable,
+            keys_only=keys_only,
+            limit=limit,
+            count_only=count_only,
+        )
+        return await self._unary("Range", request, idempotent=True)
+
+    async def put(self, key: bytes, value: bytes, *, lease: int = 0, prev_kv: bool = False) -> Any:
+        """``rpc_pb2.PutResponse`` (header.revision, prev_kv)."""
+        request = _PutRequest(key=key, value=value, lease=lease, prev_kv=prev_kv)
+        return await self._unary("Put", request, idempotent=False)
+
+    async def delete_range(
+        self, key: bytes, range_end: bytes | None = None, *, prev_kv: bool = False
+    ) -> Any:
+        """``rpc_pb2.DeleteRangeResponse`` (header.revision, deleted, prev_kvs)."""
+        request = _DeleteRangeRequest(key=key, range_end=range_end or b"", prev_kv=prev_kv)
+        return await self._unary("DeleteRange", request, idempotent=False)
+
+    async def txn(
+        self, compare: Sequence[Any], success: Sequence[Any], failure: Sequence[Any] = ()
+    ) -> Any:
+        """``rpc_pb2.TxnResponse`` (succeeded, header.revision, responses).
+
+        See ``zetcd.etcd.requests`` for the compare and op builders.
+        """
+        request = _TxnRequest(compare=compare, success=success, failure=failure)
+        read_only = all(op.HasField("request_range") for op in (*success, *failure))
+        return await self._unary("Txn", request, idempotent=read_only)
+
+    async def current_revision(self) -> int:
+        """The cluster's current revision, by a linearizable (quorum) read."""
+        request = _RangeRequest(key=_REVISION_PROBE_KEY, count_only=True)
+        response = await self._unary("Range", request, idempotent=True)
+        return int(response.header.revision)
+
+    async def compact(self, revision: int, *, physical: bool = False) -> None:
+        """Compact history up to ``revision``. ``CompactedError`` if that was already done;
+        ``EtcdError`` (OUT_OF_RANGE) for a future revision."""
+        request = rpc_pb2.CompactionRequest(revision=revision, physical=physical)
+        await self._unary("Compact", request, idempotent=False)
+
+    # -- Lease ---------------------------------------------------------------------------------
+    async def lease_grant(self, ttl: int, lease_id: int = 0) -> tuple[int, int]:
+        """(lease id, granted TTL). ``lease_id=0`` lets etcd choose; an existing id raises
+        ``EtcdError`` (FAILED_PRECONDITION). etcd 3.4 raises small TTLs to its minimum (2 s with
+        default timing)."""
+        request = rpc_pb2.LeaseGrantRequest(TTL=ttl, ID=lease_id)
+        response = await self._unary("LeaseGrant", request, idempotent=False)
+        if response.error:
+            raise EtcdError(response.error)
+        return int(response.ID), int(response.TTL)
+
+    async def lease_revoke(self, lease_id: int) -> None:
+        """Revoke a lease, deleting its keys. An unknown lease is not an error."""
+        request = rpc_pb2.LeaseRevokeRequest(ID=lease_id)
+        try:
+            # Replaying a revoke is harmless: the second one finds no lease.
+            await self._unary("LeaseRevoke", request, idempotent=True)
+        except EtcdError as err:
+            if err.code != grpc.StatusCode.NOT_FOUND:
+                raise
+
+    async def lease_ttl(self, lease_id: int) -> int:
+        """Remaining TTL in seconds, -1 if the lease does not exist (expired or revoked)."""
+        request = rpc_pb2.LeaseTimeToLiveRequest(ID=lease_id)
+        response = await self._unary("LeaseTimeToLive", request, idempotent=True)
+        return int(response.TTL)
+
+    async def keepalive(self, lease_ids: Sequence[int]) -> dict[int, int]:
+        """One round of keep-alives: id -> new TTL (<= 0: the lease is gone).
+
+        Uses one persistent LeaseKeepAlive stream (opened on first use, reopened on the next
+        endpoint when it breaks; a round that breaks is replayed, which is harmless). Rounds
+        from concurrent tasks are serialized.
+        """
+        ids = list(dict.fromkeys(lease_ids))
+        if not ids:
+            return {}
+        async with self._keepalive_lock:
+            rounds: Rounds | None = None
+            while True:
+                index = self._current
+                stream = self._keepalive_stream
+                if stream is None or stream.closed:
+                    stream = self._open_stream(index, "LeaseKeepAlive", name="etcd-keepalive")
+                    self._keepalive_stream = stream
+                done = False
+                try:
+                    with trio.move_on_after(self.timeout):
+                        result = await self._keepalive_round(stream, ids)
+                        done = True
+                        return result
+                    last: Any = TimeoutError(f"no keep-alive answer within {self.timeout} s")
+                except StreamEnded as end:
+                    if end.closed:
+                        self._check_open()
+                    err = end.error
+                    if err is not None and err.code() not in FAILOVER_CODES:
+                        raise translate_rpc_error(err) from None
+                    last = err or ConnectionError("keep-alive stream ended")
+                finally:
+                    if not done:  # broken, timed out or cancelled mid-round: start afresh
+                        stream.close()
+                        self._keepalive_stream = None
+                self._failed(index)
+                rounds = rounds or Rounds(len(self._endpoints), self.timeout)
+                if not await rounds.failed():
+                    raise self._unavailable(last)
+
+    @staticmethod
+    async def _keepalive_round(stream: StreamBridge, ids: list[int]) -> dict[int, int]:
+        for lease_id in ids:
+            stream.send(rpc_pb2.LeaseKeepAliveRequest(ID=lease_id))
+        result: dict[int, int] = {}
+        while len(result) < len(ids):
+            response = await stream.receive()
+            result[int(response.ID)] = int(response.TTL)
+        return result
+
+    # -- Watch ---------------------------------------------------------------------------------
+    def watch(
+        self,
+        key: bytes,
+        range_end: bytes | None,
+        *,
+        start_revision: int,
+        prev_kv: bool = False,
+        progress_notify: bool = False,
+    ) -> Watch:
+        """``async with client.watch(k, end, start_revision=r) as batches: async for b in ...``
+
+        Entering waits until etcd has created the watch. Iterating yields ``WatchBatch``es in
+        revision order, without gaps: a broken stream is re-established transparently (on the
+        next endpoint, for up to ``reconnect_timeout`` s, else ``EtcdUnavailable``) from the
+        revision after the last one delivered. ``CompactedError`` if that revision has been
+        compacted. ``start_revision=0`` means "from now on".
+        """
+        return Watch(
+            self,
+            key,
+            range_end,
+            start_revision=start_revision,
+            prev_kv=prev_kv,
+            progress_notify=progress_notify,
+        )
