@@ -1,0 +1,3 @@
+from zetcd.cli import main
+
+main()

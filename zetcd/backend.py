@@ -1,0 +1,68 @@
+"""The one interface every backend implements (design.md, "Layers").
+
+The server decodes frames and hands each connection's requests, in order, to a backend session;
+the etcd emulation, the bridge to a real ZooKeeper and the cross-checker all implement it, and the
+cross-checker composes two others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from zetcd.proto.records import ConnectRequest, ConnectResponse, RequestHeader
+
+
+class DropConnection(Exception):
+    """Raised by a backend to close the connection without a reply, as when a ZooKeeper server
+    is cut off from its ensemble: the client sees ConnectionLoss and retries elsewhere."""
+
+
+class Outbox(Protocol):
+    """Where a backend sends what goes to one client connection, in order."""
+
+    peer_host: str
+
+    def notify(self, event_type: int, path: str) -> None:
+        """Queue a watch notification (state SyncConnected)."""
+
+    def close(self) -> None:
+        """Ask for the connection to be closed once what is queued has been sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    xid: int
+    zxid: int
+    err: int
+    body: object | None = None
+    close: bool = False  # close the connection after sending this reply
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A connect request's outcome: the response to send (None: close without one)."""
+
+    response: ConnectResponse | None
+    session: Session | None
+
+
+class Session(Protocol):
+    session_id: int
+
+    async def handle(self, header: RequestHeader, body: object | None) -> Reply:
+        """Serve one request; called sequentially per connection, in request order."""
+        ...
+
+    async def malformed(self, xid: int, opcode: int) -> Reply:
+        """A request whose body did not decode: ZooKeeper answers MarshallingError (a write
+        still spends a zxid) and keeps the connection."""
+        ...
+
+    async def detach(self) -> None:
+        """The connection is gone without closeSession: the session lives on until it expires."""
+        ...
+
+
+class Backend(Protocol):
+    async def connect(self, request: ConnectRequest, outbox: Outbox) -> Accepted: ...

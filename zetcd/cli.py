@@ -1,0 +1,186 @@
+"""The ``zetcd`` command: all wiring happens here."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import trio
+import typer
+
+from zetcd import __version__
+
+app = typer.Typer(add_completion=False, no_args_is_help=False, rich_markup_mode=None)
+log = logging.getLogger("zetcd")
+
+# Go zetcd spellings (single dash), rewritten to ours so existing scripts keep working
+GO_FLAGS = {
+    "-zkaddr": "--zkaddr",
+    "-endpoints": "--endpoints",
+    "-logtostderr": "--logtostderr",
+    "-debug-zkbridge": "--debug-zkbridge",
+    "-debug-oracle": "--debug-oracle",
+}
+
+
+def translate_go_flags(argv: list[str]) -> list[str]:
+    out = []
+    for arg in argv:
+        name, eq, value = arg.partition("=")
+        if name in GO_FLAGS:
+            arg = GO_FLAGS[name] + eq + value
+        out.append(arg)
+    return out
+
+
+def parse_hostport(text: str, default_port: int) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        return text, default_port
+    try:
+        p = int(port)
+    except ValueError:
+        raise typer.BadParameter(f"bad port in {text!r}") from None
+    if not 0 <= p <= 65535:
+        raise typer.BadParameter(f"port out of range in {text!r}")
+    return host.strip("[]") or "127.0.0.1", p
+
+
+def parse_endpoints(text: str) -> list[str]:
+    eps = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "://" not in part:
+            part = "http://" + part
+        eps.append(part)
+    if not eps:
+        raise typer.BadParameter("no endpoint given")
+    return eps
+
+
+@app.callback(invoke_without_command=True)
+def main_command(
+    ctx: typer.Context,
+    zkaddr: Annotated[
+        str, typer.Option(help="Address to serve the ZooKeeper protocol on.")
+    ] = "127.0.0.1:2181",
+    endpoints: Annotated[
+        str | None,
+        typer.Option(
+            help="etcd endpoints, comma separated (http://host:port or host:port). "
+            "Without it zetcd starts and owns a local etcd."
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Data directory of the embedded etcd.")
+    ] = None,
+    etcd_binary: Annotated[
+        str | None, typer.Option(help="etcd binary for the embedded etcd.")
+    ] = None,
+    prefix: Annotated[str, typer.Option(help="etcd key prefix that holds the tree.")] = "/zetcd/",
+    tick_time: Annotated[
+        int, typer.Option(help="ZooKeeper tickTime in ms (session timeouts are 2..20 ticks).")
+    ] = 2000,
+    min_session_timeout: Annotated[
+        int, typer.Option(help="Minimum session timeout in ms (0: 2 x tickTime).")
+    ] = 0,
+    max_session_timeout: Annotated[
+        int, typer.Option(help="Maximum session timeout in ms (0: 20 x tickTime).")
+    ] = 0,
+    max_packet: Annotated[
+        int, typer.Option(help="Largest accepted frame in bytes (ZooKeeper's jute.maxbuffer).")
+    ] = 0xFFFFF,
+    four_letter_words: Annotated[
+        str,
+        typer.Option(
+            "--4lw-whitelist",
+            help="Four-letter words to answer, comma separated, or * for all "
+            "(ZooKeeper's 4lw.commands.whitelist; its default is srvr).",
+        ),
+    ] = "srvr",
+    container_check_interval: Annotated[
+        int,
+        typer.Option(
+            help="How often (ms) to delete empty containers and expired TTL nodes "
+            "(ZooKeeper's znode.container.checkIntervalMs)."
+        ),
+    ] = 60000,
+    super_digest: Annotated[
+        str | None,
+        typer.Option(
+            help="A digest id (user:base64(sha1(user:password))) whose session may do "
+            "anything, as ZooKeeper's DigestAuthenticationProvider.superDigest."
+        ),
+    ] = None,
+    logtostderr: Annotated[
+        bool, typer.Option(help="Accepted for Go zetcd compatibility; logs always go to stderr.")
+    ] = True,
+    v: Annotated[int, typer.Option("-v", help="Verbosity: 0 warnings, 1 info, 2 debug.")] = 1,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    """zetcd: a ZooKeeper server whose tree lives in etcd."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if version:
+        typer.echo(f"zetcd {__version__}")
+        raise typer.Exit()
+    logging.basicConfig(
+        level=logging.WARNING if v <= 0 else logging.INFO if v == 1 else logging.DEBUG,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from zetcd.emulation.backend import Options
+    from zetcd.emulation.sessions import SessionLimits
+    from zetcd.runner import RunConfig, run
+
+    host, port = parse_hostport(zkaddr, 2181)
+    if tick_time <= 0:
+        raise typer.BadParameter("--tick-time must be positive")
+    if super_digest is not None and super_digest.count(":") != 1:
+        raise typer.BadParameter("--super-digest must look like user:base64(sha1(user:password))")
+    if container_check_interval <= 0:
+        raise typer.BadParameter("--container-check-interval must be positive")
+    words = (
+        None
+        if four_letter_words.strip() == "*"
+        else frozenset(w.strip() for w in four_letter_words.split(",") if w.strip())
+    )
+    config = RunConfig(
+        host=host,
+        port=port,
+        endpoints=parse_endpoints(endpoints) if endpoints else None,
+        data_dir=data_dir,
+        etcd_binary=etcd_binary,
+        options=Options(
+            prefix=prefix.encode(),
+            limits=SessionLimits(tick_time, min_session_timeout, max_session_timeout),
+            container_check_interval=container_check_interval,
+            super_digest=super_digest,
+        ),
+        max_packet=max_packet,
+        four_letter_words=words,
+    )
+    from zetcd.embedded import EmbeddedEtcdError
+    from zetcd.etcd import EtcdUnavailable
+
+    try:
+        trio.run(run, config)
+    except EmbeddedEtcdError as e:
+        typer.echo(f"zetcd: {e}", err=True)
+        raise typer.Exit(2) from None
+    except EtcdUnavailable as e:
+        typer.echo(f"zetcd: etcd unreachable: {e}", err=True)
+        raise typer.Exit(2) from None
+    except OSError as e:
+        typer.echo(f"zetcd: {e}", err=True)
+        raise typer.Exit(2) from None
+
+
+def main() -> None:
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL) if hasattr(signal, "SIGPIPE") else None
+    app(args=translate_go_flags(sys.argv[1:]), prog_name="zetcd")

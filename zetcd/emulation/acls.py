@@ -1,0 +1,135 @@
+"""ACL validation as ZooKeeper's PrepRequestProcessor.fixupACL does it, and digest ids.
+
+Schemes known to a stock ZooKeeper 3.8 server: ``world`` (only ``anyone``), ``auth`` (replaced by
+the session's authenticated ids), ``digest`` (``user:base64(sha1(user:password))``) and ``ip``
+(an address with an optional prefix length). Anything else is InvalidACL.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+
+from zetcd.emulation.errors import OpError
+from zetcd.proto.constants import Err
+from zetcd.proto.records import ACL, Id
+
+# schemes whose ids an ``auth`` ACL expands to (ip ids are not "authenticated" ids)
+AUTHENTICATED_SCHEMES = frozenset(("digest", "sasl", "x509"))
+
+
+def digest_id(user_password: str) -> str:
+    """The id stored for ``digest`` auth: ``user:base64(sha1("user:password"))``."""
+    user = user_password.split(":", 1)[0]
+    sha = hashlib.sha1(user_password.encode()).digest()
+    return f"{user}:{base64.b64encode(sha).decode()}"
+
+
+def _java_split_count(text: str, sep: str) -> int:
+    """len(text.split(sep)) as Java counts it: trailing empty strings are dropped."""
+    parts = text.split(sep)
+    while len(parts) > 1 and parts[-1] == "":
+        parts.pop()
+    if parts == [""]:
+        return 1
+    return len(parts)
+
+
+def valid_ip_id(ident: str) -> bool:
+    addr, _, bits = ident.partition("/")
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return False
+    if not bits and "/" not in ident:
+        return True
+    if not bits.lstrip("-").isdigit():
+        return False
+    n = int(bits)
+    return 0 <= n <= ip.max_prefixlen
+
+
+def valid_id(scheme: str, ident: str) -> bool:
+    if scheme == "digest":
+        return _java_split_count(ident, ":") == 2
+    if scheme == "ip":
+        return valid_ip_id(ident)
+    return False
+
+
+def fixup(acl: tuple[ACL, ...] | None, auth: tuple[tuple[str, str], ...]) -> tuple[ACL, ...]:
+    """Validate and expand an ACL list; raise OpError(InvalidACL) like ZooKeeper."""
+    if not acl:
+        raise OpError(Err.INVALID_ACL)
+    uniq: list[ACL] = []
+    for a in acl:
+        if a not in uniq:
+            uniq.append(a)
+    out: list[ACL] = []
+    for a in uniq:
+        scheme, ident = a.id.scheme, a.id.id
+        if scheme is None:
+            raise OpError(Err.INVALID_ACL)
+        if scheme == "world" and ident == "anyone":
+            out.append(a)
+        elif scheme == "auth":
+            found = False
+            for s, i in auth:
+                if s in AUTHENTICATED_SCHEMES:
+                    found = True
+                    out.append(ACL(a.perms, Id(s, i)))
+            if not found:
+                raise OpError(Err.INVALID_ACL)
+        else:
+            if ident is None or not valid_id(scheme, ident):
+                raise OpError(Err.INVALID_ACL)
+            out.append(a)
+    return tuple(out)
+
+
+def _ip_matches(client: str, expr: str) -> bool:
+    addr, _, bits = expr.partition("/")
+    try:
+        net = ipaddress.ip_network(f"{addr}/{bits}" if bits else addr, strict=False)
+        ip = ipaddress.ip_address(client)
+    except ValueError:
+        return False
+    return ip.version == net.version and ip in net
+
+
+def allowed(acl: tuple[ACL, ...], perm: int, auth: tuple[tuple[str, str], ...]) -> bool:
+    """ZooKeeper's checkACL: does any ACL entry with a ``perm`` bit match the session's ids?"""
+    if not acl:
+        return True
+    if any(s == "super" for s, _ in auth):
+        return True
+    for a in acl:
+        if not a.perms & perm:
+            continue
+        acl_scheme, acl_id = a.id.scheme, a.id.id
+        if acl_scheme == "world" and acl_id == "anyone":
+            return True
+        for s, i in auth:
+            if s != acl_scheme or acl_id is None:
+                continue
+            if s == "digest" and i == acl_id:
+                return True
+            if s == "ip" and _ip_matches(i, acl_id):
+                return True
+    return False
+
+
+def check(acl: tuple[ACL, ...], perm: int, auth: tuple[tuple[str, str], ...]) -> None:
+    if not allowed(acl, perm, auth):
+        raise OpError(Err.NO_AUTH)
+
+
+def masked(acl: tuple[ACL, ...]) -> tuple[ACL, ...]:
+    """What getACL shows a session without ADMIN: digest ids as ``user:x``."""
+    return tuple(
+        ACL(a.perms, Id(a.id.scheme, (a.id.id or "").split(":", 1)[0] + ":x"))
+        if a.id.scheme == "digest"
+        else a
+        for a in acl
+    )

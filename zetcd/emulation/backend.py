@@ -1,0 +1,301 @@
+"""The etcd emulation backend: ZooKeeper sessions and requests served from the mirror and etcd."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import trio
+
+from zetcd.backend import Accepted, DropConnection, Outbox, Reply
+from zetcd.emulation import plans
+from zetcd.emulation.layout import Layout, SessionValue
+from zetcd.emulation.mirror import Mirror
+from zetcd.emulation.reads import READS
+from zetcd.emulation.scratch import EtcdTxn
+from zetcd.emulation.sessions import (
+    SessionKeeper,
+    SessionLimits,
+    SessionStore,
+    lease_ttl,
+    watch_session_ends,
+)
+from zetcd.etcd import (
+    EtcdClient,
+    EtcdUnavailable,
+    compare_create,
+    compare_mod,
+    op_delete,
+    op_put,
+)
+from zetcd.proto.constants import PING_XID, Err, OpCode
+from zetcd.proto.records import (
+    ConnectRequest,
+    ConnectResponse,
+    MultiResponse,
+    RequestHeader,
+    SyncResponse,
+)
+
+log = logging.getLogger(__name__)
+
+EXPIRED_PASSWD = bytes(16)
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    prefix: bytes = b"/zetcd/"
+    limits: SessionLimits = field(default_factory=SessionLimits)
+    ttl_enabled: bool = True
+    # ZooKeeper's znode.container.checkIntervalMs: how often empty containers and expired
+    # TTL nodes are looked for
+    container_check_interval: int = 60000
+    # ZooKeeper's zookeeper.DigestAuthenticationProvider.superDigest: "super:<base64 sha1>"; a
+    # session that authenticates with a matching digest may do anything
+    super_digest: str | None = None
+
+
+def _to_pb(txn: EtcdTxn) -> tuple[list[object], list[object]]:
+    compares = [
+        compare_create(k, "=", v) if target == "create" else compare_mod(k, "=", v)
+        for (k, target), v in txn.compares.items()
+    ]
+    ops = [op_put(k, v, lease) if kind == "put" else op_delete(k) for kind, k, v, lease in txn.ops]
+    return compares, ops
+
+
+class EtcdBackend:
+    def __init__(self, client: EtcdClient, options: Options = Options()) -> None:
+        self.client = client
+        self.options = options
+        self.layout = Layout(options.prefix)
+        self.mirror = Mirror(client, self.layout)
+        self.keeper = SessionKeeper(client)
+        self.store = SessionStore(client, self.mirror)
+        self.local: dict[int, EtcdSession] = {}  # sessions attached to this process
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.mirror.run)
+            nursery.start_soon(self.keeper.run)
+            nursery.start_soon(self._container_manager)
+            watch_session_ends(self.mirror, nursery, self._session_ended, self._clean_up)
+            task_status.started()
+
+    # ------------------------------------------------------------------ sessions
+    def _session_ended(self, session_id: int) -> None:
+        s = self.local.pop(session_id, None)
+        if s is not None:
+            s.expired()
+
+    async def _clean_up(self, session_id: int) -> None:
+        try:
+            await self.execute(
+                lambda: plans.plan_end_session(
+                    self.mirror.tree, self._ctx(session_id), session_id, False
+                )
+            )
+        except EtcdUnavailable:
+            log.warning("etcd unavailable: ephemerals of session 0x%x left for later", session_id)
+
+    async def _container_manager(self) -> None:
+        """Delete empty containers and expired TTL nodes, as ZooKeeper's ContainerManager.
+        Every zetcd runs one; the deletes are guarded, so doing one twice is harmless."""
+        while True:
+            await trio.sleep(self.options.container_check_interval / 1000)
+            now = int(time.time() * 1000)
+            for path in plans.container_candidates(self.mirror.tree, now):
+                try:
+                    await self.execute(partial(self._plan_delete_container, path))
+                except EtcdUnavailable:
+                    log.warning("etcd unavailable: container clean-up postponed")
+                    break
+
+    def _plan_delete_container(self, path: str) -> plans.Plan:
+        return plans.plan_delete_container(self.mirror.tree, self._ctx(0), path)
+
+    def _ctx(self, session_id: int, auth: tuple[tuple[str, str], ...] = ()) -> plans.Ctx:
+        return plans.Ctx(session_id, int(time.time() * 1000), auth, self.options.ttl_enabled)
+
+    async def connect(self, request: ConnectRequest, outbox: Outbox) -> Accepted:
+        try:
+            return await self._connect(request, outbox)
+        except EtcdUnavailable:
+            log.warning("etcd unavailable: refusing a connection")
+            raise DropConnection() from None
+
+    async def _connect(self, request: ConnectRequest, outbox: Outbox) -> Accepted:
+        mirror = self.mirror
+        # zxids are etcd revisions: the client has seen nothing the mirror lacks once the
+        # mirror has applied its lastZxidSeen
+        if request.lastZxidSeen > mirror.revision:
+            await mirror.catch_up()
+            if request.lastZxidSeen > mirror.revision:
+                log.info(
+                    "refusing a client that has seen zxid 0x%x, ahead of 0x%x",
+                    request.lastZxidSeen,
+                    mirror.revision,
+                )
+                return Accepted(None, None)
+        timeout = self.options.limits.negotiate(request.timeOut)
+        ro = request.readOnly
+        if request.sessionId == 0:
+            sid, passwd = await self.store.create(timeout)
+            auth: tuple[tuple[str, str], ...] = ()
+        else:
+            sid = request.sessionId
+            entry = mirror.tree.sessions.get(sid)
+            if entry is None:
+                await mirror.catch_up()
+                entry = mirror.tree.sessions.get(sid)
+            if entry is None or entry.value.passwd != (request.passwd or b""):
+                return Accepted(ConnectResponse(0, 0, 0, EXPIRED_PASSWD, ro), None)
+            passwd = entry.value.passwd
+            auth = entry.value.auth
+            old = self.local.pop(sid, None)
+            if old is not None:
+                old.outbox.close()
+                self.mirror.watches.drop_watcher(old)
+        session = EtcdSession(self, sid, passwd, timeout, auth, outbox)
+        self.local[sid] = session
+        self.keeper.attach(sid, lease_ttl(timeout), session.expired)
+        return Accepted(ConnectResponse(0, timeout, sid, passwd, ro), session)
+
+    # ------------------------------------------------------------------ writes
+    async def execute(self, make_plan: Callable[[], plans.Plan]) -> tuple[int, int, object]:
+        """Plan against the mirror, commit, and retry when etcd moved on meanwhile.
+
+        Returns (zxid, err, response) once the mirror has applied the commit, so the session
+        reads its own write and has had the notifications it triggered.
+        """
+        mirror = self.mirror
+        while True:
+            plan = make_plan()
+            compares, ops = _to_pb(plan.txn)
+            resp = await self.client.txn(compares, ops, [])
+            revision = resp.header.revision
+            await mirror.wait_for(revision)
+            if resp.succeeded:
+                return revision, plan.err, plan.build(revision)
+
+
+class EtcdSession:
+    def __init__(
+        self,
+        backend: EtcdBackend,
+        session_id: int,
+        passwd: bytes,
+        timeout: int,
+        auth: tuple[tuple[str, str], ...],
+        outbox: Outbox,
+    ) -> None:
+        self.backend = backend
+        self.mirror = backend.mirror
+        self.session_id = session_id
+        self.passwd = passwd
+        self.timeout = timeout
+        self.auth = auth  # ids added by addAuth (kept in the session record)
+        self.outbox = outbox
+        self.auth_ids = (("ip", outbox.peer_host), *auth)  # what ACL checks see
+        self.closed = False
+
+    def add_auth(self, ident: tuple[str, str]) -> None:
+        self.auth = (*self.auth, ident)
+        self.auth_ids = (*self.auth_ids, ident)
+
+    # a session is the watcher of its watches
+    def notify(self, event_type: int, path: str) -> None:
+        self.outbox.notify(event_type, path)
+
+    def expired(self) -> None:
+        self.mirror.watches.drop_watcher(self)
+        self.outbox.close()
+
+    async def detach(self) -> None:
+        self.mirror.watches.drop_watcher(self)
+        if self.backend.local.get(self.session_id) is self:
+            del self.backend.local[self.session_id]
+            if not self.closed:
+                await self.backend.keeper.detach(self.session_id)
+
+    async def malformed(self, xid: int, opcode: int) -> Reply:
+        if opcode in plans.OPS or opcode == OpCode.MULTI:
+            try:
+                zxid, _, _ = await self.backend.execute(lambda: plans.plan_error(self.mirror.tree))
+            except EtcdUnavailable:
+                raise DropConnection() from None
+            return Reply(xid, zxid, Err.MARSHALLING_ERROR)
+        if opcode == OpCode.MULTI_READ:
+            # ZooKeeper still writes the (empty) result list after the error header
+            return Reply(xid, self.mirror.last_zxid, Err.MARSHALLING_ERROR, MultiResponse(()))
+        return Reply(xid, self.mirror.last_zxid, Err.MARSHALLING_ERROR)
+
+    async def _save_auth(self) -> None:
+        """Auth ids belong to the session record, so a resumed session keeps its identity."""
+        entry = self.mirror.tree.sessions.get(self.session_id)
+        if entry is None or entry.value.auth == self.auth:
+            return
+        value = SessionValue(entry.value.passwd, entry.value.timeout, self.auth)
+        try:
+            await self.backend.client.put(
+                self.mirror.layout.session(self.session_id), value.encode(), lease=entry.lease
+            )
+        except EtcdUnavailable:
+            raise DropConnection() from None
+
+    def ctx(self) -> plans.Ctx:
+        return self.backend._ctx(self.session_id, self.auth_ids)
+
+    async def handle(self, header: RequestHeader, body: object | None) -> Reply:
+        op = header.type
+        xid = header.xid
+        req: Any = body
+        read = READS.get(op)
+        if read is not None:
+            err, resp = read(self, body)
+            if op == OpCode.PING:
+                return Reply(PING_XID, self.mirror.last_zxid, 0)
+            if op == OpCode.AUTH:
+                # auth replies carry zxid 0; a failed auth ends the connection
+                if err == 0:
+                    await self._save_auth()
+                return Reply(xid, 0, err, None, close=err != 0)
+            return Reply(xid, self.mirror.last_zxid, err, resp)
+        b = self.backend
+        tree = self.mirror.tree
+        try:
+            if op in plans.OPS:
+                zxid, err, resp = await b.execute(
+                    lambda: plans.plan_write(tree, self.ctx(), op, body)
+                )
+            elif op == OpCode.MULTI:
+                ops = req.ops
+                zxid, err, resp = await b.execute(lambda: plans.plan_multi(tree, self.ctx(), ops))
+            elif op == OpCode.SYNC:
+                zxid = await self.mirror.catch_up()
+                return Reply(xid, zxid, 0, _sync_response(body))
+            elif op == OpCode.CLOSE_SESSION:
+                # detach first: the record's deletion must not read as an expiry of this session
+                self.closed = True
+                if b.local.get(self.session_id) is self:
+                    del b.local[self.session_id]
+                b.keeper.forget(self.session_id)
+                zxid, err, resp = await b.execute(
+                    lambda: plans.plan_end_session(tree, self.ctx(), self.session_id, True)
+                )
+                await b.client.lease_revoke(self.session_id)
+                return Reply(xid, zxid, 0, None, close=True)
+            else:
+                return Reply(xid, -1, Err.UNIMPLEMENTED, None, close=True)
+        except EtcdUnavailable:
+            log.warning("etcd unavailable: closing the connection of session 0x%x", self.session_id)
+            raise DropConnection() from None
+        return Reply(xid, zxid, err, resp if err == 0 else None)
+
+
+def _sync_response(body: Any) -> SyncResponse:
+    return SyncResponse(body.path)

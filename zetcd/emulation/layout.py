@@ -1,0 +1,221 @@
+"""How the ZooKeeper tree is laid out in etcd, and how values are encoded.
+
+Theory of operation
+-------------------
+Every key lives under one prefix P (``--prefix``, default ``/zetcd/``). A znode at path X owns up
+to four keys, each written only by the operations that change what it holds, so that etcd's own
+per-key revisions carry the Stat's zxids:
+
+=============  ===========================================  =====================================
+key            value                                        Stat fields it gives
+=============  ===========================================  =====================================
+P d X          version, czxid mode, times, owner, data      czxid (create_revision), mzxid
+                                                            (mod_revision), version, ctime, mtime,
+                                                            ephemeralOwner, dataLength
+P c X          empty                                        pzxid (mod_revision), cversion
+                                                            (etcd version - 1 + adjustment)
+P a X          aversion, ACL list                           aversion
+P x X          cversion adjustment (only when needed)       (see below)
+=============  ===========================================  =====================================
+
+Creating or deleting a child puts the parent's ``c`` key with no compare, so concurrent creates
+under one parent never conflict: etcd's version counter counts them. A transaction can put a key
+only once, so when one multi changes a parent's children k times the ``x`` key records the k - 1
+that etcd's counter did not see (written with a compare, since it is read-modify-write).
+
+Sessions are ``P s/<id as 16 hex digits>`` attached to the session's lease. ``P !bump`` is put by
+a failed write so that it consumes a zxid as on ZooKeeper, and ``P !log`` carries the exact
+ZooKeeper-level event sequence of a multi (etcd shows only each key's final state).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+
+from zetcd.proto.records import ACL, Id
+
+KIND_DATA = ord("d")
+KIND_CHILDREN = ord("c")
+KIND_ACL = ord("a")
+KIND_ADJUST = ord("x")
+KIND_SESSION = ord("s")
+KIND_SPECIAL = ord("!")
+
+# czxid modes stored in the data value
+CZXID_FROM_CREATE = 0  # etcd create_revision of the data key
+CZXID_FROM_MOD = -1  # this put's mod_revision (node re-created inside one transaction)
+CZXID_ZERO = -2  # a node that exists from the start (/, /zookeeper, ...): ZooKeeper says 0
+
+# node kinds
+NODE_PLAIN = 0
+NODE_CONTAINER = 1
+NODE_TTL = 2
+
+# ephemeralOwner values ZooKeeper uses for its extended node types
+CONTAINER_OWNER = -(1 << 63)
+TTL_OWNER_BASE = -(1 << 56)  # 0xFF00000000000000 as a signed long
+
+
+def is_extended_owner(owner: int) -> bool:
+    """A container or TTL node."""
+    return owner == CONTAINER_OWNER or (owner >> 56) == -1
+
+
+def ttl_of(owner: int) -> int:
+    """The TTL in ms of a TTL node's ephemeralOwner (0 for anything else)."""
+    return owner & 0xFFFFFFFFFF if (owner >> 56) == -1 and owner != CONTAINER_OWNER else 0
+
+
+def is_session_owner(owner: int) -> bool:
+    """An ephemeralOwner that names a session (not 0, a container or a TTL node)."""
+    return owner != 0 and owner != CONTAINER_OWNER and (owner >> 56) != -1
+
+
+# flags
+FLAG_MZXID_ZERO = 1  # bootstrap node never modified: mzxid 0
+FLAG_PZXID_ZERO = 2  # bootstrap node whose children never changed: pzxid 0
+FLAG_NULL_DATA = 4  # the data is null (not empty): getData returns a null buffer
+
+_DATA_HEAD = struct.Struct(">iqqqqBBq")  # version czxid ctime mtime owner kind flags ttl
+_INT = struct.Struct(">i")
+_LONG = struct.Struct(">q")
+_ACL_HEAD = struct.Struct(">iH")
+
+
+@dataclass(frozen=True, slots=True)
+class DataValue:
+    version: int
+    czxid_mode: int
+    ctime: int
+    mtime: int
+    owner: int
+    kind: int
+    flags: int
+    ttl: int
+    data: bytes
+
+    def encode(self) -> bytes:
+        return (
+            _DATA_HEAD.pack(
+                self.version,
+                self.czxid_mode,
+                self.ctime,
+                self.mtime,
+                self.owner,
+                self.kind,
+                self.flags,
+                self.ttl,
+            )
+            + self.data
+        )
+
+
+def decode_data_value(raw: bytes) -> DataValue:
+    v, cz, ct, mt, owner, kind, flags, ttl = _DATA_HEAD.unpack_from(raw)
+    return DataValue(v, cz, ct, mt, owner, kind, flags, ttl, raw[_DATA_HEAD.size :])
+
+
+def encode_acl_value(aversion: int, acl: tuple[ACL, ...]) -> bytes:
+    out = bytearray(_INT.pack(aversion))
+    out += _INT.pack(len(acl))
+    for a in acl:
+        scheme = (a.id.scheme or "").encode()
+        ident = (a.id.id or "").encode()
+        out += _ACL_HEAD.pack(a.perms, len(scheme))
+        out += scheme
+        out += struct.pack(">H", len(ident))
+        out += ident
+    return bytes(out)
+
+
+def decode_acl_value(raw: bytes) -> tuple[int, tuple[ACL, ...]]:
+    (aversion,) = _INT.unpack_from(raw, 0)
+    (count,) = _INT.unpack_from(raw, 4)
+    pos = 8
+    acl = []
+    for _ in range(count):
+        perms, slen = _ACL_HEAD.unpack_from(raw, pos)
+        pos += _ACL_HEAD.size
+        scheme = raw[pos : pos + slen].decode()
+        pos += slen
+        (ilen,) = struct.unpack_from(">H", raw, pos)
+        pos += 2
+        ident = raw[pos : pos + ilen].decode()
+        pos += ilen
+        acl.append(ACL(perms, Id(scheme, ident)))
+    return aversion, tuple(acl)
+
+
+def encode_adjust_value(cadj: int) -> bytes:
+    return _LONG.pack(cadj)
+
+
+def decode_adjust_value(raw: bytes) -> int:
+    return int(_LONG.unpack_from(raw)[0])
+
+
+@dataclass(frozen=True, slots=True)
+class SessionValue:
+    """The session record: what any zetcd needs to resume the session."""
+
+    passwd: bytes
+    timeout: int
+    auth: tuple[tuple[str, str], ...] = ()
+
+    def encode(self) -> bytes:
+        return json.dumps(
+            {"p": self.passwd.hex(), "t": self.timeout, "a": [list(a) for a in self.auth]},
+            separators=(",", ":"),
+        ).encode()
+
+
+def decode_session_value(raw: bytes) -> SessionValue:
+    obj = json.loads(raw)
+    return SessionValue(
+        bytes.fromhex(obj["p"]), int(obj["t"]), tuple((s, i) for s, i in obj.get("a", ()))
+    )
+
+
+class Layout:
+    """Key names under one prefix."""
+
+    __slots__ = ("bump", "log", "plen", "prefix", "session_prefix")
+
+    def __init__(self, prefix: bytes = b"/zetcd/") -> None:
+        self.prefix = prefix
+        self.plen = len(prefix)
+        self.bump = prefix + b"!bump"
+        self.log = prefix + b"!log"
+        self.session_prefix = prefix + b"s/"
+
+    def data(self, path: str) -> bytes:
+        return self.prefix + b"d" + path.encode()
+
+    def children(self, path: str) -> bytes:
+        return self.prefix + b"c" + path.encode()
+
+    def acl(self, path: str) -> bytes:
+        return self.prefix + b"a" + path.encode()
+
+    def adjust(self, path: str) -> bytes:
+        return self.prefix + b"x" + path.encode()
+
+    def session(self, session_id: int) -> bytes:
+        return self.session_prefix + b"%016x" % (session_id & 0xFFFFFFFFFFFFFFFF)
+
+    def node_keys(self, path: str) -> tuple[bytes, bytes, bytes, bytes]:
+        return self.data(path), self.children(path), self.acl(path), self.adjust(path)
+
+    def split(self, key: bytes) -> tuple[int, str]:
+        """(kind byte, path or session hex) of a key under the prefix."""
+        kind = key[self.plen]
+        if kind == KIND_SESSION:
+            return kind, key[self.plen + 2 :].decode()
+        return kind, key[self.plen + 1 :].decode()
+
+
+def session_id_from_hex(text: str) -> int:
+    sid = int(text, 16)
+    return sid - (1 << 64) if sid >= 1 << 63 else sid

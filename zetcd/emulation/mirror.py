@@ -1,0 +1,166 @@
+"""The watch-fed mirror: this process's copy of the ZooKeeper tree (design.md, "Reads").
+
+Theory of operation: at start the whole prefix is read at one revision R, then one etcd watch
+from R+1 feeds every change. Each revision is applied to the tree as a unit; then, in this order
+and synchronously, the watch manager fires the ZooKeeper events that revision amounts to, session
+listeners hear about ended sessions, and tasks waiting for that revision wake. Because all of it
+happens in one trio task, a notification always reaches a session's outgoing queue before the
+reply of any request that could observe the change.
+
+``last_zxid`` is the revision of the last change that ZooKeeper would count as a transaction; the
+``!sync`` key that ``sync`` writes to learn how far etcd has got is not one of them.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+from collections.abc import Callable
+from itertools import groupby
+from typing import Any
+
+import trio
+
+from zetcd.emulation import layout as L
+from zetcd.emulation.tree import Applied, Tree
+from zetcd.emulation.watches import WatchManager
+from zetcd.etcd import EtcdClient, compare_create, op_put, prefix_end
+from zetcd.proto.records import ACL, Id
+
+log = logging.getLogger(__name__)
+
+OPEN_ACL = (ACL(31, Id("world", "anyone")),)
+READ_ACL = (ACL(1, Id("world", "anyone")),)
+
+# The nodes a fresh ZooKeeper 3.8 standalone server has: (path, data, acl, aversion, cversion).
+# Their children were added without a create txn, so the cversion clients see (2 x stored -
+# numChildren) starts negative; /zookeeper/config's ACL was set once at start-up.
+BOOTSTRAP: tuple[tuple[str, bytes, tuple[ACL, ...], int, int], ...] = (
+    ("/", b"", OPEN_ACL, 0, -1),
+    ("/zookeeper", b"", OPEN_ACL, 0, -2),
+    ("/zookeeper/config", b"", READ_ACL, -1, 0),
+    ("/zookeeper/quota", b"", OPEN_ACL, 0, 0),
+)
+
+PAGE = 5000
+
+
+class Mirror:
+    def __init__(self, client: EtcdClient, layout: L.Layout) -> None:
+        self.client = client
+        self.layout = layout
+        self.tree = Tree(layout)
+        self.watches = WatchManager()
+        self.last_zxid = 0
+        self.sync_key = layout.prefix + b"!sync"
+        self._waiters: list[tuple[int, int, trio.Event]] = []
+        self._seq = itertools.count()
+        self.session_listeners: list[Callable[[Applied], None]] = []
+        self.ready = trio.Event()
+        self.failed: BaseException | None = None
+
+    @property
+    def revision(self) -> int:
+        return self.tree.revision
+
+    # ------------------------------------------------------------------ start-up
+    async def bootstrap(self) -> None:
+        """Create the nodes every ZooKeeper has, once per etcd prefix."""
+        lay = self.layout
+        ops = []
+        for path, data, acl, aversion, cversion in BOOTSTRAP:
+            value = L.DataValue(
+                0,
+                L.CZXID_ZERO,
+                0,
+                0,
+                0,
+                L.NODE_PLAIN,
+                L.FLAG_MZXID_ZERO | L.FLAG_PZXID_ZERO,
+                0,
+                data,
+            )
+            ops.append(op_put(lay.data(path), value.encode()))
+            ops.append(op_put(lay.children(path), b""))
+            ops.append(op_put(lay.acl(path), L.encode_acl_value(aversion, acl)))
+            if cversion:
+                ops.append(op_put(lay.adjust(path), L.encode_adjust_value(cversion)))
+        await self.client.txn([compare_create(lay.data("/"), "=", 0)], ops, [])
+
+    async def load(self) -> None:
+        start = self.layout.prefix
+        end = prefix_end(start)
+        first = await self.client.range(start, end, limit=PAGE)
+        revision = first.header.revision
+        kvs = list(first.kvs)
+        more = first.more
+        while more:
+            nxt = kvs[-1].key + b"\0"
+            page = await self.client.range(nxt, end, revision=revision, limit=PAGE)
+            kvs.extend(page.kvs)
+            more = page.more
+        self.tree.load(kvs, revision)
+        # an upper bound of every zxid issued so far (deletions leave no key behind)
+        self.last_zxid = revision
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Bootstrap, load, then follow the watch until cancelled."""
+        await self.bootstrap()
+        await self.load()
+        self.ready.set()
+        task_status.started()
+        start = self.layout.prefix
+        try:
+            async with self.client.watch(
+                start, prefix_end(start), start_revision=self.tree.revision + 1
+            ) as batches:
+                async for batch in batches:
+                    self._apply_batch(batch.events)
+        except BaseException as exc:
+            self.failed = exc
+            raise
+
+    def _apply_batch(self, events: list[object]) -> None:
+        for rev, group in groupby(events, key=lambda e: e.kv.mod_revision):  # type: ignore[attr-defined]
+            self.apply_revision(rev, list(group))
+
+    def apply_revision(self, revision: int, events: list[object]) -> None:
+        applied = self.tree.apply(revision, events)
+        if any(self._is_txn(e) for e in events):
+            self.last_zxid = revision
+        if applied.changes:
+            self.watches.trigger(applied.changes)
+        if applied.sessions_ended or applied.sessions_started:
+            for listener in self.session_listeners:
+                listener(applied)
+        w = self._waiters
+        while w and w[0][0] <= revision:
+            heapq.heappop(w)[2].set()
+
+    def _is_txn(self, event: Any) -> bool:
+        """Would ZooKeeper have spent a zxid on this change? Not on sync, nor on saving a
+        session's auth ids (version > 1 of its record)."""
+        kv = event.kv
+        if kv.key == self.sync_key:
+            return False
+        return not (
+            kv.key.startswith(self.layout.session_prefix) and event.type == 0 and kv.version > 1
+        )
+
+    # ------------------------------------------------------------------ waiting
+    async def wait_for(self, revision: int) -> None:
+        """Return once the mirror has applied ``revision``."""
+        if self.tree.revision >= revision:
+            return
+        if self.failed is not None:
+            raise trio.BrokenResourceError("the mirror's etcd watch has failed") from self.failed
+        ev = trio.Event()
+        heapq.heappush(self._waiters, (revision, next(self._seq), ev))
+        await ev.wait()
+
+    async def catch_up(self) -> int:
+        """Make the mirror at least as new as etcd is now (ZooKeeper's ``sync``)."""
+        resp = await self.client.put(self.sync_key, b"")
+        await self.wait_for(resp.header.revision)
+        return self.last_zxid

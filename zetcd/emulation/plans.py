@@ -1,0 +1,367 @@
+"""ZooKeeper write rules, applied to a Scratch: create, delete, setData, setACL, check, multi.
+
+Each ``_op`` function follows the order of checks of ZooKeeper 3.8's PrepRequestProcessor (so the
+same bad request gets the same error), applies the change to the scratch, and returns a function
+that builds the response once the commit's zxid is known. A failure raises OpError; the plan then
+still commits (a guarded bump of the zxid), as a ZooKeeper error txn does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from zetcd.emulation import acls
+from zetcd.emulation import layout as L
+from zetcd.emulation.errors import OpError
+from zetcd.emulation.paths import is_valid_path
+from zetcd.emulation.scratch import EtcdTxn, NodeState, Scratch, resolve_stat
+from zetcd.emulation.tree import Tree
+from zetcd.proto.constants import CreateMode, Err, OpCode, Perm
+from zetcd.proto.records import (
+    Create2Response,
+    CreateResponse,
+    ErrorResponse,
+    MultiResponse,
+    MultiResult,
+    SetACLResponse,
+    SetDataResponse,
+    Stat,
+)
+
+CONTAINER_OWNER = L.CONTAINER_OWNER
+TTL_OWNER_BASE = L.TTL_OWNER_BASE
+MAX_TTL = (1 << 40) - 1  # EphemeralType.TTL.maxValue()
+
+Builder = Callable[[int], object]  # zxid -> response record (or None)
+
+
+@dataclass(frozen=True, slots=True)
+class Ctx:
+    """Who asks, and when (ms since the epoch: ZooKeeper's txn time)."""
+
+    session_id: int
+    now: int
+    auth: tuple[tuple[str, str], ...] = ()
+    ttl_enabled: bool = True
+
+
+@dataclass(slots=True)
+class Plan:
+    txn: EtcdTxn
+    err: int
+    build: Builder
+
+
+def _split_parent(path: str) -> str:
+    i = path.rfind("/")
+    return path[:i] if i > 0 else "/"
+
+
+def _check_version(current: int, expected: int) -> None:
+    if expected != -1 and expected != current:
+        raise OpError(Err.BAD_VERSION)
+
+
+# ---------------------------------------------------------------------------- single ops
+TTL_MODES = frozenset((CreateMode.PERSISTENT_WITH_TTL, CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL))
+SEQUENTIAL_MODES = frozenset(
+    (
+        CreateMode.PERSISTENT_SEQUENTIAL,
+        CreateMode.EPHEMERAL_SEQUENTIAL,
+        CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL,
+    )
+)
+EPHEMERAL_MODES = frozenset((CreateMode.EPHEMERAL, CreateMode.EPHEMERAL_SEQUENTIAL))
+
+
+def multi_create_opcode(flags: int) -> int:
+    """Inside a multi ZooKeeper 3.8 rebuilds each create from its flags, whatever its opcode:
+    container flags make a createContainer, TTL flags a createTTL, anything else a plain create
+    (a create2 request included, so its result has no Stat)."""
+    if flags == CreateMode.CONTAINER:
+        return OpCode.CREATE_CONTAINER
+    if flags in TTL_MODES:
+        return OpCode.CREATE_TTL
+    return OpCode.CREATE
+
+
+def _create(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
+    path: str | None = req.path  # type: ignore[attr-defined]
+    ttl: int = getattr(req, "ttl", -1)
+    try:
+        mode = CreateMode(req.flags)  # type: ignore[attr-defined]
+    except ValueError:
+        raise OpError(Err.BAD_ARGUMENTS) from None
+    is_ttl = mode in TTL_MODES
+    if is_ttl and not ctx.ttl_enabled:
+        raise OpError(Err.UNIMPLEMENTED)
+    # EphemeralType.validateTTL: TTL modes need 1..2^40-1, other modes a negative ttl. (A
+    # createTTL with a non-TTL mode passes this on ZooKeeper 3.8.0 and crashes the server; here
+    # it is BadArguments.)
+    if (is_ttl and not 0 < ttl <= MAX_TTL) or (
+        not is_ttl and (ttl >= 0 or opcode == OpCode.CREATE_TTL)
+    ):
+        raise OpError(Err.BAD_ARGUMENTS)
+    if path is None or path.rfind("/") == -1 or "\0" in path:
+        raise OpError(Err.BAD_ARGUMENTS)
+    acl = acls.fixup(req.acl, ctx.auth)  # type: ignore[attr-defined]
+    parent = sc.node(path[: path.rfind("/")] or "/")
+    if not parent.exists:
+        raise OpError(Err.NO_NODE)
+    sc.guard_acl(parent)
+    acls.check(parent.acl, Perm.CREATE, ctx.auth)
+    if mode in SEQUENTIAL_MODES:
+        sc.guard_children(parent)
+        path = f"{path}{parent.stored_cversion:010d}"
+    if not is_valid_path(path):
+        raise OpError(Err.BAD_ARGUMENTS)
+    st = sc.node(path)
+    if st.exists:
+        raise OpError(Err.NODE_EXISTS)
+    if L.is_session_owner(parent.owner):
+        raise OpError(Err.NO_CHILDREN_FOR_EPHEMERALS)
+    # the opcode, not the flags, decides the node's type (DataTree.processTxn)
+    if opcode == OpCode.CREATE_CONTAINER:
+        owner = CONTAINER_OWNER
+    elif opcode == OpCode.CREATE_TTL:
+        owner = TTL_OWNER_BASE | ttl
+    elif mode in EPHEMERAL_MODES:
+        owner = ctx.session_id
+        sc.guard_session(ctx.session_id)
+    else:
+        owner = 0
+    sc.create(st, parent, req.data, acl, owner, L.NODE_PLAIN, 0, ctx.now)  # type: ignore[attr-defined]
+    final_path = path
+    if opcode == OpCode.CREATE:
+        return lambda zxid: CreateResponse(final_path)
+    stat = st.stat()
+    return lambda zxid: Create2Response(final_path, resolve_stat(stat, zxid))
+
+
+_SPECIAL = frozenset(("/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"))
+
+
+def _delete(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
+    path: str | None = req.path  # type: ignore[attr-defined]
+    if path is None or path.rfind("/") == -1 or "\0" in path or path in _SPECIAL:
+        raise OpError(Err.BAD_ARGUMENTS)
+    parent = sc.node(path[: path.rfind("/")] or "/")
+    if not parent.exists:
+        raise OpError(Err.NO_NODE)
+    sc.guard_acl(parent)
+    acls.check(parent.acl, Perm.DELETE, ctx.auth)
+    st = sc.node(path)
+    if not st.exists:
+        raise OpError(Err.NO_NODE)
+    version: int = req.version  # type: ignore[attr-defined]
+    if version != -1:
+        sc.guard_data(st)
+    _check_version(st.version, version)
+    sc.guard_children(st)
+    if st.children:
+        raise OpError(Err.NOT_EMPTY)
+    sc.delete(st, parent)
+    return lambda zxid: None
+
+
+def _existing(sc: Scratch, ctx: Ctx, path: str | None, perm: int) -> NodeState:
+    """validatePath, the node exists, checkACL(node, perm): in that order."""
+    if path is None or not is_valid_path(path):
+        raise OpError(Err.BAD_ARGUMENTS)
+    st = sc.node(path)
+    if not st.exists:
+        raise OpError(Err.NO_NODE)
+    sc.guard_acl(st)
+    acls.check(st.acl, perm, ctx.auth)
+    return st
+
+
+def _set_data(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
+    st = _existing(sc, ctx, req.path, Perm.WRITE)  # type: ignore[attr-defined]
+    sc.guard_data(st)
+    _check_version(st.version, req.version)  # type: ignore[attr-defined]
+    sc.guard_children(st)  # the reply's Stat carries cversion/numChildren/pzxid
+    sc.set_data(st, req.data, ctx.now)  # type: ignore[attr-defined]
+    stat = st.stat()
+    return lambda zxid: SetDataResponse(resolve_stat(stat, zxid))
+
+
+def _set_acl(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
+    path = req.path  # type: ignore[attr-defined]
+    if not is_valid_path(path):
+        raise OpError(Err.BAD_ARGUMENTS)
+    acl = acls.fixup(req.acl, ctx.auth)  # type: ignore[attr-defined]
+    st = _existing(sc, ctx, path, Perm.ADMIN)
+    _check_version(st.aversion, req.version)  # type: ignore[attr-defined]
+    sc.guard_data(st)
+    sc.guard_children(st)
+    sc.set_acl(st, acl)
+    stat = st.stat()
+    return lambda zxid: SetACLResponse(resolve_stat(stat, zxid))
+
+
+def _check(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
+    st = _existing(sc, ctx, req.path, Perm.READ)  # type: ignore[attr-defined]
+    sc.guard_data(st)
+    _check_version(st.version, req.version)  # type: ignore[attr-defined]
+    return lambda zxid: None
+
+
+def _delete_container(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
+    """Server-internal on ZooKeeper: a client's deleteContainer reads its path from the whole
+    buffer, header included, whose NUL bytes make it BadArguments (still an error txn)."""
+    raise OpError(Err.BAD_ARGUMENTS)
+
+
+OPS: dict[int, Callable[[Scratch, Ctx, int, object], Builder]] = {
+    OpCode.CREATE: _create,
+    OpCode.CREATE2: _create,
+    OpCode.CREATE_CONTAINER: _create,
+    OpCode.CREATE_TTL: _create,
+    OpCode.DELETE: _delete,
+    OpCode.SET_DATA: _set_data,
+    OpCode.SET_ACL: _set_acl,
+    OpCode.CHECK: _check,
+    OpCode.DELETE_CONTAINER: _delete_container,
+}
+
+MULTI_OPS = frozenset(
+    (
+        OpCode.CREATE,
+        OpCode.CREATE2,
+        OpCode.CREATE_CONTAINER,
+        OpCode.CREATE_TTL,
+        OpCode.DELETE,
+        OpCode.SET_DATA,
+        OpCode.CHECK,
+    )
+)
+
+_CREATES = frozenset((OpCode.CREATE, OpCode.CREATE2, OpCode.CREATE_CONTAINER, OpCode.CREATE_TTL))
+# a container or TTL create inside a multi reports a create2 result (path and Stat)
+_CREATES_WITH_STAT = frozenset((OpCode.CREATE_CONTAINER, OpCode.CREATE_TTL))
+
+
+# ---------------------------------------------------------------------------- plans
+def plan_write(tree: Tree, ctx: Ctx, opcode: int, req: object) -> Plan:
+    """One write request -> one guarded etcd transaction."""
+    sc = Scratch(tree)
+    try:
+        build = OPS[opcode](sc, ctx, opcode, req)
+    except OpError as e:
+        sc.bump()
+        return Plan(sc.txn, e.code, lambda zxid: None)
+    return Plan(sc.compile(with_log=False), Err.OK, build)
+
+
+def plan_delete_container(tree: Tree, ctx: Ctx, path: str) -> Plan:
+    """The container manager's deleteContainer: NotEmpty if it gained a child meanwhile,
+    BadVersion if the path now holds a normal node (PrepRequestProcessor's rules)."""
+    sc = Scratch(tree)
+    try:
+        parent = sc.node(path[: path.rfind("/")] or "/")
+        st = sc.node(path)
+        if not st.exists or not parent.exists:
+            raise OpError(Err.NO_NODE)
+        sc.guard_children(st)
+        sc.guard_data(st)
+        if st.children:
+            raise OpError(Err.NOT_EMPTY)
+        if not L.is_extended_owner(st.owner):
+            raise OpError(Err.BAD_VERSION)
+        sc.delete(st, parent)
+    except OpError as e:
+        sc.bump()
+        return Plan(sc.txn, e.code, lambda zxid: None)
+    return Plan(sc.compile(with_log=False), Err.OK, lambda zxid: None)
+
+
+def container_candidates(tree: Tree, now: int) -> list[str]:
+    """ContainerManager.getCandidates: empty containers that once had a child (stored
+    cversion > 0), and childless TTL nodes not modified for longer than their TTL."""
+    out = []
+    for path in tree.extended:
+        node = tree.nodes.get(path)
+        if node is None or node.children:
+            continue
+        if node.owner == CONTAINER_OWNER:
+            if node.cversion + len(node.children) > 0:  # stored cversion: (visible + n) / 2
+                out.append(path)
+        else:
+            ttl = L.ttl_of(node.owner)
+            if ttl and now - node.mtime > ttl:
+                out.append(path)
+    return sorted(out)
+
+
+def plan_error(tree: Tree) -> Plan:
+    """A write that failed before it could be read still spends a zxid on ZooKeeper."""
+    sc = Scratch(tree)
+    sc.bump()
+    return Plan(sc.txn, Err.OK, lambda zxid: None)
+
+
+def plan_multi(tree: Tree, ctx: Ctx, ops: tuple[object, ...]) -> Plan:
+    """A multi: all ops against one scratch; all or nothing in one transaction."""
+    sc = Scratch(tree)
+    builders: list[tuple[int, Builder]] = []
+    failed_at = -1
+    code = 0
+    for i, op in enumerate(ops):
+        optype: int = op.type  # type: ignore[attr-defined]
+        request = op.request  # type: ignore[attr-defined]
+        if optype in _CREATES:
+            optype = multi_create_opcode(request.flags)
+        try:
+            if optype not in MULTI_OPS:
+                raise OpError(Err.BAD_ARGUMENTS)
+            result_type = OpCode.CREATE2 if optype in _CREATES_WITH_STAT else optype
+            builders.append((result_type, OPS[optype](sc, ctx, optype, request)))
+        except OpError as e:
+            failed_at, code = i, e.code
+            break
+    if failed_at >= 0:
+        codes = [
+            0 if i < failed_at else code if i == failed_at else Err.RUNTIME_INCONSISTENCY
+            for i in range(len(ops))
+        ]
+        results = tuple(MultiResult(-1, c, ErrorResponse(c)) for c in codes)
+        sc.bump()
+        return Plan(sc.txn, Err.OK, lambda zxid: MultiResponse(results))
+    txn = sc.compile(with_log=True)
+    if not txn.ops:
+        sc.bump()
+
+    def build(zxid: int) -> MultiResponse:
+        return MultiResponse(tuple(MultiResult(t, 0, b(zxid)) for t, b in builders))
+
+    return Plan(txn, Err.OK, build)
+
+
+def plan_end_session(tree: Tree, ctx: Ctx, session_id: int, closing: bool) -> Plan:
+    """Delete a session's ephemerals in one transaction, bumping each parent's cversion.
+
+    ``closing`` (closeSession): also delete the session record. Otherwise (the lease expired)
+    the record must still be gone at commit, so a clean-up can never touch a live session, and
+    running it twice is harmless.
+    """
+    sc = Scratch(tree)
+    for path in sorted(tree.ephemerals.get(session_id, ()), reverse=True):
+        st = sc.node(path)
+        if st.exists:
+            sc.guard_data(st)
+            sc.delete(st, sc.node(path[: path.rfind("/")] or "/"))
+    if closing:
+        sc.guard_session(session_id)
+        txn = sc.compile(with_log=bool(sc.log))
+        txn.delete(tree.layout.session(session_id))
+    else:
+        sc.guard_session(session_id)
+        txn = sc.compile(with_log=bool(sc.log))
+    return Plan(txn, Err.OK, lambda zxid: None)
+
+
+def stat_of(tree: Tree, path: str) -> Stat | None:
+    node = tree.nodes.get(path)
+    return None if node is None else node.stat()

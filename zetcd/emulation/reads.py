@@ -1,0 +1,250 @@
+"""Requests answered from the mirror alone, without an etcd round trip.
+
+Reads do not validate paths (ZooKeeper's FinalRequestProcessor does not either): a path no node
+can have simply finds no node. A watch is armed in the same step as the read, so no change can
+slip between them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from zetcd.emulation import acls
+from zetcd.emulation.acls import digest_id
+from zetcd.emulation.tree import Node
+from zetcd.emulation.watches import WatchTable
+from zetcd.proto.constants import AddWatchMode, Err, EventType, OpCode, Perm, WatcherType
+from zetcd.proto.records import (
+    ClientInfo,
+    ErrorResponse,
+    ExistsResponse,
+    GetACLResponse,
+    GetAllChildrenNumberResponse,
+    GetChildren2Response,
+    GetChildrenResponse,
+    GetDataResponse,
+    GetEphemeralsResponse,
+    MultiResponse,
+    MultiResult,
+    WhoAmIResponse,
+)
+
+if TYPE_CHECKING:
+    from zetcd.emulation.backend import EtcdSession
+
+Result = tuple[int, Any]
+
+
+def _node(s: EtcdSession, path: str | None, perm: int) -> tuple[int, Node | None]:
+    """Look a node up for a read ("" is the root), with checkACL(node, perm)."""
+    node = s.mirror.tree.nodes.get(path or "/") if path is not None else None
+    if node is None:
+        return Err.NO_NODE, None
+    if perm and not acls.allowed(node.acl, perm, s.auth_ids):
+        return Err.NO_AUTH, None
+    return 0, node
+
+
+def _exists(s: EtcdSession, req: Any) -> Result:
+    path = req.path
+    if path is None:
+        return Err.NO_NODE, None
+    if "\0" in path:
+        return Err.BAD_ARGUMENTS, None
+    if req.watch:
+        s.mirror.watches.data.add(path, s)
+    err, node = _node(s, path, 0)
+    return (err, None) if node is None else (0, ExistsResponse(node.stat()))
+
+
+def _get_data(s: EtcdSession, req: Any) -> Result:
+    err, node = _node(s, req.path, Perm.READ)
+    if node is None:
+        return err, None
+    if req.watch:
+        s.mirror.watches.data.add(req.path, s)
+    return 0, GetDataResponse(node.client_data, node.stat())
+
+
+def _get_children(s: EtcdSession, req: Any) -> Result:
+    err, node = _node(s, req.path, Perm.READ)
+    if node is None:
+        return err, None
+    if req.watch:
+        s.mirror.watches.child.add(req.path, s)
+    return 0, GetChildrenResponse(tuple(node.ordered_children()))
+
+
+def _get_children2(s: EtcdSession, req: Any) -> Result:
+    err, node = _node(s, req.path, Perm.READ)
+    if node is None:
+        return err, None
+    if req.watch:
+        s.mirror.watches.child.add(req.path, s)
+    return 0, GetChildren2Response(tuple(node.ordered_children()), node.stat())
+
+
+def _get_acl(s: EtcdSession, req: Any) -> Result:
+    err, node = _node(s, req.path, Perm.READ | Perm.ADMIN)
+    if node is None:
+        return err, None
+    acl = node.acl if acls.allowed(node.acl, Perm.ADMIN, s.auth_ids) else acls.masked(node.acl)
+    return 0, GetACLResponse(acl, node.stat())
+
+
+def _ping(s: EtcdSession, req: Any) -> Result:
+    return 0, None
+
+
+def _auth(s: EtcdSession, req: Any) -> Result:
+    """addAuth: digest adds ``user:hash``; ip adds the client's address; others fail."""
+    if req.scheme == "digest" and req.auth is not None:
+        ident = ("digest", digest_id(req.auth.decode("utf-8", "replace")))
+    elif req.scheme == "ip":
+        ident = ("ip", s.outbox.peer_host)
+    else:
+        return Err.AUTH_FAILED, None
+    if ident not in s.auth:
+        s.add_auth(ident)
+        if ident[0] == "digest" and ident[1] == s.backend.options.super_digest:
+            s.add_auth(("super", ""))
+    return 0, None
+
+
+def _set_watches(s: EtcdSession, req: Any) -> Result:
+    """Re-arm watches after a reconnect, firing at once what changed since relativeZxid
+    (DataTree.setWatches). setWatches2 adds persistent and persistent-recursive watches."""
+    rel = req.relativeZxid
+    nodes = s.mirror.tree.nodes
+    watches = s.mirror.watches
+    for path in req.dataWatches or ():
+        node = nodes.get(path)
+        if node is None:
+            s.notify(EventType.NODE_DELETED, path)
+        elif node.mzxid > rel:
+            s.notify(EventType.NODE_DATA_CHANGED, path)
+        else:
+            watches.data.add(path, s)
+    for path in req.existWatches or ():
+        if path in nodes:
+            s.notify(EventType.NODE_CREATED, path)
+        else:
+            watches.data.add(path, s)
+    for path in req.childWatches or ():
+        node = nodes.get(path)
+        if node is None:
+            s.notify(EventType.NODE_DELETED, path)
+        elif node.pzxid > rel:
+            s.notify(EventType.NODE_CHILDREN_CHANGED, path)
+        else:
+            watches.child.add(path, s)
+    for path in getattr(req, "persistentWatches", None) or ():
+        watches.add_persistent(path, s, recursive=False)
+    for path in getattr(req, "persistentRecursiveWatches", None) or ():
+        watches.add_persistent(path, s, recursive=True)
+    return 0, None
+
+
+def _tables(s: EtcdSession, kind: int) -> tuple[WatchTable, ...] | None:
+    w = s.mirror.watches
+    if kind == WatcherType.CHILDREN:
+        return (w.child,)
+    if kind == WatcherType.DATA:
+        return (w.data,)
+    if kind == WatcherType.ANY:
+        return (w.child, w.data)
+    return None  # WatcherType.fromInt in 3.8.0 knows 1-3 only: MarshallingError
+
+
+def _check_watches(s: EtcdSession, req: Any) -> Result:
+    """NoWatcher unless the path is watched; as in ZooKeeper 3.8.0 any session's watch counts."""
+    tables = _tables(s, req.type)
+    if tables is None:
+        return Err.MARSHALLING_ERROR, None
+    if any(t.watched(req.path) for t in tables):
+        return 0, None
+    return Err.NO_WATCHER, None
+
+
+def _remove_watches(s: EtcdSession, req: Any) -> Result:
+    tables = _tables(s, req.type)
+    if tables is None:
+        return Err.MARSHALLING_ERROR, None
+    removed = [t.remove(req.path, s) for t in tables]
+    return (0, None) if any(removed) else (Err.NO_WATCHER, None)
+
+
+def _add_watch(s: EtcdSession, req: Any) -> Result:
+    if req.mode not in (AddWatchMode.PERSISTENT, AddWatchMode.PERSISTENT_RECURSIVE):
+        return Err.MARSHALLING_ERROR, None
+    recursive = req.mode == AddWatchMode.PERSISTENT_RECURSIVE
+    s.mirror.watches.add_persistent(req.path, s, recursive=recursive)
+    return 0, ErrorResponse(0)
+
+
+def _reconfig(s: EtcdSession, req: Any) -> Result:
+    """A standalone server with reconfig disabled (ZooKeeper's default)."""
+    return Err.RECONFIG_DISABLED, None
+
+
+def _get_ephemerals(s: EtcdSession, req: Any) -> Result:
+    prefix = req.prefixPath or "/"
+    mine = s.mirror.tree.ephemerals.get(s.session_id, set())
+    found = sorted(mine) if prefix == "/" else sorted(p for p in mine if p.startswith(prefix))
+    return 0, GetEphemeralsResponse(tuple(found))
+
+
+def _get_all_children_number(s: EtcdSession, req: Any) -> Result:
+    err, node = _node(s, req.path, Perm.READ)
+    if node is None:
+        return err, None
+    path = req.path or "/"
+    nodes = s.mirror.tree.nodes
+    if path == "/":  # ZooKeeper counts every key starting with "/", the root's own included
+        return 0, GetAllChildrenNumberResponse(len(nodes))
+    prefix = path + "/"
+    return 0, GetAllChildrenNumberResponse(sum(1 for p in nodes if p.startswith(prefix)))
+
+
+def _who_am_i(s: EtcdSession, req: Any) -> Result:
+    infos = [ClientInfo(scheme, ident.split(":", 1)[0]) for scheme, ident in s.auth_ids]
+    return 0, WhoAmIResponse(tuple(infos))
+
+
+_MULTI_READ = {OpCode.GET_DATA: _get_data, OpCode.GET_CHILDREN: _get_children}
+
+
+def _multi_read(s: EtcdSession, req: Any) -> Result:
+    if any(op.type not in _MULTI_READ for op in req.ops):
+        # ZooKeeper fails the whole request, still writing the (empty) result list
+        return Err.MARSHALLING_ERROR, MultiResponse(())
+    results = []
+    for op in req.ops:
+        fn = _MULTI_READ.get(op.type)
+        err, resp = (Err.BAD_ARGUMENTS, None) if fn is None else fn(s, op.request)
+        results.append(
+            MultiResult(op.type, 0, resp) if err == 0 else MultiResult(-1, err, ErrorResponse(err))
+        )
+    return 0, MultiResponse(tuple(results))
+
+
+READS: dict[int, Callable[[EtcdSession, Any], Result]] = {
+    OpCode.EXISTS: _exists,
+    OpCode.GET_DATA: _get_data,
+    OpCode.GET_CHILDREN: _get_children,
+    OpCode.GET_CHILDREN2: _get_children2,
+    OpCode.GET_ACL: _get_acl,
+    OpCode.PING: _ping,
+    OpCode.AUTH: _auth,
+    OpCode.SET_WATCHES: _set_watches,
+    OpCode.SET_WATCHES2: _set_watches,
+    OpCode.CHECK_WATCHES: _check_watches,
+    OpCode.REMOVE_WATCHES: _remove_watches,
+    OpCode.ADD_WATCH: _add_watch,
+    OpCode.RECONFIG: _reconfig,
+    OpCode.GET_EPHEMERALS: _get_ephemerals,
+    OpCode.GET_ALL_CHILDREN_NUMBER: _get_all_children_number,
+    OpCode.WHO_AM_I: _who_am_i,
+    OpCode.MULTI_READ: _multi_read,
+}

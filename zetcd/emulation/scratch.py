@@ -1,0 +1,305 @@
+"""A copy-on-read overlay of the tree that write plans mutate, and its compilation to etcd.
+
+A plan reads nodes through the scratch (each read records the compare that keeps what it saw
+true at commit time), applies ZooKeeper's rules to mutable copies, and finally compiles the
+copies' differences from the tree into etcd puts and deletes. One code path serves single writes,
+multi, and session clean-up.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from zetcd.emulation import layout as L
+from zetcd.emulation.paths import name_of
+from zetcd.emulation.tree import Node, Tree
+from zetcd.proto.records import ACL, Stat
+
+# compare targets
+CREATE = "create"
+MOD = "mod"
+
+
+@dataclass(slots=True)
+class EtcdTxn:
+    """Plain description of one etcd transaction (converted to protobuf by the backend)."""
+
+    compares: dict[tuple[bytes, str], int] = field(default_factory=dict)
+    ops: list[tuple[str, bytes, bytes, int]] = field(
+        default_factory=list
+    )  # (put|del, key, value, lease)
+
+    def put(self, key: bytes, value: bytes, lease: int = 0) -> None:
+        self.ops.append(("put", key, value, lease))
+
+    def delete(self, key: bytes) -> None:
+        self.ops.append(("del", key, b"", 0))
+
+
+class NodeState:
+    """A mutable view of one znode inside a plan; ``W`` zxids are filled in at commit."""
+
+    __slots__ = (
+        "a_dirty",
+        "acl",
+        "aversion",
+        "c_changes",
+        "children",
+        "ctime",
+        "cversion",
+        "czxid",
+        "d_dirty",
+        "data",
+        "exists",
+        "flags",
+        "kind",
+        "mtime",
+        "mzxid",
+        "orig",
+        "owner",
+        "path",
+        "pzxid",
+        "recreated",
+        "ttl",
+        "version",
+    )
+
+    def __init__(self, path: str, orig: Node | None) -> None:
+        self.path = path
+        self.orig = orig
+        self.d_dirty = False
+        self.a_dirty = False
+        self.c_changes = 0
+        self.recreated = False
+        if orig is None:
+            self.exists = False
+            self.children: set[str] = set()
+            return
+        self.exists = True
+        self.data = orig.data
+        self.version = orig.version
+        self.cversion = orig.cversion
+        self.aversion = orig.aversion
+        self.acl = orig.acl
+        self.czxid: int | None = orig.czxid
+        self.mzxid: int | None = orig.mzxid
+        self.pzxid: int | None = orig.pzxid
+        self.ctime = orig.ctime
+        self.mtime = orig.mtime
+        self.owner = orig.owner
+        self.kind = orig.kind
+        self.flags = orig.flags
+        self.ttl = orig.ttl
+        self.children = set(orig.children)
+
+    @property
+    def stored_cversion(self) -> int:
+        """ZooKeeper's stored cversion, which counts child creates only (it names sequentials)."""
+        return (self.cversion + len(self.children)) // 2
+
+    def stat(self) -> Stat:
+        """The Stat now, with ``-1`` standing for this transaction's zxid (see resolve_stat)."""
+        return Stat(
+            -1 if self.czxid is None else self.czxid,
+            -1 if self.mzxid is None else self.mzxid,
+            self.ctime,
+            self.mtime,
+            self.version,
+            self.cversion,
+            self.aversion,
+            self.owner if L.is_session_owner(self.owner) else 0,
+            len(self.data),
+            len(self.children),
+            -1 if self.pzxid is None else self.pzxid,
+        )
+
+
+def resolve_stat(s: Stat, zxid: int) -> Stat:
+    """Fill in this transaction's zxid where the plan left -1."""
+    return Stat(
+        zxid if s.czxid == -1 else s.czxid,
+        zxid if s.mzxid == -1 else s.mzxid,
+        s.ctime,
+        s.mtime,
+        s.version,
+        s.cversion,
+        s.aversion,
+        s.ephemeralOwner,
+        s.dataLength,
+        s.numChildren,
+        zxid if s.pzxid == -1 else s.pzxid,
+    )
+
+
+class Scratch:
+    def __init__(self, tree: Tree) -> None:
+        self.tree = tree
+        self.layout = tree.layout
+        self.states: dict[str, NodeState] = {}
+        self.order: list[str] = []  # paths in the order they were first written
+        self.txn = EtcdTxn()
+        self.log: list[tuple[str, str]] = []  # ZooKeeper-level changes, in order
+        self._written: set[str] = set()
+
+    # ------------------------------------------------------------------ reads (record guards)
+    def node(self, path: str) -> NodeState:
+        st = self.states.get(path)
+        if st is None:
+            orig = self.tree.nodes.get(path)
+            st = NodeState(path, orig)
+            self.states[path] = st
+            self._guard(self.layout.data(path), CREATE, orig.d_create if orig else 0)
+        return st
+
+    def guard_data(self, st: NodeState) -> None:
+        """What this plan decides depends on the node's data/version: pin its data key."""
+        self._guard(self.layout.data(st.path), MOD, st.orig.d_mod if st.orig else 0)
+
+    def guard_children(self, st: NodeState) -> None:
+        """Depends on the exact child set / cversion: pin the children and adjust keys."""
+        o = st.orig
+        self._guard(self.layout.children(st.path), MOD, o.c_mod if o else 0)
+        self._guard(self.layout.adjust(st.path), MOD, o.x_mod if o else 0)
+
+    def guard_acl(self, st: NodeState) -> None:
+        self._guard(self.layout.acl(st.path), MOD, st.orig.a_mod if st.orig else 0)
+
+    def guard_session(self, session_id: int) -> None:
+        """The session must still be alive (or, with no entry, still gone) at commit."""
+        entry = self.tree.sessions.get(session_id)
+        self._guard(self.layout.session(session_id), CREATE, entry.create_revision if entry else 0)
+
+    def _guard(self, key: bytes, target: str, value: int) -> None:
+        self.txn.compares.setdefault((key, target), value)
+
+    # ------------------------------------------------------------------ writes
+    def _touch(self, st: NodeState) -> None:
+        if st.path not in self._written:
+            self._written.add(st.path)
+            self.order.append(st.path)
+
+    def create(
+        self,
+        st: NodeState,
+        parent: NodeState,
+        data: bytes | None,
+        acl: tuple[ACL, ...],
+        owner: int,
+        kind: int,
+        ttl: int,
+        now: int,
+    ) -> None:
+        if st.orig is not None:
+            st.recreated = True
+        st.exists = True
+        st.data = data or b""
+        st.acl = acl
+        st.version = 0
+        st.cversion = 0
+        st.aversion = 0
+        st.czxid = st.mzxid = st.pzxid = None
+        st.ctime = st.mtime = now
+        st.owner = owner
+        st.kind = kind
+        st.flags = L.FLAG_NULL_DATA if data is None else 0
+        st.ttl = ttl
+        st.children = set()
+        st.c_changes = 0
+        st.d_dirty = st.a_dirty = True
+        self._touch(st)
+        self._child_changed(parent, name_of(st.path), True)
+        self.log.append(("c", st.path))
+
+    def delete(self, st: NodeState, parent: NodeState) -> None:
+        st.exists = False
+        self._touch(st)
+        self._child_changed(parent, name_of(st.path), False)
+        self.log.append(("d", st.path))
+
+    def set_data(self, st: NodeState, data: bytes | None, now: int) -> None:
+        st.data = data or b""
+        st.version = _inc(st.version)
+        st.mtime = now
+        st.mzxid = None
+        st.flags &= ~(L.FLAG_MZXID_ZERO | L.FLAG_NULL_DATA)
+        if data is None:
+            st.flags |= L.FLAG_NULL_DATA
+        st.d_dirty = True
+        self._touch(st)
+        self.log.append(("s", st.path))
+
+    def set_acl(self, st: NodeState, acl: tuple[ACL, ...]) -> None:
+        st.acl = acl
+        st.aversion = _inc(st.aversion)
+        st.a_dirty = True
+        self._touch(st)
+
+    def _child_changed(self, parent: NodeState, name: str, added: bool) -> None:
+        if added:
+            parent.children.add(name)
+        else:
+            parent.children.discard(name)
+        parent.cversion = _inc(parent.cversion)
+        parent.pzxid = None
+        parent.c_changes += 1
+        self._touch(parent)
+
+    def bump(self) -> None:
+        """A plan that changes nothing still consumes a zxid, as a ZooKeeper error txn does."""
+        self.txn.put(self.layout.bump, b"")
+
+    # ------------------------------------------------------------------ compile
+    def compile(self, with_log: bool) -> EtcdTxn:
+        lay = self.layout
+        txn = self.txn
+        for path in self.order:
+            st = self.states[path]
+            o = st.orig
+            d, c, a, x = lay.node_keys(path)
+            if not st.exists:
+                if o is not None:
+                    for k in (d, c, a, x):
+                        txn.delete(k)
+                continue
+            if o is None or st.recreated:
+                czmode = L.CZXID_FROM_CREATE if o is None else L.CZXID_FROM_MOD
+                txn.put(d, self._data_value(st, czmode).encode())
+                txn.put(c, b"")
+                txn.put(a, L.encode_acl_value(st.aversion, st.acl))
+                # after the put etcd's counter gives cversion (o.c_ver + 1) - 1 (or 0 when new)
+                base = 0 if o is None else o.c_ver
+                cadj = st.cversion - base
+                if cadj or (o is not None and o.x_mod):
+                    self.guard_children(st)
+                    txn.put(x, L.encode_adjust_value(cadj))
+                continue
+            if st.d_dirty:
+                self.guard_data(st)
+                czmode = o.czxid_mode
+                if czmode == L.CZXID_FROM_MOD:
+                    czmode = o.czxid
+                txn.put(d, self._data_value(st, czmode).encode())
+            if st.c_changes:
+                txn.put(c, b"")
+                if st.c_changes > 1:
+                    self.guard_children(st)
+                    txn.put(x, L.encode_adjust_value(o.cadj + st.c_changes - 1))
+            if st.a_dirty:
+                self.guard_acl(st)
+                txn.put(a, L.encode_acl_value(st.aversion, st.acl))
+        if with_log:
+            txn.put(lay.log, json.dumps(self.log, separators=(",", ":")).encode())
+        return txn
+
+    @staticmethod
+    def _data_value(st: NodeState, czmode: int) -> L.DataValue:
+        return L.DataValue(
+            st.version, czmode, st.ctime, st.mtime, st.owner, st.kind, st.flags, st.ttl, st.data
+        )
+
+
+def _inc(v: int) -> int:
+    """ZooKeeper's int32 counters wrap."""
+    v += 1
+    return v - (1 << 32) if v > 0x7FFFFFFF else v

@@ -1,0 +1,142 @@
+"""ZooKeeper sessions kept in etcd: a lease plus a session record (design.md, "Sessions").
+
+Theory of operation: a session id is its etcd lease id, and ``P s/<id>`` (attached to the lease)
+holds the password, negotiated timeout and auth ids, so any zetcd sharing the cluster can resume
+it. While a client is connected to this process, the keeper task renews the lease every third of
+its TTL; when the connection goes, one last renewal starts the expiry clock, as ZooKeeper's
+session timeout starts when the server last heard from the client. When etcd expires the lease the
+record vanishes; every zetcd's mirror sees that, and the session's ephemerals are deleted in one
+transaction that also bumps each parent's cversion and pzxid (plans.plan_end_session), guarded so
+that a live session is never touched and running it twice is harmless.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import trio
+
+from zetcd.emulation.layout import SessionValue
+from zetcd.emulation.mirror import Mirror
+from zetcd.emulation.tree import Applied
+from zetcd.etcd import EtcdClient, EtcdUnavailable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLimits:
+    """Timeout negotiation as ZooKeeper: clamp to [min, max], by default 2 and 20 ticks."""
+
+    tick_time: int = 2000
+    min_timeout: int = 0
+    max_timeout: int = 0
+
+    def negotiate(self, requested: int) -> int:
+        lo = self.min_timeout or 2 * self.tick_time
+        hi = self.max_timeout or 20 * self.tick_time
+        return max(lo, min(hi, requested))
+
+
+def lease_ttl(timeout_ms: int) -> int:
+    return max(2, math.ceil(timeout_ms / 1000))
+
+
+class SessionKeeper:
+    """Renews the leases of the sessions connected to this process."""
+
+    def __init__(self, client: EtcdClient) -> None:
+        self.client = client
+        self.attached: dict[int, tuple[int, Callable[[], None]]] = {}  # id -> (ttl, on_expired)
+        self._due: dict[int, float] = {}
+        self._wake = trio.Event()
+
+    def attach(self, session_id: int, ttl: int, on_expired: Callable[[], None]) -> None:
+        self.attached[session_id] = (ttl, on_expired)
+        self._due[session_id] = time.monotonic() + ttl / 3
+        self._wake.set()
+
+    def forget(self, session_id: int) -> bool:
+        """Stop renewing; True if the session was attached."""
+        self._due.pop(session_id, None)
+        return self.attached.pop(session_id, None) is not None
+
+    async def detach(self, session_id: int) -> None:
+        """Stop renewing after one last renewal, so expiry counts from now."""
+        if not self.forget(session_id):
+            return
+        with contextlib.suppress(EtcdUnavailable):
+            await self.client.keepalive([session_id])
+
+    async def run(self) -> None:
+        while True:
+            now = time.monotonic()
+            due = [sid for sid, t in self._due.items() if t <= now]
+            if due:
+                try:
+                    ttls = await self.client.keepalive(due)
+                except EtcdUnavailable:
+                    log.warning("etcd unavailable: could not renew %d session leases", len(due))
+                    await trio.sleep(0.5)
+                    continue
+                now = time.monotonic()
+                for sid, ttl in ttls.items():
+                    entry = self.attached.get(sid)
+                    if entry is None:
+                        continue
+                    if ttl <= 0:
+                        self.attached.pop(sid, None)
+                        self._due.pop(sid, None)
+                        entry[1]()
+                    else:
+                        self._due[sid] = now + entry[0] / 3
+            nxt = min(self._due.values(), default=now + 1.0)
+            self._wake = trio.Event()
+            with trio.move_on_after(max(0.05, nxt - time.monotonic())):
+                await self._wake.wait()
+
+
+class SessionStore:
+    """Creating and ending session records in etcd."""
+
+    def __init__(self, client: EtcdClient, mirror: Mirror) -> None:
+        self.client = client
+        self.mirror = mirror
+        self.layout = mirror.layout
+
+    async def create(self, timeout: int) -> tuple[int, bytes]:
+        ttl = lease_ttl(timeout)
+        session_id, _ = await self.client.lease_grant(ttl)
+        passwd = os.urandom(16)
+        value = SessionValue(passwd, timeout)
+        resp = await self.client.put(
+            self.layout.session(session_id), value.encode(), lease=session_id
+        )
+        await self.mirror.wait_for(resp.header.revision)
+        return session_id, passwd
+
+
+def watch_session_ends(
+    mirror: Mirror,
+    nursery: trio.Nursery,
+    on_end: Callable[[int], None],
+    clean_up: Callable[[int], Awaitable[None]],
+) -> None:
+    """Call ``on_end`` for every session that ends and clean up its ephemerals."""
+
+    def listener(applied: Applied) -> None:
+        for sid in applied.sessions_ended:
+            on_end(sid)
+            if sid in mirror.tree.ephemerals:
+                nursery.start_soon(clean_up, sid)
+
+    mirror.session_listeners.append(listener)
+    for owner in list(mirror.tree.ephemerals):
+        if owner not in mirror.tree.sessions:
+            nursery.start_soon(clean_up, owner)

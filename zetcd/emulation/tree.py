@@ -1,0 +1,329 @@
+"""The in-memory ZooKeeper tree, rebuilt from etcd key-values (see layout.py).
+
+The tree is pure: it applies etcd key changes one revision at a time and reports the
+ZooKeeper-level changes they amount to (created / deleted / data set, in order), which the mirror
+turns into watch events. It knows nothing of etcd clients or trio.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from zetcd.emulation import layout as L
+from zetcd.emulation.paths import name_of, parent_of
+from zetcd.proto.records import ACL, Stat
+
+# ZooKeeper-level change kinds, as written in the !log key and reported by apply()
+CREATED = "c"
+DELETED = "d"
+CHANGED = "s"
+
+Change = tuple[str, str]  # (kind, path)
+
+
+class Node:
+    """One znode: the decoded values of its etcd keys plus its children's names."""
+
+    __slots__ = (
+        "a_mod",
+        "acl",
+        "aversion",
+        "c_mod",
+        "c_ver",
+        "cadj",
+        "children",
+        "ctime",
+        "czxid_mode",
+        "d_create",
+        "d_mod",
+        "data",
+        "flags",
+        "kind",
+        "max_children",
+        "mtime",
+        "owner",
+        "ttl",
+        "version",
+        "x_mod",
+    )
+
+    def __init__(self, d_create: int, d_mod: int, value: L.DataValue) -> None:
+        self.d_create = d_create
+        self.children: dict[str, None] = {}  # insertion order, for ZooKeeper's child order
+        self.max_children = 0
+        self.c_mod = d_create
+        self.c_ver = 1
+        self.cadj = 0
+        self.x_mod = 0
+        self.a_mod = 0
+        self.aversion = 0
+        self.acl: tuple[ACL, ...] = ()
+        self.set_data(d_mod, value)
+
+    def add_child(self, name: str) -> None:
+        self.children[name] = None
+        if len(self.children) > self.max_children:
+            self.max_children = len(self.children)
+
+    def set_data(self, d_mod: int, v: L.DataValue) -> None:
+        self.d_mod = d_mod
+        self.version = v.version
+        self.czxid_mode = v.czxid_mode
+        self.ctime = v.ctime
+        self.mtime = v.mtime
+        self.owner = v.owner
+        self.kind = v.kind
+        self.flags = v.flags
+        self.ttl = v.ttl
+        self.data = v.data
+
+    @property
+    def czxid(self) -> int:
+        m = self.czxid_mode
+        if m == L.CZXID_FROM_CREATE:
+            return self.d_create
+        if m == L.CZXID_FROM_MOD:
+            return self.d_mod
+        if m == L.CZXID_ZERO:
+            return 0
+        return m
+
+    @property
+    def mzxid(self) -> int:
+        return 0 if self.flags & L.FLAG_MZXID_ZERO else self.d_mod
+
+    @property
+    def pzxid(self) -> int:
+        if self.flags & L.FLAG_PZXID_ZERO and self.c_ver <= 1:
+            return 0
+        return self.c_mod
+
+    @property
+    def cversion(self) -> int:
+        """The cversion clients see: child creates plus deletes."""
+        return self.c_ver - 1 + self.cadj
+
+    @property
+    def client_data(self) -> bytes | None:
+        return None if self.flags & L.FLAG_NULL_DATA else self.data
+
+    def stat(self) -> Stat:
+        owner = self.owner
+        return Stat(
+            self.czxid,
+            self.mzxid,
+            self.ctime,
+            self.mtime,
+            self.version,
+            self.cversion,
+            self.aversion,
+            owner if L.is_session_owner(owner) else 0,
+            len(self.data),
+            len(self.children),
+            self.pzxid,
+        )
+
+    def ordered_children(self) -> list[str]:
+        return java_hashset_order(self.children, self.max_children)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def java_string_hash(s: str) -> int:
+    """Java's String.hashCode over UTF-16 code units (as an unsigned 32-bit value)."""
+    h = 0
+    b = s.encode("utf-16-be", "surrogatepass")
+    for i in range(0, len(b), 2):
+        h = (31 * h + (b[i] << 8 | b[i + 1])) & 0xFFFFFFFF
+    return h
+
+
+def java_hashset_order(names: dict[str, None], max_size: int) -> list[str]:
+    """The order in which ZooKeeper returns children: a java.util.HashSet<String>(8) iterated.
+
+    The table starts at 8 buckets and doubles whenever its size passes 3/4 of the table (it never
+    shrinks); a name's bucket is (h ^ (h >>> 16)) & (n - 1); within a bucket, insertion order.
+    """
+    n = 8
+    while max_size > n * 3 // 4:
+        n *= 2
+    mask = n - 1
+    keyed = []
+    for i, name in enumerate(names):
+        h = java_string_hash(name)
+        keyed.append((((h ^ (h >> 16)) & mask), i, name))
+    keyed.sort()
+    return [k[2] for k in keyed]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEntry:
+    session_id: int
+    lease: int
+    create_revision: int
+    value: L.SessionValue
+
+
+@dataclass(slots=True)
+class Applied:
+    """What one revision changed."""
+
+    changes: list[Change]
+    touched: set[str]
+    sessions_ended: list[int]
+    sessions_started: list[int]
+
+
+class Tree:
+    """All znodes by path, sessions by id, and an index of ephemerals by owner."""
+
+    def __init__(self, layout: L.Layout) -> None:
+        self.layout = layout
+        self.nodes: dict[str, Node] = {}
+        self.sessions: dict[int, SessionEntry] = {}
+        self.ephemerals: dict[int, set[str]] = {}
+        self.extended: set[str] = set()  # container and TTL nodes, for the container manager
+        self.revision = 0
+
+    def get(self, path: str) -> Node | None:
+        return self.nodes.get(path)
+
+    # ---------------------------------------------------------------- loading and applying
+    def load(self, kvs: Iterable[object], revision: int) -> None:
+        """Build from a consistent range of the whole prefix at ``revision``."""
+        rest = []
+        for kv in kvs:
+            kind = kv.key[self.layout.plen]  # type: ignore[attr-defined]
+            if kind == L.KIND_DATA:
+                self._put(kv, None)
+            else:
+                rest.append(kv)
+        for kv in rest:
+            self._put(kv, None)
+        self.revision = revision
+
+    def apply(self, revision: int, events: Iterable[object]) -> Applied:
+        """Apply the etcd events of one revision (mvccpb.Event: type 0 PUT, 1 DELETE)."""
+        out = Applied([], set(), [], [])
+        logged: list[Change] | None = None
+        later = []
+        for ev in events:
+            kv = ev.kv  # type: ignore[attr-defined]
+            kind = kv.key[self.layout.plen]
+            if kind == L.KIND_DATA:
+                if ev.type == 0:  # type: ignore[attr-defined]
+                    self._put(kv, out)
+                else:
+                    self._delete_node(kv, out)
+            elif kind == L.KIND_SPECIAL:
+                if kv.key == self.layout.log and ev.type == 0:  # type: ignore[attr-defined]
+                    logged = [(c[0], c[1]) for c in json.loads(kv.value)]
+            else:
+                later.append(ev)
+        for ev in later:
+            kv = ev.kv  # type: ignore[attr-defined]
+            if ev.type == 0:  # type: ignore[attr-defined]
+                self._put(kv, out)
+            else:
+                self._delete_other(kv, out)
+        if logged is not None:
+            out.changes = logged
+        self.revision = revision
+        return out
+
+    def _put(self, kv: object, out: Applied | None) -> None:
+        key: bytes = kv.key  # type: ignore[attr-defined]
+        kind, name = self.layout.split(key)
+        mod: int = kv.mod_revision  # type: ignore[attr-defined]
+        if kind == L.KIND_DATA:
+            value = L.decode_data_value(kv.value)  # type: ignore[attr-defined]
+            node = self.nodes.get(name)
+            if node is None:
+                node = Node(kv.create_revision, mod, value)  # type: ignore[attr-defined]
+                self.nodes[name] = node
+                if name != "/":
+                    parent = self.nodes.get(parent_of(name))
+                    if parent is not None:
+                        parent.add_child(name_of(name))
+                if L.is_session_owner(node.owner):
+                    self.ephemerals.setdefault(node.owner, set()).add(name)
+                elif L.is_extended_owner(node.owner):
+                    self.extended.add(name)
+                if out is not None:
+                    out.changes.append((CREATED, name))
+                    out.touched.add(name)
+            else:
+                if node.owner != value.owner:
+                    self._unindex(node.owner, name)
+                    self.extended.discard(name)
+                    if L.is_session_owner(value.owner):
+                        self.ephemerals.setdefault(value.owner, set()).add(name)
+                    elif L.is_extended_owner(value.owner):
+                        self.extended.add(name)
+                node.set_data(mod, value)
+                if out is not None:
+                    out.changes.append((CHANGED, name))
+                    out.touched.add(name)
+            return
+        if kind == L.KIND_SESSION:
+            sid = L.session_id_from_hex(name)
+            self.sessions[sid] = SessionEntry(
+                sid,
+                kv.lease,  # type: ignore[attr-defined]
+                kv.create_revision,  # type: ignore[attr-defined]
+                L.decode_session_value(kv.value),  # type: ignore[attr-defined]
+            )
+            if out is not None and kv.version == 1:  # type: ignore[attr-defined]
+                out.sessions_started.append(sid)
+            return
+        if kind == L.KIND_SPECIAL:
+            return
+        node = self.nodes.get(name)
+        if node is None:
+            return
+        if kind == L.KIND_CHILDREN:
+            node.c_mod = mod
+            node.c_ver = kv.version  # type: ignore[attr-defined]
+        elif kind == L.KIND_ACL:
+            node.a_mod = mod
+            node.aversion, node.acl = L.decode_acl_value(kv.value)  # type: ignore[attr-defined]
+        elif kind == L.KIND_ADJUST:
+            node.x_mod = mod
+            node.cadj = L.decode_adjust_value(kv.value)  # type: ignore[attr-defined]
+        if out is not None:
+            out.touched.add(name)
+
+    def _delete_node(self, kv: object, out: Applied) -> None:
+        _, path = self.layout.split(kv.key)  # type: ignore[attr-defined]
+        node = self.nodes.pop(path, None)
+        if node is None:
+            return
+        if path != "/":
+            parent = self.nodes.get(parent_of(path))
+            if parent is not None:
+                parent.children.pop(name_of(path), None)
+        self._unindex(node.owner, path)
+        self.extended.discard(path)
+        out.changes.append((DELETED, path))
+        out.touched.add(path)
+
+    def _unindex(self, owner: int, path: str) -> None:
+        owned = self.ephemerals.get(owner) if owner else None
+        if owned is not None:
+            owned.discard(path)
+            if not owned:
+                del self.ephemerals[owner]
+
+    def _delete_other(self, kv: object, out: Applied) -> None:
+        kind, name = self.layout.split(kv.key)  # type: ignore[attr-defined]
+        if kind == L.KIND_SESSION:
+            sid = L.session_id_from_hex(name)
+            if self.sessions.pop(sid, None) is not None:
+                out.sessions_ended.append(sid)
+        elif kind == L.KIND_ADJUST:
+            node = self.nodes.get(name)
+            if node is not None:
+                node.cadj = 0
+                node.x_mod = 0

@@ -1,0 +1,154 @@
+"""Watches, fired by ZooKeeper 3.8's trigger table and WatchManager rules.
+
+Theory of operation: like ZooKeeper's DataTree there are two tables, data watches (armed by getData
+and exists, exists also on a missing node) and child watches (getChildren). Each entry is a
+(path, watcher) pair with a mode: STANDARD (one-shot), PERSISTENT or PERSISTENT_RECURSIVE
+(addWatch). As in 3.8.0 the mode of a pair is whatever was set last: a getData watch on a path
+that has a persistent watch turns it back into a one-shot one.
+
+A ZooKeeper-level change triggers, in this order:
+
+===========  ==================================  =========================================
+change       data table                          child table
+===========  ==================================  =========================================
+create X     NodeCreated on X                    NodeChildrenChanged on parent(X)
+delete X     NodeDeleted on X                    NodeDeleted on X (not again to a watcher the
+                                                 data table already told), then
+                                                 NodeChildrenChanged on parent(X)
+setData X    NodeDataChanged on X                nothing
+setACL X     nothing                             nothing
+===========  ==================================  =========================================
+
+Triggering path P in a table reaches every watcher registered on P, and recursive watchers
+registered on any ancestor of P (never for NodeChildrenChanged); a watcher hears an event once
+however many of its watches match, and STANDARD entries on P are consumed. A watcher is a
+session's connection, as on ZooKeeper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from zetcd.emulation.paths import parent_of
+from zetcd.emulation.tree import CHANGED, CREATED, DELETED
+from zetcd.proto.constants import EventType
+
+STANDARD = 0
+PERSISTENT = 1
+PERSISTENT_RECURSIVE = 2
+
+
+class Watcher(Protocol):
+    def notify(self, event_type: int, path: str) -> None: ...
+
+
+def ancestors(path: str) -> Iterable[str]:
+    """P's parent, grandparent, ..., "/"."""
+    while path != "/":
+        path = parent_of(path)
+        yield path
+
+
+class WatchTable:
+    __slots__ = ("by_path", "by_watcher", "recursive")
+
+    def __init__(self) -> None:
+        self.by_path: dict[str, dict[Watcher, int]] = {}
+        self.by_watcher: dict[Watcher, set[str]] = {}
+        self.recursive = 0
+
+    def add(self, path: str, watcher: Watcher, mode: int = STANDARD) -> None:
+        entries = self.by_path.setdefault(path, {})
+        old = entries.get(watcher)
+        if old == PERSISTENT_RECURSIVE:
+            self.recursive -= 1
+        if mode == PERSISTENT_RECURSIVE:
+            self.recursive += 1
+        entries[watcher] = mode
+        self.by_watcher.setdefault(watcher, set()).add(path)
+
+    def remove(self, path: str, watcher: Watcher) -> bool:
+        entries = self.by_path.get(path)
+        if entries is None or watcher not in entries:
+            return False
+        self._drop(path, entries, watcher)
+        paths = self.by_watcher[watcher]
+        paths.discard(path)
+        if not paths:
+            del self.by_watcher[watcher]
+        return True
+
+    def _drop(self, path: str, entries: dict[Watcher, int], watcher: Watcher) -> None:
+        if entries.pop(watcher) == PERSISTENT_RECURSIVE:
+            self.recursive -= 1
+        if not entries:
+            del self.by_path[path]
+
+    def watched(self, path: str) -> bool:
+        """ZooKeeper 3.8's containsWatcher: true when ANY watcher watches ``path``."""
+        return path in self.by_path
+
+    def trigger(
+        self, path: str, event_type: int, suppress: set[Watcher] | None = None
+    ) -> set[Watcher]:
+        fired: set[Watcher] = set()
+        entries = self.by_path.get(path)
+        if entries:
+            for w, mode in list(entries.items()):
+                if mode == PERSISTENT_RECURSIVE and event_type == EventType.NODE_CHILDREN_CHANGED:
+                    continue
+                fired.add(w)
+                if mode == STANDARD:
+                    self.remove(path, w)
+        if self.recursive and path != "/":
+            for p in ancestors(path):
+                up = self.by_path.get(p)
+                if up and event_type != EventType.NODE_CHILDREN_CHANGED:
+                    fired.update(w for w, mode in up.items() if mode == PERSISTENT_RECURSIVE)
+        for w in fired:
+            if suppress is None or w not in suppress:
+                w.notify(event_type, path)
+        return fired
+
+    def drop_watcher(self, watcher: Watcher) -> None:
+        for path in self.by_watcher.pop(watcher, ()):
+            self._drop(path, self.by_path[path], watcher)
+
+    def paths_of(self, watcher: Watcher) -> set[str]:
+        return self.by_watcher.get(watcher, set())
+
+    def __len__(self) -> int:
+        return sum(len(ws) for ws in self.by_path.values())
+
+
+class WatchManager:
+    def __init__(self) -> None:
+        self.data = WatchTable()
+        self.child = WatchTable()
+
+    def trigger(self, changes: Iterable[tuple[str, str]]) -> None:
+        data, child = self.data, self.child
+        for kind, path in changes:
+            if kind == CHANGED:
+                data.trigger(path, EventType.NODE_DATA_CHANGED)
+            elif kind == CREATED:
+                data.trigger(path, EventType.NODE_CREATED)
+                if path != "/":
+                    child.trigger(parent_of(path), EventType.NODE_CHILDREN_CHANGED)
+            elif kind == DELETED:
+                told = data.trigger(path, EventType.NODE_DELETED)
+                child.trigger(path, EventType.NODE_DELETED, told)
+                if path != "/":
+                    child.trigger(parent_of(path), EventType.NODE_CHILDREN_CHANGED)
+
+    def add_persistent(self, path: str, watcher: Watcher, recursive: bool) -> None:
+        """addWatch and setWatches2: the watch goes in both tables (a recursive one never
+        fires from the child table, but checkWatches/removeWatches for children find it)."""
+        mode = PERSISTENT_RECURSIVE if recursive else PERSISTENT
+        self.data.add(path, watcher, mode)
+        self.child.add(path, watcher, mode)
+
+    def drop_watcher(self, watcher: Watcher) -> None:
+        self.data.drop_watcher(watcher)
+        self.child.drop_watcher(watcher)

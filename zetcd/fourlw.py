@@ -1,0 +1,218 @@
+"""Four-letter words answered on the client port, in ZooKeeper 3.8's formats.
+
+As on ZooKeeper 3.8: a word it does not know closes the connection with no output; a known word
+that is not in the whitelist (``--4lw-whitelist``, default ``srvr`` like ZooKeeper's
+``4lw.commands.whitelist``) gets "<word> is not executed because it is not in the whitelist.".
+Words zetcd answers: ruok isro srvr stat cons crst srst conf envi mntr wchs wchc wchp dump
+dirs gtmk stmk. The others ZooKeeper knows (``hash``, ...) close the connection, as an unknown word.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from zetcd import __version__
+from zetcd.proto.constants import FOUR_LETTER_WORDS
+from zetcd.stats import ServerStats
+
+ZK_VERSION = "3.8.0"
+FULL_VERSION = f"{ZK_VERSION}-zetcd-{__version__}, built on 2026-11-25 00:00 UTC"
+_STARTED = time.monotonic()
+
+
+@dataclass
+class ServerView:
+    """What the words read; the runner fills it with live accessors."""
+
+    stats: ServerStats = field(default_factory=ServerStats)
+    connections: Callable[[], Iterable[Any]] = lambda: ()
+    zxid: Callable[[], int] = lambda: 0
+    node_count: Callable[[], int] = lambda: 1
+    ephemerals: Callable[[], dict[int, set[str]]] = dict
+    sessions: Callable[[], Iterable[int]] = lambda: ()
+    data_watches: Callable[[], dict[Any, set[str]]] = dict  # watcher -> paths
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def _java_double(x: float) -> str:
+    r = round(x, 4)
+    return repr(float(r))
+
+
+class FourLetterWords:
+    def __init__(self, view: ServerView | None = None, whitelist: frozenset[str] | None = None):
+        self.view = view or ServerView()
+        self.whitelist = whitelist  # None: all
+        self.trace_mask = 0
+
+    def answer(self, word: str, conn: Any = None) -> bytes | None:
+        if word not in FOUR_LETTER_WORDS:
+            return None
+        if self.whitelist is not None and word not in self.whitelist:
+            return f"{word} is not executed because it is not in the whitelist.\n".encode()
+        fn = getattr(self, "_" + word, None)
+        if fn is None:
+            return None
+        text: str = fn(conn)
+        return text.encode()
+
+    # ------------------------------------------------------------------ helpers
+    def _latency(self) -> str:
+        lat = self.view.stats.latency
+        return f"Latency min/avg/max: {round(lat.low)}/{_java_double(lat.avg)}/{round(lat.high)}"
+
+    def _conns(self, me: Any) -> list[Any]:
+        return [c for c in self.view.connections() if c is not me] + ([me] if me else [])
+
+    @staticmethod
+    def _client_line(c: Any, full: bool) -> str:
+        st = c.stats
+        session = getattr(c, "session", None)
+        head = f" /{c.peer}[{1 if session else 0}](queued=0,recved={st.received},sent={st.sent}"
+        if not full or session is None:
+            return head + ")"
+        lat = st.latency
+        return (
+            f"{head},sid=0x{session.session_id & 0xFFFFFFFFFFFFFFFF:x},lop={st.last_op},"
+            f"est={st.established},to={getattr(session, 'timeout', 0)},"
+            f"lcxid=0x{st.last_cxid & 0xFFFFFFFF:x},lzxid=0x{st.last_zxid & 0xFFFFFFFFFFFFFFFF:x},"
+            f"lresp={st.last_response},llat={round(st.last_latency)},minlat={round(lat.low)},"
+            f"avglat={round(lat.avg)},maxlat={round(lat.high)})"
+        )
+
+    # ------------------------------------------------------------------ the words
+    def _ruok(self, conn: Any) -> str:
+        return "imok"
+
+    def _isro(self, conn: Any) -> str:
+        return "rw"
+
+    def _srvr(self, conn: Any) -> str:
+        v, s = self.view, self.view.stats
+        return (
+            f"Zookeeper version: {FULL_VERSION}\n"
+            f"{self._latency()}\n"
+            f"Received: {s.received}\n"
+            f"Sent: {s.sent}\n"
+            f"Connections: {len(self._conns(conn))}\n"
+            "Outstanding: 0\n"
+            f"Zxid: 0x{v.zxid():x}\n"
+            "Mode: standalone\n"
+            f"Node count: {v.node_count() + 1}\n"  # ZooKeeper counts the root twice
+        )
+
+    def _stat(self, conn: Any) -> str:
+        head, _, rest = self._srvr(conn).partition("\n")
+        clients = "".join(self._client_line(c, False) + "\n" for c in self._conns(conn))
+        return f"{head}\nClients:\n{clients}\n{rest}"
+
+    def _cons(self, conn: Any) -> str:
+        return "".join(self._client_line(c, True) + "\n" for c in self._conns(conn)) + "\n"
+
+    def _crst(self, conn: Any) -> str:
+        for c in self.view.connections():
+            c.stats.reset()
+        return "Connection stats reset.\n"
+
+    def _srst(self, conn: Any) -> str:
+        self.view.stats.reset()
+        return "Server stats reset.\n"
+
+    def _conf(self, conn: Any) -> str:
+        cfg = self.view.config
+        keys = (
+            "clientPort", "secureClientPort", "dataDir", "dataDirSize", "dataLogDir",
+            "dataLogSize", "tickTime", "maxClientCnxns", "minSessionTimeout",
+            "maxSessionTimeout", "clientPortListenBacklog", "serverId",
+        )  # fmt: skip
+        return "".join(f"{k}={cfg[k]}\n" for k in keys if k in cfg)
+
+    def _envi(self, conn: Any) -> str:
+        rows = [
+            ("zookeeper.version", FULL_VERSION),
+            ("host.name", socket.gethostname()),
+            ("python.version", platform.python_version()),
+            ("python.implementation", platform.python_implementation()),
+            ("python.executable", sys.executable),
+            ("os.name", platform.system()),
+            ("os.arch", platform.machine()),
+            ("os.version", platform.release()),
+            ("user.dir", os.getcwd()),
+        ]
+        return "Environment:\n" + "".join(f"{k}={v}\n" for k, v in rows)
+
+    def _mntr(self, conn: Any) -> str:
+        v, s = self.view, self.view.stats
+        watches = sum(len(p) for p in v.data_watches().values())
+        rows: list[tuple[str, object]] = [
+            ("zk_version", FULL_VERSION),
+            ("zk_server_state", "standalone"),
+            ("zk_ephemerals_count", sum(len(p) for p in v.ephemerals().values())),
+            ("zk_num_alive_connections", len(self._conns(conn))),
+            ("zk_avg_latency", _java_double(s.latency.avg)),
+            ("zk_outstanding_requests", 0),
+            ("zk_znode_count", v.node_count() + 1),
+            ("zk_global_sessions", len(list(v.sessions()))),
+            ("zk_watch_count", watches),
+            ("zk_packets_received", s.received),
+            ("zk_packets_sent", s.sent),
+            ("zk_max_latency", round(s.latency.high)),
+            ("zk_min_latency", round(s.latency.low)),
+            ("zk_uptime", int((time.monotonic() - _STARTED) * 1000)),
+        ]
+        return "".join(f"{k}\t{val}\n" for k, val in rows)
+
+    def _wchs(self, conn: Any) -> str:
+        table = self.view.data_watches()
+        paths = {p for ps in table.values() for p in ps}
+        total = sum(len(ps) for ps in table.values())
+        return f"{len(table)} connections watching {len(paths)} paths\nTotal watches:{total}\n"
+
+    def _wchc(self, conn: Any) -> str:
+        out = []
+        for w, paths in self.view.data_watches().items():
+            out.append(f"0x{w.session_id & 0xFFFFFFFFFFFFFFFF:x}\n")
+            out.extend(f"\t{p}\n" for p in paths)
+        return "".join(out) + "\n"
+
+    def _wchp(self, conn: Any) -> str:
+        by_path: dict[str, list[int]] = {}
+        for w, paths in self.view.data_watches().items():
+            for p in paths:
+                by_path.setdefault(p, []).append(w.session_id)
+        out = []
+        for p, sids in by_path.items():
+            out.append(f"{p}\n")
+            out.extend(f"\t0x{sid & 0xFFFFFFFFFFFFFFFF:x}\n" for sid in sids)
+        return "".join(out) + "\n"
+
+    def _dump(self, conn: Any) -> str:
+        sessions = sorted(self.view.sessions())
+        eph = self.view.ephemerals()
+        out = ["SessionTracker dump:\n", f"Global Sessions({len(sessions)}):\n"]
+        out.extend(f"0x{sid & 0xFFFFFFFFFFFFFFFF:x}\n" for sid in sessions)
+        out.append("ephemeral nodes dump:\n")
+        out.append(f"Sessions with Ephemerals ({len(eph)}):\n")
+        for sid, paths in sorted(eph.items()):
+            out.append(f"0x{sid & 0xFFFFFFFFFFFFFFFF:x}:\n")
+            out.extend(f"\t{p}\n" for p in sorted(paths))
+        return "".join(out)
+
+    def _dirs(self, conn: Any) -> str:
+        return "datadir_size: 0\nlogdir_size: 0\n"
+
+    def _gtmk(self, conn: Any) -> str:
+        return f"{self.trace_mask}\n"
+
+    def _stmk(self, conn: Any) -> str:
+        mask = getattr(conn, "trace_mask", None)
+        if mask is not None:
+            self.trace_mask = mask
+        return f"{self.trace_mask}\n"

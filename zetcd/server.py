@@ -1,0 +1,228 @@
+"""The trio server: accept loop, a reader per connection, and one writer.
+
+Theory of operation: the reader decodes frames with the sans-I/O ServerProtocol and hands each
+request, in order, to the backend session; replies and watch notifications are appended to one
+outgoing buffer, and a single writer task flushes it. So per-connection order is decided in one
+place: whatever the backend queued first leaves first. Bad input costs only its own connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import trio
+
+from zetcd.backend import Backend, DropConnection, Reply, Session
+from zetcd.fourlw import FourLetterWords
+from zetcd.proto.connection import Connect, FourLetterWord, Request, ServerProtocol
+from zetcd.proto.constants import DEFAULT_MAX_PACKET, Err, KeeperState
+from zetcd.proto.errors import MalformedRequest, ProtocolError, UnknownOpcode
+from zetcd.proto.framing import NEED_DATA
+from zetcd.proto.records import ReplyHeader, WatcherEvent
+from zetcd.stats import OP_NAMES, ConnStats, ServerStats
+
+log = logging.getLogger(__name__)
+
+RECV_SIZE = 256 * 1024
+
+
+class RequestObserver(Protocol):
+    def __call__(self, opcode: int, err: int, seconds: float) -> None: ...
+
+
+@dataclass(slots=True)
+class ServerConfig:
+    max_packet: int = DEFAULT_MAX_PACKET
+    four_letter_words: FourLetterWords | None = None
+    stats: ServerStats = field(default_factory=ServerStats)
+    observe: RequestObserver | None = None  # metrics hook
+
+
+class Connection:
+    """One client connection; also the backend's Outbox for it."""
+
+    def __init__(self, stream: trio.SocketStream, backend: Backend, config: ServerConfig) -> None:
+        self.stream = stream
+        self.backend = backend
+        self.config = config
+        self.proto = ServerProtocol(config.max_packet)
+        self.out = bytearray()
+        self.wake = trio.Event()
+        self.closing = False
+        self.session: Session | None = None
+        self.stats = ConnStats()
+        self.trace_mask: int | None = None
+        try:
+            host, port = stream.socket.getpeername()[:2]
+            self.peer = f"{host}:{port}"
+            self.peer_host = str(host)
+        except OSError:
+            self.peer = self.peer_host = "?"
+
+    # ------------------------------------------------------------------ Outbox
+    def _queue(self, data: bytes) -> None:
+        if not self.closing:
+            self.out += data
+            self.wake.set()
+
+    def notify(self, event_type: int, path: str) -> None:
+        self.stats.sent += 1
+        self.config.stats.sent += 1
+        self._queue(
+            self.proto.send_notification(WatcherEvent(event_type, KeeperState.SYNC_CONNECTED, path))
+        )
+
+    def close(self) -> None:
+        self.closing = True
+        self.wake.set()
+
+    def send_reply(self, reply: Reply) -> None:
+        self._queue(
+            self.proto.send_reply(ReplyHeader(reply.xid, reply.zxid, reply.err), reply.body)
+        )
+        if reply.close:
+            self.close()
+
+    # ------------------------------------------------------------------ tasks
+    async def writer(self) -> None:
+        stream = self.stream
+        while True:
+            await self.wake.wait()
+            self.wake = trio.Event()
+            if self.out:
+                data, self.out = self.out, bytearray()
+                await stream.send_all(data)
+            if self.closing and not self.out:
+                return
+
+    async def serve(self) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._write_then_stop, nursery.cancel_scope)
+                await self._read()
+                self.close()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+        except Exception:
+            # a bug must cost only this connection, never the process or other sessions
+            log.exception("internal error serving %s; closing its connection", self.peer)
+        finally:
+            if self.session is not None:
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                    await self.session.detach()
+            await trio.aclose_forcefully(self.stream)
+
+    async def _write_then_stop(self, scope: trio.CancelScope) -> None:
+        try:
+            await self.writer()
+        finally:
+            scope.cancel()
+
+    async def _read(self) -> None:
+        proto = self.proto
+        while not self.closing:
+            data = await self.stream.receive_some(RECV_SIZE)
+            if not data:
+                return
+            proto.receive_data(data)
+            while not self.closing:
+                try:
+                    ev = proto.next_event()
+                except UnknownOpcode as e:
+                    self.send_reply(Reply(e.xid, -1, Err.UNIMPLEMENTED, None, close=True))
+                    return
+                except MalformedRequest as e:
+                    if self.session is None:
+                        return
+                    try:
+                        self.send_reply(await self.session.malformed(e.xid, e.opcode))
+                    except DropConnection:
+                        return
+                    continue
+                except ProtocolError as e:
+                    log.info("closing %s: %s", self.peer, e)
+                    return
+                if ev is NEED_DATA:
+                    break
+                if isinstance(ev, Request):
+                    if self.session is None:
+                        return
+                    started = time.perf_counter()
+                    try:
+                        reply = await self.session.handle(ev.header, ev.body)
+                    except DropConnection:
+                        return
+                    self._account(ev.header.xid, ev.header.type, reply, started)
+                    self.send_reply(reply)
+                elif isinstance(ev, Connect):
+                    await self._connect(ev)
+                elif isinstance(ev, FourLetterWord):
+                    words = self.config.four_letter_words
+                    self.stats.received += 1
+                    self.trace_mask = ev.trace_mask
+                    answer = words.answer(ev.word, self) if words is not None else None
+                    if answer is not None:
+                        self._queue(answer)
+                    return
+
+    def _account(self, xid: int, opcode: int, reply: Reply, started: float) -> None:
+        seconds = time.perf_counter() - started
+        ms = seconds * 1000
+        st, server = self.stats, self.config.stats
+        st.received += 1
+        st.sent += 1
+        server.received += 1
+        server.sent += 1
+        st.last_op = OP_NAMES.get(opcode, "NA")
+        st.last_cxid = xid
+        st.last_zxid = reply.zxid
+        st.last_response = int(time.time() * 1000)
+        st.last_latency = ms
+        st.latency.add(ms)
+        server.latency.add(ms)
+        if self.config.observe is not None:
+            self.config.observe(opcode, reply.err, seconds)
+
+    async def _connect(self, ev: Connect) -> None:
+        try:
+            accepted = await self.backend.connect(ev.request, self)
+        except DropConnection:
+            self.close()
+            return
+        if accepted.response is None:
+            self.close()
+            return
+        self._queue(self.proto.send_connect_response(accepted.response))
+        if accepted.session is None:
+            self.close()
+        self.session = accepted.session
+
+
+async def serve(
+    backend: Backend,
+    host: str,
+    port: int,
+    config: ServerConfig,
+    *,
+    task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
+    connections: set[Connection] | None = None,
+) -> None:
+    """Serve the ZooKeeper protocol on host:port until cancelled; ``connections`` tracks the
+    open ones."""
+    live = connections if connections is not None else set()
+
+    async def handler(stream: trio.SocketStream) -> None:
+        conn = Connection(stream, backend, config)
+        live.add(conn)
+        try:
+            await conn.serve()
+        finally:
+            live.discard(conn)
+
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(trio.serve_listeners, handler, listeners)
+        task_status.started(listeners)

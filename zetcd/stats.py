@@ -1,0 +1,67 @@
+"""Counters the four-letter words and the metrics endpoint report."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+# ZooKeeper's short op names, as `cons` shows them in lop=
+OP_NAMES = {
+    1: "CREA", 2: "DELE", 3: "EXIS", 4: "GETD", 5: "SETD", 6: "GETA", 7: "SETA", 8: "GETC",
+    9: "SYNC", 11: "PING", 12: "GETC", 13: "CHEC", 14: "MULT", 15: "CREA", 16: "RECO",
+    17: "CHKW", 18: "REMW", 19: "CREA", 21: "CREA", 22: "MLTR", 100: "SETA", 101: "SETW",
+    103: "GETE", 104: "GACN", 105: "STW2", 106: "ADDW", 107: "HOMI", -11: "CLOS",
+}  # fmt: skip
+
+
+@dataclass
+class Latency:
+    count: int = 0
+    total: float = 0.0
+    low: float = 0.0
+    high: float = 0.0
+
+    def add(self, ms: float) -> None:
+        if self.count == 0 or ms < self.low:
+            self.low = ms
+        if ms > self.high:
+            self.high = ms
+        self.count += 1
+        self.total += ms
+
+    @property
+    def avg(self) -> float:
+        return self.total / self.count if self.count else 0.0
+
+    def reset(self) -> None:
+        self.count, self.total, self.low, self.high = 0, 0.0, 0.0, 0.0
+
+
+@dataclass
+class ConnStats:
+    established: int = field(default_factory=lambda: int(time.time() * 1000))
+    received: int = 0
+    sent: int = 0
+    last_op: str = "NA"
+    last_cxid: int = -1
+    last_zxid: int = -1
+    last_response: int = 0
+    last_latency: float = 0.0
+    latency: Latency = field(default_factory=Latency)
+
+    def reset(self) -> None:
+        self.received = self.sent = 0
+        self.last_op, self.last_cxid, self.last_zxid = "NA", -1, -1
+        self.last_response, self.last_latency = 0, 0.0
+        self.latency.reset()
+
+
+@dataclass
+class ServerStats:
+    received: int = 0
+    sent: int = 0
+    latency: Latency = field(default_factory=Latency)
+
+    def reset(self) -> None:
+        self.received = self.sent = 0
+        self.latency.reset()
