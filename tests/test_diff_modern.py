@@ -1,0 +1,374 @@
+"""ZooKeeper 3.5-3.9 operations, differential against real ZooKeeper 3.8 (raw protocol, so every
+field and error is visible): create2/createContainer/createTTL, checkWatches, removeWatches,
+addWatch (persistent and recursive), setWatches2, multiRead, getEphemerals,
+getAllChildrenNumber, whoAmI, reconfig."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from tests.differential import Diff
+from tests.rawclient import RawClient
+from tests.servers import EtcdServer, ZooKeeperServer
+from tests.zetcd_server import ZetcdServer
+from zetcd.proto.constants import OpCode
+from zetcd.proto.records import (
+    ACL,
+    AddWatchRequest,
+    CheckWatchesRequest,
+    CreateRequest,
+    CreateTTLRequest,
+    DeleteRequest,
+    ExistsRequest,
+    GetAllChildrenNumberRequest,
+    GetChildrenRequest,
+    GetDataRequest,
+    GetEphemeralsRequest,
+    Id,
+    MultiOp,
+    MultiRequest,
+    ReconfigRequest,
+    RemoveWatchesRequest,
+    SetDataRequest,
+    SetWatches2,
+)
+
+OPEN = (ACL(31, Id("world", "anyone")),)
+
+
+def both(diff: Diff, scenario: Callable[[str, str], list[Any]]) -> list[Any]:
+    root = f"/modern-{uuid.uuid4().hex[:10]}"
+    expected = scenario(diff.zookeeper, root)
+    actual = scenario(diff.zetcd, root)
+    assert actual == expected
+    return actual
+
+
+def shape(reply: Any, root: str) -> Any:
+    """What a reply says, with zxids and times left out and paths made relative."""
+    body = reply.body
+    out: Any = type(body).__name__ if body is not None else None
+    if body is not None and hasattr(body, "path"):
+        out = (out, body.path.removeprefix(root))
+    if body is not None and hasattr(body, "stat"):
+        st = body.stat
+        owner = "session" if st.ephemeralOwner else 0
+        out = (out, st.version, st.cversion, owner, st.numChildren, st.dataLength)
+    if body is not None and hasattr(body, "results"):
+        out = (out, [(r.type, r.err, type(r.response).__name__) for r in body.results])
+    return (reply.header.err, out)
+
+
+def events(c: RawClient, root: str) -> list[tuple[int, str]]:
+    got = [(e.type, (e.path or "").removeprefix(root)) for e in c.pending]
+    c.pending.clear()
+    return got
+
+
+def sync_events(c: RawClient, root: str) -> list[tuple[int, str]]:
+    """Events that arrived before the reply to one more request."""
+    c.call(OpCode.EXISTS, ExistsRequest("/", False))
+    return events(c, root)
+
+
+def test_create_variants(diff: Diff) -> None:
+    def scenario(address: str, root: str) -> list[Any]:
+        c = RawClient(address)
+        c.connect()
+        out: list[Any] = [shape(c.call(OpCode.CREATE2, CreateRequest(root, b"x", OPEN, 0)), root)]
+        for opcode, req in [
+            (OpCode.CREATE2, CreateRequest(f"{root}/c2", b"ab", OPEN, 0)),
+            (OpCode.CREATE2, CreateRequest(f"{root}/seq-", b"", OPEN, 2)),
+            (OpCode.CREATE2, CreateRequest(f"{root}/e", b"", OPEN, 1)),
+            (OpCode.CREATE, CreateRequest(f"{root}/flag4", b"", OPEN, 4)),
+            (OpCode.CREATE_CONTAINER, CreateRequest(f"{root}/ct", b"", OPEN, 4)),
+            (OpCode.CREATE_CONTAINER, CreateRequest(f"{root}/ct-", b"", OPEN, 2)),
+            (OpCode.CREATE_CONTAINER, CreateRequest(f"{root}/ct1", b"", OPEN, 1)),
+            (OpCode.CREATE_TTL, CreateTTLRequest(f"{root}/ttl", b"", OPEN, 5, 60000)),
+            (OpCode.CREATE_TTL, CreateTTLRequest(f"{root}/ttl-", b"", OPEN, 6, 60000)),
+            (OpCode.CREATE_TTL, CreateTTLRequest(f"{root}/bad", b"", OPEN, 5, 0)),
+            (OpCode.CREATE_TTL, CreateTTLRequest(f"{root}/bad", b"", OPEN, 5, 1 << 40)),
+            (OpCode.CREATE_TTL, CreateTTLRequest(f"{root}/bad", b"", OPEN, 0, 100)),
+            (OpCode.CREATE, CreateRequest(f"{root}/bad", b"", OPEN, 5)),
+            (OpCode.CREATE2, CreateRequest(f"{root}/ct/child", b"", OPEN, 1)),
+            (OpCode.CREATE2, CreateRequest(f"{root}/e/child", b"", OPEN, 4)),
+            (OpCode.CREATE2, CreateRequest(f"{root}/null", None, OPEN, 0)),
+        ]:
+            out.append((opcode, shape(c.call(opcode, req), root)))
+        out.append(shape(c.call(OpCode.GET_DATA, GetDataRequest(f"{root}/null", False)), root))
+        got = c.call(OpCode.GET_DATA, GetDataRequest(f"{root}/null", False))
+        out.append(("null data", got.body.data))
+        c.close()
+        return out
+
+    both(diff, scenario)
+
+
+def test_multi_create_results_follow_flags(diff: Diff) -> None:
+    def scenario(address: str, root: str) -> list[Any]:
+        c = RawClient(address)
+        c.connect()
+        c.call(OpCode.CREATE, CreateRequest(root, b"", OPEN, 0))
+        ops = (
+            MultiOp(OpCode.CREATE, CreateRequest(f"{root}/a", b"", OPEN, 0)),
+            MultiOp(OpCode.CREATE2, CreateRequest(f"{root}/b", b"", OPEN, 0)),
+            MultiOp(OpCode.CREATE_CONTAINER, CreateRequest(f"{root}/c", b"", OPEN, 0)),
+            MultiOp(OpCode.CREATE, CreateRequest(f"{root}/d", b"", OPEN, 4)),
+            MultiOp(OpCode.CREATE_TTL, CreateTTLRequest(f"{root}/t", b"", OPEN, 5, 5000)),
+            MultiOp(OpCode.SET_DATA, SetDataRequest(f"{root}/a", b"1", -1)),
+            MultiOp(OpCode.SET_DATA, SetDataRequest(f"{root}/a", b"22", 1)),
+            MultiOp(OpCode.CREATE, CreateRequest(f"{root}/s-", b"", OPEN, 2)),
+            MultiOp(OpCode.CREATE, CreateRequest(f"{root}/s-", b"", OPEN, 2)),
+        )
+        out = [shape(c.call(OpCode.MULTI, MultiRequest(ops)), root)]
+        out.append(shape(c.call(OpCode.GET_CHILDREN, GetChildrenRequest(root, False)), root))
+        kids = c.call(OpCode.GET_CHILDREN, GetChildrenRequest(root, False)).body.children
+        out.append(sorted(kids))
+        out.append(shape(c.call(OpCode.MULTI, MultiRequest(())), root))
+        c.close()
+        return out
+
+    both(diff, scenario)
+
+
+def test_check_and_remove_watches(diff: Diff) -> None:
+    def scenario(address: str, root: str) -> list[Any]:
+        a = RawClient(address)
+        b = RawClient(address)
+        a.connect()
+        b.connect()
+        a.call(OpCode.CREATE, CreateRequest(root, b"", OPEN, 0))
+        out: list[Any] = []
+        a.call(OpCode.GET_DATA, GetDataRequest(root, True))
+        a.call(OpCode.GET_CHILDREN, GetChildrenRequest(root, True))
+        for kind in (1, 2, 3, 4, 5):
+            out.append(
+                (
+                    "check a",
+                    kind,
+                    a.call(OpCode.CHECK_WATCHES, CheckWatchesRequest(root, kind)).header.err,
+                )
+            )
+            out.append(
+                (
+                    "check b",
+                    kind,
+                    b.call(OpCode.CHECK_WATCHES, CheckWatchesRequest(root, kind)).header.err,
+                )
+            )
+        out.append(
+            (
+                "check missing",
+                a.call(OpCode.CHECK_WATCHES, CheckWatchesRequest(root + "/x", 3)).header.err,
+            )
+        )
+        out.append(
+            ("remove b", b.call(OpCode.REMOVE_WATCHES, RemoveWatchesRequest(root, 3)).header.err)
+        )
+        out.append(
+            ("remove data", a.call(OpCode.REMOVE_WATCHES, RemoveWatchesRequest(root, 2)).header.err)
+        )
+        out.append(
+            (
+                "remove data again",
+                a.call(OpCode.REMOVE_WATCHES, RemoveWatchesRequest(root, 2)).header.err,
+            )
+        )
+        out.append(
+            ("remove any", a.call(OpCode.REMOVE_WATCHES, RemoveWatchesRequest(root, 3)).header.err)
+        )
+        out.append(
+            (
+                "remove any again",
+                a.call(OpCode.REMOVE_WATCHES, RemoveWatchesRequest(root, 3)).header.err,
+            )
+        )
+        out.append(
+            ("bad type", a.call(OpCode.REMOVE_WATCHES, RemoveWatchesRequest(root, 9)).header.err)
+        )
+        b.call(OpCode.SET_DATA, SetDataRequest(root, b"x", -1))
+        out.append(("no events after removal", sync_events(a, root)))
+        a.close()
+        b.close()
+        return out
+
+    both(diff, scenario)
+
+
+def test_persistent_and_recursive_watches(diff: Diff) -> None:
+    def scenario(address: str, root: str) -> list[Any]:
+        w = RawClient(address)
+        m = RawClient(address)
+        w.connect()
+        m.connect()
+        m.call(OpCode.CREATE, CreateRequest(root, b"", OPEN, 0))
+        out: list[Any] = []
+        r = w.call(OpCode.ADD_WATCH, AddWatchRequest(root, 0))
+        out.append(("add persistent", r.header.err, type(r.body).__name__))
+        out.append(
+            (
+                "add recursive",
+                w.call(OpCode.ADD_WATCH, AddWatchRequest(root + "/sub", 1)).header.err,
+            )
+        )
+        out.append(("bad mode", w.call(OpCode.ADD_WATCH, AddWatchRequest(root, 7)).header.err))
+        m.call(OpCode.CREATE, CreateRequest(root + "/sub", b"", OPEN, 0))
+        m.call(OpCode.CREATE, CreateRequest(root + "/sub/a", b"", OPEN, 0))
+        m.call(OpCode.CREATE, CreateRequest(root + "/sub/a/b", b"", OPEN, 0))
+        m.call(OpCode.SET_DATA, SetDataRequest(root + "/sub/a/b", b"1", -1))
+        m.call(OpCode.SET_DATA, SetDataRequest(root, b"1", -1))
+        m.call(OpCode.SET_DATA, SetDataRequest(root, b"2", -1))
+        m.call(OpCode.DELETE, DeleteRequest(root + "/sub/a/b", -1))
+        out.append(("events", sync_events(w, root)))
+        for kind in (1, 2, 3, 4, 5):
+            out.append(
+                (
+                    "check",
+                    kind,
+                    w.call(
+                        OpCode.CHECK_WATCHES, CheckWatchesRequest(root + "/sub", kind)
+                    ).header.err,
+                )
+            )
+        # a one-shot getData watch on a persistently watched path makes it one-shot (3.8.0)
+        w.call(OpCode.GET_DATA, GetDataRequest(root, True))
+        m.call(OpCode.SET_DATA, SetDataRequest(root, b"3", -1))
+        m.call(OpCode.SET_DATA, SetDataRequest(root, b"4", -1))
+        out.append(("after standard overlay", sync_events(w, root)))
+        out.append(
+            (
+                "remove recursive as data",
+                w.call(OpCode.REMOVE_WATCHES, RemoveWatchesRequest(root + "/sub", 2)).header.err,
+            )
+        )
+        m.call(OpCode.SET_DATA, SetDataRequest(root + "/sub/a", b"x", -1))
+        out.append(("after removal", sync_events(w, root)))
+        w.close()
+        m.close()
+        return out
+
+    both(diff, scenario)
+
+
+def test_set_watches2_rearms_persistent_watches(diff: Diff) -> None:
+    def scenario(address: str, root: str) -> list[Any]:
+        w = RawClient(address)
+        m = RawClient(address)
+        w.connect()
+        m.connect()
+        m.call(OpCode.CREATE, CreateRequest(root, b"", OPEN, 0))
+        m.call(OpCode.CREATE, CreateRequest(root + "/k", b"", OPEN, 0))
+        zxid = m.call(OpCode.EXISTS, ExistsRequest(root, False)).header.zxid
+        req = SetWatches2(
+            zxid, (root + "/k",), (root + "/none",), (root,), (root + "/p",), (root + "/r",)
+        )
+        w.request(OpCode.SET_WATCHES2, req, xid=-8)
+        r = w.reply()
+        out: list[Any] = [("setWatches2", r.header.xid, r.header.err, sync_events(w, root))]
+        m.call(OpCode.CREATE, CreateRequest(root + "/p", b"", OPEN, 0))
+        m.call(OpCode.CREATE, CreateRequest(root + "/r", b"", OPEN, 0))
+        m.call(OpCode.CREATE, CreateRequest(root + "/r/x", b"", OPEN, 0))
+        m.call(OpCode.SET_DATA, SetDataRequest(root + "/k", b"v", -1))
+        m.call(OpCode.CREATE, CreateRequest(root + "/none", b"", OPEN, 0))
+        out.append(("events", sync_events(w, root)))
+        for kind in (1, 2):
+            out.append(
+                (
+                    "check r",
+                    kind,
+                    w.call(
+                        OpCode.REMOVE_WATCHES, RemoveWatchesRequest(root + "/r", kind)
+                    ).header.err,
+                )
+            )
+        w.close()
+        m.close()
+        return out
+
+    both(diff, scenario)
+
+
+def test_other_3_6_ops(diff: Diff) -> None:
+    def scenario(address: str, root: str) -> list[Any]:
+        c = RawClient(address)
+        c.connect()
+        c.call(OpCode.CREATE, CreateRequest(root, b"", OPEN, 0))
+        c.call(OpCode.CREATE, CreateRequest(root + "/a", b"A", OPEN, 0))
+        c.call(OpCode.CREATE, CreateRequest(root + "/a/b", b"", OPEN, 1))
+        c.call(OpCode.CREATE, CreateRequest(root + "/e", b"", OPEN, 1))
+        out: list[Any] = []
+        for prefix in (root, root + "/a", "/", "", root + "/zz"):
+            r = c.call(OpCode.GET_EPHEMERALS, GetEphemeralsRequest(prefix))
+            out.append(
+                (
+                    "ephemerals",
+                    prefix.removeprefix(root),
+                    r.header.err,
+                    sorted(p.removeprefix(root) for p in r.body.ephemerals),
+                )
+            )
+        for path in (root, root + "/a", root + "/missing"):
+            r = c.call(OpCode.GET_ALL_CHILDREN_NUMBER, GetAllChildrenNumberRequest(path))
+            out.append(
+                (
+                    "all children",
+                    path.removeprefix(root),
+                    r.header.err,
+                    r.body and r.body.totalNumber,
+                )
+            )
+        reads = MultiRequest(
+            (
+                MultiOp(OpCode.GET_DATA, GetDataRequest(root + "/a", False)),
+                MultiOp(OpCode.GET_CHILDREN, GetChildrenRequest(root + "/a", False)),
+                MultiOp(OpCode.GET_DATA, GetDataRequest(root + "/missing", False)),
+            )
+        )
+        r = c.call(OpCode.MULTI_READ, reads)
+        out.append(shape(r, root))
+        out.append(
+            ("multiRead data", r.body.results[0].response.data, r.body.results[1].response.children)
+        )
+        r = c.call(OpCode.WHO_AM_I)
+        out.append(("whoAmI", r.header.err, [(i.authScheme, i.user) for i in r.body.clientInfo]))
+        r = c.call(OpCode.RECONFIG, ReconfigRequest(None, None, "server.1=127.0.0.1:1:2", -1))
+        out.append(("reconfig", r.header.err))
+        c.close()
+        return out
+
+    both(diff, scenario)
+
+
+def test_container_and_ttl_expiry(etcd: EtcdServer) -> None:
+    """Empty containers that had a child, and TTL nodes idle past their TTL, are deleted by the
+    container manager, firing watches like a delete. Both servers check every 300 ms."""
+
+    def scenario(address: str, root: str) -> list[Any]:
+        c = RawClient(address)
+        c.connect()
+        c.call(OpCode.CREATE, CreateRequest(root, b"", OPEN, 0))
+        c.call(OpCode.CREATE_CONTAINER, CreateRequest(root + "/used", b"", OPEN, 4))
+        c.call(OpCode.CREATE_CONTAINER, CreateRequest(root + "/fresh", b"", OPEN, 4))
+        c.call(OpCode.CREATE, CreateRequest(root + "/used/kid", b"", OPEN, 0))
+        c.call(OpCode.CREATE_TTL, CreateTTLRequest(root + "/ttl", b"", OPEN, 5, 500))
+        c.call(OpCode.CREATE_TTL, CreateTTLRequest(root + "/ttl-parent", b"", OPEN, 5, 500))
+        c.call(OpCode.CREATE, CreateRequest(root + "/ttl-parent/kid", b"", OPEN, 0))
+        c.call(OpCode.EXISTS, ExistsRequest(root + "/used", True))
+        c.call(OpCode.GET_CHILDREN, GetChildrenRequest(root, True))
+        c.call(OpCode.DELETE, DeleteRequest(root + "/used/kid", -1))
+        time.sleep(2.0)
+        left = c.call(OpCode.GET_CHILDREN, GetChildrenRequest(root, False)).body.children
+        out: list[Any] = [("left", sorted(left)), ("events", sync_events(c, root))]
+        c.close()
+        return out
+
+    with ZooKeeperServer(jvm_opts=["-Dznode.container.checkIntervalMs=300"]) as zk:
+        zetcd = ZetcdServer(etcd.endpoint, extra_args=("--container-check-interval", "300"))
+        with zetcd:
+            root = f"/cont-{uuid.uuid4().hex[:8]}"
+            expected = scenario(zk.address, root)
+            assert scenario(zetcd.address, root) == expected
+            assert expected[0] == ("left", ["fresh", "ttl-parent"])

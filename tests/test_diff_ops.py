@@ -1,0 +1,243 @@
+"""Every 3.4 operation, run against real ZooKeeper 3.8 and zetcd: the transcripts must agree."""
+
+from __future__ import annotations
+
+from kazoo.security import make_acl, make_digest_acl
+
+from tests.differential import Diff, Recorder
+
+
+def test_create_get_set_delete(diff: Diff) -> None:
+    def scenario(r: Recorder) -> None:
+        zk = r.client()
+        r.call("create", zk.create, "/a", b"hello")
+        r.call("get", zk.get, "/a")
+        r.call("exists", zk.exists, "/a")
+        r.call("exists missing", zk.exists, "/missing")
+        r.call("get missing", zk.get, "/missing")
+        r.call("set", zk.set, "/a", b"world")
+        r.call("set bad version", zk.set, "/a", b"x", version=7)
+        r.call("set right version", zk.set, "/a", b"y", version=1)
+        r.call("get after sets", zk.get, "/a")
+        r.call("create again", zk.create, "/a")
+        r.call("create no parent", zk.create, "/x/y")
+        r.call("create child", zk.create, "/a/b", b"")
+        r.call("delete not empty", zk.delete, "/a")
+        r.call("delete bad version", zk.delete, "/a/b", version=3)
+        r.call("delete child", zk.delete, "/a/b", version=0)
+        r.call("parent after child delete", zk.get, "/a")
+        r.call("delete", zk.delete, "/a")
+        r.call("delete missing", zk.delete, "/a")
+        r.call("get deleted", zk.exists, "/a")
+
+    diff(scenario)
+
+
+def test_stat_fields_and_cversion(diff: Diff) -> None:
+    def scenario(r: Recorder) -> None:
+        zk = r.client()
+        zk.create("/p")
+        for i in range(3):
+            r.call(f"create c{i}", zk.create, f"/p/c{i}", b"x" * i)
+        r.call("stat p", zk.exists, "/p")
+        r.call("delete c1", zk.delete, "/p/c1")
+        r.call("stat p after delete", zk.exists, "/p")
+        r.call("set p", zk.set, "/p", b"data")
+        r.call("stat p after set", zk.exists, "/p")
+        r.call("children", zk.get_children, "/p")
+        r.call("children2", zk.get_children, "/p", include_data=True)
+        r.call("child stat", zk.exists, "/p/c2")
+
+    diff(scenario)
+
+
+def test_sequential_names_follow_parent_cversion(diff: Diff) -> None:
+    def scenario(r: Recorder) -> None:
+        zk = r.client()
+        zk.create("/q")
+        r.call("seq 1", zk.create, "/q/n-", sequence=True)
+        r.call("plain", zk.create, "/q/plain")
+        r.call("delete plain", zk.delete, "/q/plain")
+        r.call("seq 2", zk.create, "/q/n-", sequence=True)
+        r.call("seq ephemeral", zk.create, "/q/e-", ephemeral=True, sequence=True)
+        r.call("seq no prefix", zk.create, "/q/", sequence=True)
+        r.call("children", zk.get_children, "/q")
+
+    diff(scenario)
+
+
+def test_ephemerals(diff: Diff) -> None:
+    def scenario(r: Recorder) -> None:
+        a = r.client()
+        b = r.client()
+        a.create("/dir")
+        r.call("eph", a.create, "/dir/e", b"v", ephemeral=True)
+        r.call("eph stat", b.exists, "/dir/e")
+        r.call("child of eph", a.create, "/dir/e/child")
+        r.call("seq child of eph", a.create, "/dir/e/child", sequence=True)
+        r.call("dir before close", b.exists, "/dir")
+        a.stop()
+        a.close()
+        r.call("eph after close", b.exists, "/dir/e")
+        r.call("dir after close", b.exists, "/dir")
+        r.call("delete dir", b.delete, "/dir")
+
+    diff(scenario)
+
+
+def test_root_and_special_paths(diff: Diff) -> None:
+    def scenario(r: Recorder) -> None:
+        zk = r.client(chroot=False)
+        r.call("create root", zk.create, "/")
+        r.call("delete root", zk.delete, "/")
+        r.call("delete /zookeeper", zk.delete, "/zookeeper")
+        r.call("delete /zookeeper/quota", zk.delete, "/zookeeper/quota")
+        r.call("sync root", zk.sync, "/")
+        r.call("zookeeper children", zk.get_children, "/zookeeper")
+        r.call("quota", zk.get, "/zookeeper/quota")
+        r.call("config acl", zk.get_acls, "/zookeeper/config")
+        r.call("zookeeper acl", zk.get_acls, "/zookeeper")
+
+    diff(scenario)
+
+
+def test_invalid_paths_are_bad_arguments(diff: Diff) -> None:
+    bad = ["/a/", "/a//b", "/a/./b", "/a/../b", "/.", "/..", "/a\u0001b", "/a\ufff5"]
+
+    def scenario(r: Recorder) -> None:
+        zk = r.client()
+        zk.create("/a")
+        for p in bad:
+            # kazoo validates some paths itself; the raw-protocol tests cover the rest
+            r.call(f"create {p!r}", zk.create, p)
+            r.call(f"set {p!r}", zk.set, p, b"")
+            r.call(f"exists {p!r}", zk.exists, p)
+
+    diff(scenario)
+
+
+def test_acls_stored_and_returned(diff: Diff) -> None:
+    def scenario(r: Recorder) -> None:
+        zk = r.client()
+        acl = [make_acl("world", "anyone", read=True, write=True)]
+        r.call("create with acl", zk.create, "/n", b"", acl=acl)
+        r.call("get acl", zk.get_acls, "/n")
+        digest = make_digest_acl("user", "pw", all=True)
+        r.call("set acl", zk.set_acls, "/n", [digest])
+        r.call("get acl 2", zk.get_acls, "/n")
+        r.call("set acl bad version", zk.set_acls, "/n", [digest], version=5)
+        r.call("set acl empty", zk.set_acls, "/n", [])
+        r.call("bad scheme", zk.create, "/m", b"", acl=[make_acl("nope", "x", all=True)])
+        r.call("world not anyone", zk.create, "/m", b"", acl=[make_acl("world", "x", all=True)])
+        r.call("auth without auth", zk.create, "/m", b"", acl=[make_acl("auth", "", all=True)])
+        r.call("bad ip", zk.create, "/m", b"", acl=[make_acl("ip", "1.2.3.4/99", all=True)])
+        r.call("good ip", zk.create, "/m", b"", acl=[make_acl("ip", "10.0.0.0/8", all=True)])
+        zk.add_auth("digest", "me:secret")
+        r.call("auth with auth", zk.create, "/k", b"", acl=[make_acl("auth", "", all=True)])
+        r.call("auth acl", zk.get_acls, "/k")
+
+    diff(scenario)
+
+
+def test_multi_success_and_failure(diff: Diff) -> None:
+    def scenario(r: Recorder) -> None:
+        zk = r.client()
+        zk.create("/m")
+        t = zk.transaction()
+        t.create("/m/a", b"1")
+        t.create("/m/b", b"2")
+        t.set_data("/m/a", b"3")
+        t.check("/m/a", 1)
+        r.call("multi ok", t.commit)
+        r.call("m after", zk.exists, "/m")
+        r.call("a after", zk.get, "/m/a")
+        t = zk.transaction()
+        t.create("/m/c")
+        t.check("/m/a", 9)
+        t.delete("/m/b")
+        r.call("multi fail", t.commit)
+        r.call("c not created", zk.exists, "/m/c")
+        r.call("b kept", zk.exists, "/m/b")
+        t = zk.transaction()
+        t.delete("/m/a")
+        t.create("/m/a", b"again")
+        t.create("/m/s-", sequence=True)
+        t.create("/m/s-", sequence=True)
+        r.call("multi recreate", t.commit)
+        r.call("a recreated", zk.get, "/m/a")
+        r.call("m cversion", zk.exists, "/m")
+        t = zk.transaction()
+        t.create("/m/x")
+        t.delete("/m/x")
+        r.call("multi create delete", t.commit)
+        r.call("m cversion 2", zk.exists, "/m")
+        r.call("empty multi", zk.transaction().commit)
+
+    diff(scenario)
+
+
+def test_watches_trigger_table(diff: Diff) -> None:
+    def scenario(r: Recorder) -> None:
+        zk = r.client()
+        other = r.client()
+        zk.create("/w")
+        zk.create("/w/c")
+        data = r.watcher()
+        ex = r.watcher()
+        child = r.watcher()
+        zk.get("/w", watch=data)
+        zk.exists("/w", watch=ex)
+        zk.get_children("/w", watch=child)
+        other.set("/w/c", b"child data")  # must not fire the parent's child watch
+        other.set("/w", b"x")  # one NodeDataChanged to the data and exists watchers each
+        r.note("data", data.wait(1))
+        r.note("exists", ex.wait(1))
+        other.create("/w/d")
+        r.note("child", child.wait(1))
+        gone = r.watcher()
+        gone_child = r.watcher()
+        missing = r.watcher()
+        zk.exists("/w/c", watch=gone)
+        zk.get_children("/w/c", watch=gone_child)
+        zk.exists("/w/new", watch=missing)
+        other.delete("/w/c")
+        other.create("/w/new")
+        r.note("deleted data", gone.wait(1))
+        r.note("deleted child", gone_child.wait(1))
+        r.note("created", missing.wait(1))
+        r.note("no more data events", data.events)
+
+    diff(scenario)
+
+
+def test_one_notification_per_watcher(diff: Diff) -> None:
+    def scenario(r: Recorder) -> None:
+        zk = r.client()
+        zk.create("/o")
+        events = r.watcher()
+        zk.get("/o", watch=events)
+        zk.exists("/o", watch=events)
+        zk.set("/o", b"1")
+        zk.set("/o", b"2")
+        events.wait(2, timeout=1.0)
+        r.note("events", events.events)
+
+    diff(scenario)
+
+
+def test_ephemeral_expiry_fires_watches(diff: Diff) -> None:
+    def scenario(r: Recorder) -> None:
+        owner = r.client(timeout=4.0)
+        obs = r.client()
+        owner.create("/x")
+        owner.create("/x/e", ephemeral=True)
+        gone = r.watcher()
+        kids = r.watcher()
+        obs.exists("/x/e", watch=gone)
+        obs.get_children("/x", watch=kids)
+        owner.stop()  # closeSession
+        r.note("gone", gone.wait(1))
+        r.note("kids", kids.wait(1))
+        r.call("parent", obs.exists, "/x")
+
+    diff(scenario)

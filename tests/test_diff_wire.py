@@ -1,0 +1,340 @@
+"""Malformed and odd input on the wire, sent byte for byte to real ZooKeeper 3.8 and to zetcd.
+
+Each scenario returns what a client observes; zxids are reduced to how they relate to the zxid
+seen just before ("same", "up" or a literal special value), since the servers' numbers differ.
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.differential import Diff
+from tests.rawclient import Closed, RawClient
+from zetcd.proto.constants import OpCode
+from zetcd.proto.records import (
+    ACL,
+    AuthPacket,
+    CreateRequest,
+    ExistsRequest,
+    GetChildrenRequest,
+    GetDataRequest,
+    Id,
+    RequestHeader,
+    SetDataRequest,
+    SyncRequest,
+)
+
+OPEN = (ACL(31, Id("world", "anyone")),)
+
+
+class ZxidTrack:
+    def __init__(self) -> None:
+        self.last: int | None = None
+
+    def rel(self, zxid: int) -> Any:
+        if zxid in (-1, 0):
+            return zxid
+        out = (
+            "first"
+            if self.last is None
+            else "same"
+            if zxid == self.last
+            else "up"
+            if zxid > self.last
+            else "down"
+        )
+        self.last = zxid
+        return out
+
+
+def observe(reply: Any, track: ZxidTrack) -> tuple[Any, ...]:
+    h = reply.header
+    return (h.xid, track.rel(h.zxid), h.err, type(reply.body).__name__ if reply.body else None)
+
+
+def both(diff: Diff, scenario: Callable[[str, str], list[Any]]) -> list[Any]:
+    root = f"/wire-{uuid.uuid4().hex[:10]}"
+    expected = scenario(diff.zookeeper, root)
+    actual = scenario(diff.zetcd, root)
+    assert actual == expected
+    return actual
+
+
+def _setup(address: str, root: str) -> tuple[RawClient, ZxidTrack]:
+    c = RawClient(address)
+    c.connect()
+    t = ZxidTrack()
+    c.call(OpCode.CREATE, CreateRequest(root, b"r", OPEN, 0))
+    return c, t
+
+
+def test_unknown_opcode_answers_unimplemented_and_session_survives(diff: Diff) -> None:
+    def scenario(address: str, root: str) -> list[Any]:
+        c, t = _setup(address, root)
+        resp = c.connect.__self__  # keep mypy quiet about the bound method
+        del resp
+        sid_conn = RawClient(address)
+        cr = sid_conn.connect()
+        out: list[Any] = []
+        sid_conn.request(999)
+        out.append(observe(sid_conn.reply(), t))
+        out.append(("closed", sid_conn.is_closed()))
+        again = RawClient(address)
+        resumed = again.connect(session_id=cr.sessionId, passwd=cr.passwd)
+        out.append(("resumed", resumed.sessionId == cr.sessionId, resumed.timeOut))
+        out.append(observe(again.call(OpCode.EXISTS, ExistsRequest(root, False)), t))
+        for x in (c, sid_conn, again):
+            x.close()
+        return out
+
+    both(diff, scenario)
+
+
+@pytest.mark.parametrize("opcode", [10, 0, -5, 20000])
+def test_other_unknown_opcodes(diff: Diff, opcode: int) -> None:
+    def scenario(address: str, root: str) -> list[Any]:
+        c = RawClient(address)
+        c.connect()
+        c.request(opcode)
+        r = c.reply()
+        out = [(r.header.xid, r.header.zxid, r.header.err), c.is_closed()]
+        c.close()
+        return out
+
+    both(diff, scenario)
+
+
+def test_oversized_and_negative_frames_cost_only_their_connection(diff: Diff) -> None:
+    def scenario(address: str, root: str) -> list[Any]:
+        keeper, _t = _setup(address, root)
+        out: list[Any] = []
+        for length in (0x100000, -1, 0x7FFFFFFF):
+            bad = RawClient(address)
+            bad.connect()
+            bad.send_raw(struct.pack(">i", length) + b"\0" * 64)
+            out.append((length, bad.is_closed()))
+            bad.close()
+        # exactly 1048575 bytes is accepted (a setData whose frame is that long)
+        big = RawClient(address)
+        big.connect()
+        path = root
+        overhead = 4 + 4 + 4 + len(path.encode()) + 4 + 4
+        big.request(OpCode.SET_DATA, SetDataRequest(path, b"x" * (1048575 - overhead), -1))
+        r = big.reply()
+        out.append(("max frame", r.header.err, type(r.body).__name__))
+        big.close()
+        got = keeper.call(OpCode.GET_DATA, GetDataRequest(root, False))
+        out.append(("other session intact", got.header.err, len(got.body.data)))
+        keeper.close()
+        return out
+
+    both(diff, scenario)
+
+
+def test_truncated_bodies_get_marshalling_error_and_keep_the_connection(diff: Diff) -> None:
+    def scenario(address: str, root: str) -> list[Any]:
+        c, t = _setup(address, root)
+        out: list[Any] = []
+        out.append(observe(c.call(OpCode.EXISTS, ExistsRequest(root, False)), t))
+        for opcode, body in (
+            (OpCode.GET_DATA, b"\x00\x00"),
+            (OpCode.CREATE, struct.pack(">i", 2) + b"/x"),
+            (OpCode.SET_DATA, b""),
+        ):
+            c.xid += 1
+            frame = struct.pack(">ii", c.xid, opcode) + body
+            c.send_raw(struct.pack(">i", len(frame)) + frame)
+            raw = c.raw_reply()
+            xid, zxid, err = struct.unpack(">iqi", raw[:16])
+            out.append((opcode, xid == c.xid, t.rel(zxid), err, len(raw)))
+            out.append(observe(c.call(OpCode.EXISTS, ExistsRequest(root, False)), t))
+        c.close()
+        return out
+
+    both(diff, scenario)
+
+
+def test_ping_reply_xid_is_always_minus_two(diff: Diff) -> None:
+    def scenario(address: str, root: str) -> list[Any]:
+        c = RawClient(address)
+        c.connect()
+        out = []
+        for xid in (-2, 7):
+            c.send_raw(c.proto.send_request(RequestHeader(xid, OpCode.PING), None))
+            raw = c.raw_reply()
+            out.append(struct.unpack(">iqi", raw[:16])[0::2])
+        c.close()
+        return out
+
+    both(diff, scenario)
+
+
+def test_reconnect_outcomes(diff: Diff) -> None:
+    def scenario(address: str, root: str) -> list[Any]:
+        out: list[Any] = []
+        a = RawClient(address)
+        ca = a.connect(timeout=30000)
+        out.append(("new", ca.timeOut, len(ca.passwd or b""), ca.readOnly))
+        b = RawClient(address)
+        cb = b.connect(session_id=ca.sessionId, passwd=ca.passwd, timeout=10000, read_only=False)
+        out.append(
+            (
+                "resume",
+                cb.sessionId == ca.sessionId,
+                cb.timeOut,
+                cb.passwd == ca.passwd,
+                cb.readOnly,
+            )
+        )
+        out.append(("old connection closed", a.is_closed()))
+        for sid, pw in (
+            (ca.sessionId, b"\x01" * 16),
+            (ca.sessionId, ca.passwd[:8]),
+            (0x123456789, bytes(16)),
+        ):
+            c = RawClient(address)
+            r = c.connect(session_id=sid, passwd=pw)
+            out.append(("refused", r.timeOut, r.sessionId, r.passwd, r.readOnly, c.is_closed()))
+            c.close()
+        for timeout in (0, -5, 3999, 40001, 10**6):
+            c = RawClient(address)
+            out.append(("timeout", timeout, c.connect(timeout=timeout).timeOut))
+            c.close()
+        ahead = RawClient(address)
+        ahead.send_raw(
+            ahead.proto.send_connect(
+                __import__("zetcd.proto.records", fromlist=["ConnectRequest"]).ConnectRequest(
+                    0, 1 << 60, 10000, 0, bytes(16), None
+                )
+            )
+        )
+        try:
+            ev = ahead.next()
+        except Closed:
+            ev = "closed"
+        out.append(("zxid ahead", ev))
+        for x in (a, b, ahead):
+            x.close()
+        return out
+
+    both(diff, scenario)
+
+
+def test_short_or_garbage_first_frame_is_closed(diff: Diff) -> None:
+    def scenario(address: str, root: str) -> list[Any]:
+        out = []
+        for data in (struct.pack(">i", 10) + b"0123456789", b"abcd", b"RUOK", struct.pack(">i", 0)):
+            c = RawClient(address)
+            c.send_raw(data)
+            out.append((data[:4], c.is_closed()))
+            c.close()
+        return out
+
+    both(diff, scenario)
+
+
+def test_read_paths_are_not_validated(diff: Diff) -> None:
+    def scenario(address: str, root: str) -> list[Any]:
+        c, _t = _setup(address, root)
+        out: list[Any] = []
+        for path in ("", "a", root + "/", root + "//x", "/a\0b", "/zookeeper/"):
+            out.append(
+                ("getData", path, c.call(OpCode.GET_DATA, GetDataRequest(path, False)).header.err)
+            )
+            out.append(
+                ("exists", path, c.call(OpCode.EXISTS, ExistsRequest(path, False)).header.err)
+            )
+            out.append(
+                (
+                    "children",
+                    path,
+                    c.call(OpCode.GET_CHILDREN, GetChildrenRequest(path, False)).header.err,
+                )
+            )
+            out.append(("sync", path, c.call(OpCode.SYNC, SyncRequest(path)).header.err))
+        root_children = c.call(OpCode.GET_CHILDREN, GetChildrenRequest("", False)).body
+        out.append(("'' is the root", "zookeeper" in root_children.children))
+        c.close()
+        return out
+
+    both(diff, scenario)
+
+
+def test_create_path_checks_in_zookeeper_order(diff: Diff) -> None:
+    def scenario(address: str, root: str) -> list[Any]:
+        c, _t = _setup(address, root)
+        out: list[Any] = []
+        cases = [
+            (root + "/missing/", 0, OPEN),
+            (root + "//x", 0, OPEN),
+            (root + "/", 0, OPEN),
+            (root + "/", 2, OPEN),
+            ("a", 0, OPEN),
+            ("", 0, OPEN),
+            (root + "/a\0b", 0, OPEN),
+            (root + "/missing/x", 0, ()),
+            ("a", 0, ()),
+            (root + "/f", 7, OPEN),
+            (root + "/f", -1, OPEN),
+            (root + "/\U0001f600", 0, OPEN),
+        ]
+        for path, flags, acl in cases:
+            r = c.call(OpCode.CREATE, CreateRequest(path, b"", acl, flags))
+            out.append((path, flags, len(acl), r.header.err, getattr(r.body, "path", None)))
+        c.close()
+        return out
+
+    both(diff, scenario)
+
+
+def test_auth_outcomes(diff: Diff) -> None:
+    def scenario(address: str, root: str) -> list[Any]:
+        out: list[Any] = []
+        for scheme, auth in (("digest", b"u:p"), ("ip", b"127.0.0.1"), ("nope", b"x")):
+            c = RawClient(address)
+            c.connect()
+            c.request(OpCode.AUTH, AuthPacket(0, scheme, auth), xid=-4)
+            r = c.reply()
+            out.append((scheme, r.header.xid, r.header.zxid, r.header.err, c.is_closed(1.0)))
+            c.close()
+        return out
+
+    both(diff, scenario)
+
+
+def test_multi_with_read_ops_and_multiread_with_writes(diff: Diff) -> None:
+    def scenario(address: str, root: str) -> list[Any]:
+        c, t = _setup(address, root)
+        out: list[Any] = [observe(c.call(OpCode.EXISTS, ExistsRequest(root, False)), t)]
+        get = (
+            struct.pack(">i?i", OpCode.GET_DATA, False, -1)
+            + struct.pack(">i", len(root))
+            + root.encode()
+            + b"\0"
+        )
+        create = (
+            struct.pack(">i?i", OpCode.CREATE, False, -1)
+            + struct.pack(">i", len(root) + 2) + root.encode() + b"/x"
+            + struct.pack(">i", 0) + struct.pack(">i", 1) + struct.pack(">i", 31)
+            + struct.pack(">i", 5) + b"world" + struct.pack(">i", 6) + b"anyone" + struct.pack(">i", 0)
+        )  # fmt: skip
+        end = struct.pack(">i?i", -1, True, -1)
+        for opcode, ops in ((OpCode.MULTI, create + get), (OpCode.MULTI_READ, create)):
+            c.xid += 1
+            frame = struct.pack(">ii", c.xid, opcode) + ops + end
+            c.send_raw(struct.pack(">i", len(frame)) + frame)
+            raw = c.raw_reply()
+            _xid, zxid, err = struct.unpack(">iqi", raw[:16])
+            out.append((opcode, t.rel(zxid), err, raw[16:].hex()))
+        out.append(
+            ("x not created", c.call(OpCode.EXISTS, ExistsRequest(root + "/x", False)).header.err)
+        )
+        c.close()
+        return out
+
+    both(diff, scenario)

@@ -1,0 +1,155 @@
+"""Sessions: expiry after a lost connection, resumption on another zetcd, zetcd restarts."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from kazoo.client import KazooClient
+
+from tests.differential import Diff
+from tests.rawclient import RawClient
+from tests.servers import EtcdServer
+from tests.zetcd_server import ZetcdServer
+from zetcd.proto.constants import OpCode
+from zetcd.proto.records import ACL, CreateRequest, ExistsRequest, GetDataRequest, Id
+
+OPEN = (ACL(31, Id("world", "anyone")),)
+
+
+def _kazoo(address: str) -> KazooClient:
+    zk = KazooClient(hosts=address, timeout=10)
+    zk.start(timeout=15)
+    return zk
+
+
+def _expiry_transcript(address: str) -> list[object]:
+    """An ephemeral's owner drops its TCP connection without closeSession; after the session
+    timeout the ephemeral goes, its watchers hear it, and the session cannot be resumed."""
+    root = f"/exp-{uuid.uuid4().hex[:10]}"
+    obs = _kazoo(address)
+    obs.create(root)
+    owner = RawClient(address)
+    conn = owner.connect(timeout=4000)
+    owner.call(OpCode.CREATE, CreateRequest(root + "/e", b"", OPEN, 1))
+    events: list[tuple[str, str]] = []
+    done = threading.Event()
+
+    def watch(ev: object) -> None:
+        events.append((ev.type, ev.path))  # type: ignore[attr-defined]
+        if len(events) >= 2:
+            done.set()
+
+    obs.exists(root + "/e", watch=watch)
+    obs.get_children(root, watch=watch)
+    before = obs.exists(root)
+    owner.close()  # no closeSession: the session lives until it times out
+    alive_after_1s = obs.exists(root + "/e") is not None if not done.wait(1.0) else False
+    done.wait(20)
+    after = obs.exists(root)
+    resumed = RawClient(address)
+    answer = resumed.connect(session_id=conn.sessionId, passwd=conn.passwd)
+    obs.stop()
+    obs.close()
+    resumed.close()
+    return [
+        ("alive 1s after the drop", alive_after_1s),
+        ("events", sorted((kind, path.removeprefix(root)) for kind, path in events)),
+        ("parent cversion +1", after.cversion - before.cversion),
+        ("parent pzxid moved", after.pzxid > before.pzxid),
+        ("resume", answer.timeOut, answer.sessionId),
+    ]
+
+
+def test_session_expiry_deletes_ephemerals_and_fires_watches(diff: Diff) -> None:
+    assert _expiry_transcript(diff.zetcd) == _expiry_transcript(diff.zookeeper)
+
+
+@pytest.fixture
+def twin_zetcds(etcd: EtcdServer) -> Iterator[tuple[ZetcdServer, ZetcdServer]]:
+    prefix = f"/zetcd-twin-{uuid.uuid4().hex[:8]}/"
+    a = ZetcdServer(etcd.endpoint, prefix=prefix).start()
+    try:
+        b = ZetcdServer(etcd.endpoint, prefix=prefix).start()
+        try:
+            yield a, b
+        finally:
+            b.stop()
+    finally:
+        a.stop()
+
+
+def test_session_resumes_on_another_zetcd(twin_zetcds: tuple[ZetcdServer, ZetcdServer]) -> None:
+    a, b = twin_zetcds
+    ca = RawClient(a.address)
+    conn = ca.connect(timeout=10000)
+    r = ca.call(OpCode.CREATE, CreateRequest("/eph", b"mine", OPEN, 1))
+    assert r.header.err == 0
+    last_zxid = r.header.zxid
+    ca.close()
+    cb = RawClient(b.address)
+    resumed = cb.connect(session_id=conn.sessionId, passwd=conn.passwd, last_zxid=last_zxid)
+    assert resumed.sessionId == conn.sessionId and resumed.timeOut == 10000
+    got = cb.call(OpCode.GET_DATA, GetDataRequest("/eph", False))
+    assert got.header.err == 0 and got.body.data == b"mine"
+    assert got.body.stat.ephemeralOwner == conn.sessionId
+    # the session is alive on b: the ephemeral outlives twice the timeout
+    time.sleep(2.5)
+    assert cb.call(OpCode.EXISTS, ExistsRequest("/eph", False)).header.err == 0
+    cb.call(OpCode.CLOSE_SESSION)
+    cb.close()
+    check = RawClient(a.address)
+    check.connect()
+    deadline = time.monotonic() + 5
+    while check.call(OpCode.EXISTS, ExistsRequest("/eph", False)).header.err == 0:
+        assert time.monotonic() < deadline, "the other zetcd never saw the close"
+        time.sleep(0.05)
+    check.close()
+
+
+def test_restart_loses_no_session(etcd: EtcdServer) -> None:
+    prefix = f"/zetcd-restart-{uuid.uuid4().hex[:8]}/"
+    first = ZetcdServer(etcd.endpoint, prefix=prefix).start()
+    c = RawClient(first.address)
+    conn = c.connect(timeout=20000)
+    r = c.call(OpCode.CREATE, CreateRequest("/kept", b"", OPEN, 1))
+    assert r.header.err == 0
+    c.close()
+    first.stop()
+    second = ZetcdServer(etcd.endpoint, prefix=prefix).start()
+    try:
+        c2 = RawClient(second.address)
+        resumed = c2.connect(session_id=conn.sessionId, passwd=conn.passwd, last_zxid=r.header.zxid)
+        assert resumed.sessionId == conn.sessionId
+        assert c2.call(OpCode.EXISTS, ExistsRequest("/kept", False)).header.err == 0
+        c2.close()
+    finally:
+        second.stop()
+
+
+def test_pipelined_replies_leave_in_request_order(diff: Diff) -> None:
+    def transcript(address: str) -> list[tuple[int, int]]:
+        root = f"/pipe-{uuid.uuid4().hex[:8]}"
+        c = RawClient(address)
+        c.connect()
+        c.call(OpCode.CREATE, CreateRequest(root, b"", OPEN, 0))
+        xids = []
+        for i in range(60):
+            if i % 3 == 0:
+                xids.append(c.request(OpCode.CREATE, CreateRequest(f"{root}/n{i}", b"", OPEN, 0)))
+            elif i % 3 == 1:
+                xids.append(c.request(OpCode.GET_DATA, GetDataRequest(f"{root}/n{i - 1}", False)))
+            else:
+                xids.append(c.request(OpCode.EXISTS, ExistsRequest(f"{root}/n{i + 1}", False)))
+        out = []
+        for xid in xids:
+            rep = c.reply()
+            assert rep.header.xid == xid
+            out.append((rep.header.xid - xids[0], rep.header.err))
+        c.close()
+        return out
+
+    assert transcript(diff.zetcd) == transcript(diff.zookeeper)
