@@ -33,28 +33,30 @@ OPEN = (ACL(31, Id("world", "anyone")),)
 
 
 class ZxidTrack:
+    """How a reply's zxid relates to the previous one. A write must move it ("up"); for a read
+    only "not down" is asserted ("ok"), since other sessions on a shared server (say, an expiry
+    left over from an earlier test) may move it at any time."""
+
     def __init__(self) -> None:
         self.last: int | None = None
 
-    def rel(self, zxid: int) -> Any:
+    def rel(self, zxid: int, write: bool = True) -> Any:
         if zxid in (-1, 0):
             return zxid
-        out = (
-            "first"
-            if self.last is None
-            else "same"
-            if zxid == self.last
-            else "up"
-            if zxid > self.last
-            else "down"
-        )
-        self.last = zxid
-        return out
+        last, self.last = self.last, zxid
+        if last is None:
+            return "first"
+        if zxid < last:
+            return "down"
+        if not write:
+            return "ok"
+        return "up" if zxid > last else "same"
 
 
-def observe(reply: Any, track: ZxidTrack) -> tuple[Any, ...]:
+def observe(reply: Any, track: ZxidTrack, write: bool = False) -> tuple[Any, ...]:
     h = reply.header
-    return (h.xid, track.rel(h.zxid), h.err, type(reply.body).__name__ if reply.body else None)
+    body = type(reply.body).__name__ if reply.body else None
+    return (h.xid, track.rel(h.zxid, write), h.err, body)
 
 
 def both(diff: Diff, scenario: Callable[[str, str], list[Any]]) -> list[Any]:
@@ -151,7 +153,9 @@ def test_truncated_bodies_get_marshalling_error_and_keep_the_connection(diff: Di
             c.send_raw(struct.pack(">i", len(frame)) + frame)
             raw = c.raw_reply()
             xid, zxid, err = struct.unpack(">iqi", raw[:16])
-            out.append((opcode, xid == c.xid, t.rel(zxid), err, len(raw)))
+            out.append(
+                (opcode, xid == c.xid, t.rel(zxid, opcode != OpCode.GET_DATA), err, len(raw))
+            )
             out.append(observe(c.call(OpCode.EXISTS, ExistsRequest(root, False)), t))
         c.close()
         return out
@@ -330,10 +334,43 @@ def test_multi_with_read_ops_and_multiread_with_writes(diff: Diff) -> None:
             c.send_raw(struct.pack(">i", len(frame)) + frame)
             raw = c.raw_reply()
             _xid, zxid, err = struct.unpack(">iqi", raw[:16])
-            out.append((opcode, t.rel(zxid), err, raw[16:].hex()))
+            out.append((opcode, t.rel(zxid, opcode == OpCode.MULTI), err, raw[16:].hex()))
         out.append(
             ("x not created", c.call(OpCode.EXISTS, ExistsRequest(root + "/x", False)).header.err)
         )
+        c.close()
+        return out
+
+    both(diff, scenario)
+
+
+def test_trailing_bytes_are_ignored_and_malformed_auth(diff: Diff) -> None:
+    def scenario(address: str, root: str) -> list[Any]:
+        c, t = _setup(address, root)
+        out: list[Any] = []
+        body = struct.pack(">i", len(root)) + root.encode() + b"\0"
+        for extra in (b"", b"\x01\x02\x03", b"\0" * 40):
+            c.xid += 1
+            frame = struct.pack(">ii", c.xid, OpCode.GET_DATA) + body + extra
+            c.send_raw(struct.pack(">i", len(frame)) + frame)
+            raw = c.raw_reply()
+            xid, zxid, err = struct.unpack(">iqi", raw[:16])
+            out.append((len(extra), xid == c.xid, t.rel(zxid, False), err, len(raw)))
+        c.xid += 1
+        frame = struct.pack(">ii", c.xid, OpCode.PING) + b"junk"
+        c.send_raw(struct.pack(">i", len(frame)) + frame)
+        out.append(("ping with junk", struct.unpack(">iqi", c.raw_reply()[:16])[0::2]))
+        bad = RawClient(address)
+        bad.connect()
+        frame = struct.pack(">ii", -4, OpCode.AUTH) + b"\0\0"
+        bad.send_raw(struct.pack(">i", len(frame)) + frame)
+        try:
+            raw = bad.raw_reply()
+            got: Any = struct.unpack(">iqi", raw[:16])
+        except Closed:
+            got = "closed"
+        out.append(("malformed auth", got, bad.is_closed(1.0)))
+        bad.close()
         c.close()
         return out
 

@@ -137,11 +137,14 @@ class Connection:
                 except MalformedRequest as e:
                     if self.session is None:
                         return
-                    try:
-                        self.send_reply(await self.session.malformed(e.xid, e.opcode))
-                    except DropConnection:
-                        return
-                    continue
+                    if e.decoded is not None:  # only trailing bytes: ZooKeeper ignores them
+                        ev = Request(*e.decoded)
+                    else:
+                        try:
+                            self.send_reply(await self.session.malformed(e.xid, e.opcode))
+                        except DropConnection:
+                            return
+                        continue
                 except ProtocolError as e:
                     log.info("closing %s: %s", self.peer, e)
                     return

@@ -223,6 +223,8 @@ class EtcdSession:
                 await self.backend.keeper.detach(self.session_id)
 
     async def malformed(self, xid: int, opcode: int) -> Reply:
+        if opcode == OpCode.AUTH:  # ZooKeeper drops the connection without a reply
+            raise DropConnection()
         if opcode in plans.OPS or opcode == OpCode.MULTI:
             try:
                 zxid, _, _ = await self.backend.execute(lambda: plans.plan_error(self.mirror.tree))

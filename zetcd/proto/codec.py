@@ -117,15 +117,20 @@ def decode_request(body: Body) -> tuple[RequestHeader, Record | None]:
     if cls is None:
         if len(buf) != _REQUEST_HEADER_SIZE:
             extra = len(buf) - _REQUEST_HEADER_SIZE
-            raise MalformedRequest(xid, opcode, f"{extra} bytes after a bodiless request")
+            raise MalformedRequest(
+                xid, opcode, f"{extra} bytes after a bodiless request", decoded=(header, None)
+            )
         return header, None
     r = Reader(buf, _REQUEST_HEADER_SIZE)
     try:
         record = DECODERS[cls](r)
-        if r.pos != len(buf):
-            r.expect_end()
     except ProtocolError as e:
         raise MalformedRequest(xid, opcode, str(e)) from None
+    if r.pos != len(buf):
+        extra = len(buf) - r.pos
+        raise MalformedRequest(
+            xid, opcode, f"{extra} trailing bytes after the record", decoded=(header, record)
+        )
     return header, record
 
 

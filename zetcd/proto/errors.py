@@ -8,6 +8,8 @@ own side (a record that cannot be encoded) is an :class:`EncodeError`, deliberat
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ProtocolError(Exception):
     """The peer sent bytes that are not valid ZooKeeper protocol."""
@@ -24,11 +26,16 @@ class MalformedRequest(ProtocolError):
     as malformed too.
     """
 
-    def __init__(self, xid: int, opcode: int, reason: str) -> None:
+    def __init__(
+        self, xid: int, opcode: int, reason: str, decoded: tuple[Any, Any] | None = None
+    ) -> None:
         super().__init__(f"malformed request (xid {xid}, opcode {opcode}): {reason}")
         self.xid = xid
         self.opcode = opcode
         self.reason = reason
+        self.decoded = decoded
+        """(header, record) when the record itself decoded and only trailing bytes followed:
+        ZooKeeper ignores those, so a server may serve the record."""
 
 
 class UnknownOpcode(ProtocolError):
