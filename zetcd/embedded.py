@@ -13,8 +13,8 @@ from pathlib import Path
 import trio
 
 INSTALL_HINT = (
-    "no etcd binary found: install one (Debian/Ubuntu: `apt-get install etcd-server`), "
-    "put it on PATH or pass --etcd-binary, or point zetcd at a running cluster with --endpoints"
+    "no etcd binary found: install one (Debian/Ubuntu: `apt-get install etcd-server`) and put "
+    "it on PATH or pass --etcd-binary, or point zetcd at a running cluster with --endpoints"
 )
 
 
@@ -28,7 +28,13 @@ def default_data_dir() -> Path:
 
 
 def find_etcd(explicit: str | None = None) -> str:
-    for candidate in (explicit, shutil.which("etcd"), "/usr/bin/etcd", "/usr/local/bin/etcd"):
+    """The etcd binary: --etcd-binary if given (it must exist), else etcd on PATH or in the
+    usual places."""
+    if explicit is not None:
+        if os.path.isfile(explicit) and os.access(explicit, os.X_OK):
+            return explicit
+        raise EmbeddedEtcdError(f"{explicit} is not an executable: {INSTALL_HINT}")
+    for candidate in (shutil.which("etcd"), "/usr/bin/etcd", "/usr/local/bin/etcd"):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     raise EmbeddedEtcdError(INSTALL_HINT)

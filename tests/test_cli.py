@@ -1,0 +1,130 @@
+"""The command line as the README shows it: flags, Go spellings, the embedded etcd, shutdown,
+and what happens when etcd goes away and comes back."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import ConnectionLoss, SessionExpiredError
+
+from tests.servers import EtcdServer, four_letter_word, free_port
+from tests.zetcd_server import ZetcdServer
+from zetcd.cli import parse_endpoints, translate_go_flags
+
+ZETCD = [sys.executable, "-m", "zetcd"]
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+        try:
+            if four_letter_word("127.0.0.1", port, "srvr", timeout=1).startswith("Zookeeper"):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("zetcd did not start")
+
+
+def test_help_lists_the_readme_flags() -> None:
+    out = subprocess.run([*ZETCD, "--help"], capture_output=True, text=True, check=True).stdout
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for flag in ("--zkaddr", "--endpoints", "--data-dir", "--prefix", "--tick-time",
+                 "--max-packet", "--4lw-whitelist", "--container-check-interval",
+                 "--super-digest", "--etcd-binary"):  # fmt: skip
+        assert flag in out, flag
+        assert flag in readme, flag
+
+
+def test_go_flag_spellings_are_translated() -> None:
+    argv = ["-zkaddr", "127.0.0.1:1", "-endpoints=10.0.0.1:2379", "-logtostderr", "-v", "2"]
+    assert translate_go_flags(argv) == [
+        "--zkaddr", "127.0.0.1:1", "--endpoints=10.0.0.1:2379", "--logtostderr", "-v", "2",
+    ]  # fmt: skip
+    assert parse_endpoints("a:1, http://b:2") == ["http://a:1", "http://b:2"]
+
+
+def test_missing_etcd_binary_is_a_clear_one_line_error(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [*ZETCD, "--zkaddr", f"127.0.0.1:{free_port()}", "--data-dir", str(tmp_path / "d"),
+         "--etcd-binary", str(tmp_path / "no-etcd")],
+        capture_output=True, text=True, timeout=30, env={**os.environ, "PATH": "/nonexistent"},
+    )  # fmt: skip
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "no etcd binary found" in lines[0] and "apt-get install etcd-server" in lines[0]
+
+
+@pytest.mark.parametrize("bad", [["--zkaddr", "127.0.0.1:notaport"], ["--tick-time", "0"]])
+def test_bad_flags_are_rejected(bad: list[str]) -> None:
+    proc = subprocess.run([*ZETCD, *bad], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert "Invalid value" in proc.stderr or "Error" in proc.stderr
+
+
+def test_embedded_etcd_go_flags_and_clean_sigterm(tmp_path: Path) -> None:
+    """One command gives a working server (its own etcd); SIGTERM exits 0 and stops etcd."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [*ZETCD, "-zkaddr", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "etcd"), "-v", "1",
+         "-logtostderr"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        _wait_port(port, proc)
+        zk = KazooClient(f"127.0.0.1:{port}", timeout=10)
+        zk.start(timeout=15)
+        zk.create("/embedded", b"yes")
+        assert zk.get("/embedded")[0] == b"yes"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        zk.stop()
+        zk.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout:
+            log = proc.stdout.read().decode()
+            proc.stdout.close()
+    assert f"serving ZooKeeper clients on 127.0.0.1:{port}" in log
+    assert "started embedded etcd" in log
+    left = subprocess.run(["pgrep", "-f", str(tmp_path / "etcd")], capture_output=True, text=True)
+    assert left.stdout.split() == [], "the embedded etcd outlived zetcd"
+
+
+def test_etcd_outage_gives_connection_loss_and_recovers() -> None:
+    """etcd frozen: clients see ConnectionLoss and retry, zetcd keeps running; when etcd is
+    back everything works again and no data is lost."""
+    with EtcdServer() as etcd, ZetcdServer(etcd.endpoint) as zetcd:
+        zk = KazooClient(zetcd.address, timeout=20)
+        zk.start(timeout=15)
+        zk.create("/before", b"kept")
+        os.kill(etcd.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises((ConnectionLoss, SessionExpiredError)):
+                zk.retry = None  # type: ignore[assignment]
+                zk.create("/during", b"x")
+            assert zetcd.running
+        finally:
+            os.kill(etcd.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                zk.create("/after", b"ok")
+                break
+            except (ConnectionLoss, SessionExpiredError):
+                assert time.monotonic() < deadline, "zetcd did not recover"
+                time.sleep(0.5)
+        assert zk.get("/before")[0] == b"kept"
+        assert zk.get("/after")[0] == b"ok"
+        zk.stop()
+        zk.close()
