@@ -117,9 +117,32 @@ def main_command(
             "anything, as ZooKeeper's DigestAuthenticationProvider.superDigest."
         ),
     ] = None,
+    metrics_addr: Annotated[
+        str | None,
+        typer.Option(help="Serve Prometheus metrics on HOST:PORT (/metrics)."),
+    ] = None,
     logtostderr: Annotated[
         bool, typer.Option(help="Accepted for Go zetcd compatibility; logs always go to stderr.")
     ] = True,
+    debug_zkbridge: Annotated[
+        str | None,
+        typer.Option(
+            help="Cross-check mode: also send every request to the real ZooKeeper at HOST:PORT "
+            "and record every difference from the etcd emulation."
+        ),
+    ] = None,
+    debug_oracle: Annotated[
+        str,
+        typer.Option(help="Cross-check mode: whose answers the client gets, zk or etcd."),
+    ] = "zk",
+    divergence_log: Annotated[
+        Path | None,
+        typer.Option(help="Cross-check mode: append one JSON line per divergence to this file."),
+    ] = None,
+    fail_on_divergence: Annotated[
+        bool,
+        typer.Option(help="Cross-check mode: exit with status 1 at shutdown if anything diverged."),
+    ] = False,
     v: Annotated[int, typer.Option("-v", help="Verbosity: 0 warnings, 1 info, 2 debug.")] = 1,
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
 ) -> None:
@@ -164,12 +187,23 @@ def main_command(
         ),
         max_packet=max_packet,
         four_letter_words=words,
+        metrics_addr=parse_hostport(metrics_addr, 9181) if metrics_addr else None,
     )
+    if debug_zkbridge is not None:
+        from oracle.setup import CrossCheckConfig
+        from oracle.sides import Side
+
+        zk_host, zk_port = parse_hostport(debug_zkbridge, 2181)
+        try:
+            answer = Side.from_flag(debug_oracle)
+        except ValueError as e:
+            raise typer.BadParameter(str(e)) from None
+        config.crosscheck = CrossCheckConfig(zk_host, zk_port, answer, divergence_log)
     from zetcd.embedded import EmbeddedEtcdError
     from zetcd.etcd import EtcdUnavailable
 
     try:
-        trio.run(run, config)
+        divergences = trio.run(run, config)
     except EmbeddedEtcdError as e:
         typer.echo(f"zetcd: {e}", err=True)
         raise typer.Exit(2) from None
@@ -178,6 +212,26 @@ def main_command(
         raise typer.Exit(2) from None
     except OSError as e:
         typer.echo(f"zetcd: {e}", err=True)
+        raise typer.Exit(2) from None
+    if fail_on_divergence and divergences:
+        typer.echo(f"zetcd: cross-check recorded {divergences} divergences", err=True)
+        raise typer.Exit(1)
+
+
+@app.command("report")
+def report_command(
+    path: Annotated[Path, typer.Argument(help="A divergence log (--divergence-log).")],
+    markdown: Annotated[
+        bool, typer.Option(help="Write Markdown for a CI job to publish, not tables.")
+    ] = False,
+) -> None:
+    """Render a cross-check divergence log: counts by op and kind, then each divergence."""
+    from oracle.report import main as report
+
+    try:
+        report(path, as_markdown=markdown)
+    except (OSError, ValueError) as e:
+        typer.echo(f"zetcd report: {e}", err=True)
         raise typer.Exit(2) from None
 
 

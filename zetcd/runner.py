@@ -7,14 +7,20 @@ import signal
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
+from prometheus_client import Gauge
 
 from zetcd.embedded import EmbeddedEtcd, default_data_dir
 from zetcd.emulation.backend import EtcdBackend, Options
 from zetcd.etcd import EtcdClient
 from zetcd.fourlw import FourLetterWords, ServerView
+from zetcd.metrics import Metrics
 from zetcd.server import Connection, ServerConfig, serve
+
+if TYPE_CHECKING:
+    from oracle.setup import CrossCheckConfig
 
 log = logging.getLogger("zetcd")
 
@@ -29,6 +35,27 @@ class RunConfig:
     options: Options = field(default_factory=Options)
     max_packet: int = 0xFFFFF
     four_letter_words: frozenset[str] | None = None
+    metrics_addr: tuple[str, int] | None = None
+    # cross-check mode (--debug-zkbridge): requests also go to a real ZooKeeper and are compared
+    crosscheck: CrossCheckConfig | None = None
+
+
+def _metrics(backend: EtcdBackend, client: EtcdClient, connections: set[Connection]) -> Metrics:
+    metrics = Metrics()
+    mirror = backend.mirror
+    client.observer = metrics.observe_etcd
+    backend.on_mirror_lag = metrics.mirror_lag.observe
+    metrics.gauge("zetcd_connections", "Open client connections", lambda: len(connections))
+    metrics.gauge("zetcd_sessions", "Sessions attached to this zetcd", lambda: len(backend.local))
+    metrics.gauge("zetcd_znodes", "Znodes in the mirror", lambda: len(mirror.tree.nodes))
+    metrics.gauge(
+        "zetcd_mirror_revision", "etcd revision the mirror has applied", lambda: mirror.revision
+    )
+    metrics.gauge("zetcd_last_zxid", "Last zxid", lambda: mirror.last_zxid)
+    g = Gauge("zetcd_watches", "Watches by table", ["table"], registry=metrics.registry)
+    g.labels("data").set_function(lambda: len(mirror.watches.data))
+    g.labels("child").set_function(lambda: len(mirror.watches.child))
+    return metrics
 
 
 def _conf_view(config: RunConfig) -> dict[str, object]:
@@ -53,8 +80,9 @@ def _conf_view(config: RunConfig) -> dict[str, object]:
 
 async def run(
     config: RunConfig, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
-) -> None:
-    """Run until SIGINT/SIGTERM (or cancellation); reports the bound port via task_status."""
+) -> int:
+    """Run until SIGINT/SIGTERM (or cancellation); reports the bound port via task_status.
+    Returns how many divergences cross-check mode recorded (0 outside it)."""
     async with AsyncExitStack() as stack:
         endpoints = config.endpoints
         if endpoints is None:
@@ -84,12 +112,29 @@ async def run(
             four_letter_words=FourLetterWords(view, config.four_letter_words),
             stats=view.stats,
         )
+        if config.metrics_addr is not None:
+            metrics = _metrics(backend, client, connections)
+            server_config.observe = metrics.observe_request
+            metrics.serve(*config.metrics_addr)
+            log.info("serving metrics on http://%s:%d/metrics", *config.metrics_addr)
+
+        # cross-check mode: clients are served by a CrossChecker composing this backend and
+        # a bridge to a real ZooKeeper (oracle/)
+        crosscheck = None
+        if config.crosscheck is not None:
+            from oracle.setup import CrossCheck
+
+            crosscheck = CrossCheck(backend, config.crosscheck)
+        served = backend if crosscheck is None else crosscheck.checker
+        divergences = 0
 
         async with trio.open_nursery() as nursery:
             await nursery.start(backend.run)
+            if crosscheck is not None:
+                await crosscheck.start(nursery)
             listeners = await nursery.start(
                 lambda task_status: serve(
-                    backend, config.host, config.port, server_config,
+                    served, config.host, config.port, server_config,
                     task_status=task_status, connections=connections,
                 )
             )  # fmt: skip
@@ -107,4 +152,7 @@ async def run(
                     break
             for conn in list(connections):
                 conn.close()
+            if crosscheck is not None:
+                divergences = await crosscheck.finish()
             nursery.cancel_scope.cancel()
+    return divergences

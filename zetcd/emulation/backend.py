@@ -77,6 +77,7 @@ class EtcdBackend:
         self.keeper = SessionKeeper(client)
         self.store = SessionStore(client, self.mirror)
         self.local: dict[int, EtcdSession] = {}  # sessions attached to this process
+        self.on_mirror_lag: Callable[[float], None] | None = None  # metrics hook
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -178,7 +179,12 @@ class EtcdBackend:
             compares, ops = _to_pb(plan.txn)
             resp = await self.client.txn(compares, ops, [])
             revision = resp.header.revision
-            await mirror.wait_for(revision)
+            if self.on_mirror_lag is None or mirror.revision >= revision:
+                await mirror.wait_for(revision)
+            else:
+                started = time.perf_counter()
+                await mirror.wait_for(revision)
+                self.on_mirror_lag(time.perf_counter() - started)
             if resp.succeeded:
                 return revision, plan.err, plan.build(revision)
 

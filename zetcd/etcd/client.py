@@ -19,7 +19,8 @@ applied. A client belongs to the trio run that created it; ``aclose()`` it befor
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -146,7 +147,23 @@ class EtcdClient:
             indeterminate=indeterminate,
         )
 
+    observer: Callable[[str, bool, float], None] | None = None
+    """Called after each unary call with (method, succeeded, seconds): a metrics hook."""
+
     async def _unary(self, method: str, request: Any, *, idempotent: bool) -> Any:
+        observer = self.observer
+        if observer is None:
+            return await self._unary_call(method, request, idempotent=idempotent)
+        started = time.perf_counter()
+        ok = False
+        try:
+            result = await self._unary_call(method, request, idempotent=idempotent)
+            ok = True
+            return result
+        finally:
+            observer(method, ok, time.perf_counter() - started)
+
+    async def _unary_call(self, method: str, request: Any, *, idempotent: bool) -> Any:
         self._check_open()
         await trio.lowlevel.checkpoint_if_cancelled()
         rounds: Rounds | None = None
