@@ -15,7 +15,14 @@ from tests.rawclient import RawClient
 from tests.servers import EtcdServer
 from tests.zetcd_server import ZetcdServer
 from zetcd.proto.constants import OpCode
-from zetcd.proto.records import ACL, CreateRequest, ExistsRequest, GetDataRequest, Id
+from zetcd.proto.records import (
+    ACL,
+    AuthPacket,
+    CreateRequest,
+    ExistsRequest,
+    GetDataRequest,
+    Id,
+)
 
 OPEN = (ACL(31, Id("world", "anyone")),)
 
@@ -153,3 +160,26 @@ def test_pipelined_replies_leave_in_request_order(diff: Diff) -> None:
         return out
 
     assert transcript(diff.zetcd) == transcript(diff.zookeeper)
+
+
+def test_auth_ids_follow_the_session_to_another_zetcd(
+    twin_zetcds: tuple[ZetcdServer, ZetcdServer],
+) -> None:
+    a, b = twin_zetcds
+    ca = RawClient(a.address)
+    conn = ca.connect(timeout=10000)
+    ca.request(OpCode.AUTH, AuthPacket(0, "digest", b"alice:secret"), xid=-4)
+    assert ca.reply().header.err == 0
+    mine = (ACL(31, Id("auth", "")),)
+    r = ca.call(OpCode.CREATE, CreateRequest("/private", b"hers", mine, 0))
+    assert r.header.err == 0
+    ca.close()
+    stranger = RawClient(b.address)
+    stranger.connect()
+    assert stranger.call(OpCode.GET_DATA, GetDataRequest("/private", False)).header.err == -102
+    stranger.close()
+    cb = RawClient(b.address)
+    cb.connect(session_id=conn.sessionId, passwd=conn.passwd, last_zxid=r.header.zxid)
+    got = cb.call(OpCode.GET_DATA, GetDataRequest("/private", False))
+    assert got.header.err == 0 and got.body.data == b"hers"
+    cb.close()
