@@ -7,6 +7,7 @@
 | zetcd_etcd_requests_total | counter | call (txn, put, lease_grant, ...), result (ok, error) |
 | zetcd_etcd_request_duration_seconds | histogram | call |
 | zetcd_mirror_lag_seconds | histogram | time from a write's etcd reply until the mirror applied it |
+| zetcd_writes_per_transaction | histogram | ZooKeeper writes per etcd transaction (group commit) |
 | zetcd_connections, zetcd_sessions, zetcd_znodes, zetcd_watches{table}, zetcd_mirror_revision, zetcd_last_zxid | gauges | |
 """
 
@@ -56,6 +57,10 @@ class Metrics:
         self.mirror_lag = Histogram(
             "zetcd_mirror_lag_seconds", "From a write's etcd reply until the mirror applied it",
             buckets=_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.batch = Histogram(
+            "zetcd_writes_per_transaction", "ZooKeeper writes committed in one etcd transaction",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=r,
         )  # fmt: skip
         self._req: dict[tuple[int, int], tuple[Any, Any]] = {}
         self._etcd: dict[tuple[str, bool], tuple[Any, Any]] = {}

@@ -44,7 +44,8 @@ def _metrics(backend: EtcdBackend, client: EtcdClient, connections: set[Connecti
     metrics = Metrics()
     mirror = backend.mirror
     client.observer = metrics.observe_etcd
-    backend.on_mirror_lag = metrics.mirror_lag.observe
+    backend.batcher.on_mirror_lag = metrics.mirror_lag.observe
+    backend.batcher.on_batch = metrics.batch.observe
     metrics.gauge("zetcd_connections", "Open client connections", lambda: len(connections))
     metrics.gauge("zetcd_sessions", "Sessions attached to this zetcd", lambda: len(backend.local))
     metrics.gauge("zetcd_znodes", "Znodes in the mirror", lambda: len(mirror.tree.nodes))

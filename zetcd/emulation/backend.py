@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import trio
 
 from zetcd.backend import Accepted, DropConnection, Outbox, Reply
 from zetcd.emulation import plans
-from zetcd.emulation.layout import Layout, SessionValue
+from zetcd.emulation.batcher import Batcher
+from zetcd.emulation.layout import Layout, SessionValue, revision_of
 from zetcd.emulation.mirror import Mirror
 from zetcd.emulation.reads import READS
-from zetcd.emulation.scratch import EtcdTxn
 from zetcd.emulation.sessions import (
     SessionKeeper,
     SessionLimits,
@@ -27,10 +25,6 @@ from zetcd.emulation.sessions import (
 from zetcd.etcd import (
     EtcdClient,
     EtcdUnavailable,
-    compare_create,
-    compare_mod,
-    op_delete,
-    op_put,
 )
 from zetcd.proto.constants import PING_XID, Err, OpCode
 from zetcd.proto.records import (
@@ -59,15 +53,6 @@ class Options:
     super_digest: str | None = None
 
 
-def _to_pb(txn: EtcdTxn) -> tuple[list[object], list[object]]:
-    compares = [
-        compare_create(k, "=", v) if target == "create" else compare_mod(k, "=", v)
-        for (k, target), v in txn.compares.items()
-    ]
-    ops = [op_put(k, v, lease) if kind == "put" else op_delete(k) for kind, k, v, lease in txn.ops]
-    return compares, ops
-
-
 class EtcdBackend:
     def __init__(self, client: EtcdClient, options: Options = Options()) -> None:
         self.client = client
@@ -77,12 +62,13 @@ class EtcdBackend:
         self.keeper = SessionKeeper(client)
         self.store = SessionStore(client, self.mirror)
         self.local: dict[int, EtcdSession] = {}  # sessions attached to this process
-        self.on_mirror_lag: Callable[[float], None] | None = None  # metrics hook
+        self.batcher = Batcher(client, self.mirror)
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.mirror.run)
             nursery.start_soon(self.keeper.run)
+            nursery.start_soon(self.batcher.run)
             nursery.start_soon(self._container_manager)
             watch_session_ends(self.mirror, nursery, self._session_ended, self._clean_up)
             task_status.started()
@@ -95,11 +81,7 @@ class EtcdBackend:
 
     async def _clean_up(self, session_id: int) -> None:
         try:
-            await self.execute(
-                lambda: plans.plan_end_session(
-                    self.mirror.tree, self._ctx(session_id), session_id, False
-                )
-            )
+            await self.batcher.submit(plans.end_session(self.mirror.tree, session_id, False))
         except EtcdUnavailable:
             log.warning("etcd unavailable: ephemerals of session 0x%x left for later", session_id)
 
@@ -111,13 +93,10 @@ class EtcdBackend:
             now = int(time.time() * 1000)
             for path in plans.container_candidates(self.mirror.tree, now):
                 try:
-                    await self.execute(partial(self._plan_delete_container, path))
+                    await self.batcher.submit(plans.delete_container(self._ctx(0), path))
                 except EtcdUnavailable:
                     log.warning("etcd unavailable: container clean-up postponed")
                     break
-
-    def _plan_delete_container(self, path: str) -> plans.Plan:
-        return plans.plan_delete_container(self.mirror.tree, self._ctx(0), path)
 
     def _ctx(self, session_id: int, auth: tuple[tuple[str, str], ...] = ()) -> plans.Ctx:
         return plans.Ctx(session_id, int(time.time() * 1000), auth, self.options.ttl_enabled)
@@ -131,13 +110,14 @@ class EtcdBackend:
 
     async def _connect(self, request: ConnectRequest, outbox: Outbox) -> Accepted:
         mirror = self.mirror
-        # zxids are etcd revisions: the client has seen nothing the mirror lacks once the
-        # mirror has applied its lastZxidSeen
-        if request.lastZxidSeen > mirror.revision:
+        # a zxid names an etcd revision: the client has seen nothing the mirror lacks once
+        # the mirror has applied that revision
+        seen = revision_of(request.lastZxidSeen)
+        if seen > mirror.revision:
             await mirror.catch_up()
-            if request.lastZxidSeen > mirror.revision:
+            if seen > mirror.revision:
                 log.info(
-                    "refusing a client that has seen zxid 0x%x, ahead of 0x%x",
+                    "refusing a client that has seen zxid 0x%x, ahead of revision %d",
                     request.lastZxidSeen,
                     mirror.revision,
                 )
@@ -167,26 +147,6 @@ class EtcdBackend:
         return Accepted(ConnectResponse(0, timeout, sid, passwd, ro), session)
 
     # ------------------------------------------------------------------ writes
-    async def execute(self, make_plan: Callable[[], plans.Plan]) -> tuple[int, int, object]:
-        """Plan against the mirror, commit, and retry when etcd moved on meanwhile.
-
-        Returns (zxid, err, response) once the mirror has applied the commit, so the session
-        reads its own write and has had the notifications it triggered.
-        """
-        mirror = self.mirror
-        while True:
-            plan = make_plan()
-            compares, ops = _to_pb(plan.txn)
-            resp = await self.client.txn(compares, ops, [])
-            revision = resp.header.revision
-            if self.on_mirror_lag is None or mirror.revision >= revision:
-                await mirror.wait_for(revision)
-            else:
-                started = time.perf_counter()
-                await mirror.wait_for(revision)
-                self.on_mirror_lag(time.perf_counter() - started)
-            if resp.succeeded:
-                return revision, plan.err, plan.build(revision)
 
 
 class EtcdSession:
@@ -233,7 +193,9 @@ class EtcdSession:
             raise DropConnection()
         if opcode in plans.OPS or opcode == OpCode.MULTI:
             try:
-                zxid, _, _ = await self.backend.execute(lambda: plans.plan_error(self.mirror.tree))
+                zxid, _, _ = await self.backend.batcher.submit(
+                    plans.error_write(Err.MARSHALLING_ERROR)
+                )
             except EtcdUnavailable:
                 raise DropConnection() from None
             return Reply(xid, zxid, Err.MARSHALLING_ERROR)
@@ -277,12 +239,12 @@ class EtcdSession:
         tree = self.mirror.tree
         try:
             if op in plans.OPS:
-                zxid, err, resp = await b.execute(
-                    lambda: plans.plan_write(tree, self.ctx(), op, body)
-                )
+                zxid, err, resp = await b.batcher.submit(plans.write(self.ctx(), op, body))
             elif op == OpCode.MULTI:
                 ops = req.ops
-                zxid, err, resp = await b.execute(lambda: plans.plan_multi(tree, self.ctx(), ops))
+                zxid, err, resp = await b.batcher.submit(
+                    plans.multi(self.ctx(), ops), exclusive=True
+                )
             elif op == OpCode.SYNC:
                 zxid = await self.mirror.catch_up()
                 return Reply(xid, zxid, 0, _sync_response(body))
@@ -292,8 +254,8 @@ class EtcdSession:
                 if b.local.get(self.session_id) is self:
                     del b.local[self.session_id]
                 b.keeper.forget(self.session_id)
-                zxid, err, resp = await b.execute(
-                    lambda: plans.plan_end_session(tree, self.ctx(), self.session_id, True)
+                zxid, err, resp = await b.batcher.submit(
+                    plans.end_session(tree, self.session_id, True)
                 )
                 await b.client.lease_revoke(self.session_id)
                 return Reply(xid, zxid, 0, None, close=True)

@@ -2,17 +2,19 @@
 
 Theory of operation
 -------------------
-Every key lives under one prefix P (``--prefix``, default ``/zetcd/``). A znode at path X owns up
-to four keys, each written only by the operations that change what it holds, so that etcd's own
-per-key revisions carry the Stat's zxids:
+A zxid is ``etcd revision << 8 | position``: one etcd transaction may carry up to 256 ZooKeeper
+transactions (group commit), each with its own zxid, in order. Every key lives under one prefix P
+(``--prefix``, default ``/zetcd/``). A znode at path X owns up to four keys, each written only by
+the operations that change what it holds, so that etcd's own per-key revisions carry the Stat's
+zxids:
 
 =============  ===========================================  =====================================
 key            value                                        Stat fields it gives
 =============  ===========================================  =====================================
-P d X          version, czxid mode, times, owner, data      czxid (create_revision), mzxid
-                                                            (mod_revision), version, ctime, mtime,
-                                                            ephemeralOwner, dataLength
-P c X          empty                                        pzxid (mod_revision), cversion
+P d X          version, czxid mode, times, owner, data,     czxid (create_revision, cpos), mzxid
+               cpos, mpos                                   (mod_revision, mpos), version, ctime,
+                                                            mtime, ephemeralOwner, dataLength
+P c X          ppos                                         pzxid (mod_revision, ppos), cversion
                                                             (etcd version - 1 + adjustment)
 P a X          aversion, ACL list                           aversion
 P x X          cversion adjustment (only when needed)       (see below)
@@ -20,12 +22,13 @@ P x X          cversion adjustment (only when needed)       (see below)
 
 Creating or deleting a child puts the parent's ``c`` key with no compare, so concurrent creates
 under one parent never conflict: etcd's version counter counts them. A transaction can put a key
-only once, so when one multi changes a parent's children k times the ``x`` key records the k - 1
-that etcd's counter did not see (written with a compare, since it is read-modify-write).
+only once, so when one transaction changes a parent's children k times the ``x`` key records the
+k - 1 that etcd's counter did not see (written with a compare, since it is read-modify-write).
 
 Sessions are ``P s/<id as 16 hex digits>`` attached to the session's lease. ``P !bump`` is put by
-a failed write so that it consumes a zxid as on ZooKeeper, and ``P !log`` carries the exact
-ZooKeeper-level event sequence of a multi (etcd shows only each key's final state).
+a failed write so that it consumes a zxid as on ZooKeeper; ``P !log`` carries the exact
+ZooKeeper-level event sequence of a transaction with several ops or a multi (etcd shows only each
+key's final state); ``P !zx`` says how many zxids a transaction spent, when more than one.
 """
 
 from __future__ import annotations
@@ -78,7 +81,8 @@ FLAG_MZXID_ZERO = 1  # bootstrap node never modified: mzxid 0
 FLAG_PZXID_ZERO = 2  # bootstrap node whose children never changed: pzxid 0
 FLAG_NULL_DATA = 4  # the data is null (not empty): getData returns a null buffer
 
-_DATA_HEAD = struct.Struct(">iqqqqBBq")  # version czxid ctime mtime owner kind flags ttl
+# version czxid ctime mtime owner kind flags ttl cpos mpos
+_DATA_HEAD = struct.Struct(">iqqqqBBqBB")
 _INT = struct.Struct(">i")
 _LONG = struct.Struct(">q")
 _ACL_HEAD = struct.Struct(">iH")
@@ -94,6 +98,8 @@ class DataValue:
     kind: int
     flags: int
     ttl: int
+    cpos: int  # position in its transaction of the op that created the node
+    mpos: int  # position of the op that last wrote the data
     data: bytes
 
     def encode(self) -> bytes:
@@ -107,14 +113,40 @@ class DataValue:
                 self.kind,
                 self.flags,
                 self.ttl,
+                self.cpos,
+                self.mpos,
             )
             + self.data
         )
 
 
 def decode_data_value(raw: bytes) -> DataValue:
-    v, cz, ct, mt, owner, kind, flags, ttl = _DATA_HEAD.unpack_from(raw)
-    return DataValue(v, cz, ct, mt, owner, kind, flags, ttl, raw[_DATA_HEAD.size :])
+    v, cz, ct, mt, owner, kind, flags, ttl, cpos, mpos = _DATA_HEAD.unpack_from(raw)
+    return DataValue(v, cz, ct, mt, owner, kind, flags, ttl, cpos, mpos, raw[_DATA_HEAD.size :])
+
+
+def encode_children_value(ppos: int) -> bytes:
+    """The children key holds the position of the op that last changed the child set."""
+    return bytes((ppos,))
+
+
+def decode_children_value(raw: bytes) -> int:
+    return raw[0] if raw else 0
+
+
+# zxid = etcd revision << ZXID_SHIFT | position of the op in its transaction: one etcd
+# transaction can carry up to 2**ZXID_SHIFT ZooKeeper transactions (group commit), each with
+# its own zxid, in order.
+ZXID_SHIFT = 8
+MAX_POSITIONS = 1 << ZXID_SHIFT
+
+
+def zxid(revision: int, pos: int = 0) -> int:
+    return (revision << ZXID_SHIFT) | pos
+
+
+def revision_of(zxid_: int) -> int:
+    return zxid_ >> ZXID_SHIFT
 
 
 def encode_acl_value(aversion: int, acl: tuple[ACL, ...]) -> bytes:
@@ -181,13 +213,14 @@ def decode_session_value(raw: bytes) -> SessionValue:
 class Layout:
     """Key names under one prefix."""
 
-    __slots__ = ("bump", "log", "plen", "prefix", "session_prefix")
+    __slots__ = ("bump", "log", "plen", "positions", "prefix", "session_prefix")
 
     def __init__(self, prefix: bytes = b"/zetcd/") -> None:
         self.prefix = prefix
         self.plen = len(prefix)
         self.bump = prefix + b"!bump"
         self.log = prefix + b"!log"
+        self.positions = prefix + b"!zx"  # how many zxids a transaction spent, when > 1
         self.session_prefix = prefix + b"s/"
 
     def data(self, path: str) -> bytes:

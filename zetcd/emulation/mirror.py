@@ -7,8 +7,9 @@ listeners hear about ended sessions, and tasks waiting for that revision wake. B
 happens in one trio task, a notification always reaches a session's outgoing queue before the
 reply of any request that could observe the change.
 
-``last_zxid`` is the revision of the last change that ZooKeeper would count as a transaction; the
-``!sync`` key that ``sync`` writes to learn how far etcd has got is not one of them.
+``last_zxid`` is the zxid of the last change that ZooKeeper would count as a transaction (its
+revision, and the last position in it); the ``!sync`` key that ``sync`` writes to learn how far
+etcd has got is not one of them.
 """
 
 from __future__ import annotations
@@ -70,17 +71,8 @@ class Mirror:
         lay = self.layout
         ops = []
         for path, data, acl, aversion, cversion in BOOTSTRAP:
-            value = L.DataValue(
-                0,
-                L.CZXID_ZERO,
-                0,
-                0,
-                0,
-                L.NODE_PLAIN,
-                L.FLAG_MZXID_ZERO | L.FLAG_PZXID_ZERO,
-                0,
-                data,
-            )
+            flags = L.FLAG_MZXID_ZERO | L.FLAG_PZXID_ZERO
+            value = L.DataValue(0, L.CZXID_ZERO, 0, 0, 0, L.NODE_PLAIN, flags, 0, 0, 0, data)
             ops.append(op_put(lay.data(path), value.encode()))
             ops.append(op_put(lay.children(path), b""))
             ops.append(op_put(lay.acl(path), L.encode_acl_value(aversion, acl)))
@@ -102,7 +94,7 @@ class Mirror:
             more = page.more
         self.tree.load(kvs, revision)
         # an upper bound of every zxid issued so far (deletions leave no key behind)
-        self.last_zxid = revision
+        self.last_zxid = L.zxid(revision, L.MAX_POSITIONS - 1)
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Bootstrap, load, then follow the watch until cancelled."""
@@ -128,7 +120,7 @@ class Mirror:
     def apply_revision(self, revision: int, events: list[object]) -> None:
         applied = self.tree.apply(revision, events)
         if any(self._is_txn(e) for e in events):
-            self.last_zxid = revision
+            self.last_zxid = L.zxid(revision, applied.positions - 1)
         if applied.changes:
             self.watches.trigger(applied.changes)
         if applied.sessions_ended or applied.sessions_started:

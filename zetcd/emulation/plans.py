@@ -15,7 +15,7 @@ from zetcd.emulation import acls
 from zetcd.emulation import layout as L
 from zetcd.emulation.errors import OpError
 from zetcd.emulation.paths import is_valid_path
-from zetcd.emulation.scratch import EtcdTxn, NodeState, Scratch, resolve_stat
+from zetcd.emulation.scratch import NodeState, Scratch, resolve_stat
 from zetcd.emulation.tree import Tree
 from zetcd.proto.constants import CreateMode, Err, OpCode, Perm
 from zetcd.proto.records import (
@@ -33,7 +33,8 @@ CONTAINER_OWNER = L.CONTAINER_OWNER
 TTL_OWNER_BASE = L.TTL_OWNER_BASE
 MAX_TTL = (1 << 40) - 1  # EphemeralType.TTL.maxValue()
 
-Builder = Callable[[int], object]  # zxid -> response record (or None)
+Builder = Callable[[int], object]  # the commit's base zxid -> response record (or None)
+Apply = Callable[[Scratch], Builder]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +45,6 @@ class Ctx:
     now: int
     auth: tuple[tuple[str, str], ...] = ()
     ttl_enabled: bool = True
-
-
-@dataclass(slots=True)
-class Plan:
-    txn: EtcdTxn
-    err: int
-    build: Builder
 
 
 def _split_parent(path: str) -> str:
@@ -134,9 +128,9 @@ def _create(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
     sc.create(st, parent, req.data, acl, owner, L.NODE_PLAIN, 0, ctx.now)  # type: ignore[attr-defined]
     final_path = path
     if opcode == OpCode.CREATE:
-        return lambda zxid: CreateResponse(final_path)
+        return lambda base: CreateResponse(final_path)
     stat = st.stat()
-    return lambda zxid: Create2Response(final_path, resolve_stat(stat, zxid))
+    return lambda base: Create2Response(final_path, resolve_stat(stat, base))
 
 
 _SPECIAL = frozenset(("/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"))
@@ -162,7 +156,7 @@ def _delete(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
     if st.children:
         raise OpError(Err.NOT_EMPTY)
     sc.delete(st, parent)
-    return lambda zxid: None
+    return _no_body
 
 
 def _existing(sc: Scratch, ctx: Ctx, path: str | None, perm: int) -> NodeState:
@@ -184,7 +178,7 @@ def _set_data(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
     sc.guard_children(st)  # the reply's Stat carries cversion/numChildren/pzxid
     sc.set_data(st, req.data, ctx.now)  # type: ignore[attr-defined]
     stat = st.stat()
-    return lambda zxid: SetDataResponse(resolve_stat(stat, zxid))
+    return lambda base: SetDataResponse(resolve_stat(stat, base))
 
 
 def _set_acl(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
@@ -198,14 +192,14 @@ def _set_acl(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
     sc.guard_children(st)
     sc.set_acl(st, acl)
     stat = st.stat()
-    return lambda zxid: SetACLResponse(resolve_stat(stat, zxid))
+    return lambda base: SetACLResponse(resolve_stat(stat, base))
 
 
 def _check(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
     st = _existing(sc, ctx, req.path, Perm.READ)  # type: ignore[attr-defined]
     sc.guard_data(st)
     _check_version(st.version, req.version)  # type: ignore[attr-defined]
-    return lambda zxid: None
+    return _no_body
 
 
 def _delete_container(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
@@ -243,23 +237,32 @@ _CREATES = frozenset((OpCode.CREATE, OpCode.CREATE2, OpCode.CREATE_CONTAINER, Op
 _CREATES_WITH_STAT = frozenset((OpCode.CREATE_CONTAINER, OpCode.CREATE_TTL))
 
 
-# ---------------------------------------------------------------------------- plans
-def plan_write(tree: Tree, ctx: Ctx, opcode: int, req: object) -> Plan:
-    """One write request -> one guarded etcd transaction."""
-    sc = Scratch(tree)
-    try:
-        build = OPS[opcode](sc, ctx, opcode, req)
-    except OpError as e:
-        sc.bump()
-        return Plan(sc.txn, e.code, lambda zxid: None)
-    return Plan(sc.compile(with_log=False), Err.OK, build)
+# ---------------------------------------------------------------------------- writes
+# Each returns an Apply for the batcher (batcher.py): applied to the shared scratch of a
+# transaction, it raises OpError or returns how to build the response from the commit's base
+# zxid.
 
 
-def plan_delete_container(tree: Tree, ctx: Ctx, path: str) -> Plan:
+def write(ctx: Ctx, opcode: int, req: object) -> Apply:
+    """One write request."""
+    op = OPS[opcode]
+    return lambda sc: op(sc, ctx, opcode, req)
+
+
+def error_write(code: int) -> Apply:
+    """A write that fails before it is even read (a malformed body) still spends a zxid."""
+
+    def apply(sc: Scratch) -> Builder:
+        raise OpError(code)
+
+    return apply
+
+
+def delete_container(ctx: Ctx, path: str) -> Apply:
     """The container manager's deleteContainer: NotEmpty if it gained a child meanwhile,
     BadVersion if the path now holds a normal node (PrepRequestProcessor's rules)."""
-    sc = Scratch(tree)
-    try:
+
+    def apply(sc: Scratch) -> Builder:
         parent = sc.node(path[: path.rfind("/")] or "/")
         st = sc.node(path)
         if not st.exists or not parent.exists:
@@ -271,10 +274,9 @@ def plan_delete_container(tree: Tree, ctx: Ctx, path: str) -> Plan:
         if not L.is_extended_owner(st.owner):
             raise OpError(Err.BAD_VERSION)
         sc.delete(st, parent)
-    except OpError as e:
-        sc.bump()
-        return Plan(sc.txn, e.code, lambda zxid: None)
-    return Plan(sc.compile(with_log=False), Err.OK, lambda zxid: None)
+        return _no_body
+
+    return apply
 
 
 def container_candidates(tree: Tree, now: int) -> list[str]:
@@ -295,71 +297,62 @@ def container_candidates(tree: Tree, now: int) -> list[str]:
     return sorted(out)
 
 
-def plan_error(tree: Tree) -> Plan:
-    """A write that failed before it could be read still spends a zxid on ZooKeeper."""
-    sc = Scratch(tree)
-    sc.bump()
-    return Plan(sc.txn, Err.OK, lambda zxid: None)
+def multi(ctx: Ctx, ops: tuple[object, ...]) -> Apply:
+    """A multi: all ops in order on the scratch; all or nothing. A failed multi reports
+    ZooKeeper's per-op results (0 before the failing op, its code, RuntimeInconsistency after)
+    with header err 0, changes nothing, and still spends a zxid. Commit it alone (exclusive)."""
+
+    def apply(sc: Scratch) -> Builder:
+        builders: list[tuple[int, Builder]] = []
+        for i, op in enumerate(ops):
+            optype: int = op.type  # type: ignore[attr-defined]
+            request = op.request  # type: ignore[attr-defined]
+            if optype in _CREATES:
+                optype = multi_create_opcode(request.flags)
+            try:
+                if optype not in MULTI_OPS:
+                    raise OpError(Err.BAD_ARGUMENTS)
+                result_type = OpCode.CREATE2 if optype in _CREATES_WITH_STAT else optype
+                builders.append((result_type, OPS[optype](sc, ctx, optype, request)))
+            except OpError as e:
+                codes = [
+                    0 if j < i else e.code if j == i else Err.RUNTIME_INCONSISTENCY
+                    for j in range(len(ops))
+                ]
+                results = tuple(MultiResult(-1, c, ErrorResponse(c)) for c in codes)
+                sc.discard_writes()
+                sc.bump()
+                return lambda base: MultiResponse(results)
+        sc.needs_log = True
+        return lambda base: MultiResponse(tuple(MultiResult(t, 0, b(base)) for t, b in builders))
+
+    return apply
 
 
-def plan_multi(tree: Tree, ctx: Ctx, ops: tuple[object, ...]) -> Plan:
-    """A multi: all ops against one scratch; all or nothing in one transaction."""
-    sc = Scratch(tree)
-    builders: list[tuple[int, Builder]] = []
-    failed_at = -1
-    code = 0
-    for i, op in enumerate(ops):
-        optype: int = op.type  # type: ignore[attr-defined]
-        request = op.request  # type: ignore[attr-defined]
-        if optype in _CREATES:
-            optype = multi_create_opcode(request.flags)
-        try:
-            if optype not in MULTI_OPS:
-                raise OpError(Err.BAD_ARGUMENTS)
-            result_type = OpCode.CREATE2 if optype in _CREATES_WITH_STAT else optype
-            builders.append((result_type, OPS[optype](sc, ctx, optype, request)))
-        except OpError as e:
-            failed_at, code = i, e.code
-            break
-    if failed_at >= 0:
-        codes = [
-            0 if i < failed_at else code if i == failed_at else Err.RUNTIME_INCONSISTENCY
-            for i in range(len(ops))
-        ]
-        results = tuple(MultiResult(-1, c, ErrorResponse(c)) for c in codes)
-        sc.bump()
-        return Plan(sc.txn, Err.OK, lambda zxid: MultiResponse(results))
-    txn = sc.compile(with_log=True)
-    if not txn.ops:
-        sc.bump()
-
-    def build(zxid: int) -> MultiResponse:
-        return MultiResponse(tuple(MultiResult(t, 0, b(zxid)) for t, b in builders))
-
-    return Plan(txn, Err.OK, build)
-
-
-def plan_end_session(tree: Tree, ctx: Ctx, session_id: int, closing: bool) -> Plan:
-    """Delete a session's ephemerals in one transaction, bumping each parent's cversion.
+def end_session(tree: Tree, session_id: int, closing: bool) -> Apply:
+    """Delete a session's ephemerals, bumping each parent's cversion and pzxid.
 
     ``closing`` (closeSession): also delete the session record. Otherwise (the lease expired)
     the record must still be gone at commit, so a clean-up can never touch a live session, and
     running it twice is harmless.
     """
-    sc = Scratch(tree)
-    for path in sorted(tree.ephemerals.get(session_id, ()), reverse=True):
-        st = sc.node(path)
-        if st.exists:
-            sc.guard_data(st)
-            sc.delete(st, sc.node(path[: path.rfind("/")] or "/"))
-    if closing:
+
+    def apply(sc: Scratch) -> Builder:
+        for path in sorted(tree.ephemerals.get(session_id, ()), reverse=True):
+            st = sc.node(path)
+            if st.exists:
+                sc.guard_data(st)
+                sc.delete(st, sc.node(path[: path.rfind("/")] or "/"))
         sc.guard_session(session_id)
-        txn = sc.compile(with_log=bool(sc.log))
-        txn.delete(tree.layout.session(session_id))
-    else:
-        sc.guard_session(session_id)
-        txn = sc.compile(with_log=bool(sc.log))
-    return Plan(txn, Err.OK, lambda zxid: None)
+        if closing:
+            sc.txn.delete(tree.layout.session(session_id))
+        return _no_body
+
+    return apply
+
+
+def _no_body(base: int) -> None:
+    return None
 
 
 def stat_of(tree: Tree, path: str) -> Stat | None:

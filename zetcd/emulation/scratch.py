@@ -38,7 +38,9 @@ class EtcdTxn:
 
 
 class NodeState:
-    """A mutable view of one znode inside a plan; ``W`` zxids are filled in at commit."""
+    """A mutable view of one znode inside a plan. A zxid field that this transaction sets is
+    ``-(pos + 1)`` (pos: the op's position in the transaction) until the commit's revision is
+    known (see resolve_stat)."""
 
     __slots__ = (
         "a_dirty",
@@ -46,6 +48,7 @@ class NodeState:
         "aversion",
         "c_changes",
         "children",
+        "cpos",
         "ctime",
         "cversion",
         "czxid",
@@ -54,11 +57,13 @@ class NodeState:
         "exists",
         "flags",
         "kind",
+        "mpos",
         "mtime",
         "mzxid",
         "orig",
         "owner",
         "path",
+        "ppos",
         "pzxid",
         "recreated",
         "ttl",
@@ -82,9 +87,12 @@ class NodeState:
         self.cversion = orig.cversion
         self.aversion = orig.aversion
         self.acl = orig.acl
-        self.czxid: int | None = orig.czxid
-        self.mzxid: int | None = orig.mzxid
-        self.pzxid: int | None = orig.pzxid
+        self.czxid = orig.czxid
+        self.mzxid = orig.mzxid
+        self.pzxid = orig.pzxid
+        self.cpos = orig.cpos
+        self.mpos = orig.mpos
+        self.ppos = orig.ppos
         self.ctime = orig.ctime
         self.mtime = orig.mtime
         self.owner = orig.owner
@@ -99,10 +107,10 @@ class NodeState:
         return (self.cversion + len(self.children)) // 2
 
     def stat(self) -> Stat:
-        """The Stat now, with ``-1`` standing for this transaction's zxid (see resolve_stat)."""
+        """The Stat now, with placeholders for this transaction's zxids (see resolve_stat)."""
         return Stat(
-            -1 if self.czxid is None else self.czxid,
-            -1 if self.mzxid is None else self.mzxid,
+            self.czxid,
+            self.mzxid,
             self.ctime,
             self.mtime,
             self.version,
@@ -111,15 +119,20 @@ class NodeState:
             self.owner if L.is_session_owner(self.owner) else 0,
             len(self.data),
             len(self.children),
-            -1 if self.pzxid is None else self.pzxid,
+            self.pzxid,
         )
 
 
-def resolve_stat(s: Stat, zxid: int) -> Stat:
-    """Fill in this transaction's zxid where the plan left -1."""
+def resolve(z: int, base: int) -> int:
+    """A plan's zxid field, given the commit's base zxid (its revision << ZXID_SHIFT)."""
+    return base | (-z - 1) if z < 0 else z
+
+
+def resolve_stat(s: Stat, base: int) -> Stat:
+    """Fill in this transaction's zxids where the plan left placeholders."""
     return Stat(
-        zxid if s.czxid == -1 else s.czxid,
-        zxid if s.mzxid == -1 else s.mzxid,
+        resolve(s.czxid, base),
+        resolve(s.mzxid, base),
         s.ctime,
         s.mtime,
         s.version,
@@ -128,7 +141,7 @@ def resolve_stat(s: Stat, zxid: int) -> Stat:
         s.ephemeralOwner,
         s.dataLength,
         s.numChildren,
-        zxid if s.pzxid == -1 else s.pzxid,
+        resolve(s.pzxid, base),
     )
 
 
@@ -141,6 +154,9 @@ class Scratch:
         self.txn = EtcdTxn()
         self.log: list[tuple[str, str]] = []  # ZooKeeper-level changes, in order
         self._written: set[str] = set()
+        self.pos = 0  # position of the op being applied (group commit)
+        self.needs_log = False  # a multi: its exact event order goes in the !log key
+        self._bumped = False
 
     # ------------------------------------------------------------------ reads (record guards)
     def node(self, path: str) -> NodeState:
@@ -198,7 +214,9 @@ class Scratch:
         st.version = 0
         st.cversion = 0
         st.aversion = 0
-        st.czxid = st.mzxid = st.pzxid = None
+        here = -self.pos - 1
+        st.czxid = st.mzxid = st.pzxid = here
+        st.cpos = st.mpos = st.ppos = self.pos
         st.ctime = st.mtime = now
         st.owner = owner
         st.kind = kind
@@ -221,7 +239,8 @@ class Scratch:
         st.data = data or b""
         st.version = _inc(st.version)
         st.mtime = now
-        st.mzxid = None
+        st.mzxid = -self.pos - 1
+        st.mpos = self.pos
         st.flags &= ~(L.FLAG_MZXID_ZERO | L.FLAG_NULL_DATA)
         if data is None:
             st.flags |= L.FLAG_NULL_DATA
@@ -241,16 +260,25 @@ class Scratch:
         else:
             parent.children.discard(name)
         parent.cversion = _inc(parent.cversion)
-        parent.pzxid = None
+        parent.pzxid = -self.pos - 1
+        parent.ppos = self.pos
         parent.c_changes += 1
         self._touch(parent)
 
     def bump(self) -> None:
         """A plan that changes nothing still consumes a zxid, as a ZooKeeper error txn does."""
-        self.txn.put(self.layout.bump, b"")
+        if not self._bumped:
+            self._bumped = True
+            self.txn.put(self.layout.bump, b"")
+
+    def discard_writes(self) -> None:
+        """Forget what was written (a failed multi), keeping the guards of what was read."""
+        self.order.clear()
+        self._written.clear()
+        self.log.clear()
 
     # ------------------------------------------------------------------ compile
-    def compile(self, with_log: bool) -> EtcdTxn:
+    def compile(self, with_log: bool, positions: int = 1) -> EtcdTxn:
         lay = self.layout
         txn = self.txn
         for path in self.order:
@@ -265,7 +293,7 @@ class Scratch:
             if o is None or st.recreated:
                 czmode = L.CZXID_FROM_CREATE if o is None else L.CZXID_FROM_MOD
                 txn.put(d, self._data_value(st, czmode).encode())
-                txn.put(c, b"")
+                txn.put(c, L.encode_children_value(st.ppos))
                 txn.put(a, L.encode_acl_value(st.aversion, st.acl))
                 # after the put etcd's counter gives cversion (o.c_ver + 1) - 1 (or 0 when new)
                 base = 0 if o is None else o.c_ver
@@ -281,7 +309,7 @@ class Scratch:
                     czmode = o.czxid
                 txn.put(d, self._data_value(st, czmode).encode())
             if st.c_changes:
-                txn.put(c, b"")
+                txn.put(c, L.encode_children_value(st.ppos))
                 if st.c_changes > 1:
                     self.guard_children(st)
                     txn.put(x, L.encode_adjust_value(o.cadj + st.c_changes - 1))
@@ -290,12 +318,24 @@ class Scratch:
                 txn.put(a, L.encode_acl_value(st.aversion, st.acl))
         if with_log:
             txn.put(lay.log, json.dumps(self.log, separators=(",", ":")).encode())
+        if positions > 1:
+            txn.put(lay.positions, b"%d" % positions)
         return txn
 
     @staticmethod
     def _data_value(st: NodeState, czmode: int) -> L.DataValue:
         return L.DataValue(
-            st.version, czmode, st.ctime, st.mtime, st.owner, st.kind, st.flags, st.ttl, st.data
+            st.version,
+            czmode,
+            st.ctime,
+            st.mtime,
+            st.owner,
+            st.kind,
+            st.flags,
+            st.ttl,
+            st.cpos,
+            st.mpos,
+            st.data,
         )
 
 

@@ -35,6 +35,7 @@ class Node:
         "c_ver",
         "cadj",
         "children",
+        "cpos",
         "ctime",
         "czxid_mode",
         "d_create",
@@ -43,8 +44,10 @@ class Node:
         "flags",
         "kind",
         "max_children",
+        "mpos",
         "mtime",
         "owner",
+        "ppos",
         "ttl",
         "version",
         "x_mod",
@@ -56,6 +59,7 @@ class Node:
         self.max_children = 0
         self.c_mod = d_create
         self.c_ver = 1
+        self.ppos = value.cpos
         self.cadj = 0
         self.x_mod = 0
         self.a_mod = 0
@@ -78,28 +82,30 @@ class Node:
         self.kind = v.kind
         self.flags = v.flags
         self.ttl = v.ttl
+        self.cpos = v.cpos
+        self.mpos = v.mpos
         self.data = v.data
 
     @property
     def czxid(self) -> int:
         m = self.czxid_mode
         if m == L.CZXID_FROM_CREATE:
-            return self.d_create
+            return L.zxid(self.d_create, self.cpos)
         if m == L.CZXID_FROM_MOD:
-            return self.d_mod
+            return L.zxid(self.d_mod, self.cpos)
         if m == L.CZXID_ZERO:
             return 0
         return m
 
     @property
     def mzxid(self) -> int:
-        return 0 if self.flags & L.FLAG_MZXID_ZERO else self.d_mod
+        return 0 if self.flags & L.FLAG_MZXID_ZERO else L.zxid(self.d_mod, self.mpos)
 
     @property
     def pzxid(self) -> int:
         if self.flags & L.FLAG_PZXID_ZERO and self.c_ver <= 1:
             return 0
-        return self.c_mod
+        return L.zxid(self.c_mod, self.ppos)
 
     @property
     def cversion(self) -> int:
@@ -174,6 +180,7 @@ class Applied:
     touched: set[str]
     sessions_ended: list[int]
     sessions_started: list[int]
+    positions: int = 1  # zxids the revision spent
 
 
 class Tree:
@@ -218,8 +225,12 @@ class Tree:
                 else:
                     self._delete_node(kv, out)
             elif kind == L.KIND_SPECIAL:
-                if kv.key == self.layout.log and ev.type == 0:  # type: ignore[attr-defined]
+                if ev.type != 0:  # type: ignore[attr-defined]
+                    continue
+                if kv.key == self.layout.log:
                     logged = [(c[0], c[1]) for c in json.loads(kv.value)]
+                elif kv.key == self.layout.positions:
+                    out.positions = int(kv.value)
             else:
                 later.append(ev)
         for ev in later:
@@ -286,6 +297,7 @@ class Tree:
         if kind == L.KIND_CHILDREN:
             node.c_mod = mod
             node.c_ver = kv.version  # type: ignore[attr-defined]
+            node.ppos = L.decode_children_value(kv.value)  # type: ignore[attr-defined]
         elif kind == L.KIND_ACL:
             node.a_mod = mod
             node.aversion, node.acl = L.decode_acl_value(kv.value)  # type: ignore[attr-defined]

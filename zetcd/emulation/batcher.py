@@ -1,0 +1,141 @@
+"""Group commit: the writes of many sessions in one etcd transaction (design.md, "Writes").
+
+Theory of operation: every write (a request, a session's close, an expiry clean-up, a container
+deletion) is an *apply* function that applies ZooKeeper's rules to a Scratch and returns how to
+build its response, or raises OpError. One task commits: it takes the writes queued while the
+previous transaction was in flight, applies them in order to ONE scratch, so each sees the ones
+before it exactly as if ZooKeeper had serialized them, compiles the scratch into one guarded etcd
+transaction, and commits it. Write i of a transaction at revision R gets zxid R << 8 | i. When a
+guard fails (another zetcd wrote meanwhile), the mirror catches up and the same writes are
+planned again. A multi commits alone: a failed multi must leave nothing behind.
+
+Replies are released only once the mirror has applied the revision, so every session reads its
+own write and every notification it triggered is queued before the reply.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from zetcd.emulation import layout as L
+from zetcd.emulation.errors import OpError
+from zetcd.emulation.mirror import Mirror
+from zetcd.emulation.scratch import EtcdTxn, Scratch
+from zetcd.etcd import EtcdClient, compare_create, compare_mod, op_delete, op_put
+
+log = logging.getLogger(__name__)
+
+Builder = Callable[[int], object]  # the commit's base zxid (revision << 8) -> response
+Apply = Callable[[Scratch], Builder]  # raises OpError
+
+MAX_BATCH = L.MAX_POSITIONS
+
+
+@dataclass(eq=False)
+class Write:
+    apply: Apply
+    exclusive: bool = False
+    done: trio.Event = field(default_factory=trio.Event)
+    result: tuple[int, int, object] | None = None  # (zxid, err, response)
+    error: BaseException | None = None
+
+
+def to_pb(txn: EtcdTxn) -> tuple[list[Any], list[Any]]:
+    compares = [
+        compare_create(k, "=", v) if target == "create" else compare_mod(k, "=", v)
+        for (k, target), v in txn.compares.items()
+    ]
+    ops = [op_put(k, v, lease) if kind == "put" else op_delete(k) for kind, k, v, lease in txn.ops]
+    return compares, ops
+
+
+class Batcher:
+    def __init__(self, client: EtcdClient, mirror: Mirror, max_batch: int = MAX_BATCH) -> None:
+        self.client = client
+        self.mirror = mirror
+        self.max_batch = max_batch
+        self.queue: list[Write] = []
+        self._wake = trio.Event()
+        self.on_mirror_lag: Callable[[float], None] | None = None
+        self.on_batch: Callable[[int], None] | None = None  # metrics: writes per transaction
+
+    async def submit(self, apply: Apply, exclusive: bool = False) -> tuple[int, int, object]:
+        """Queue a write; return (zxid, err, response) once it is committed and mirrored."""
+        w = Write(apply, exclusive)
+        self.queue.append(w)
+        self._wake.set()
+        await w.done.wait()
+        if w.error is not None:
+            raise w.error
+        assert w.result is not None
+        return w.result
+
+    def _take(self) -> list[Write]:
+        q = self.queue
+        if q[0].exclusive:
+            return [q.pop(0)]
+        n = 0
+        while n < len(q) and n < self.max_batch and not q[n].exclusive:
+            n += 1
+        batch = q[:n]
+        del q[:n]
+        return batch
+
+    async def run(self) -> None:
+        while True:
+            if not self.queue:
+                await self._wake.wait()
+                self._wake = trio.Event()
+                continue
+            batch = self._take()
+            try:
+                await self._commit(batch)
+            except Exception as e:  # etcd unavailable, or a bug: fail these writes only
+                if not isinstance(e, trio.Cancelled):
+                    log.debug("a batch of %d writes failed: %r", len(batch), e)
+                for w in batch:
+                    w.error = e
+                    w.done.set()
+
+    def plan(self, batch: list[Write]) -> tuple[EtcdTxn, list[tuple[int, Builder | None]]]:
+        """Apply the writes in order to one scratch; compile one transaction."""
+        sc = Scratch(self.mirror.tree)
+        planned: list[tuple[int, Builder | None]] = []
+        for i, w in enumerate(batch):
+            sc.pos = i
+            try:
+                planned.append((0, w.apply(sc)))
+            except OpError as e:
+                planned.append((e.code, None))
+                sc.bump()
+        txn = sc.compile(with_log=len(batch) > 1 or sc.needs_log, positions=len(batch))
+        if not txn.ops:  # a check, an empty multi: still a ZooKeeper transaction
+            sc.bump()
+        return txn, planned
+
+    async def _commit(self, batch: list[Write]) -> None:
+        mirror = self.mirror
+        while True:
+            txn, planned = self.plan(batch)
+            compares, ops = to_pb(txn)
+            resp = await self.client.txn(compares, ops, [])
+            revision = resp.header.revision
+            if self.on_mirror_lag is None or mirror.revision >= revision:
+                await mirror.wait_for(revision)
+            else:
+                started = trio.current_time()
+                await mirror.wait_for(revision)
+                self.on_mirror_lag(trio.current_time() - started)
+            if resp.succeeded:
+                break
+        if self.on_batch is not None:
+            self.on_batch(len(batch))
+        base = L.zxid(revision)
+        for i, (w, (err, build)) in enumerate(zip(batch, planned, strict=True)):
+            w.result = (base | i, err, build(base) if build is not None else None)
+            w.done.set()
