@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from zetcd.emulation import layout as L
 from zetcd.emulation.paths import name_of
-from zetcd.emulation.tree import Node, Tree
+from zetcd.emulation.tree import Node, Tree, client_stat
 from zetcd.proto.records import ACL, Stat
 
 # compare targets
@@ -108,19 +108,7 @@ class NodeState:
 
     def stat(self) -> Stat:
         """The Stat now, with placeholders for this transaction's zxids (see resolve_stat)."""
-        return Stat(
-            self.czxid,
-            self.mzxid,
-            self.ctime,
-            self.mtime,
-            self.version,
-            self.cversion,
-            self.aversion,
-            self.owner if L.is_session_owner(self.owner) else 0,
-            len(self.data),
-            len(self.children),
-            self.pzxid,
-        )
+        return client_stat(self, len(self.data), len(self.children))
 
 
 def resolve(z: int, base: int) -> int:

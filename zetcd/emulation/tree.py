@@ -11,6 +11,7 @@ import functools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from zetcd.emulation import layout as L
 from zetcd.emulation.paths import name_of, parent_of
@@ -117,23 +118,45 @@ class Node:
         return None if self.flags & L.FLAG_NULL_DATA else self.data
 
     def stat(self) -> Stat:
-        owner = self.owner
-        return Stat(
-            self.czxid,
-            self.mzxid,
-            self.ctime,
-            self.mtime,
-            self.version,
-            self.cversion,
-            self.aversion,
-            owner if L.is_session_owner(owner) else 0,
-            len(self.data),
-            len(self.children),
-            self.pzxid,
-        )
+        return client_stat(self, len(self.data), len(self.children))
 
     def ordered_children(self) -> list[str]:
         return java_hashset_order(self.children, self.max_children)
+
+
+class _StatFields(Protocol):
+    @property
+    def czxid(self) -> int: ...
+    @property
+    def mzxid(self) -> int: ...
+    @property
+    def pzxid(self) -> int: ...
+    @property
+    def cversion(self) -> int: ...
+
+    ctime: int
+    mtime: int
+    version: int
+    aversion: int
+    owner: int
+
+
+def client_stat(n: _StatFields, data_length: int, num_children: int) -> Stat:
+    """The Stat a client sees: container and TTL owners read as 0 (DataNode.copyStat)."""
+    owner = n.owner
+    return Stat(
+        n.czxid,
+        n.mzxid,
+        n.ctime,
+        n.mtime,
+        n.version,
+        n.cversion,
+        n.aversion,
+        owner if L.is_session_owner(owner) else 0,
+        data_length,
+        num_children,
+        n.pzxid,
+    )
 
 
 @functools.lru_cache(maxsize=1 << 16)
