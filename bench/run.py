@@ -1,0 +1,803 @@
+"""zetcd vs ZooKeeper, side by side in one run.
+
+    python bench/run.py                      # full run: 10 s measured + 3 s warm-up per case
+    python bench/run.py --quick              # 3 s + 1 s per case, 20,000-znode memory check
+    python bench/run.py --ops get,set --levels 16x8 --no-memory
+    python bench/run.py --json bench.json --markdown bench.md
+    python bench/run.py --profile get,set    # extra zetcd runs under py-spy, hot spots printed
+
+What it does: compiles bench/ZetcdBench.java (javac, cached under $TMPDIR by source hash), starts
+a real etcd, a real ZooKeeper 3.8 (tests/servers.py) and zetcd on that etcd (tests/zetcd_server.py),
+with the same tickTime. For every op (get, exists, children, set, create) and every concurrency level
+(1 session x 1 outstanding, 16 sessions x 8 outstanding) it runs the Java load generator against
+both servers with identical parameters, alternating which server goes first, and prints ops/s, p50
+and p99 for each plus the ratio zetcd/ZooKeeper, marked against its target (reads >= 1.0x, writes
+>= 0.5x). Then it measures the mirror's memory: N znodes of 100 bytes created through a fresh zetcd
+(VmRSS from /proc/<pid>/status), and again in a zetcd restarted on that tree (the mirror loaded at
+start-up), against the 1 GiB target.
+
+The load generator is the stock Apache ZooKeeper Java client driven through its async API, so the
+client side is never the bottleneck the way kazoo would be. Note the machine is shared by the
+servers and the client; the load average at start is recorded with the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from tests.servers import EtcdServer, ManagedServer, ZooKeeperServer, four_letter_word  # noqa: E402
+from tests.zetcd_server import ZetcdServer  # noqa: E402
+
+SOURCE = Path(__file__).resolve().parent / "ZetcdBench.java"
+JARS = ("/usr/share/java/zookeeper.jar", "/usr/share/java/slf4j-nop.jar")
+JAVA_OPTS = ("-Xms512m", "-Xmx1g", "-XX:+UseSerialGC")
+READ_OPS = ("get", "exists", "children")
+WRITE_OPS = ("set", "create")
+ALL_OPS = READ_OPS + WRITE_OPS
+TARGETS = {op: (1.0 if op in READ_OPS else 0.5) for op in ALL_OPS}
+MEMORY_TARGET = 1 << 30
+PROFILE_RATE = 200  # py-spy samples per second
+TICK_TIME_MS = "2000"
+
+console = Console(width=None if sys.stdout.isatty() else 160)
+
+
+# ---------------------------------------------------------------------- the Java load generator
+
+
+def compile_bench() -> Path:
+    """Compile ZetcdBench.java once per source version; return the class directory."""
+    javac = shutil.which("javac")
+    if javac is None:
+        raise SystemExit("javac not found: install a JDK (apt-get install openjdk-17-jdk-headless)")
+    for jar in JARS:
+        if not os.path.exists(jar):
+            raise SystemExit(f"{jar} missing: run `make deps` (zookeeper, libslf4j-java)")
+    digest = hashlib.sha256(SOURCE.read_bytes())
+    digest.update(":".join(JARS).encode())
+    cache = Path(tempfile.gettempdir()) / f"zetcd-bench-{digest.hexdigest()[:16]}"
+    if (cache / "ZetcdBench.class").exists():
+        return cache
+    staging = Path(tempfile.mkdtemp(prefix="zetcd-bench-build-"))
+    try:
+        subprocess.run(
+            [javac, "-nowarn", "-cp", ":".join(JARS), "-d", str(staging), str(SOURCE)],
+            check=True,
+            timeout=120,
+        )
+        try:
+            staging.rename(cache)
+        except OSError:  # another run compiled it concurrently
+            if not (cache / "ZetcdBench.class").exists():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return cache
+
+
+@dataclasses.dataclass
+class Params:
+    seconds: float
+    warmup: float
+    keys: int
+    value_size: int
+    children: int
+    children_parents: int
+
+
+class Generator:
+    """Runs ZetcdBench subprocesses."""
+
+    def __init__(self, classes: Path) -> None:
+        self.java = shutil.which("java") or "/usr/bin/java"
+        self.classpath = ":".join([str(classes), *JARS])
+
+    def argv(self, server: str, op: str, args: Sequence[str]) -> list[str]:
+        return [
+            self.java,
+            *JAVA_OPTS,
+            "-cp",
+            self.classpath,
+            "ZetcdBench",
+            "--server",
+            server,
+            "--op",
+            op,
+            "-v",
+            *args,
+        ]
+
+    def run(
+        self,
+        server: str,
+        op: str,
+        args: Sequence[str],
+        timeout: float,
+        on_window_start: Callable[[], None] | None = None,
+    ) -> dict[str, Any]:
+        """Run one case; return its JSON result (with "failure" set if something went wrong)."""
+        proc = subprocess.Popen(
+            self.argv(server, op, args),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        stdout_lines: list[str] = []
+        stderr_lines: list[str] = []
+
+        def pump(stream: IO[str] | None, sink: list[str], watch: bool) -> None:
+            assert stream is not None
+            for line in stream:
+                sink.append(line)
+                if watch and on_window_start is not None and "window start" in line:
+                    on_window_start()
+
+        pumps = [
+            threading.Thread(target=pump, args=(proc.stdout, stdout_lines, False), daemon=True),
+            threading.Thread(target=pump, args=(proc.stderr, stderr_lines, True), daemon=True),
+        ]
+        for thread in pumps:
+            thread.start()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        for thread in pumps:
+            thread.join(5)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+        stdout = "".join(stdout_lines)
+        result: dict[str, Any] = {}
+        for line in reversed(stdout.splitlines()):
+            if line.startswith("{"):
+                result = json.loads(line)
+                break
+        if proc.returncode != 0:
+            tail = "".join(stderr_lines[-10:]).strip()
+            result["failure"] = (
+                f"exit {proc.returncode}: {tail}" if tail else f"exit {proc.returncode}"
+            )
+        return result
+
+
+def case_args(op: str, sessions: int, inflight: int, p: Params) -> list[str]:
+    keys = p.children_parents if op == "children" else p.keys
+    return [
+        "--sessions",
+        str(sessions),
+        "--inflight",
+        str(inflight),
+        "--seconds",
+        str(p.seconds),
+        "--warmup",
+        str(p.warmup),
+        "--keys",
+        str(keys),
+        "--value-size",
+        str(p.value_size),
+        "--children",
+        str(p.children),
+    ]
+
+
+def case_timeout(p: Params) -> float:
+    # setup (120) + warmup + window + drain (5) + cleanup (60) + JVM start and slack
+    return 120 + p.warmup + p.seconds + 5 + 60 + 30
+
+
+# ---------------------------------------------------------------------- process memory
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """VmRSS, VmHWM, ... of a process, in bytes."""
+    out: dict[str, int] = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            parts = rest.split()
+            if key.startswith(("Vm", "Rss")) and len(parts) == 2 and parts[1] == "kB":
+                out[key] = int(parts[0]) * 1024
+    return out
+
+
+def node_count(host: str, port: int) -> int | None:
+    try:
+        text = four_letter_word(host, port, "srvr")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("Node count:"):
+            return int(line.split(":")[1])
+    return None
+
+
+def mib(n: float) -> str:
+    return f"{n / (1 << 20):,.1f} MiB"
+
+
+# ---------------------------------------------------------------------- profiling (py-spy)
+
+
+def find_py_spy() -> str | None:
+    candidate = Path(sys.executable).parent / "py-spy"
+    if candidate.exists():
+        return str(candidate)
+    return shutil.which("py-spy")
+
+
+PROJECT_DIRS = ("zetcd/", "oracle/", "fuzz/")
+_FRAME = re.compile(r"^(?P<func>.*) \((?P<file>.*?)(?::(?P<line>\d+))?\)$")
+
+
+def frame_function(frame: str) -> str:
+    """``func (path/file.py:123)`` -> ``func (path/file.py)``: aggregate a function's lines."""
+    m = _FRAME.match(frame)
+    if m is None:
+        return frame
+    file = m["file"]
+    for marker in ("/site-packages/", "/lib/python3."):
+        if marker in file:
+            file = file.split(marker, 1)[1]
+            if marker == "/lib/python3.":
+                file = file.split("/", 1)[-1]
+    return f"{m['func']} ({file})"
+
+
+def summarize_raw_profile(path: Path, top: int = 15) -> dict[str, Any]:
+    """Own ("self") and inclusive samples per function from py-spy's ``--format raw`` output.
+
+    The recording is taken with ``--gil``, so a sample is a moment some thread held the GIL:
+    with one interpreter saturating a core, that is where the CPU time goes.
+    """
+    own: Counter[str] = Counter()
+    own_lines: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [f for f in stack.split(";") if not f.startswith(("process ", "thread "))]
+        if not frames:
+            continue
+        total += count
+        own[frame_function(frames[-1])] += count
+        own_lines[frames[-1]] += count
+        for name in {frame_function(f) for f in frames}:
+            inclusive[name] += count
+
+    def ranked(counter: Counter[str]) -> list[tuple[str, int, float]]:
+        return [(name, n, 100.0 * n / max(total, 1)) for name, n in counter.most_common(top)]
+
+    project = Counter(
+        {
+            name: n
+            for name, n in inclusive.items()
+            if name.endswith(".py)")
+            and name.rpartition("(")[2].startswith(PROJECT_DIRS)
+            and not name.endswith(("zetcd/__main__.py)", "zetcd/cli.py)"))
+        }
+    )
+    return {
+        "samples": total,
+        "own": ranked(own),
+        "inclusive_project": ranked(project),
+        "own_lines": ranked(own_lines),
+        "inclusive": ranked(inclusive),
+    }
+
+
+# ---------------------------------------------------------------------- the run
+
+
+@dataclasses.dataclass
+class Case:
+    op: str
+    sessions: int
+    inflight: int
+    zookeeper: dict[str, Any]
+    zetcd: dict[str, Any]
+
+    @property
+    def level(self) -> str:
+        return f"{self.sessions}x{self.inflight}"
+
+    @property
+    def ratio(self) -> float | None:
+        zk = self.zookeeper.get("ops_per_sec")
+        ze = self.zetcd.get("ops_per_sec")
+        if not zk or ze is None or "failure" in self.zetcd or "failure" in self.zookeeper:
+            return None
+        return float(ze) / float(zk)
+
+    @property
+    def target(self) -> float:
+        return TARGETS[self.op]
+
+    @property
+    def met(self) -> bool | None:
+        r = self.ratio
+        return None if r is None else r >= self.target
+
+
+def ensure_running(server: ManagedServer) -> None:
+    if not server.running:
+        console.print(f"[red]{server.kind} died; its log ends:[/red]\n{server.log_tail(20)}")
+        server.stop()
+        server.start()
+        console.print(f"[yellow]{server.kind} restarted[/yellow]")
+
+
+def run_matrix(
+    gen: Generator,
+    zk: ZooKeeperServer,
+    ze: ZetcdServer,
+    ops: Sequence[str],
+    levels: Sequence[tuple[int, int]],
+    p: Params,
+) -> list[Case]:
+    cases: list[Case] = []
+    index = 0
+    for op in ops:
+        for sessions, inflight in levels:
+            results: dict[str, dict[str, Any]] = {}
+            order: list[tuple[str, ManagedServer]] = [("zookeeper", zk), ("zetcd", ze)]
+            if index % 2:
+                order.reverse()
+            index += 1
+            for name, server in order:
+                ensure_running(server)
+                address = zk.address if server is zk else ze.address
+                label = f"{op} {sessions}x{inflight} on {name}"
+                with console.status(f"{label} ({p.warmup:g}+{p.seconds:g} s)"):
+                    res = gen.run(
+                        address, op, case_args(op, sessions, inflight, p), case_timeout(p)
+                    )
+                res["loadavg_after"] = round(os.getloadavg()[0], 2)
+                results[name] = res
+                console.print(f"  {label}: {describe(res)}")
+            cases.append(Case(op, sessions, inflight, results["zookeeper"], results["zetcd"]))
+    return cases
+
+
+def describe(res: dict[str, Any]) -> str:
+    if "ops_per_sec" not in res:
+        return f"[red]FAILED[/red] {res.get('failure', '')}"
+    text = (
+        f"{res['ops_per_sec']:,.0f} ops/s p50 {fmt_us(res['p50_us'])} p99 {fmt_us(res['p99_us'])}"
+    )
+    if res.get("error_count") or res.get("lost"):
+        text += f" [red]errors {res.get('errors')} lost {res.get('lost')}[/red]"
+    if "failure" in res:
+        text += f" [red]{res['failure']}[/red]"
+    return text
+
+
+def fmt_us(us: float | int | None) -> str:
+    if us is None:
+        return "-"
+    if us < 10_000:
+        return f"{us / 1000:.3f} ms"
+    return f"{us / 1000:.1f} ms"
+
+
+def measure_memory(
+    gen: Generator, etcd: EtcdServer, znodes: int, value_size: int
+) -> dict[str, Any]:
+    """Populate a fresh zetcd with ``znodes`` znodes; RSS after, and after a restart (reload)."""
+    out: dict[str, Any] = {
+        "znodes": znodes,
+        "value_size": value_size,
+        "target_bytes": MEMORY_TARGET,
+    }
+    prefix = f"/zetcd-bench-mem-{os.getpid()}/"
+    populate = [
+        "--sessions",
+        "8",
+        "--inflight",
+        "32",
+        "--keys",
+        str(znodes),
+        "--value-size",
+        str(value_size),
+        "--root",
+        "/mem",
+        "--setup-timeout",
+        "900",
+    ]
+    ze = ZetcdServer(etcd.endpoint, prefix=prefix, extra_args=("--tick-time", TICK_TIME_MS))
+    with ze:
+        time.sleep(1.0)
+        out["baseline"] = proc_status(ze.pid)
+        with console.status(f"populating {znodes:,} znodes of {value_size} B through zetcd"):
+            res = gen.run(ze.address, "populate", populate, timeout=1000)
+        out["populate"] = res
+        console.print(f"  populate: {res}")
+        time.sleep(2.0)
+        out["after_populate"] = proc_status(ze.pid)
+        out["after_populate_node_count"] = node_count(ze.host, ze.port)
+    # A new process on the same prefix: the mirror is loaded from etcd at start-up.
+    ze2 = ZetcdServer(
+        etcd.endpoint, prefix=prefix, extra_args=("--tick-time", TICK_TIME_MS), startup_timeout=300
+    )
+    t0 = time.monotonic()
+    with ze2:
+        deadline = time.monotonic() + 300
+        count = node_count(ze2.host, ze2.port)
+        while (count or 0) < znodes and time.monotonic() < deadline:
+            time.sleep(0.5)
+            count = node_count(ze2.host, ze2.port)
+        out["reload_seconds"] = time.monotonic() - t0
+        time.sleep(2.0)
+        out["after_reload"] = proc_status(ze2.pid)
+        out["after_reload_node_count"] = node_count(ze2.host, ze2.port)
+    rss = max(out["after_populate"].get("VmRSS", 0), out["after_reload"].get("VmRSS", 0))
+    out["rss_bytes"] = rss
+    out["met"] = rss < MEMORY_TARGET
+    return out
+
+
+def measure_zookeeper_memory(gen: Generator, znodes: int, value_size: int) -> dict[str, Any]:
+    """The same population in a ZooKeeper (context only: JVM RSS depends on its heap sizing)."""
+    out: dict[str, Any] = {}
+    with ZooKeeperServer() as zk:
+        time.sleep(1.0)
+        out["baseline"] = proc_status(zk.pid)
+        args = ["--sessions", "8", "--inflight", "32", "--keys", str(znodes)]
+        args += ["--value-size", str(value_size), "--root", "/mem", "--setup-timeout", "600"]
+        out["populate"] = gen.run(zk.address, "populate", args, timeout=700)
+        time.sleep(2.0)
+        out["after_populate"] = proc_status(zk.pid)
+        out["after_populate_node_count"] = node_count(zk.host, zk.port)
+    return out
+
+
+def profile_zetcd(
+    gen: Generator, ze: ZetcdServer, ops: Sequence[str], p: Params, out_dir: Path
+) -> dict[str, Any]:
+    """Extra 16x8 runs against zetcd with py-spy recording during the measured window."""
+    py_spy = find_py_spy()
+    if py_spy is None:
+        console.print("[red]py-spy not found: pip install py-spy[/red]")
+        return {}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    profiles: dict[str, Any] = {}
+    duration = max(int(p.seconds) - 2, 2)
+    for op in ops:
+        raw = out_dir / f"zetcd-{op}.txt"
+        procs: list[subprocess.Popen[bytes]] = []
+
+        def start_spy(raw: Path = raw, procs: list[subprocess.Popen[bytes]] = procs) -> None:
+            procs.append(
+                subprocess.Popen(
+                    [
+                        py_spy,
+                        "record",
+                        "--pid",
+                        str(ze.pid),
+                        "--duration",
+                        str(duration),
+                        "--rate",
+                        str(PROFILE_RATE),
+                        "--gil",
+                        "--format",
+                        "raw",
+                        "--output",
+                        str(raw),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+
+        ensure_running(ze)
+        with console.status(f"profiling zetcd: {op} 16x8"):
+            res = gen.run(ze.address, op, case_args(op, 16, 8, p), case_timeout(p), start_spy)
+        for proc in procs:
+            try:
+                proc.wait(duration + 30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        entry: dict[str, Any] = {"run": res, "raw": str(raw)}
+        if raw.exists():
+            entry.update(summarize_raw_profile(raw))
+            # Samples are taken only while some thread holds the GIL: their share of all
+            # sampling instants says how close the interpreter is to saturating one core.
+            entry["gil_busy"] = entry["samples"] / (PROFILE_RATE * duration)
+        profiles[op] = entry
+        console.print(f"  profiled {op}: {describe(res)}")
+    return profiles
+
+
+# ---------------------------------------------------------------------- reporting
+
+
+def verdict(met: bool | None) -> str:
+    return "n/a" if met is None else ("PASS" if met else "MISS")
+
+
+def ops_cell(res: dict[str, Any]) -> str:
+    if "ops_per_sec" not in res:
+        return "failed"
+    cell = f"{res['ops_per_sec']:,.0f}"
+    if res.get("error_count") or res.get("lost") or "failure" in res:
+        cell += "*"
+    return cell
+
+
+def results_table(cases: Sequence[Case]) -> Table:
+    table = Table(title="zetcd vs ZooKeeper (closed loop, Java async client)")
+    table.add_column("op")
+    table.add_column("SxK", justify="right")
+    for name in ("ZooKeeper", "zetcd"):
+        table.add_column(f"{name} ops/s", justify="right", no_wrap=True)
+        table.add_column("p50", justify="right")
+        table.add_column("p99", justify="right")
+    table.add_column("zetcd/ZK", justify="right")
+    table.add_column("target", justify="right")
+    table.add_column("", justify="center")
+    for c in cases:
+        ratio = c.ratio
+        style = {True: "green", False: "red", None: "yellow"}[c.met]
+        table.add_row(
+            c.op,
+            c.level,
+            ops_cell(c.zookeeper),
+            fmt_us(c.zookeeper.get("p50_us")),
+            fmt_us(c.zookeeper.get("p99_us")),
+            ops_cell(c.zetcd),
+            fmt_us(c.zetcd.get("p50_us")),
+            fmt_us(c.zetcd.get("p99_us")),
+            "-" if ratio is None else f"{ratio:.2f}x",
+            f">= {c.target:.1f}x",
+            f"[{style}]{verdict(c.met)}[/{style}]",
+        )
+    return table
+
+
+def memory_lines(mem: dict[str, Any]) -> list[str]:
+    if not mem:
+        return []
+    lines = []
+    pop = mem.get("populate", {})
+    rate = pop.get("creates_per_sec")
+    lines.append(
+        f"zetcd mirror memory, {mem['znodes']:,} znodes x {mem['value_size']} B: "
+        f"VmRSS {mib(mem['after_populate'].get('VmRSS', 0))} after populating "
+        f"(baseline {mib(mem['baseline'].get('VmRSS', 0))}, peak VmHWM "
+        f"{mib(mem['after_populate'].get('VmHWM', 0))}; node count "
+        f"{mem.get('after_populate_node_count')}; populate "
+        f"{'-' if rate is None else f'{rate:,.0f}'} creates/s)"
+    )
+    lines.append(
+        f"zetcd restarted on that tree: VmRSS {mib(mem['after_reload'].get('VmRSS', 0))} "
+        f"(VmHWM {mib(mem['after_reload'].get('VmHWM', 0))}, node count "
+        f"{mem.get('after_reload_node_count')}, ready in {mem.get('reload_seconds', 0):.1f} s)"
+    )
+    lines.append(
+        f"target < {mib(MEMORY_TARGET)}: {verdict(mem.get('met'))} "
+        f"(worst VmRSS {mib(mem.get('rss_bytes', 0))})"
+    )
+    zk = mem.get("zookeeper")
+    if zk:
+        zrate = zk.get("populate", {}).get("creates_per_sec")
+        lines.append(
+            f"for context, ZooKeeper (JVM, default heap) with the same tree: VmRSS "
+            f"{mib(zk['after_populate'].get('VmRSS', 0))} (baseline "
+            f"{mib(zk['baseline'].get('VmRSS', 0))}; populate "
+            f"{'-' if zrate is None else f'{zrate:,.0f}'} creates/s)"
+        )
+    return lines
+
+
+def markdown(report: dict[str, Any], cases: Sequence[Case]) -> str:
+    meta = report["meta"]
+    out = [
+        "# zetcd vs ZooKeeper benchmark",
+        "",
+        f"{meta['date']}, {meta['cpus']} CPUs, load average at start {meta['loadavg']}; "
+        f"{meta['params']['warmup']:g} s warm-up + {meta['params']['seconds']:g} s measured per "
+        f"case; {meta['params']['keys']} keys of {meta['params']['value_size']} B "
+        f"(children: {meta['params']['children_parents']} parents x "
+        f"{meta['params']['children']} children). Generator: bench/ZetcdBench.java "
+        "(Apache ZooKeeper Java client, async API, closed loop).",
+        "",
+        "| op | sessions x inflight | ZooKeeper ops/s | p50 | p99 | zetcd ops/s | p50 | p99 "
+        "| zetcd/ZK | target | |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|",
+    ]
+    for c in cases:
+        ratio = c.ratio
+        out.append(
+            f"| {c.op} | {c.level} | {ops_cell(c.zookeeper)} | {fmt_us(c.zookeeper.get('p50_us'))} "
+            f"| {fmt_us(c.zookeeper.get('p99_us'))} | {ops_cell(c.zetcd)} "
+            f"| {fmt_us(c.zetcd.get('p50_us'))} | {fmt_us(c.zetcd.get('p99_us'))} "
+            f"| {'-' if ratio is None else f'{ratio:.2f}x'} | >= {c.target:.1f}x "
+            f"| {verdict(c.met)} |"
+        )
+    out.append("")
+    out.append("`*` = the run had errors or lost requests (see the JSON).")
+    mem = report.get("memory")
+    if mem:
+        out.append("")
+        out.extend(f"- {line}" for line in memory_lines(mem))
+    for op, prof in report.get("profiles", {}).items():
+        if "own" not in prof:
+            continue
+        run = prof.get("run", {})
+        out += [
+            "",
+            f"zetcd hot spots, {op} 16x8 (py-spy --gil, {prof['samples']} samples, GIL held "
+            f"{100 * prof.get('gil_busy', 0):.0f}% of the time, {run.get('ops_per_sec', 0):,.0f} "
+            "ops/s while profiled):",
+            "",
+            "| own % | function (own time) | incl % | zetcd function (inclusive) |",
+            "|---:|---|---:|---|",
+        ]
+        pairs = zip(prof["own"], prof.get("inclusive_project", []), strict=False)
+        for (name, _n, pct), (iname, _in, ipct) in pairs:
+            out.append(f"| {pct:.1f} | `{name}` | {ipct:.1f} | `{iname}` |")
+    out.append("")
+    return "\n".join(out)
+
+
+def parse_levels(text: str) -> list[tuple[int, int]]:
+    levels = []
+    for part in text.split(","):
+        s, _, k = part.strip().partition("x")
+        levels.append((int(s), int(k)))
+    return levels
+
+
+def render(path: Path, markdown_path: Path | None) -> int:
+    """Print (and optionally write as markdown) a report saved with --json."""
+    report = json.loads(path.read_text())
+    fields = {f.name for f in dataclasses.fields(Case)}
+    cases = [Case(**{k: v for k, v in c.items() if k in fields}) for c in report.get("cases", [])]
+    console.print(results_table(cases))
+    for line in memory_lines(report.get("memory", {})):
+        console.print(line)
+    if markdown_path:
+        markdown_path.write_text(markdown(report, cases))
+        console.print(f"markdown written to {markdown_path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=None, help="measured seconds per case [10]")
+    ap.add_argument("--warmup", type=float, default=None, help="warm-up seconds per case [3]")
+    ap.add_argument("--ops", default=",".join(ALL_OPS), help="comma separated ops [all]")
+    ap.add_argument("--levels", default="1x1,16x8", help="sessions x inflight list [1x1,16x8]")
+    ap.add_argument("--quick", action="store_true", help="3 s + 1 s per case, 20,000 znodes")
+    ap.add_argument("--keys", type=int, default=1000, help="key znodes for get/exists/set")
+    ap.add_argument("--value-size", type=int, default=100)
+    ap.add_argument("--memory-znodes", type=int, default=None, help="[100000; --quick 20000]")
+    ap.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
+    ap.add_argument("--zookeeper-memory", action="store_true", help="also populate a ZooKeeper")
+    ap.add_argument("--profile", default="", help="ops to profile zetcd on (16x8, py-spy)")
+    ap.add_argument("--profile-dir", type=Path, default=Path(tempfile.gettempdir()) / "zetcd-prof")
+    ap.add_argument("--zetcd-arg", action="append", default=[], help="extra zetcd argument")
+    ap.add_argument("--json", type=Path, help="write results as JSON here")
+    ap.add_argument("--markdown", type=Path, help="write the results table as markdown here")
+    ap.add_argument(
+        "--render", type=Path, help="only re-render a --json report (with --markdown) and exit"
+    )
+    args = ap.parse_args(argv)
+    if args.render:
+        return render(args.render, args.markdown)
+
+    ops = [op.strip() for op in args.ops.split(",") if op.strip()]
+    for op in ops:
+        if op not in ALL_OPS:
+            ap.error(f"unknown op {op!r} (choose from {', '.join(ALL_OPS)})")
+    profile_ops = [op.strip() for op in args.profile.split(",") if op.strip()]
+    params = Params(
+        seconds=args.seconds if args.seconds is not None else (3.0 if args.quick else 10.0),
+        warmup=args.warmup if args.warmup is not None else (1.0 if args.quick else 3.0),
+        keys=args.keys,
+        value_size=args.value_size,
+        children=10,
+        children_parents=200,
+    )
+    memory_znodes = args.memory_znodes or (20_000 if args.quick else 100_000)
+    levels = parse_levels(args.levels)
+
+    gen = Generator(compile_bench())
+    meta = {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "python": platform.python_version(),
+        "params": dataclasses.asdict(params),
+        "levels": [f"{s}x{k}" for s, k in levels],
+        "java_opts": list(JAVA_OPTS),
+    }
+    console.print(
+        f"[bold]zetcd vs ZooKeeper[/bold]: ops {', '.join(ops)}; levels {args.levels}; "
+        f"{params.warmup:g}+{params.seconds:g} s per case; load average {meta['loadavg']}"
+    )
+
+    report: dict[str, Any] = {"meta": meta}
+    cases: list[Case] = []
+    zetcd_args = ("--tick-time", TICK_TIME_MS, *args.zetcd_arg)
+    with EtcdServer() as etcd:
+        zk = ZooKeeperServer(config={"tickTime": TICK_TIME_MS})
+        ze = ZetcdServer(etcd.endpoint, extra_args=zetcd_args)
+        with zk, ze:
+            console.print(f"etcd {etcd.address}, ZooKeeper {zk.address}, zetcd {ze.address}")
+            cases = run_matrix(gen, zk, ze, ops, levels, params)
+            report["cases"] = [dataclasses.asdict(c) | {"ratio": c.ratio} for c in cases]
+            zk.stop()
+            if profile_ops:
+                report["profiles"] = profile_zetcd(gen, ze, profile_ops, params, args.profile_dir)
+        if not args.no_memory:
+            report["memory"] = measure_memory(gen, etcd, memory_znodes, args.value_size)
+            if args.zookeeper_memory:
+                report["memory"]["zookeeper"] = measure_zookeeper_memory(
+                    gen, memory_znodes, args.value_size
+                )
+
+    console.print()
+    console.print(results_table(cases))
+    for line in memory_lines(report.get("memory", {})):
+        console.print(line)
+    for op, prof in report.get("profiles", {}).items():
+        if "own" not in prof:
+            continue
+        run = prof.get("run", {})
+        title = (
+            f"zetcd hot spots, {op} 16x8 under py-spy --gil "
+            f"({prof['samples']} samples, GIL held {100 * prof.get('gil_busy', 0):.0f}% of the "
+            f"time; {run.get('ops_per_sec', 0):,.0f} ops/s while profiled)"
+        )
+        table = Table(title=title)
+        table.add_column("own %", justify="right")
+        table.add_column("function (own time)")
+        table.add_column("incl %", justify="right")
+        table.add_column("zetcd function (inclusive)")
+        pairs = zip(prof["own"], prof["inclusive_project"], strict=False)
+        for (name, _n, pct), (iname, _in, ipct) in pairs:
+            table.add_row(f"{pct:.1f}", name, f"{ipct:.1f}", iname)
+        console.print(table)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        console.print(f"JSON written to {args.json}")
+    if args.markdown:
+        args.markdown.write_text(markdown(report, cases))
+        console.print(f"markdown written to {args.markdown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
