@@ -18,6 +18,10 @@ INSTALL_HINT = (
 )
 
 
+# the embedded etcd allows larger transactions than etcd's default (128), for group commit
+MAX_TXN_OPS = 1024
+
+
 class EmbeddedEtcdError(RuntimeError):
     pass
 
@@ -72,6 +76,7 @@ class EmbeddedEtcd:
             "--initial-cluster", f"zetcd={peer}",
             "--auto-compaction-mode", "revision",
             "--auto-compaction-retention", "100000",
+            "--max-txn-ops", str(MAX_TXN_OPS),
         ]  # fmt: skip
         with open(log_path, "ab") as logf:
             self.proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT)

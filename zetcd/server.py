@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol
 
 import trio
@@ -21,12 +24,13 @@ from zetcd.proto.connection import Connect, FourLetterWord, Request, ServerProto
 from zetcd.proto.constants import DEFAULT_MAX_PACKET, Err, KeeperState
 from zetcd.proto.errors import MalformedRequest, ProtocolError, UnknownOpcode
 from zetcd.proto.framing import NEED_DATA
-from zetcd.proto.records import ReplyHeader, WatcherEvent
+from zetcd.proto.records import ReplyHeader, RequestHeader, WatcherEvent
 from zetcd.stats import OP_NAMES, ConnStats, ServerStats
 
 log = logging.getLogger(__name__)
 
 RECV_SIZE = 256 * 1024
+MAX_PENDING = 1024  # requests a connection may have outstanding before reading pauses
 
 
 class RequestObserver(Protocol):
@@ -54,6 +58,12 @@ class Connection:
         self.closing = False
         self.session: Session | None = None
         self.stats = ConnStats()
+        # deferred requests, in order: (header, reply or how to get it, start time)
+        self.pending: deque[tuple[RequestHeader, Reply | Callable[[], Awaitable[Reply]], float]] = (
+            deque()
+        )
+        self.pending_wake = trio.Event()
+        self.drained = trio.Event()
         self.trace_mask: int | None = None
         try:
             host, port = stream.socket.getpeername()[:2]
@@ -102,11 +112,13 @@ class Connection:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._write_then_stop, nursery.cancel_scope)
+                nursery.start_soon(self.emitter)
                 await self._read()
+                await self._drain()
                 self.close()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            pass
-        except Exception:
+        except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass  # the peer went away (possibly reported by both tasks at once)
+        except* Exception:
             # a bug must cost only this connection, never the process or other sessions
             log.exception("internal error serving %s; closing its connection", self.peer)
         finally:
@@ -114,6 +126,12 @@ class Connection:
                 with trio.CancelScope(shield=True), trio.move_on_after(5):
                     await self.session.detach()
             await trio.aclose_forcefully(self.stream)
+
+    async def _drain(self) -> None:
+        """The client stopped sending: let the replies already owed go out first."""
+        while self.pending and not self.closing:
+            self.drained = trio.Event()
+            await self.drained.wait()
 
     async def _write_then_stop(self, scope: trio.CancelScope) -> None:
         try:
@@ -140,10 +158,8 @@ class Connection:
                     if e.decoded is not None:  # only trailing bytes: ZooKeeper ignores them
                         ev = Request(*e.decoded)
                     else:
-                        try:
-                            self.send_reply(await self.session.malformed(e.xid, e.opcode))
-                        except DropConnection:
-                            return
+                        header = RequestHeader(e.xid, e.opcode)
+                        self._defer(header, partial(self.session.malformed, e.xid, e.opcode))
                         continue
                 except ProtocolError as e:
                     log.info("closing %s: %s", self.peer, e)
@@ -153,13 +169,7 @@ class Connection:
                 if isinstance(ev, Request):
                     if self.session is None:
                         return
-                    started = time.perf_counter()
-                    try:
-                        reply = await self.session.handle(ev.header, ev.body)
-                    except DropConnection:
-                        return
-                    self._account(ev.header.xid, ev.header.type, reply, started)
-                    self.send_reply(reply)
+                    await self._request(ev.header, ev.body)
                 elif isinstance(ev, Connect):
                     await self._connect(ev)
                 elif isinstance(ev, FourLetterWord):
@@ -170,6 +180,58 @@ class Connection:
                     if answer is not None:
                         self._queue(answer)
                     return
+
+    async def _request(self, header: RequestHeader, body: object | None) -> None:
+        """Start serving one request. A backend session with ``begin`` answers what it can at
+        once and returns the rest as awaitables (a pipelined write is already queued); replies
+        then leave in request order through the emitter. Without ``begin``, one at a time."""
+        session = self.session
+        assert session is not None
+        begin = getattr(session, "begin", None)
+        if begin is None:
+            self._defer(header, lambda: session.handle(header, body))
+        else:
+            started = time.perf_counter()
+            answer = begin(header, body)
+            if isinstance(answer, Reply) and not self.pending:
+                self._account(header.xid, header.type, answer, started)
+                self.send_reply(answer)
+                return
+            self._defer(header, answer, started)
+        if len(self.pending) >= MAX_PENDING:
+            self.drained = trio.Event()
+            await self.drained.wait()
+
+    def _defer(
+        self,
+        header: RequestHeader,
+        answer: Reply | Callable[[], Awaitable[Reply]],
+        started: float | None = None,
+    ) -> None:
+        self.pending.append((header, answer, started or time.perf_counter()))
+        self.pending_wake.set()
+
+    async def emitter(self) -> None:
+        """Send the replies of deferred requests, strictly in request order."""
+        pending = self.pending
+        while True:
+            if not pending:
+                self.pending_wake = trio.Event()
+                await self.pending_wake.wait()
+                continue
+            header, answer, started = pending[0]
+            try:
+                reply = answer if isinstance(answer, Reply) else await answer()
+            except DropConnection:
+                self.close()
+                return
+            pending.popleft()
+            if len(pending) < MAX_PENDING // 2:
+                self.drained.set()
+            self._account(header.xid, header.type, reply, started)
+            self.send_reply(reply)
+            if reply.close:
+                return
 
     def _account(self, xid: int, opcode: int, reply: Reply, started: float) -> None:
         seconds = time.perf_counter() - started

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +12,7 @@ import trio
 
 from zetcd.backend import Accepted, DropConnection, Outbox, Reply
 from zetcd.emulation import plans
-from zetcd.emulation.batcher import Batcher
+from zetcd.emulation.batcher import Batcher, Write
 from zetcd.emulation.layout import Layout, SessionValue, revision_of
 from zetcd.emulation.mirror import Mirror
 from zetcd.emulation.reads import READS
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 
 EXPIRED_PASSWD = bytes(16)
 
+# reads whose handling does more than read the mirror (auth may save the session record)
+_READS_WITH_EFFECTS = frozenset((OpCode.AUTH,))
+
 
 @dataclass(frozen=True, slots=True)
 class Options:
@@ -51,6 +55,8 @@ class Options:
     # ZooKeeper's zookeeper.DigestAuthenticationProvider.superDigest: "super:<base64 sha1>"; a
     # session that authenticates with a matching digest may do anything
     super_digest: str | None = None
+    # etcd's --max-txn-ops: a transaction of grouped writes stays within it
+    etcd_max_txn_ops: int = 128
 
 
 class EtcdBackend:
@@ -62,7 +68,7 @@ class EtcdBackend:
         self.keeper = SessionKeeper(client)
         self.store = SessionStore(client, self.mirror)
         self.local: dict[int, EtcdSession] = {}  # sessions attached to this process
-        self.batcher = Batcher(client, self.mirror)
+        self.batcher = Batcher(client, self.mirror, max_txn_ops=options.etcd_max_txn_ops)
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -133,14 +139,17 @@ class EtcdBackend:
             if entry is None:
                 await mirror.catch_up()
                 entry = mirror.tree.sessions.get(sid)
-            if entry is None or entry.value.passwd != (request.passwd or b""):
-                return Accepted(ConnectResponse(0, 0, 0, EXPIRED_PASSWD, ro), None)
-            passwd = entry.value.passwd
-            auth = entry.value.auth
+            # ZooKeeper closes the session's current connection before it checks the password
             old = self.local.pop(sid, None)
             if old is not None:
                 old.outbox.close()
                 self.mirror.watches.drop_watcher(old)
+            if entry is None or entry.value.passwd != (request.passwd or b""):
+                if old is not None:
+                    await self.keeper.detach(sid)
+                return Accepted(ConnectResponse(0, 0, 0, EXPIRED_PASSWD, ro), None)
+            passwd = entry.value.passwd
+            auth = entry.value.auth
         session = EtcdSession(self, sid, passwd, timeout, auth, outbox)
         self.local[sid] = session
         self.keeper.attach(sid, lease_ttl(timeout), session.expired)
@@ -168,6 +177,8 @@ class EtcdSession:
         self.outbox = outbox
         self.auth_ids = (("ip", outbox.peer_host), *auth)  # what ACL checks see
         self.closed = False
+        self.deferred = 0  # requests begun and not yet answered
+        self.queued_writes = 0  # of which writes already queued to the batcher
 
     def add_auth(self, ident: tuple[str, str]) -> None:
         self.auth = (*self.auth, ident)
@@ -219,6 +230,52 @@ class EtcdSession:
 
     def ctx(self) -> plans.Ctx:
         return self.backend._ctx(self.session_id, self.auth_ids)
+
+    def begin(
+        self, header: RequestHeader, body: object | None
+    ) -> Reply | Callable[[], Awaitable[Reply]]:
+        """Serve what can be served now; defer the rest, keeping the session's order.
+
+        A read is answered at once when nothing of this session is still in flight. A write
+        (or multi) is queued to the batcher at once when everything in flight before it is a
+        queued write too, so a pipelining client gets many writes per etcd transaction;
+        anything else waits its turn and runs through ``handle`` in order.
+        """
+        op = header.type
+        if not self.deferred and op in READS and op not in _READS_WITH_EFFECTS:
+            err, resp = READS[op](self, body)
+            return Reply(
+                PING_XID if op == OpCode.PING else header.xid, self.mirror.last_zxid, err, resp
+            )
+        if self.deferred == self.queued_writes and (op in plans.OPS or op == OpCode.MULTI):
+            if op == OpCode.MULTI:
+                w = self.backend.batcher.enqueue(plans.multi(self.ctx(), body.ops), exclusive=True)  # type: ignore[union-attr]
+            else:
+                w = self.backend.batcher.enqueue(plans.write(self.ctx(), op, body))
+            self.queued_writes += 1
+            return self._later(self._write_reply(header.xid, w), queued=True)
+        return self._later(self.handle(header, body), queued=False)
+
+    def _later(self, work: Awaitable[Reply], queued: bool) -> Callable[[], Awaitable[Reply]]:
+        self.deferred += 1
+
+        async def finish() -> Reply:
+            try:
+                reply: Reply = await work
+                return reply
+            finally:
+                self.deferred -= 1
+                if queued:
+                    self.queued_writes -= 1
+
+        return finish
+
+    async def _write_reply(self, xid: int, w: Write) -> Reply:
+        try:
+            zxid, err, resp = await Batcher.outcome(w)
+        except EtcdUnavailable:
+            raise DropConnection() from None
+        return Reply(xid, zxid, err, resp if err == 0 else None)
 
     async def handle(self, header: RequestHeader, body: object | None) -> Reply:
         op = header.type

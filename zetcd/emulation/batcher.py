@@ -34,6 +34,10 @@ Builder = Callable[[int], object]  # the commit's base zxid (revision << 8) -> r
 Apply = Callable[[Scratch], Builder]  # raises OpError
 
 MAX_BATCH = L.MAX_POSITIONS
+ETCD_MAX_TXN_OPS = 128  # etcd's default --max-txn-ops
+PER_WRITE = 16  # compares or operations one more write may add (a create: two nodes)
+# etcd's default --max-request-bytes is 1.5 MiB; one write may carry 1 MiB of data
+MAX_TXN_BYTES = 1536 * 1024 - 1100 * 1024
 
 
 @dataclass(eq=False)
@@ -55,25 +59,40 @@ def to_pb(txn: EtcdTxn) -> tuple[list[Any], list[Any]]:
 
 
 class Batcher:
-    def __init__(self, client: EtcdClient, mirror: Mirror, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self,
+        client: EtcdClient,
+        mirror: Mirror,
+        max_batch: int = MAX_BATCH,
+        max_txn_ops: int = ETCD_MAX_TXN_OPS,
+    ) -> None:
         self.client = client
         self.mirror = mirror
         self.max_batch = max_batch
+        self.max_txn_ops = max_txn_ops
         self.queue: list[Write] = []
         self._wake = trio.Event()
         self.on_mirror_lag: Callable[[float], None] | None = None
         self.on_batch: Callable[[int], None] | None = None  # metrics: writes per transaction
 
-    async def submit(self, apply: Apply, exclusive: bool = False) -> tuple[int, int, object]:
-        """Queue a write; return (zxid, err, response) once it is committed and mirrored."""
+    def enqueue(self, apply: Apply, exclusive: bool = False) -> Write:
+        """Queue a write now (so writes commit in the order they were queued)."""
         w = Write(apply, exclusive)
         self.queue.append(w)
         self._wake.set()
+        return w
+
+    @staticmethod
+    async def outcome(w: Write) -> tuple[int, int, object]:
+        """(zxid, err, response) once the write is committed and mirrored."""
         await w.done.wait()
         if w.error is not None:
             raise w.error
         assert w.result is not None
         return w.result
+
+    async def submit(self, apply: Apply, exclusive: bool = False) -> tuple[int, int, object]:
+        return await self.outcome(self.enqueue(apply, exclusive))
 
     def _take(self) -> list[Write]:
         q = self.queue
@@ -103,10 +122,20 @@ class Batcher:
                     w.done.set()
 
     def plan(self, batch: list[Write]) -> tuple[EtcdTxn, list[tuple[int, Builder | None]]]:
-        """Apply the writes in order to one scratch; compile one transaction."""
+        """Apply the writes in order to one scratch; compile one transaction.
+
+        Stops early, leaving ``batch`` holding only the writes planned, when one more write
+        could take the transaction past etcd's limit of operations per transaction; the rest
+        go back to the front of the queue."""
         sc = Scratch(self.mirror.tree)
         planned: list[tuple[int, Builder | None]] = []
+        limit = self.max_txn_ops - PER_WRITE
         for i, w in enumerate(batch):
+            compares, ops, size = sc.estimate() if i else (0, 0, 0)
+            if i and (max(compares, ops) > limit or size > MAX_TXN_BYTES):
+                self.queue[:0] = batch[i:]
+                del batch[i:]
+                break
             sc.pos = i
             try:
                 planned.append((0, w.apply(sc)))

@@ -266,6 +266,30 @@ class Scratch:
         self.log.clear()
 
     # ------------------------------------------------------------------ compile
+    def estimate(self) -> tuple[int, int, int]:
+        """Upper bounds of (compares, operations, bytes) that compile() would produce now: the
+        batcher keeps a transaction within etcd's --max-txn-ops and --max-request-bytes."""
+        ops = 3  # !log, !zx, !bump
+        extra_guards = 0
+        size = 256 + 64 * len(self.log)
+        for path in self.order:
+            st = self.states[path]
+            size += 4 * (len(path) + 96)
+            if not st.exists:
+                ops += 4 if st.orig is not None else 0
+            elif st.orig is None or st.recreated:
+                ops += 4
+                extra_guards += 2
+                size += len(st.data) + 32 * len(st.acl)
+            else:
+                ops += st.d_dirty + st.a_dirty + (2 if st.c_changes else 0)
+                extra_guards += st.d_dirty + st.a_dirty + (2 if st.c_changes > 1 else 0)
+                size += (len(st.data) if st.d_dirty else 0) + (
+                    32 * len(st.acl) if st.a_dirty else 0
+                )
+        compares = len(self.txn.compares) + extra_guards
+        return compares, ops + len(self.txn.ops), size
+
     def compile(self, with_log: bool, positions: int = 1) -> EtcdTxn:
         lay = self.layout
         txn = self.txn
