@@ -205,6 +205,8 @@ def test_reconnect_outcomes(diff: Diff) -> None:
             r = c.connect(session_id=sid, passwd=pw)
             out.append(("refused", r.timeOut, r.sessionId, r.passwd, r.readOnly, c.is_closed()))
             c.close()
+        # the session's live connection was closed before the wrong password was noticed
+        out.append(("live connection closed by the refused takeover", b.is_closed(1.0)))
         for timeout in (0, -5, 3999, 40001, 10**6):
             c = RawClient(address)
             out.append(("timeout", timeout, c.connect(timeout=timeout).timeOut))

@@ -202,6 +202,11 @@ def _check(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
     return _no_body
 
 
+def _reconfig(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
+    """A standalone server with reconfig disabled (ZooKeeper's default): an error txn."""
+    raise OpError(Err.RECONFIG_DISABLED)
+
+
 def _delete_container(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
     """Server-internal on ZooKeeper: a client's deleteContainer reads its path from the whole
     buffer, header included, whose NUL bytes make it BadArguments (still an error txn)."""
@@ -218,6 +223,7 @@ OPS: dict[int, Callable[[Scratch, Ctx, int, object], Builder]] = {
     OpCode.SET_ACL: _set_acl,
     OpCode.CHECK: _check,
     OpCode.DELETE_CONTAINER: _delete_container,
+    OpCode.RECONFIG: _reconfig,
 }
 
 MULTI_OPS = frozenset(

@@ -183,11 +183,6 @@ def _add_watch(s: EtcdSession, req: Any) -> Result:
     return 0, ErrorResponse(0)
 
 
-def _reconfig(s: EtcdSession, req: Any) -> Result:
-    """A standalone server with reconfig disabled (ZooKeeper's default)."""
-    return Err.RECONFIG_DISABLED, None
-
-
 def _get_ephemerals(s: EtcdSession, req: Any) -> Result:
     prefix = req.prefixPath or "/"
     mine = s.mirror.tree.ephemerals.get(s.session_id, set())
@@ -242,7 +237,6 @@ READS: dict[int, Callable[[EtcdSession, Any], Result]] = {
     OpCode.CHECK_WATCHES: _check_watches,
     OpCode.REMOVE_WATCHES: _remove_watches,
     OpCode.ADD_WATCH: _add_watch,
-    OpCode.RECONFIG: _reconfig,
     OpCode.GET_EPHEMERALS: _get_ephemerals,
     OpCode.GET_ALL_CHILDREN_NUMBER: _get_all_children_number,
     OpCode.WHO_AM_I: _who_am_i,
