@@ -117,6 +117,13 @@ def main_command(
             "anything, as ZooKeeper's DigestAuthenticationProvider.superDigest."
         ),
     ] = None,
+    etcd_max_txn_ops: Annotated[
+        int,
+        typer.Option(
+            help="The etcd cluster's --max-txn-ops: grouped writes stay within it "
+            "(the embedded etcd allows 1024)."
+        ),
+    ] = 128,
     metrics_addr: Annotated[
         str | None,
         typer.Option(help="Serve Prometheus metrics on HOST:PORT (/metrics)."),
@@ -166,6 +173,8 @@ def main_command(
         raise typer.BadParameter("--tick-time must be positive")
     if super_digest is not None and super_digest.count(":") != 1:
         raise typer.BadParameter("--super-digest must look like user:base64(sha1(user:password))")
+    if etcd_max_txn_ops < 32:
+        raise typer.BadParameter("--etcd-max-txn-ops must be at least 32")
     if container_check_interval <= 0:
         raise typer.BadParameter("--container-check-interval must be positive")
     words = (
@@ -184,14 +193,15 @@ def main_command(
             limits=SessionLimits(tick_time, min_session_timeout, max_session_timeout),
             container_check_interval=container_check_interval,
             super_digest=super_digest,
+            etcd_max_txn_ops=etcd_max_txn_ops,
         ),
         max_packet=max_packet,
         four_letter_words=words,
         metrics_addr=parse_hostport(metrics_addr, 9181) if metrics_addr else None,
     )
     if debug_zkbridge is not None:
-        from oracle.setup import CrossCheckConfig
         from oracle.sides import Side
+        from oracle.wiring import CrossCheckConfig
 
         zk_host, zk_port = parse_hostport(debug_zkbridge, 2181)
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 from contextlib import AsyncExitStack
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 import trio
 from prometheus_client import Gauge
 
+from zetcd.embedded import MAX_TXN_OPS as embedded_max_txn_ops
 from zetcd.embedded import EmbeddedEtcd, default_data_dir
 from zetcd.emulation.backend import EtcdBackend, Options
 from zetcd.etcd import EtcdClient
@@ -20,7 +22,7 @@ from zetcd.metrics import Metrics
 from zetcd.server import Connection, ServerConfig, serve
 
 if TYPE_CHECKING:
-    from oracle.setup import CrossCheckConfig
+    from oracle.wiring import CrossCheckConfig
 
 log = logging.getLogger("zetcd")
 
@@ -86,7 +88,9 @@ async def run(
     Returns how many divergences cross-check mode recorded (0 outside it)."""
     async with AsyncExitStack() as stack:
         endpoints = config.endpoints
+        options = config.options
         if endpoints is None:
+            options = dataclasses.replace(options, etcd_max_txn_ops=embedded_max_txn_ops)
             data_dir = config.data_dir or default_data_dir()
             embedded = EmbeddedEtcd(data_dir, config.etcd_binary)
             endpoint = await stack.enter_async_context(embedded)
@@ -94,7 +98,7 @@ async def run(
             endpoints = [endpoint]
         client = await EtcdClient.connect(endpoints)
         stack.push_async_callback(client.aclose)
-        backend = EtcdBackend(client, config.options)
+        backend = EtcdBackend(client, options)
         connections: set[Connection] = set()
         mirror = backend.mirror
         view = ServerView(
@@ -123,7 +127,7 @@ async def run(
         # a bridge to a real ZooKeeper (oracle/)
         crosscheck = None
         if config.crosscheck is not None:
-            from oracle.setup import CrossCheck
+            from oracle.wiring import CrossCheck
 
             crosscheck = CrossCheck(backend, config.crosscheck)
         served = backend if crosscheck is None else crosscheck.checker
