@@ -38,7 +38,9 @@ def test_help_lists_the_readme_flags() -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     for flag in ("--zkaddr", "--endpoints", "--data-dir", "--prefix", "--tick-time",
                  "--max-packet", "--4lw-whitelist", "--container-check-interval",
-                 "--super-digest", "--etcd-binary"):  # fmt: skip
+                 "--super-digest", "--etcd-binary", "--etcd-max-txn-ops", "--metrics-addr",
+                 "--debug-zkbridge", "--debug-oracle", "--divergence-log",
+                 "--fail-on-divergence"):  # fmt: skip
         assert flag in out, flag
         assert flag in readme, flag
 
