@@ -30,7 +30,7 @@ class Outbox(Protocol):
         """Ask for the connection to be closed once what is queued has been sent."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: a frozen dataclass's __init__ is slower
 class Reply:
     xid: int
     zxid: int

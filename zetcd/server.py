@@ -20,12 +20,13 @@ import trio
 
 from zetcd.backend import Backend, DropConnection, Reply, Session
 from zetcd.fourlw import FourLetterWords
+from zetcd.proto.codec import frame_reply_into
 from zetcd.proto.connection import Connect, FourLetterWord, Request, ServerProtocol
 from zetcd.proto.constants import DEFAULT_MAX_PACKET, Err, KeeperState
 from zetcd.proto.errors import MalformedRequest, ProtocolError, UnknownOpcode
 from zetcd.proto.framing import NEED_DATA
-from zetcd.proto.records import ReplyHeader, RequestHeader, WatcherEvent
-from zetcd.stats import OP_NAMES, ConnStats, ServerStats
+from zetcd.proto.records import RequestHeader, WatcherEvent
+from zetcd.stats import ConnStats, ServerStats
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +91,9 @@ class Connection:
         self.wake.set()
 
     def send_reply(self, reply: Reply) -> None:
-        self._queue(
-            self.proto.send_reply(ReplyHeader(reply.xid, reply.zxid, reply.err), reply.body)
-        )
+        if not self.closing:
+            frame_reply_into(self.out, reply.xid, reply.zxid, reply.err, reply.body)
+            self.wake.set()
         if reply.close:
             self.close()
 
@@ -234,17 +235,18 @@ class Connection:
                 return
 
     def _account(self, xid: int, opcode: int, reply: Reply, started: float) -> None:
-        seconds = time.perf_counter() - started
+        now = time.perf_counter()
+        seconds = now - started
         ms = seconds * 1000
         st, server = self.stats, self.config.stats
         st.received += 1
         st.sent += 1
         server.received += 1
         server.sent += 1
-        st.last_op = OP_NAMES.get(opcode, "NA")
+        st.last_opcode = opcode
         st.last_cxid = xid
         st.last_zxid = reply.zxid
-        st.last_response = int(time.time() * 1000)
+        st.last_response_clock = now
         st.last_latency = ms
         st.latency.add(ms)
         server.latency.add(ms)

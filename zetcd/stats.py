@@ -42,17 +42,28 @@ class ConnStats:
     established: int = field(default_factory=lambda: int(time.time() * 1000))
     received: int = 0
     sent: int = 0
-    last_op: str = "NA"
+    last_opcode: int | None = None
     last_cxid: int = -1
     last_zxid: int = -1
-    last_response: int = 0
+    last_response_clock: float = 0.0  # time.perf_counter() of the last reply (cheap per request)
     last_latency: float = 0.0
     latency: Latency = field(default_factory=Latency)
 
+    @property
+    def last_op(self) -> str:
+        return "NA" if self.last_opcode is None else OP_NAMES.get(self.last_opcode, "NA")
+
+    @property
+    def last_response(self) -> int:
+        """Wall-clock ms of the last reply (0: none yet)."""
+        if not self.last_response_clock:
+            return 0
+        return int((time.time() - (time.perf_counter() - self.last_response_clock)) * 1000)
+
     def reset(self) -> None:
         self.received = self.sent = 0
-        self.last_op, self.last_cxid, self.last_zxid = "NA", -1, -1
-        self.last_response, self.last_latency = 0, 0.0
+        self.last_opcode, self.last_cxid, self.last_zxid = None, -1, -1
+        self.last_response_clock, self.last_latency = 0.0, 0.0
         self.latency.reset()
 
 

@@ -15,6 +15,7 @@ from zetcd.emulation.acls import digest_id
 from zetcd.emulation.tree import Node
 from zetcd.emulation.watches import WatchTable
 from zetcd.proto.constants import AddWatchMode, Err, EventType, OpCode, Perm, WatcherType
+from zetcd.proto.jute import constructor
 from zetcd.proto.records import (
     ClientInfo,
     ErrorResponse,
@@ -36,13 +37,26 @@ if TYPE_CHECKING:
 Result = tuple[int, Any]
 
 
+# plain ints: IntFlag arithmetic is slow on the read path
+READ = int(Perm.READ)
+ADMIN = int(Perm.ADMIN)
+NO_NODE = int(Err.NO_NODE)
+NO_AUTH = int(Err.NO_AUTH)
+
+# records built on every read skip the frozen dataclasses' slow __init__
+_GetDataResponse = constructor(GetDataResponse)
+_ExistsResponse = constructor(ExistsResponse)
+_GetChildrenResponse = constructor(GetChildrenResponse)
+_GetChildren2Response = constructor(GetChildren2Response)
+
+
 def _node(s: EtcdSession, path: str | None, perm: int) -> tuple[int, Node | None]:
     """Look a node up for a read ("" is the root), with checkACL(node, perm)."""
     node = s.mirror.tree.nodes.get(path or "/") if path is not None else None
     if node is None:
-        return Err.NO_NODE, None
+        return NO_NODE, None
     if perm and not acls.allowed(node.acl, perm, s.auth_ids):
-        return Err.NO_AUTH, None
+        return NO_AUTH, None
     return 0, node
 
 
@@ -55,41 +69,41 @@ def _exists(s: EtcdSession, req: Any) -> Result:
     if req.watch:
         s.mirror.watches.data.add(path, s)
     err, node = _node(s, path, 0)
-    return (err, None) if node is None else (0, ExistsResponse(node.stat()))
+    return (err, None) if node is None else (0, _ExistsResponse(node.stat()))
 
 
 def _get_data(s: EtcdSession, req: Any) -> Result:
-    err, node = _node(s, req.path, Perm.READ)
+    err, node = _node(s, req.path, READ)
     if node is None:
         return err, None
     if req.watch:
         s.mirror.watches.data.add(req.path, s)
-    return 0, GetDataResponse(node.client_data, node.stat())
+    return 0, _GetDataResponse(node.client_data, node.stat())
 
 
 def _get_children(s: EtcdSession, req: Any) -> Result:
-    err, node = _node(s, req.path, Perm.READ)
+    err, node = _node(s, req.path, READ)
     if node is None:
         return err, None
     if req.watch:
         s.mirror.watches.child.add(req.path, s)
-    return 0, GetChildrenResponse(tuple(node.ordered_children()))
+    return 0, _GetChildrenResponse(tuple(node.ordered_children()))
 
 
 def _get_children2(s: EtcdSession, req: Any) -> Result:
-    err, node = _node(s, req.path, Perm.READ)
+    err, node = _node(s, req.path, READ)
     if node is None:
         return err, None
     if req.watch:
         s.mirror.watches.child.add(req.path, s)
-    return 0, GetChildren2Response(tuple(node.ordered_children()), node.stat())
+    return 0, _GetChildren2Response(tuple(node.ordered_children()), node.stat())
 
 
 def _get_acl(s: EtcdSession, req: Any) -> Result:
-    err, node = _node(s, req.path, Perm.READ | Perm.ADMIN)
+    err, node = _node(s, req.path, READ | ADMIN)
     if node is None:
         return err, None
-    acl = node.acl if acls.allowed(node.acl, Perm.ADMIN, s.auth_ids) else acls.masked(node.acl)
+    acl = node.acl if acls.allowed(node.acl, ADMIN, s.auth_ids) else acls.masked(node.acl)
     return 0, GetACLResponse(acl, node.stat())
 
 
@@ -191,7 +205,7 @@ def _get_ephemerals(s: EtcdSession, req: Any) -> Result:
 
 
 def _get_all_children_number(s: EtcdSession, req: Any) -> Result:
-    err, node = _node(s, req.path, Perm.READ)
+    err, node = _node(s, req.path, READ)
     if node is None:
         return err, None
     path = req.path or "/"

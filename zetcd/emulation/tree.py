@@ -15,7 +15,10 @@ from typing import Protocol
 
 from zetcd.emulation import layout as L
 from zetcd.emulation.paths import name_of, parent_of
+from zetcd.proto.jute import constructor
 from zetcd.proto.records import ACL, Stat
+
+_make_stat = constructor(Stat)
 
 # ZooKeeper-level change kinds, as written in the !log key and reported by apply()
 CREATED = "c"
@@ -49,6 +52,7 @@ class Node:
         "mtime",
         "owner",
         "ppos",
+        "stat_cache",
         "ttl",
         "version",
         "x_mod",
@@ -56,6 +60,7 @@ class Node:
 
     def __init__(self, d_create: int, d_mod: int, value: L.DataValue) -> None:
         self.d_create = d_create
+        self.stat_cache: Stat | None = None
         self.children: dict[str, None] = {}  # insertion order, for ZooKeeper's child order
         self.max_children = 0
         self.c_mod = d_create
@@ -69,11 +74,13 @@ class Node:
         self.set_data(d_mod, value)
 
     def add_child(self, name: str) -> None:
+        self.stat_cache = None
         self.children[name] = None
         if len(self.children) > self.max_children:
             self.max_children = len(self.children)
 
     def set_data(self, d_mod: int, v: L.DataValue) -> None:
+        self.stat_cache = None
         self.d_mod = d_mod
         self.version = v.version
         self.czxid_mode = v.czxid_mode
@@ -118,7 +125,12 @@ class Node:
         return None if self.flags & L.FLAG_NULL_DATA else self.data
 
     def stat(self) -> Stat:
-        return client_stat(self, len(self.data), len(self.children))
+        """The client's Stat, cached until the node changes (every change goes through the
+        tree, which drops the cache)."""
+        st = self.stat_cache
+        if st is None:
+            st = self.stat_cache = client_stat(self, len(self.data), len(self.children))
+        return st
 
     def ordered_children(self) -> list[str]:
         return java_hashset_order(self.children, self.max_children)
@@ -144,7 +156,7 @@ class _StatFields(Protocol):
 def client_stat(n: _StatFields, data_length: int, num_children: int) -> Stat:
     """The Stat a client sees: container and TTL owners read as 0 (DataNode.copyStat)."""
     owner = n.owner
-    return Stat(
+    return _make_stat(
         n.czxid,
         n.mzxid,
         n.ctime,
@@ -317,6 +329,7 @@ class Tree:
         node = self.nodes.get(name)
         if node is None:
             return
+        node.stat_cache = None
         if kind == L.KIND_CHILDREN:
             node.c_mod = mod
             node.c_ver = kv.version  # type: ignore[attr-defined]
@@ -339,6 +352,7 @@ class Tree:
             parent = self.nodes.get(parent_of(path))
             if parent is not None:
                 parent.children.pop(name_of(path), None)
+                parent.stat_cache = None
         self._unindex(node.owner, path)
         self.extended.discard(path)
         out.changes.append((DELETED, path))
@@ -362,3 +376,4 @@ class Tree:
             if node is not None:
                 node.cadj = 0
                 node.x_mod = 0
+                node.stat_cache = None

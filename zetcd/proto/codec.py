@@ -204,6 +204,29 @@ def encode_reply(header: ReplyHeader, record: object | None = None) -> bytes:
     return bytes(out)
 
 
+def frame_reply_into(
+    out: bytearray, xid: int, zxid: int, err: int, record: object | None = None
+) -> None:
+    """Append a framed reply to ``out`` (the server's hot path: no header record, no copy)."""
+    start = len(out)
+    try:
+        out += _LENGTH_PLACEHOLDER
+        out += REPLY_HEADER.pack(xid, zxid, err)
+        if record is not None:
+            encode_record(out, record)
+    except _HEADER_FAILURES as e:
+        del out[start:]
+        raise EncodeError(f"cannot encode a reply header ({xid}, {zxid}, {err}): {e}") from e
+    except BaseException:
+        del out[start:]
+        raise
+    _LENGTH.pack_into(out, start, len(out) - start - 4)
+
+
+_LENGTH: Final = struct.Struct(">i")
+_LENGTH_PLACEHOLDER: Final = b"\0\0\0\0"
+
+
 def encode_notification(event: WatcherEvent) -> bytes:
     """A watch notification: ``ReplyHeader(-1, -1, 0)`` then the event."""
     if type(event) is not WatcherEvent:
