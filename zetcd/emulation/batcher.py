@@ -131,8 +131,7 @@ class Batcher:
         planned: list[tuple[int, Builder | None]] = []
         limit = self.max_txn_ops - PER_WRITE
         for i, w in enumerate(batch):
-            compares, ops, size = sc.estimate() if i else (0, 0, 0)
-            if i and (max(compares, ops) > limit or size > MAX_TXN_BYTES):
+            if i and self._full(sc, limit):
                 self.queue[:0] = batch[i:]
                 del batch[i:]
                 break
@@ -146,6 +145,14 @@ class Batcher:
         if not txn.ops:  # a check, an empty multi: still a ZooKeeper transaction
             sc.bump()
         return txn, planned
+
+    @staticmethod
+    def _full(sc: Scratch, limit: int) -> bool:
+        count, size = sc.rough_estimate()
+        if count <= limit and size <= MAX_TXN_BYTES:
+            return False
+        compares, ops, size = sc.estimate()
+        return max(compares, ops) > limit or size > MAX_TXN_BYTES
 
     async def _commit(self, batch: list[Write]) -> None:
         mirror = self.mirror

@@ -7,6 +7,8 @@ pair and falls in the rejected range 0xD800-0xF8FF.
 
 from __future__ import annotations
 
+import re
+
 
 def _bad_char(c: str) -> bool:
     o = ord(c)
@@ -19,6 +21,10 @@ def _bad_char(c: str) -> bool:
     )
 
 
+# The common case in one regex: printable ASCII segments, none empty, "." or "..".
+_PLAIN = re.compile(r"(?:/(?!\.\.?(?:/|$))[\x20-\x2e\x30-\x7e]+)+")
+
+
 def is_valid_path(path: str | None, sequential: bool = False) -> bool:
     """True when ZooKeeper would accept ``path`` for a write.
 
@@ -28,6 +34,8 @@ def is_valid_path(path: str | None, sequential: bool = False) -> bool:
         return False
     if sequential:
         path = path + "1"
+    if _PLAIN.fullmatch(path):
+        return True
     n = len(path)
     if n == 0 or path[0] != "/":
         return False

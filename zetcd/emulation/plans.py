@@ -37,7 +37,7 @@ Builder = Callable[[int], object]  # the commit's base zxid -> response record (
 Apply = Callable[[Scratch], Builder]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per write: a frozen dataclass's __init__ is slower
 class Ctx:
     """Who asks, and when (ms since the epoch: ZooKeeper's txn time)."""
 

@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 from zetcd.emulation import layout as L
 from zetcd.emulation.paths import name_of
 from zetcd.emulation.tree import Node, Tree, client_stat
+from zetcd.proto.jute import constructor
 from zetcd.proto.records import ACL, Stat
+
+_make_stat = constructor(Stat)
 
 # compare targets
 CREATE = "create"
@@ -118,7 +121,7 @@ def resolve(z: int, base: int) -> int:
 
 def resolve_stat(s: Stat, base: int) -> Stat:
     """Fill in this transaction's zxids where the plan left placeholders."""
-    return Stat(
+    return _make_stat(
         resolve(s.czxid, base),
         resolve(s.mzxid, base),
         s.ctime,
@@ -144,6 +147,8 @@ class Scratch:
         self._written: set[str] = set()
         self.pos = 0  # position of the op being applied (group commit)
         self.needs_log = False  # a multi: its exact event order goes in the !log key
+        self.data_bytes = 0  # data and ACLs written so far (a cheap bound for estimate())
+        self.key_bytes = 0  # keys and value headers of the nodes written so far
         self._bumped = False
 
     # ------------------------------------------------------------------ reads (record guards)
@@ -182,6 +187,7 @@ class Scratch:
         if st.path not in self._written:
             self._written.add(st.path)
             self.order.append(st.path)
+            self.key_bytes += 4 * (len(st.path) + 96)
 
     def create(
         self,
@@ -199,6 +205,7 @@ class Scratch:
         st.exists = True
         st.data = data or b""
         st.acl = acl
+        self.data_bytes += len(st.data) + 32 * len(acl)
         st.version = 0
         st.cversion = 0
         st.aversion = 0
@@ -225,6 +232,7 @@ class Scratch:
 
     def set_data(self, st: NodeState, data: bytes | None, now: int) -> None:
         st.data = data or b""
+        self.data_bytes += len(st.data)
         st.version = _inc(st.version)
         st.mtime = now
         st.mzxid = -self.pos - 1
@@ -238,6 +246,7 @@ class Scratch:
 
     def set_acl(self, st: NodeState, acl: tuple[ACL, ...]) -> None:
         st.acl = acl
+        self.data_bytes += 32 * len(acl)
         st.aversion = _inc(st.aversion)
         st.a_dirty = True
         self._touch(st)
@@ -266,6 +275,13 @@ class Scratch:
         self.log.clear()
 
     # ------------------------------------------------------------------ compile
+    def rough_estimate(self) -> tuple[int, int]:
+        """Cheap upper bounds of (compares or operations, bytes): exact estimate() is needed only
+        once these come near a limit."""
+        n = len(self.order)
+        count = len(self.txn.compares) + len(self.txn.ops) + 4 * n + 3
+        return count, 256 + 64 * len(self.log) + self.key_bytes + self.data_bytes
+
     def estimate(self) -> tuple[int, int, int]:
         """Upper bounds of (compares, operations, bytes) that compile() would produce now: the
         batcher keeps a transaction within etcd's --max-txn-ops and --max-request-bytes."""
