@@ -33,6 +33,7 @@ from zetcd.proto.records import (
     ReconfigRequest,
     RemoveWatchesRequest,
     SetDataRequest,
+    SetWatches,
     SetWatches2,
 )
 
@@ -372,3 +373,41 @@ def test_container_and_ttl_expiry(etcd: EtcdServer) -> None:
             expected = scenario(zk.address, root)
             assert scenario(zetcd.address, root) == expected
             assert expected[0] == ("left", ["fresh", "ttl-parent"])
+
+
+def test_set_watches_replays_what_was_missed(diff: Diff) -> None:
+    """setWatches (101) after a reconnect: data watches on changed or deleted nodes fire at once,
+    exist watches on nodes created meanwhile fire NodeCreated, child watches likewise; the rest
+    are re-armed and fire on the next change."""
+
+    def scenario(address: str, root: str) -> list[Any]:
+        m = RawClient(address)
+        m.connect()
+        m.call(OpCode.CREATE, CreateRequest(root, b"", OPEN, 0))
+        for name in ("same", "changed", "gone", "kids", "quiet"):
+            m.call(OpCode.CREATE, CreateRequest(f"{root}/{name}", b"", OPEN, 0))
+        seen = m.call(OpCode.EXISTS, ExistsRequest(root, False)).header.zxid
+        m.call(OpCode.SET_DATA, SetDataRequest(root + "/changed", b"x", -1))
+        m.call(OpCode.DELETE, DeleteRequest(root + "/gone", -1))
+        m.call(OpCode.CREATE, CreateRequest(root + "/born", b"", OPEN, 0))
+        m.call(OpCode.CREATE, CreateRequest(root + "/kids/k", b"", OPEN, 0))
+        w = RawClient(address)
+        w.connect()
+        req = SetWatches(
+            seen,
+            tuple(f"{root}/{n}" for n in ("same", "changed", "gone")),
+            tuple(f"{root}/{n}" for n in ("born", "unborn")),
+            tuple(f"{root}/{n}" for n in ("kids", "quiet", "gone")),
+        )
+        w.request(OpCode.SET_WATCHES, req, xid=-8)
+        r = w.reply()
+        out: list[Any] = [("setWatches", r.header.xid, r.header.err, sorted(events(w, root)))]
+        m.call(OpCode.SET_DATA, SetDataRequest(root + "/same", b"y", -1))
+        m.call(OpCode.CREATE, CreateRequest(root + "/unborn", b"", OPEN, 0))
+        m.call(OpCode.CREATE, CreateRequest(root + "/quiet/q", b"", OPEN, 0))
+        out.append(("re-armed", sorted(sync_events(w, root))))
+        w.close()
+        m.close()
+        return out
+
+    both(diff, scenario)
