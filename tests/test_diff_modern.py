@@ -18,6 +18,7 @@ from zetcd.proto.constants import OpCode
 from zetcd.proto.records import (
     ACL,
     AddWatchRequest,
+    AuthPacket,
     CheckWatchesRequest,
     CreateRequest,
     CreateTTLRequest,
@@ -411,3 +412,39 @@ def test_set_watches_replays_what_was_missed(diff: Diff) -> None:
         return out
 
     both(diff, scenario)
+
+
+def test_super_digest(etcd: EtcdServer) -> None:
+    """A session that authenticates as the super digest may do anything, on both servers."""
+    from zetcd.emulation.acls import digest_id
+
+    superid = digest_id("super:admin-secret")
+
+    def scenario(address: str, root: str) -> list[Any]:
+        owner = RawClient(address)
+        owner.connect()
+        owner.request(OpCode.AUTH, AuthPacket(0, "digest", b"alice:pw"), xid=-4)
+        owner.reply()
+        mine = (ACL(31, Id("digest", digest_id("alice:pw"))),)
+        owner.call(OpCode.CREATE, CreateRequest(root, b"secret", mine, 0))
+        out: list[Any] = []
+        for who in (None, b"super:wrong", b"super:admin-secret"):
+            c = RawClient(address)
+            c.connect()
+            if who is not None:
+                c.request(OpCode.AUTH, AuthPacket(0, "digest", who), xid=-4)
+                c.reply()
+            got = c.call(OpCode.GET_DATA, GetDataRequest(root, False))
+            out.append((who, got.header.err, got.body and got.body.data))
+            out.append((who, c.call(OpCode.SET_DATA, SetDataRequest(root, b"x", -1)).header.err))
+            c.close()
+        owner.close()
+        return out
+
+    prop = f"-Dzookeeper.DigestAuthenticationProvider.superDigest={superid}"
+    zetcd = ZetcdServer(etcd.endpoint, extra_args=("--super-digest", superid))
+    with ZooKeeperServer(jvm_opts=[prop]) as zk, zetcd:
+        root = f"/super-{uuid.uuid4().hex[:8]}"
+        expected = scenario(zk.address, root)
+        assert scenario(zetcd.address, root) == expected
+        assert expected[-2][1] == 0 and expected[-2][2] == b"secret"
