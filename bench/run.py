@@ -707,6 +707,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--profile", default="", help="ops to profile zetcd on (16x8, py-spy)")
     ap.add_argument("--profile-dir", type=Path, default=Path(tempfile.gettempdir()) / "zetcd-prof")
     ap.add_argument("--zetcd-arg", action="append", default=[], help="extra zetcd argument")
+    ap.add_argument(
+        "--etcd-max-txn-ops",
+        type=int,
+        default=1024,
+        help="etcd's --max-txn-ops, told to zetcd too (default 1024, as zetcd's embedded etcd)",
+    )
     ap.add_argument("--json", type=Path, help="write results as JSON here")
     ap.add_argument("--markdown", type=Path, help="write the results table as markdown here")
     ap.add_argument(
@@ -750,8 +756,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     report: dict[str, Any] = {"meta": meta}
     cases: list[Case] = []
-    zetcd_args = ("--tick-time", TICK_TIME_MS, *args.zetcd_arg)
-    with EtcdServer() as etcd:
+    txn_ops = str(args.etcd_max_txn_ops)
+    zetcd_args = ("--tick-time", TICK_TIME_MS, "--etcd-max-txn-ops", txn_ops, *args.zetcd_arg)
+    with EtcdServer(extra_args=("--max-txn-ops", txn_ops)) as etcd:
         zk = ZooKeeperServer(config={"tickTime": TICK_TIME_MS})
         ze = ZetcdServer(etcd.endpoint, extra_args=zetcd_args)
         with zk, ze:
