@@ -50,9 +50,13 @@ class Write:
 
 
 def to_pb(txn: EtcdTxn) -> tuple[list[Any], list[Any]]:
+    # an unchanged mod revision implies the same incarnation of the key, so a create-revision
+    # compare on a key whose mod revision is compared too is redundant
+    pinned = {k for (k, target) in txn.compares if target == "mod"}
     compares = [
-        compare_create(k, "=", v) if target == "create" else compare_mod(k, "=", v)
+        compare_mod(k, "=", v) if target == "mod" else compare_create(k, "=", v)
         for (k, target), v in txn.compares.items()
+        if target == "mod" or k not in pinned
     ]
     ops = [op_put(k, v, lease) if kind == "put" else op_delete(k) for kind, k, v, lease in txn.ops]
     return compares, ops
