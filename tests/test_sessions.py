@@ -22,6 +22,8 @@ from zetcd.proto.records import (
     ExistsRequest,
     GetDataRequest,
     Id,
+    SetDataRequest,
+    SyncRequest,
 )
 
 OPEN = (ACL(31, Id("world", "anyone")),)
@@ -183,3 +185,44 @@ def test_auth_ids_follow_the_session_to_another_zetcd(
     got = cb.call(OpCode.GET_DATA, GetDataRequest("/private", False))
     assert got.header.err == 0 and got.body.data == b"hers"
     cb.close()
+
+
+def test_two_zetcds_writing_the_same_nodes(twin_zetcds: tuple[ZetcdServer, ZetcdServer]) -> None:
+    """Writers on two zetcds that share a tree conflict in etcd; the loser replans on the
+    winner's result, so ZooKeeper's invariants still hold: every setData counted once, every
+    sequential name unique and contiguous, every zxid distinct."""
+    a, b = twin_zetcds
+    setup = RawClient(a.address)
+    setup.connect()
+    setup.call(OpCode.CREATE, CreateRequest("/shared", b"", OPEN, 0))
+    replies: list[tuple[int, int, str | None]] = []
+    lock = threading.Lock()
+
+    def work(address: str) -> None:
+        c = RawClient(address, timeout=30)
+        c.connect()
+        for _ in range(30):
+            r = c.call(OpCode.CREATE, CreateRequest("/shared/s-", b"", OPEN, 2))
+            s = c.call(OpCode.SET_DATA, SetDataRequest("/shared", b"x", -1))
+            with lock:
+                replies.append((r.header.err, r.header.zxid, r.body.path if r.body else None))
+                replies.append((s.header.err, s.header.zxid, None))
+        c.close()
+
+    threads = [threading.Thread(target=work, args=(z.address,)) for z in (a, b, a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert all(err == 0 for err, _, _ in replies)
+    assert len({z for _, z, _ in replies}) == len(replies)
+    names = sorted(int(p.rsplit("-", 1)[1]) for _, _, p in replies if p)
+    assert names == list(range(120))
+    for z in (a, b):
+        c = RawClient(z.address)
+        c.connect()
+        c.call(OpCode.SYNC, SyncRequest("/"))
+        stat = c.call(OpCode.EXISTS, ExistsRequest("/shared", False)).body.stat
+        assert (stat.version, stat.cversion, stat.numChildren) == (120, 120, 120)
+        c.close()
+    setup.close()
