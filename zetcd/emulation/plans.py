@@ -26,7 +26,6 @@ from zetcd.proto.records import (
     MultiResult,
     SetACLResponse,
     SetDataResponse,
-    Stat,
 )
 
 CONTAINER_OWNER = L.CONTAINER_OWNER
@@ -359,8 +358,3 @@ def end_session(tree: Tree, session_id: int, closing: bool) -> Apply:
 
 def _no_body(base: int) -> None:
     return None
-
-
-def stat_of(tree: Tree, path: str) -> Stat | None:
-    node = tree.nodes.get(path)
-    return None if node is None else node.stat()

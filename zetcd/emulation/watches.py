@@ -115,9 +115,6 @@ class WatchTable:
         for path in self.by_watcher.pop(watcher, ()):
             self._drop(path, self.by_path[path], watcher)
 
-    def paths_of(self, watcher: Watcher) -> set[str]:
-        return self.by_watcher.get(watcher, set())
-
     def __len__(self) -> int:
         return sum(len(ws) for ws in self.by_path.values())
 
