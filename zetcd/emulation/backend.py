@@ -31,7 +31,6 @@ from zetcd.proto.constants import PING_XID, Err, OpCode
 from zetcd.proto.records import (
     ConnectRequest,
     ConnectResponse,
-    MultiResponse,
     RequestHeader,
     SyncResponse,
 )
@@ -129,9 +128,11 @@ class EtcdBackend:
                 )
                 return Accepted(None, None)
         timeout = self.options.limits.negotiate(request.timeOut)
-        ro = request.readOnly
+        # a standalone server is never read-only: it answers False to a client that asked
+        ro = None if request.readOnly is None else False
         if request.sessionId == 0:
             sid, passwd = await self.store.create(timeout)
+            lease = sid
             auth: tuple[tuple[str, str], ...] = ()
         else:
             sid = request.sessionId
@@ -144,15 +145,20 @@ class EtcdBackend:
             if old is not None:
                 old.outbox.close()
                 self.mirror.watches.drop_watcher(old)
+                self.keeper.forget(old.lease)
             if entry is None or entry.value.passwd != (request.passwd or b""):
                 if old is not None:
-                    await self.keeper.detach(sid)
+                    await self.keeper.renew_once(old.lease)
                 return Accepted(ConnectResponse(0, 0, 0, EXPIRED_PASSWD, ro), None)
             passwd = entry.value.passwd
             auth = entry.value.auth
-        session = EtcdSession(self, sid, passwd, timeout, auth, outbox)
+            lease = entry.lease
+            if timeout != entry.value.timeout:
+                # a reconnect renegotiates the timeout; an etcd lease's TTL is fixed at grant
+                lease = await self.store.move(sid, entry, timeout)
+        session = EtcdSession(self, sid, lease, passwd, timeout, auth, outbox)
         self.local[sid] = session
-        self.keeper.attach(sid, lease_ttl(timeout), session.expired)
+        self.keeper.attach(lease, lease_ttl(timeout), session.expired)
         return Accepted(ConnectResponse(0, timeout, sid, passwd, ro), session)
 
     # ------------------------------------------------------------------ writes
@@ -163,6 +169,7 @@ class EtcdSession:
         self,
         backend: EtcdBackend,
         session_id: int,
+        lease: int,
         passwd: bytes,
         timeout: int,
         auth: tuple[tuple[str, str], ...],
@@ -171,6 +178,7 @@ class EtcdSession:
         self.backend = backend
         self.mirror = backend.mirror
         self.session_id = session_id
+        self.lease = lease  # the session id at first; a new lease when the timeout changes
         self.passwd = passwd
         self.timeout = timeout
         self.auth = auth  # ids added by addAuth (kept in the session record)
@@ -197,7 +205,7 @@ class EtcdSession:
         if self.backend.local.get(self.session_id) is self:
             del self.backend.local[self.session_id]
             if not self.closed:
-                await self.backend.keeper.detach(self.session_id)
+                await self.backend.keeper.detach(self.lease)
 
     async def malformed(self, xid: int, opcode: int) -> Reply:
         if opcode == OpCode.AUTH:  # ZooKeeper drops the connection without a reply
@@ -210,9 +218,6 @@ class EtcdSession:
             except EtcdUnavailable:
                 raise DropConnection() from None
             return Reply(xid, zxid, Err.MARSHALLING_ERROR)
-        if opcode == OpCode.MULTI_READ:
-            # ZooKeeper still writes the (empty) result list after the error header
-            return Reply(xid, self.mirror.last_zxid, Err.MARSHALLING_ERROR, MultiResponse(()))
         return Reply(xid, self.mirror.last_zxid, Err.MARSHALLING_ERROR)
 
     async def _save_auth(self) -> None:
@@ -310,11 +315,11 @@ class EtcdSession:
                 self.closed = True
                 if b.local.get(self.session_id) is self:
                     del b.local[self.session_id]
-                b.keeper.forget(self.session_id)
+                b.keeper.forget(self.lease)
                 zxid, err, resp = await b.batcher.submit(
                     plans.end_session(tree, self.session_id, True)
                 )
-                await b.client.lease_revoke(self.session_id)
+                await b.client.lease_revoke(self.lease)
                 return Reply(xid, zxid, 0, None, close=True)
             else:
                 return Reply(xid, -1, Err.UNIMPLEMENTED, None, close=True)

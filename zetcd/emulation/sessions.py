@@ -24,7 +24,7 @@ import trio
 
 from zetcd.emulation.layout import SessionValue
 from zetcd.emulation.mirror import Mirror
-from zetcd.emulation.tree import Applied
+from zetcd.emulation.tree import Applied, SessionEntry
 from zetcd.etcd import EtcdClient, EtcdUnavailable
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def lease_ttl(timeout_ms: int) -> int:
 
 
 class SessionKeeper:
-    """Renews the leases of the sessions connected to this process."""
+    """Renews the leases of the sessions connected to this process (keyed by lease id)."""
 
     def __init__(self, client: EtcdClient) -> None:
         self.client = client
@@ -67,12 +67,14 @@ class SessionKeeper:
         self._due.pop(session_id, None)
         return self.attached.pop(session_id, None) is not None
 
-    async def detach(self, session_id: int) -> None:
+    async def detach(self, lease: int) -> None:
         """Stop renewing after one last renewal, so expiry counts from now."""
-        if not self.forget(session_id):
-            return
+        if self.forget(lease):
+            await self.renew_once(lease)
+
+    async def renew_once(self, lease: int) -> None:
         with contextlib.suppress(EtcdUnavailable):
-            await self.client.keepalive([session_id])
+            await self.client.keepalive([lease])
 
     async def run(self) -> None:
         while True:
@@ -109,6 +111,16 @@ class SessionStore:
         self.client = client
         self.mirror = mirror
         self.layout = mirror.layout
+
+    async def move(self, session_id: int, entry: SessionEntry, timeout: int) -> int:
+        """Attach the session record to a new lease with the TTL of a renegotiated timeout;
+        the session keeps its id. Returns the new lease id."""
+        lease, _ = await self.client.lease_grant(lease_ttl(timeout))
+        value = SessionValue(entry.value.passwd, timeout, entry.value.auth)
+        resp = await self.client.put(self.layout.session(session_id), value.encode(), lease=lease)
+        await self.mirror.wait_for(resp.header.revision)
+        await self.client.lease_revoke(entry.lease)  # holds nothing any more
+        return lease
 
     async def create(self, timeout: int) -> tuple[int, bytes]:
         ttl = lease_ttl(timeout)
