@@ -1,0 +1,5 @@
+"""``python -m fuzz``: the same as the ``zetcd-fuzz`` command."""
+
+from fuzz.cli import main
+
+main()
