@@ -160,3 +160,39 @@ def test_encode_request_refuses_the_wrong_record(opcode: int) -> None:
     wrong = WatcherEvent(1, 3, "/a")
     with pytest.raises(proto.EncodeError):
         encode_request(RequestHeader(1, opcode), wrong)
+
+
+# Strings are Java strings (UTF-16). Facts from ZooKeeper 3.8.0's jute (BinaryOutputArchive writes
+# each UTF-16 unit on its own; readString is new String(bytes, UTF_8)) and Java's String.getBytes.
+@pytest.mark.parametrize(
+    ("wire", "java"),
+    [
+        (b"/a/\xc3\xa9", "/a/\u00e9"),  # BMP: plain UTF-8 both ways
+        (b"/\xf0\x9f\x98\x80", "/\ud83d\ude00"),  # 4-byte UTF-8: a surrogate pair
+        (b"/\xed\xa0\xbd\xed\xb8\x80", "/" + "\ufffd" * 6),  # CESU-8 in: malformed for UTF-8
+        (b"\xff/", "\ufffd/"),
+    ],
+)
+def test_strings_decode_as_java_does(wire: bytes, java: str) -> None:
+    assert proto.jute.decode_ustring(wire) == java
+
+
+def test_strings_outside_the_bmp_are_written_back_in_cesu8() -> None:
+    out = bytearray()
+    proto.jute.write_ustring(out, proto.jute.decode_ustring(b"/\xf0\x9f\x98\x80"))
+    assert bytes(out) == b"\x00\x00\x00\x07/\xed\xa0\xbd\xed\xb8\x80"
+    out = bytearray()
+    proto.jute.write_ustring(out, "/\U0001f600")  # what a UTF-8 client program sends
+    assert bytes(out) == b"\x00\x00\x00\x05/\xf0\x9f\x98\x80"
+
+
+def test_java_utf8_joins_pairs_and_replaces_lone_surrogates() -> None:
+    assert proto.jute.java_utf8("/\ud83d\ude00") == "/\U0001f600".encode()
+    assert proto.jute.java_utf8("a\ud83d b\ude00") == b"a? b?"
+    assert proto.jute.java_utf8("caf\u00e9") == "caf\u00e9".encode()
+
+
+def test_a_lone_surrogate_is_written_as_jute_writes_it() -> None:
+    out = bytearray()
+    proto.jute.write_ustring(out, "\ud800")
+    assert bytes(out) == b"\x00\x00\x00\x03\xed\xa0\x80"

@@ -20,6 +20,7 @@ from typing import Any
 
 from zetcd import __version__
 from zetcd.proto.constants import FOUR_LETTER_WORDS
+from zetcd.proto.jute import java_utf8
 from zetcd.stats import ServerStats
 
 ZK_VERSION = "3.8.0"
@@ -61,7 +62,7 @@ class FourLetterWords:
         if fn is None:
             return None
         text: str = fn(conn)
-        return text.encode()
+        return java_utf8(text)  # watched paths are Java strings (surrogate pairs)
 
     # ------------------------------------------------------------------ helpers
     def _latency(self) -> str:

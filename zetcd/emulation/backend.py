@@ -13,7 +13,7 @@ import trio
 from zetcd.backend import Accepted, DropConnection, Outbox, Reply
 from zetcd.emulation import plans
 from zetcd.emulation.batcher import Batcher, Write
-from zetcd.emulation.layout import Layout, SessionValue, revision_of
+from zetcd.emulation.layout import Layout, revision_of
 from zetcd.emulation.mirror import Mirror
 from zetcd.emulation.reads import READS
 from zetcd.emulation.sessions import (
@@ -28,6 +28,7 @@ from zetcd.etcd import (
     EtcdUnavailable,
 )
 from zetcd.proto.constants import PING_XID, Err, OpCode
+from zetcd.proto.opcodes import MULTI_READ_OPS
 from zetcd.proto.records import (
     ConnectRequest,
     ConnectResponse,
@@ -133,7 +134,6 @@ class EtcdBackend:
         if request.sessionId == 0:
             sid, passwd = await self.store.create(timeout)
             lease = sid
-            auth: tuple[tuple[str, str], ...] = ()
         else:
             sid = request.sessionId
             entry = mirror.tree.sessions.get(sid)
@@ -151,12 +151,11 @@ class EtcdBackend:
                     await self.keeper.renew_once(old.lease)
                 return Accepted(ConnectResponse(0, 0, 0, EXPIRED_PASSWD, ro), None)
             passwd = entry.value.passwd
-            auth = entry.value.auth
             lease = entry.lease
             if timeout != entry.value.timeout:
                 # a reconnect renegotiates the timeout; an etcd lease's TTL is fixed at grant
                 lease = await self.store.move(sid, entry, timeout)
-        session = EtcdSession(self, sid, lease, passwd, timeout, auth, outbox)
+        session = EtcdSession(self, sid, lease, passwd, timeout, outbox)
         self.local[sid] = session
         self.keeper.attach(lease, lease_ttl(timeout), session.expired)
         return Accepted(ConnectResponse(0, timeout, sid, passwd, ro), session)
@@ -172,7 +171,6 @@ class EtcdSession:
         lease: int,
         passwd: bytes,
         timeout: int,
-        auth: tuple[tuple[str, str], ...],
         outbox: Outbox,
     ) -> None:
         self.backend = backend
@@ -181,16 +179,17 @@ class EtcdSession:
         self.lease = lease  # the session id at first; a new lease when the timeout changes
         self.passwd = passwd
         self.timeout = timeout
-        self.auth = auth  # ids added by addAuth (kept in the session record)
         self.outbox = outbox
-        self.auth_ids = (("ip", outbox.peer_host), *auth)  # what ACL checks see
+        # the connection's auth ids in the order they were added, its ip first; as in
+        # ZooKeeper they belong to the connection: a resumed session starts again from its ip
+        self.auth_ids: tuple[tuple[str, str], ...] = (("ip", outbox.peer_host),)
         self.closed = False
         self.deferred = 0  # requests begun and not yet answered
         self.queued_writes = 0  # of which writes already queued to the batcher
 
     def add_auth(self, ident: tuple[str, str]) -> None:
-        self.auth = (*self.auth, ident)
-        self.auth_ids = (*self.auth_ids, ident)
+        if ident not in self.auth_ids:  # a set in ZooKeeper
+            self.auth_ids = (*self.auth_ids, ident)
 
     # a session is the watcher of its watches
     def notify(self, event_type: int, path: str) -> None:
@@ -220,19 +219,6 @@ class EtcdSession:
             return Reply(xid, zxid, Err.MARSHALLING_ERROR)
         return Reply(xid, self.mirror.last_zxid, Err.MARSHALLING_ERROR)
 
-    async def _save_auth(self) -> None:
-        """Auth ids belong to the session record, so a resumed session keeps its identity."""
-        entry = self.mirror.tree.sessions.get(self.session_id)
-        if entry is None or entry.value.auth == self.auth:
-            return
-        value = SessionValue(entry.value.passwd, entry.value.timeout, self.auth)
-        try:
-            await self.backend.client.put(
-                self.mirror.layout.session(self.session_id), value.encode(), lease=entry.lease
-            )
-        except EtcdUnavailable:
-            raise DropConnection() from None
-
     def ctx(self) -> plans.Ctx:
         return self.backend._ctx(self.session_id, self.auth_ids)
 
@@ -252,6 +238,8 @@ class EtcdSession:
             return Reply(
                 PING_XID if op == OpCode.PING else header.xid, self.mirror.last_zxid, err, resp
             )
+        if op == OpCode.MULTI and _reads_in_multi(body):
+            return self._later(self.malformed(header.xid, op), queued=False)
         if self.deferred == self.queued_writes and (op in plans.OPS or op == OpCode.MULTI):
             if op == OpCode.MULTI:
                 w = self.backend.batcher.enqueue(plans.multi(self.ctx(), body.ops), exclusive=True)  # type: ignore[union-attr]
@@ -293,8 +281,6 @@ class EtcdSession:
                 return Reply(PING_XID, self.mirror.last_zxid, 0)
             if op == OpCode.AUTH:
                 # auth replies carry zxid 0; a failed auth ends the connection
-                if err == 0:
-                    await self._save_auth()
                 return Reply(xid, 0, err, None, close=err != 0)
             return Reply(xid, self.mirror.last_zxid, err, resp)
         b = self.backend
@@ -303,6 +289,8 @@ class EtcdSession:
             if op in plans.OPS:
                 zxid, err, resp = await b.batcher.submit(plans.write(self.ctx(), op, body))
             elif op == OpCode.MULTI:
+                if _reads_in_multi(body):
+                    return await self.malformed(xid, op)
                 ops = req.ops
                 zxid, err, resp = await b.batcher.submit(
                     plans.multi(self.ctx(), ops), exclusive=True
@@ -327,6 +315,12 @@ class EtcdSession:
             log.warning("etcd unavailable: closing the connection of session 0x%x", self.session_id)
             raise DropConnection() from None
         return Reply(xid, zxid, err, resp if err == 0 else None)
+
+
+def _reads_in_multi(body: Any) -> bool:
+    """A multi (14) of read ops decodes (a mixed one does not), but ZooKeeper 3.8 still fails
+    it as a MarshallingError, spending a zxid, like a request it cannot deserialize."""
+    return any(op.type in MULTI_READ_OPS for op in body.ops)
 
 
 def _sync_response(body: Any) -> SyncResponse:

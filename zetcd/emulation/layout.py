@@ -153,8 +153,8 @@ def encode_acl_value(aversion: int, acl: tuple[ACL, ...]) -> bytes:
     out = bytearray(_INT.pack(aversion))
     out += _INT.pack(len(acl))
     for a in acl:
-        scheme = (a.id.scheme or "").encode()
-        ident = (a.id.id or "").encode()
+        scheme = (a.id.scheme or "").encode("utf-8", "surrogatepass")
+        ident = (a.id.id or "").encode("utf-8", "surrogatepass")
         out += _ACL_HEAD.pack(a.perms, len(scheme))
         out += scheme
         out += struct.pack(">H", len(ident))
@@ -170,11 +170,11 @@ def decode_acl_value(raw: bytes) -> tuple[int, tuple[ACL, ...]]:
     for _ in range(count):
         perms, slen = _ACL_HEAD.unpack_from(raw, pos)
         pos += _ACL_HEAD.size
-        scheme = raw[pos : pos + slen].decode()
+        scheme = raw[pos : pos + slen].decode("utf-8", "surrogatepass")
         pos += slen
         (ilen,) = struct.unpack_from(">H", raw, pos)
         pos += 2
-        ident = raw[pos : pos + ilen].decode()
+        ident = raw[pos : pos + ilen].decode("utf-8", "surrogatepass")
         pos += ilen
         acl.append(ACL(perms, Id(scheme, ident)))
     return aversion, tuple(acl)
@@ -190,24 +190,21 @@ def decode_adjust_value(raw: bytes) -> int:
 
 @dataclass(frozen=True, slots=True)
 class SessionValue:
-    """The session record: what any zetcd needs to resume the session."""
+    """The session record: what any zetcd needs to resume the session. Auth ids are not in
+    it: as in ZooKeeper they belong to the connection, and a resumed session sends them again."""
 
     passwd: bytes
     timeout: int
-    auth: tuple[tuple[str, str], ...] = ()
 
     def encode(self) -> bytes:
         return json.dumps(
-            {"p": self.passwd.hex(), "t": self.timeout, "a": [list(a) for a in self.auth]},
-            separators=(",", ":"),
+            {"p": self.passwd.hex(), "t": self.timeout}, separators=(",", ":")
         ).encode()
 
 
 def decode_session_value(raw: bytes) -> SessionValue:
-    obj = json.loads(raw)
-    return SessionValue(
-        bytes.fromhex(obj["p"]), int(obj["t"]), tuple((s, i) for s, i in obj.get("a", ()))
-    )
+    obj = json.loads(raw)  # records of older versions also hold "a" (auth ids): ignored
+    return SessionValue(bytes.fromhex(obj["p"]), int(obj["t"]))
 
 
 class Layout:
@@ -224,16 +221,16 @@ class Layout:
         self.session_prefix = prefix + b"s/"
 
     def data(self, path: str) -> bytes:
-        return self.prefix + b"d" + path.encode()
+        return self.prefix + b"d" + path.encode("utf-8", "surrogatepass")
 
     def children(self, path: str) -> bytes:
-        return self.prefix + b"c" + path.encode()
+        return self.prefix + b"c" + path.encode("utf-8", "surrogatepass")
 
     def acl(self, path: str) -> bytes:
-        return self.prefix + b"a" + path.encode()
+        return self.prefix + b"a" + path.encode("utf-8", "surrogatepass")
 
     def adjust(self, path: str) -> bytes:
-        return self.prefix + b"x" + path.encode()
+        return self.prefix + b"x" + path.encode("utf-8", "surrogatepass")
 
     def session(self, session_id: int) -> bytes:
         return self.session_prefix + b"%016x" % (session_id & 0xFFFFFFFFFFFFFFFF)
@@ -246,7 +243,7 @@ class Layout:
         kind = key[self.plen]
         if kind == KIND_SESSION:
             return kind, key[self.plen + 2 :].decode()
-        return kind, key[self.plen + 1 :].decode()
+        return kind, key[self.plen + 1 :].decode("utf-8", "surrogatepass")
 
 
 def session_id_from_hex(text: str) -> int:

@@ -18,6 +18,7 @@ import heapq
 import itertools
 import logging
 from collections.abc import Callable
+from functools import partial
 from itertools import groupby
 from typing import Any
 
@@ -122,7 +123,7 @@ class Mirror:
         if any(self._is_txn(e) for e in events):
             self.last_zxid = L.zxid(revision, applied.positions - 1)
         if applied.changes:
-            self.watches.trigger(applied.changes)
+            self.watches.trigger(applied.changes, partial(applied.acl_of, self.tree))
         if applied.sessions_ended or applied.sessions_started:
             for listener in self.session_listeners:
                 listener(applied)
@@ -131,8 +132,8 @@ class Mirror:
             heapq.heappop(w)[2].set()
 
     def _is_txn(self, event: Any) -> bool:
-        """Would ZooKeeper have spent a zxid on this change? Not on sync, nor on saving a
-        session's auth ids (version > 1 of its record)."""
+        """Would ZooKeeper have spent a zxid on this change? Not on sync, nor on rewriting a
+        session's record (version > 1: a timeout renegotiated on reconnect)."""
         kv = event.kv
         if kv.key == self.sync_key:
             return False

@@ -20,6 +20,7 @@ from zetcd.emulation.tree import Tree
 from zetcd.proto.constants import CreateMode, Err, OpCode, Perm
 from zetcd.proto.records import (
     Create2Response,
+    CreateRequest,
     CreateResponse,
     ErrorResponse,
     MultiResponse,
@@ -313,7 +314,11 @@ def multi(ctx: Ctx, ops: tuple[object, ...]) -> Apply:
             optype: int = op.type  # type: ignore[attr-defined]
             request = op.request  # type: ignore[attr-defined]
             if optype in _CREATES:
-                optype = multi_create_opcode(request.flags)
+                rebuilt = multi_create_opcode(request.flags)
+                if optype == OpCode.CREATE_TTL and rebuilt != OpCode.CREATE_TTL:
+                    # Op.create(..., ttl) ignores the ttl of a mode that has none
+                    request = CreateRequest(request.path, request.data, request.acl, request.flags)
+                optype = rebuilt
             try:
                 if optype not in MULTI_OPS:
                     raise OpError(Err.BAD_ARGUMENTS)

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from zetcd.emulation import acls
 from zetcd.emulation.acls import digest_id
+from zetcd.emulation.javaorder import concurrent_set_order
 from zetcd.emulation.tree import Node
 from zetcd.emulation.watches import WatchTable
 from zetcd.proto.constants import AddWatchMode, Err, EventType, OpCode, Perm, WatcherType
-from zetcd.proto.jute import constructor
+from zetcd.proto.jute import constructor, java_string
 from zetcd.proto.records import (
     ClientInfo,
     ErrorResponse,
@@ -114,15 +115,15 @@ def _ping(s: EtcdSession, req: Any) -> Result:
 def _auth(s: EtcdSession, req: Any) -> Result:
     """addAuth: digest adds ``user:hash``; ip adds the client's address; others fail."""
     if req.scheme == "digest" and req.auth is not None:
-        ident = ("digest", digest_id(req.auth.decode("utf-8", "replace")))
+        # new String(auth, UTF_8), hashed as getBytes(UTF_8), kept as a (UTF-16) Java string
+        ident = ("digest", java_string(digest_id(req.auth.decode("utf-8", "replace"))))
     elif req.scheme == "ip":
         ident = ("ip", s.outbox.peer_host)
     else:
         return Err.AUTH_FAILED, None
-    if ident not in s.auth:
-        s.add_auth(ident)
-        if ident[0] == "digest" and ident[1] == s.backend.options.super_digest:
-            s.add_auth(("super", ""))
+    s.add_auth(ident)
+    if ident[0] == "digest" and ident[1] == s.backend.options.super_digest:
+        s.add_auth(("super", ""))
     return 0, None
 
 
@@ -217,7 +218,12 @@ def _get_all_children_number(s: EtcdSession, req: Any) -> Result:
 
 
 def _who_am_i(s: EtcdSession, req: Any) -> Result:
-    infos = [ClientInfo(scheme, ident.split(":", 1)[0]) for scheme, ident in s.auth_ids]
+    ids = concurrent_set_order(s.auth_ids)  # ZooKeeper's iteration order of the connection's ids
+    # the digest provider names the user before the ':'; the others their whole id
+    infos = [
+        ClientInfo(scheme, ident.split(":", 1)[0] if scheme == "digest" else ident)
+        for scheme, ident in ids
+    ]
     return 0, WhoAmIResponse(tuple(infos))
 
 

@@ -1,9 +1,10 @@
 """ZooKeeper sessions kept in etcd: a lease plus a session record (design.md, "Sessions").
 
 Theory of operation: a session id is its etcd lease id, and ``P s/<id>`` (attached to the lease)
-holds the password, negotiated timeout and auth ids, so any zetcd sharing the cluster can resume
-it. While a client is connected to this process, the keeper task renews the lease every third of
-its TTL; when the connection goes, one last renewal starts the expiry clock, as ZooKeeper's
+holds the password and negotiated timeout, so any zetcd sharing the cluster can resume it (auth
+ids are not kept: as in ZooKeeper they belong to the connection, and clients send them again).
+While a client is connected to this process, the keeper task renews the lease every third of its
+TTL; when the connection goes, one last renewal starts the expiry clock, as ZooKeeper's
 session timeout starts when the server last heard from the client. When etcd expires the lease the
 record vanishes; every zetcd's mirror sees that, and the session's ephemerals are deleted in one
 transaction that also bumps each parent's cversion and pzxid (plans.plan_end_session), guarded so
@@ -116,7 +117,7 @@ class SessionStore:
         """Attach the session record to a new lease with the TTL of a renegotiated timeout;
         the session keeps its id. Returns the new lease id."""
         lease, _ = await self.client.lease_grant(lease_ttl(timeout))
-        value = SessionValue(entry.value.passwd, timeout, entry.value.auth)
+        value = SessionValue(entry.value.passwd, timeout)
         resp = await self.client.put(self.layout.session(session_id), value.encode(), lease=lease)
         await self.mirror.wait_for(resp.header.revision)
         await self.client.lease_revoke(entry.lease)  # holds nothing any more

@@ -7,13 +7,13 @@ turns into watch events. It knows nothing of etcd clients or trio.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from zetcd.emulation import layout as L
+from zetcd.emulation.javaorder import java_hashset_order
 from zetcd.emulation.paths import name_of, parent_of
 from zetcd.proto.jute import constructor
 from zetcd.proto.records import ACL, Stat
@@ -171,34 +171,6 @@ def client_stat(n: _StatFields, data_length: int, num_children: int) -> Stat:
     )
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def java_string_hash(s: str) -> int:
-    """Java's String.hashCode over UTF-16 code units (as an unsigned 32-bit value)."""
-    h = 0
-    b = s.encode("utf-16-be", "surrogatepass")
-    for i in range(0, len(b), 2):
-        h = (31 * h + (b[i] << 8 | b[i + 1])) & 0xFFFFFFFF
-    return h
-
-
-def java_hashset_order(names: dict[str, None], max_size: int) -> list[str]:
-    """The order in which ZooKeeper returns children: a java.util.HashSet<String>(8) iterated.
-
-    The table starts at 8 buckets and doubles whenever its size passes 3/4 of the table (it never
-    shrinks); a name's bucket is (h ^ (h >>> 16)) & (n - 1); within a bucket, insertion order.
-    """
-    n = 8
-    while max_size > n * 3 // 4:
-        n *= 2
-    mask = n - 1
-    keyed = []
-    for i, name in enumerate(names):
-        h = java_string_hash(name)
-        keyed.append((((h ^ (h >> 16)) & mask), i, name))
-    keyed.sort()
-    return [k[2] for k in keyed]
-
-
 @dataclass(frozen=True, slots=True)
 class SessionEntry:
     session_id: int
@@ -216,6 +188,15 @@ class Applied:
     sessions_ended: list[int]
     sessions_started: list[int]
     positions: int = 1  # zxids the revision spent
+    deleted_acls: dict[str, tuple[ACL, ...]] = field(default_factory=dict)  # for watch delivery
+
+    def acl_of(self, tree: Tree, path: str) -> tuple[ACL, ...]:
+        """The ACL a watch event on ``path`` is checked against: the node's, or, for a node
+        this revision deleted, the one it had."""
+        node = tree.nodes.get(path)
+        if node is not None:
+            return node.acl
+        return self.deleted_acls.get(path, ())
 
 
 class Tree:
@@ -355,6 +336,7 @@ class Tree:
                 parent.stat_cache = None
         self._unindex(node.owner, path)
         self.extended.discard(path)
+        out.deleted_acls[path] = node.acl
         out.changes.append((DELETED, path))
         out.touched.add(path)
 

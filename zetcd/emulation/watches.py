@@ -22,17 +22,24 @@ setACL X     nothing                             nothing
 Triggering path P in a table reaches every watcher registered on P, and recursive watchers
 registered on any ancestor of P (never for NodeChildrenChanged); a watcher hears an event once
 however many of its watches match, and STANDARD entries on P are consumed. A watcher is a
-session's connection, as on ZooKeeper.
+session's connection, as on ZooKeeper. The event is then delivered only to watchers whose
+connection may READ the node it is about (NIOServerCnxn.process(event, acl)): the node's ACL for
+NodeCreated, NodeDataChanged and NodeDeleted, the parent's for NodeChildrenChanged. A watch whose
+event is withheld is consumed all the same.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
+from zetcd.emulation.acls import allowed
 from zetcd.emulation.paths import parent_of
 from zetcd.emulation.tree import CHANGED, CREATED, DELETED
-from zetcd.proto.constants import EventType
+from zetcd.proto.constants import EventType, Perm
+from zetcd.proto.records import ACL
+
+AclOf = Callable[[str], tuple[ACL, ...]]
 
 STANDARD = 0
 PERSISTENT = 1
@@ -40,6 +47,8 @@ PERSISTENT_RECURSIVE = 2
 
 
 class Watcher(Protocol):
+    auth_ids: tuple[tuple[str, str], ...]  # the connection's ids, which READ is checked for
+
     def notify(self, event_type: int, path: str) -> None: ...
 
 
@@ -90,7 +99,11 @@ class WatchTable:
         return path in self.by_path
 
     def trigger(
-        self, path: str, event_type: int, suppress: set[Watcher] | None = None
+        self,
+        path: str,
+        event_type: int,
+        acl: tuple[ACL, ...],
+        suppress: set[Watcher] | None = None,
     ) -> set[Watcher]:
         fired: set[Watcher] = set()
         entries = self.by_path.get(path)
@@ -107,7 +120,7 @@ class WatchTable:
                 if up and event_type != EventType.NODE_CHILDREN_CHANGED:
                     fired.update(w for w, mode in up.items() if mode == PERSISTENT_RECURSIVE)
         for w in fired:
-            if suppress is None or w not in suppress:
+            if (suppress is None or w not in suppress) and allowed(acl, Perm.READ, w.auth_ids):
                 w.notify(event_type, path)
         return fired
 
@@ -124,20 +137,23 @@ class WatchManager:
         self.data = WatchTable()
         self.child = WatchTable()
 
-    def trigger(self, changes: Iterable[tuple[str, str]]) -> None:
+    def trigger(self, changes: Iterable[tuple[str, str]], acl_of: AclOf) -> None:
         data, child = self.data, self.child
         for kind, path in changes:
             if kind == CHANGED:
-                data.trigger(path, EventType.NODE_DATA_CHANGED)
+                data.trigger(path, EventType.NODE_DATA_CHANGED, acl_of(path))
             elif kind == CREATED:
-                data.trigger(path, EventType.NODE_CREATED)
+                data.trigger(path, EventType.NODE_CREATED, acl_of(path))
                 if path != "/":
-                    child.trigger(parent_of(path), EventType.NODE_CHILDREN_CHANGED)
+                    parent = parent_of(path)
+                    child.trigger(parent, EventType.NODE_CHILDREN_CHANGED, acl_of(parent))
             elif kind == DELETED:
-                told = data.trigger(path, EventType.NODE_DELETED)
-                child.trigger(path, EventType.NODE_DELETED, told)
+                acl = acl_of(path)
+                told = data.trigger(path, EventType.NODE_DELETED, acl)
+                child.trigger(path, EventType.NODE_DELETED, acl, told)
                 if path != "/":
-                    child.trigger(parent_of(path), EventType.NODE_CHILDREN_CHANGED)
+                    parent = parent_of(path)
+                    child.trigger(parent, EventType.NODE_CHILDREN_CHANGED, acl_of(parent))
 
     def add_persistent(self, path: str, watcher: Watcher, recursive: bool) -> None:
         """addWatch and setWatches2: the watch goes in both tables (a recursive one never

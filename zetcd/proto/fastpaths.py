@@ -14,7 +14,17 @@ import struct
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
-from .jute import DECODERS, ENCODERS, INT, NULL_LENGTH, Decoder, Encoder, Reader, constructor
+from .jute import (
+    DECODERS,
+    ENCODERS,
+    INT,
+    NULL_LENGTH,
+    Decoder,
+    Encoder,
+    Reader,
+    constructor,
+    decode_ustring,
+)
 from .records import (
     ACL,
     Create2Response,
@@ -74,7 +84,7 @@ def _write_ustring(out: bytearray, value: str | None) -> None:
     if value is None:
         out += NULL_LENGTH
     else:
-        raw = value.encode()
+        raw = value.encode("utf-8", "surrogatepass")
         out += _int_pack(len(raw))
         out += raw
 
@@ -124,7 +134,7 @@ def _path_watch(cls: type[R]) -> tuple[Callable[[Reader], R], Encoder]:
             (n,) = _int_unpack(buf, pos)
             end = pos + 4 + n
             if n >= 0 and end < len(buf):
-                path = buf[pos + 4 : end].decode("utf-8", "replace")  # as Java decodes
+                path = decode_ustring(buf[pos + 4 : end])
                 r.pos = end + 1
                 return make(path, buf[end] != 0)
         return generic(r)  # type: ignore[no-any-return]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+import re
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -155,13 +156,11 @@ class Reader:
         return self.buf[start:end]
 
     def read_ustring(self) -> str | None:
-        """Decoded as Java's ``new String(bytes, UTF_8)`` does: malformed bytes (including the
-        CESU-8 surrogates Java clients write for characters outside the BMP) become U+FFFD,
-        which ZooKeeper's path rules then reject; the request is not malformed."""
+        """Decoded as Java's ``new String(bytes, UTF_8)`` does (see :func:`decode_ustring`)."""
         start, end = self._length("ustring")
         if end < 0:
             return None
-        return self.buf[start:end].decode("utf-8", "replace")
+        return decode_ustring(self.buf[start:end])
 
     def read_vector(
         self, read_item: Callable[[Reader], T], min_item_size: int = 1
@@ -175,6 +174,52 @@ class Reader:
         if n * min_item_size > len(self.buf) - self.pos:
             raise ProtocolError(f"vector of {n} items cannot fit in {self.remaining()} bytes")
         return tuple([read_item(self) for _ in range(n)])
+
+
+# ---------------------------------------------------------------------------------------
+# Strings. A ustring field holds a Java string, UTF-16: a str decoded from the wire keeps every
+# character outside the BMP as its two surrogates, as ZooKeeper would. Encoding writes each
+# surrogate as its own 3-byte sequence (CESU-8), which is what jute's writer does with a Java
+# string; a str holding a character outside the BMP itself (written by a client program, not
+# decoded) is sent as 4-byte UTF-8, as the C client and kazoo send it.
+
+_ASTRAL: Final = re.compile("[\U00010000-\U0010ffff]")
+
+
+def _surrogate_pair(m: re.Match[str]) -> str:
+    c = ord(m.group()) - 0x10000
+    return chr(0xD800 | c >> 10) + chr(0xDC00 | c & 0x3FF)
+
+
+def java_string(s: str) -> str:
+    """The Java string ``s`` stands for: characters outside the BMP as surrogate pairs."""
+    return s if s.isascii() else _ASTRAL.sub(_surrogate_pair, s)
+
+
+def decode_ustring(raw: bytes) -> str:
+    """``new String(raw, UTF_8)``: malformed bytes (including the CESU-8 surrogates Java clients
+    write for characters outside the BMP) become U+FFFD, which ZooKeeper's path rules then
+    reject; a 4-byte sequence becomes a surrogate pair."""
+    s = raw.decode("utf-8", "replace")
+    return s if s.isascii() else _ASTRAL.sub(_surrogate_pair, s)
+
+
+_PAIR_OR_LONE: Final = re.compile("[\ud800-\udbff][\udc00-\udfff]|[\ud800-\udfff]")
+
+
+def _join_pair(m: re.Match[str]) -> str:
+    g = m.group()
+    if len(g) == 1:
+        return "?"
+    return chr(0x10000 + ((ord(g[0]) - 0xD800) << 10) + (ord(g[1]) - 0xDC00))
+
+
+def java_utf8(s: str) -> bytes:
+    """``s.getBytes(UTF_8)`` of a Java string (what ZooKeeper's text outputs write): a
+    surrogate pair as one 4-byte sequence, a lone surrogate as ``?``."""
+    if s.isascii():
+        return s.encode()
+    return _PAIR_OR_LONE.sub(_join_pair, s).encode("utf-8", "surrogatepass")
 
 
 # ---------------------------------------------------------------------------------------
@@ -205,7 +250,7 @@ def write_ustring(out: bytearray, value: str | None) -> None:
     if value is None:
         out += NULL_LENGTH
     else:
-        raw = value.encode()
+        raw = value.encode("utf-8", "surrogatepass")
         out += _pack_int(len(raw))
         out += raw
 

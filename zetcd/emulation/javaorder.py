@@ -1,0 +1,93 @@
+"""The iteration orders of the Java collections whose order ZooKeeper lets clients see.
+
+ZooKeeper returns a node's children in the order of a ``java.util.HashSet<String>`` and a
+connection's auth ids (whoAmI) in the order of a set backed by a ``ConcurrentHashMap<Id, _>``.
+Both orders follow from Java's hash codes and table sizes, reproduced here.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+
+_MASK32 = 0xFFFFFFFF
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def java_string_hash(s: str) -> int:
+    """Java's String.hashCode over UTF-16 code units (as an unsigned 32-bit value)."""
+    h = 0
+    b = s.encode("utf-16-be", "surrogatepass")
+    for i in range(0, len(b), 2):
+        h = (31 * h + (b[i] << 8 | b[i + 1])) & _MASK32
+    return h
+
+
+def java_hashset_order(names: dict[str, None], max_size: int) -> list[str]:
+    """The order in which ZooKeeper returns children: a java.util.HashSet<String>(8) iterated.
+
+    The table starts at 8 buckets and doubles whenever its size passes 3/4 of the table (it never
+    shrinks); a name's bucket is (h ^ (h >>> 16)) & (n - 1); within a bucket, insertion order.
+    """
+    n = 8
+    while max_size > n * 3 // 4:
+        n *= 2
+    mask = n - 1
+    keyed = []
+    for i, name in enumerate(names):
+        h = java_string_hash(name)
+        keyed.append((((h ^ (h >> 16)) & mask), i, name))
+    keyed.sort()
+    return [k[2] for k in keyed]
+
+
+def id_hash(scheme: str, ident: str) -> int:
+    """The jute-generated hashCode of ``data.Id(scheme, id)`` (unsigned 32-bit)."""
+    result = (37 * 17 + java_string_hash(scheme)) & _MASK32
+    return (37 * result + java_string_hash(ident)) & _MASK32
+
+
+def concurrent_set_order(ids: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The iteration order of ``Collections.newSetFromMap(new ConcurrentHashMap<>())`` after
+    adding ``ids`` in turn (duplicates are ignored, as the set does).
+
+    The table starts at 16 bins and doubles when the count reaches 3/4 of it. A new key goes to
+    the tail of bin ``spread(h) & (n - 1)`` with ``spread(h) = (h ^ (h >>> 16)) & 0x7fffffff``.
+    A resize splits each bin by the bit ``n`` of the spread hash: the longest tail of the bin
+    whose nodes share that bit keeps its order, and the nodes before it are prepended one by one
+    to their half (so they end up reversed, in front).
+    """
+    n = 16
+    bins: list[list[tuple[int, tuple[str, str]]]] = [[] for _ in range(n)]
+    seen: set[tuple[str, str]] = set()
+    for key in ids:
+        if key in seen:
+            continue
+        seen.add(key)
+        h = id_hash(*key)
+        h = (h ^ (h >> 16)) & 0x7FFFFFFF
+        bins[h & (n - 1)].append((h, key))
+        if len(seen) >= n - (n >> 2):
+            bins = _transfer(bins, n)
+            n *= 2
+    return [key for b in bins for _, key in b]
+
+
+def _transfer(
+    bins: list[list[tuple[int, tuple[str, str]]]], n: int
+) -> list[list[tuple[int, tuple[str, str]]]]:
+    out: list[list[tuple[int, tuple[str, str]]]] = [[] for _ in range(2 * n)]
+    for i, nodes in enumerate(bins):
+        if not nodes:
+            continue
+        last_run = len(nodes) - 1
+        while last_run > 0 and (nodes[last_run - 1][0] & n) == (nodes[-1][0] & n):
+            last_run -= 1
+        lo: list[tuple[int, tuple[str, str]]] = []
+        hi: list[tuple[int, tuple[str, str]]] = []
+        (hi if nodes[-1][0] & n else lo).extend(nodes[last_run:])
+        for node in nodes[:last_run]:
+            (hi if node[0] & n else lo).insert(0, node)
+        out[i] = lo
+        out[i + n] = hi
+    return out
