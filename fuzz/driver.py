@@ -626,6 +626,14 @@ class Driver:
         for st in live:
             closed = {side: st.conns[side] is None or st.conns[side].closed for side in SIDES}  # type: ignore[union-attr]
             if closed[CANDIDATE] != closed[ORACLE]:
+                # A server may close a connection a moment after its last reply: ZooKeeper
+                # sometimes answers the flush's ping after Unimplemented, then closes. Only a
+                # connection still open after CLOSE_WAIT counts as left open.
+                for side in SIDES:
+                    conn = st.conns[side]
+                    if not closed[side] and conn is not None:
+                        closed[side] = conn.wait_closed(CLOSE_WAIT)
+            if closed[CANDIDATE] != closed[ORACLE]:
                 res.add(self._closed_by_one(st, op_name(res.step.op), closed))
             elif all(closed.values()):  # e.g. after an unknown opcode: resume, as a client would
                 st.drop()

@@ -4,8 +4,10 @@ coverage, snippets, and the strategies' promise never to crash ZooKeeper."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+import struct
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -60,11 +62,16 @@ from fuzz.ops import (
 from fuzz.replay import snippet
 from oracle.diff import FieldDiff
 from oracle.records import WATCH_EXTRA, WATCH_MISSING, WATCH_ORDER, Divergence
-from zetcd.proto.codec import decode, encode
+from zetcd.proto.codec import (
+    decode,
+    decode_connect_request,
+    encode,
+    encode_connect_response,
+)
 from zetcd.proto.connection import ServerProtocol
 from zetcd.proto.constants import Err, EventType, OpCode
 from zetcd.proto.errors import ProtocolError
-from zetcd.proto.framing import NEED_DATA, frame
+from zetcd.proto.framing import NEED_DATA, FrameReader, frame
 from zetcd.proto.records import (
     ConnectRequest,
     ConnectResponse,
@@ -272,6 +279,82 @@ def test_client_outcome_closed(scripted: Any) -> None:
         conn.connect(CONNECT)
         assert conn.call(1, OpCode.GET_DATA, GetData("/a").request_body(full)).kind == CLOSED
         assert conn.call(2, OpCode.GET_DATA, GetData("/a").request_body(full)).kind == CLOSED
+
+
+class _LateCloser:
+    """A ZooKeeper-protocol server on loopback for the driver: a new session per connection (a
+    resume is refused), pings answered, anything else answered Unimplemented; then it closes the
+    connection, after answering ``pings`` more pings (never, with None)."""
+
+    def __init__(self, pings: int | None) -> None:
+        self.pings = pings
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                sock, _ = self.listener.accept()
+                threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
+    def _frames(self, sock: socket.socket) -> Iterator[bytes]:
+        reader = FrameReader(1 << 20)
+        while True:
+            while (body := reader.next_frame()) is None:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                reader.feed(data)
+            yield bytes(body)
+
+    def _serve(self, sock: socket.socket) -> None:
+        with sock, contextlib.suppress(OSError):
+            frames = self._frames(sock)
+            connect = decode_connect_request(next(frames))
+            sid = 0 if connect.sessionId else 1 + threading.get_ident() % 1000
+            response = ConnectResponse(0, connect.timeOut, sid, bytes(16), False)
+            sock.sendall(frame(encode_connect_response(response)))
+            closing, left = False, 0  # after Unimplemented: pings still to answer
+            for body in frames:
+                xid, opcode = struct.unpack(">ii", body[:8])
+                if opcode != OpCode.PING:
+                    sock.sendall(frame(encode(ReplyHeader(xid, 0, Err.UNIMPLEMENTED))))
+                    closing, left = self.pings is not None, self.pings or 0
+                else:
+                    sock.sendall(frame(encode(ReplyHeader(xid, 0, 0))))
+                    left -= 1
+                if closing and left <= 0:
+                    return
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_connection_closed_a_moment_late_is_not_left_open() -> None:
+    """ZooKeeper sometimes answers the ping that follows Unimplemented before it closes the
+    connection; a connection that stays open is still a divergence."""
+    prompt, late, never = _LateCloser(0), _LateCloser(1), _LateCloser(None)
+    drivers = [
+        Driver({CANDIDATE: prompt.address, ORACLE: other.address}, "/fz") for other in (late, never)
+    ]
+    try:
+        assert not drivers[0].run(Step(0, Open())).divergences
+        result = drivers[0].run(Step(0, Unknown(999)))
+        assert not result.divergences, result.divergences
+        assert [ex.op for ex in result.exchanges] == ["opcode999", "resume(auto)"]
+
+        assert not drivers[1].run(Step(0, Open())).divergences
+        result = drivers[1].run(Step(0, Unknown(999)))
+        assert [signature(d) for d in result.divergences] == [
+            "opcode999/lifecycle/the connection was closed by the candidate only"
+        ]
+    finally:
+        for driver in drivers:
+            driver.teardown()
+        for server in (prompt, late, never):
+            server.close()
 
 
 # --- comparison, signatures, coverage ------------------------------------------------------
