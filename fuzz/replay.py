@@ -133,7 +133,8 @@ def snippet(found: Found, replay_path: Path | None = None) -> str:
     names = sorted({type(s.op).__name__ for s in found.steps} | _nested(found.steps) | {"Step"})
     steps = "\n".join(f"    {s!r}," for s in found.steps)
     where = f" Replay file: {replay_path.name}." if replay_path is not None else ""
-    opcode = "from zetcd.proto.constants import OpCode\n" if "OpCode." in steps else ""
+    enums = [name for name in ("CreateMode", "OpCode") if f"{name}." in steps]
+    opcode = f"from zetcd.proto.constants import {', '.join(enums)}\n" if enums else ""
     return f'''"""zetcd-fuzz regression: {found.signature}.{where}"""
 
 from fuzz.ops import {", ".join(names)}

@@ -69,7 +69,7 @@ from zetcd.proto.codec import (
     encode_connect_response,
 )
 from zetcd.proto.connection import ServerProtocol
-from zetcd.proto.constants import Err, EventType, OpCode
+from zetcd.proto.constants import CreateMode, Err, EventType, OpCode
 from zetcd.proto.errors import ProtocolError
 from zetcd.proto.framing import NEED_DATA, FrameReader, frame
 from zetcd.proto.records import (
@@ -424,6 +424,7 @@ def test_a_snippet_is_a_pytest_module_that_holds_the_steps(tmp_path: Path) -> No
     steps = [
         Step(0, Open()),
         Step(0, Create("/a", opcode=OpCode.CREATE2)),
+        Step(0, Create("/e", flags=CreateMode.EPHEMERAL)),
         Step(0, Mangled(Multi((Delete("/a"),)), 1)),
     ]
     found = Found(
