@@ -1,7 +1,14 @@
-"""A campaign: hypothesis drives the state machine against both servers until the example or
-time budget runs out; every divergence is shrunk, replayed and written down.
+"""A campaign: the coverage tour, then hypothesis drives the state machine against both servers
+until the example or time budget runs out; every divergence is shrunk, replayed and written down.
 
-Theory of operation. A campaign runs in rounds. Each round is one hypothesis run of
+Theory of operation. A campaign starts with the coverage tour (:mod:`fuzz.tour`): a fixed
+example that sends every target opcode and provokes every error family, so that the coverage
+figures do not depend on what hypothesis generates in the time budget. It runs through the same
+driver and comparison as generated examples; a divergence in it is minimized, replayed and
+written down like one hypothesis found (the tour runs to its end all the same, and each further
+signature it shows is reported when it reproduces without the earlier divergence). Its coverage
+is kept apart from the generated examples' (:attr:`Campaign.tour_coverage`,
+:attr:`Campaign.coverage`). Then the campaign runs in rounds. Each round is one hypothesis run of
 :class:`~fuzz.machine.ZooKeeperMachine` (``report_multiple_bugs=False``): generation stops at
 the first divergence, hypothesis shrinks it (bounded by ``shrink_budget``) and replays the
 minimal sequence once more. The campaign takes that sequence, drops the opening of sessions
@@ -38,6 +45,7 @@ from fuzz.driver import Driver, StepResult
 from fuzz.machine import ZooKeeperMachine
 from fuzz.ops import Step
 from fuzz.sessions import Probe, ServerLost
+from fuzz.tour import TOUR
 from oracle.records import Divergence
 from oracle.sides import Side
 
@@ -56,6 +64,7 @@ class Config:
     request_timeout: float = 5.0
     max_rounds: int = 4
     minimize_budget: float = 60.0  # replaying the shrunk case without one step at a time
+    tour: bool = True  # run the coverage tour (fuzz/tour.py) before generating
 
 
 class DivergenceFound(AssertionError):
@@ -93,6 +102,7 @@ class Found:
     reproduced: bool
     replay: Path | None = None
     snippet: Path | None = None
+    source: str = "generated"  # or "tour": found by the coverage tour
 
 
 @dataclass
@@ -140,7 +150,8 @@ class Campaign:
         self.config = config
         self.addresses: dict[Side, str] = {CANDIDATE: config.zetcd, ORACLE: config.zookeeper}
         self.run_id = uuid.uuid4().hex[:8]
-        self.coverage = Coverage()
+        self.coverage = Coverage()  # the generated examples'
+        self.tour_coverage = Coverage()  # the coverage tour's
         self.found: list[Found] = []
         self.known: set[str] = set()
         self.known_hits = 0
@@ -206,9 +217,8 @@ class Campaign:
         self._results.append(result)
         if not self._failures:  # coverage counts generated examples, not shrinking runs
             self.coverage.record(result)
-            self.progress.steps = self.coverage.steps
-            self.progress.ops_covered = len(self.coverage.opcode_coverage()[0])
-        if self.on_progress is not None:
+            self._update_progress()
+        elif self.on_progress is not None:
             self.on_progress(self.progress)
         if result.divergences:
             sig = signature(result.divergences[0])
@@ -224,6 +234,58 @@ class Campaign:
             self._failures.append(Failure(sig, list(self._steps), list(self._results), _is_final()))
             raise DivergenceFound(f"{sig}: {result.divergences[0].detail}")
         return result
+
+    def _update_progress(self) -> None:
+        total = self.total_coverage()
+        self.progress.steps = total.steps
+        self.progress.ops_covered = len(total.opcode_coverage()[0])
+        if self.on_progress is not None:
+            self.on_progress(self.progress)
+
+    def total_coverage(self) -> Coverage:
+        """The tour's and the generated examples' coverage together."""
+        return self.tour_coverage + self.coverage
+
+    # --- the tour -----------------------------------------------------------------------
+
+    def _run_tour(self) -> None:
+        """Run the coverage tour as one example, every step of it; then conclude each
+        divergence it showed, in the order of their first steps."""
+        self.progress.phase = "tour"
+        driver = Driver(
+            self.addresses,
+            self._base("tour"),
+            probes=self.probes,
+            request_timeout=self.config.request_timeout,
+        )
+        results: list[StepResult] = []
+        try:
+            driver.setup()
+            try:
+                for step in TOUR:
+                    results.append(driver.run(step))
+                    self.tour_coverage.record(results[-1])
+                    self._update_progress()
+            finally:
+                driver.teardown()
+        except ServerLost as e:
+            raise CampaignAborted(str(e)) from e
+        firsts: dict[str, int] = {}
+        for i, result in enumerate(results):
+            for d in result.divergences:
+                firsts.setdefault(signature(d), i)
+        for sig, i in firsts.items():
+            failure = Failure(sig, list(TOUR[: i + 1]), results[: i + 1], final=True)
+            found = self._conclude([failure], source="tour")
+            if found is None:
+                self.notes.append(
+                    f"tour: step {i} diverged too ({sig}), after the tour's first divergence; "
+                    "it did not reproduce without it"
+                )
+                continue
+            self.found.append(found)
+            self.known.add(found.signature)
+            self.progress.divergences = len(self.found)
 
     # --- the campaign -------------------------------------------------------------------
 
@@ -250,6 +312,8 @@ class Campaign:
         c = self.config
         self._end = self._deadline + c.shrink_budget + c.minimize_budget
         try:
+            if self.config.tour:
+                self._run_tour()
             for round_ in range(self.config.max_rounds):
                 if (
                     time.monotonic() >= self._deadline
@@ -275,8 +339,12 @@ class Campaign:
                         raise
                 if not self._failures:
                     break
-                self.found.append(self._conclude())
-                self.known.add(self.found[-1].signature)
+                found = self._conclude(self._failures)
+                if found is None:  # cannot be: a failing example stops at its first divergence
+                    self.notes.append(f"round {self.rounds}: {self._failures[0].signature} lost")
+                    break
+                self.found.append(found)
+                self.known.add(found.signature)
                 self.progress.divergences = len(self.found)
         finally:
             for probe in self.probes.values():
@@ -284,11 +352,19 @@ class Campaign:
             self.duration = time.monotonic() - self.started
         return self
 
-    def _conclude(self) -> Found:
-        finals = [f for f in self._failures if f.final]
-        chosen = finals[-1] if finals else min(self._failures, key=lambda f: len(f.steps))
+    def _conclude(self, failures: list[Failure], *, source: str = "generated") -> Found | None:
+        """Minimize the chosen failure, replay it and write its case; None when the failure's
+        signature is not its first divergence and no smaller case makes it the first (a later
+        divergence of the tour that the earlier one brings about)."""
+        finals = [f for f in failures if f.final]
+        chosen = finals[-1] if finals else min(failures, key=lambda f: len(f.steps))
         self.progress.phase = "minimizing"
-        steps, results = self._minimize(chosen)
+        budget = self.config.minimize_budget
+        if source == "tour":  # no hypothesis shrinking before: it gets that budget too
+            budget += self.config.shrink_budget
+        steps, results, isolated = self._minimize(chosen, budget)
+        if not isolated:
+            return None
         self.progress.phase = "replaying"
         check = replay.run_steps(self.addresses, steps, base=self._base("replay"))
         reproduced = check.signature == chosen.signature
@@ -299,9 +375,10 @@ class Campaign:
             divergence=next(d for r in results for d in r.divergences),
             steps=steps,
             results=results,
-            steps_before_shrinking=len(self._failures[0].steps),
+            steps_before_shrinking=len(failures[0].steps),
             steps_after_hypothesis=len(chosen.steps),
             reproduced=reproduced,
+            source=source,
         )
         found.replay, found.snippet = replay.write_case(self.config.out, len(self.found) + 1, found)
         return found
@@ -310,18 +387,24 @@ class Campaign:
         self._examples += 1
         return f"/fz-{self.run_id}-{what}{self._examples}"
 
-    def _minimize(self, failure: Failure) -> tuple[list[Step], list[StepResult]]:
+    def _minimize(
+        self, failure: Failure, budget: float
+    ) -> tuple[list[Step], list[StepResult], bool]:
         """Finish what hypothesis started, on the concrete steps: drop runs of steps, halving
         their length down to one step at a time (the openings of sessions included, which
         hypothesis cannot drop: they come from an initialize rule), cut what follows the first
         divergence, and number the sessions left from 0, keeping each change that still
-        reproduces the same divergence."""
+        reproduces the same divergence: a run whose first divergence has the signature.
+        The flag says whether the steps returned are such a run (a failure of the tour may
+        start with another divergence)."""
         sig = failure.signature
         best, best_results = failure.steps, failure.results
-        deadline = min(time.monotonic() + self.config.minimize_budget, self._end)
+        firsts = [d for r in best_results for d in r.divergences][:1]
+        isolated = bool(firsts) and signature(firsts[0]) == sig
+        deadline = min(time.monotonic() + budget, self._end)
 
         def attempt(candidate: list[Step]) -> bool:
-            nonlocal best, best_results
+            nonlocal best, best_results, isolated
             if time.monotonic() > deadline:
                 return False
             run = replay.run_steps(self.addresses, candidate, base=self._base("min"))
@@ -329,6 +412,7 @@ class Campaign:
                 return False
             first = next(i for i, r in enumerate(run.results) if r.divergences)
             best, best_results = candidate[: first + 1], run.results[: first + 1]
+            isolated = True
             return True
 
         size = max(1, len(best) // 2)
@@ -349,7 +433,7 @@ class Campaign:
         renumbered = [Step(slots[s.session], s.op) for s in best]
         if renumbered != best:
             attempt(renumbered)
-        return best, best_results
+        return best, best_results, isolated
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -365,5 +449,8 @@ class Campaign:
             "known_divergence_hits": self.known_hits,
             "notes": self.notes,
             "divergences": len(self.found),
-            "coverage": self.coverage.to_json(),
+            "tour": self.config.tour,
+            "coverage": self.total_coverage().to_json(),
+            "coverage_tour": self.tour_coverage.to_json(),
+            "coverage_generated": self.coverage.to_json(),
         }

@@ -1,7 +1,7 @@
 """``zetcd-fuzz``: differential fuzz campaigns of zetcd against ZooKeeper 3.8, and replays.
 
     zetcd-fuzz run --zetcd HOST:PORT --zookeeper HOST:PORT [--examples N] [--max-steps K]
-                   [--seed S] [--time-budget SECONDS] [--out DIR]
+                   [--seed S] [--time-budget SECONDS] [--out DIR] [--no-tour]
     zetcd-fuzz run --spawn ...            start etcd, zetcd and ZooKeeper on loopback
     zetcd-fuzz replay FILE (--zetcd HOST:PORT --zookeeper HOST:PORT | --spawn)
 
@@ -112,6 +112,13 @@ def run(
             help=f"Put a proxy that plants a divergence in front of zetcd: {', '.join(RULES)}."
         ),
     ] = None,
+    tour: Annotated[
+        bool,
+        typer.Option(
+            "--tour/--no-tour",
+            help="Run the coverage tour (fuzz/tour.py) before generating examples.",
+        ),
+    ] = True,
 ) -> None:
     """Fuzz zetcd against ZooKeeper; exit 1 if anything diverged."""
     with _targets(zetcd, zookeeper, spawn, plant) as (candidate, oracle):
@@ -125,6 +132,7 @@ def run(
             shrink_budget=shrink_budget,
             out=out,
             expiry_odds=max(1, expiry_odds),
+            tour=tour,
         )
         columns = (
             TextColumn("{task.description:>10}"),
@@ -147,9 +155,10 @@ def run(
             campaign.progress.phase = "done"
             display(campaign.progress, force=True)
         paths = report.write(campaign)
-    hit, _ = campaign.coverage.opcode_coverage()
+    hit, _ = campaign.total_coverage().opcode_coverage()
+    tour_steps = f" (and the tour's {campaign.tour_coverage.steps})" if config.tour else ""
     console.print(
-        f"{campaign.coverage.examples} examples, {campaign.coverage.steps} steps, "
+        f"{campaign.coverage.examples} examples, {campaign.coverage.steps} steps{tour_steps}, "
         f"{len(hit)}/{len(TARGET_OPCODES)} opcodes in {campaign.duration:.0f} s: "
         f"{len(campaign.found)} divergence(s). Report: {paths['summary']}"
     )

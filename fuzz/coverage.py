@@ -4,7 +4,8 @@ oracle answered, grouped into families.
 The targets are explicit: :data:`TARGET_OPCODES` lists every opcode the machine can send (the
 client opcodes of ``zetcd.proto.opcodes.OPS`` except sasl, which needs a SASL-configured
 server), and :data:`ERROR_FAMILIES` every error code a fuzzed request can get from a
-standalone ZooKeeper 3.8, by family. The report shows each as hit or not.
+standalone ZooKeeper 3.8, by family. The report shows each as hit or not, by the coverage tour
+(:mod:`fuzz.tour`, which reaches all of them) and by the generated examples.
 """
 
 from __future__ import annotations
@@ -96,6 +97,19 @@ class Coverage:
         if isinstance(op, Multi):
             return [sub for sub in op.ops if isinstance(sub, Create)]
         return ()
+
+    def __add__(self, other: Coverage) -> Coverage:
+        """Both campaigns' figures together (the tour's and the generated examples')."""
+        return Coverage(
+            examples=self.examples + other.examples,
+            steps=self.steps + other.steps,
+            skipped=self.skipped + other.skipped,
+            ops=self.ops + other.ops,
+            opcodes=self.opcodes + other.opcodes,
+            modes=self.modes + other.modes,
+            errors=self.errors + other.errors,
+            exchanges=self.exchanges + other.exchanges,
+        )
 
     def merged_opcodes(self) -> Counter[str]:
         """Opcodes sent, plus what the driver sent on the machine's behalf (connects,

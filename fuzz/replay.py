@@ -110,6 +110,7 @@ def case_json(found: Found) -> dict[str, Any]:
         "steps_before_shrinking": found.steps_before_shrinking,
         "steps_after_hypothesis": found.steps_after_hypothesis,
         "reproduced": found.reproduced,
+        "source": found.source,
         "steps": [step_to_json(s) for s in found.steps],
         "answers": [_answers(r) for r in found.results],
         "divergence": to_dict(found.divergence),

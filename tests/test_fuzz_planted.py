@@ -2,8 +2,9 @@
 
 A second ZooKeeper 3.8 plays the candidate. Behind a proxy that breaks one rule (a child's
 setData fires its parent's child watch, fuzz/proxy.py), a campaign must find that rule, shrink
-it to a handful of steps, and ``zetcd-fuzz replay`` must reproduce it; without the proxy, the two
-ZooKeepers must never diverge (no false positives from the comparison).
+it to a handful of steps, and ``zetcd-fuzz replay`` must reproduce it; the coverage tour, which
+runs into the rule too, must report it the same way; without the proxy, the two ZooKeepers must
+never diverge (no false positives from the comparison).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from fuzz import report
 from fuzz.campaign import Campaign, Config
 from fuzz.ops import (
     Close,
@@ -33,6 +35,7 @@ from fuzz.ops import (
 )
 from fuzz.proxy import GETDATA_CVERSION, SETDATA_CHILD_WATCH, PlantedProxy
 from fuzz.replay import run_steps
+from fuzz.tour import TOUR
 from oracle.sides import Side
 from tests.servers import ZooKeeperServer
 from zetcd.proto.constants import CreateMode, EventType
@@ -71,6 +74,7 @@ def test_a_planted_divergence_is_found_shrunk_and_replayed(
             expiry_odds=1_000_000,
             max_rounds=1,
             out=tmp_path,
+            tour=False,  # the tour would find the rule first: this is about hypothesis
         )
         campaign = Campaign(config).run()
         about = json.dumps(campaign.summary(), indent=1)[:3000]
@@ -101,6 +105,48 @@ def test_a_planted_divergence_is_found_shrunk_and_replayed(
     assert "no divergence" in clean.stdout
 
 
+@pytest.mark.timeout(120)
+def test_a_divergence_in_the_tour_is_reported_like_any_other(
+    zookeeper: ZooKeeperServer, zookeeper2: ZooKeeperServer, tmp_path: Path
+) -> None:
+    """The tour sets a child watch and then changes a child's data, so it runs into the planted
+    rule: a campaign with no examples to generate reports it, minimized and replayable, and
+    still goes through the whole tour."""
+    with PlantedProxy(zookeeper2.address, SETDATA_CHILD_WATCH) as proxy:
+        config = Config(
+            zetcd=proxy.address,
+            zookeeper=zookeeper.address,
+            examples=0,
+            seed=1,
+            shrink_budget=10,
+            minimize_budget=30,
+            out=tmp_path,
+        )
+        campaign = Campaign(config).run()
+        paths = report.write(campaign)
+        assert campaign.tour_coverage.steps == len(TOUR)
+        assert campaign.coverage.examples == 0 and campaign.rounds == 0
+        assert [(f.signature, f.source) for f in campaign.found] == [
+            ("watch/watch.extra/NODE_CHILDREN_CHANGED", "tour")
+        ], campaign.notes
+        found = campaign.found[0]
+        assert found.reproduced, found.steps
+        assert found.steps_before_shrinking > len(found.steps)
+        assert len(found.steps) <= 7, found.steps
+        ops = [type(s.op) for s in found.steps]
+        assert ops[-1] is SetData and {Open, Create, GetChildren} <= set(ops)
+        assert found.replay is not None and found.snippet is not None
+        case = json.loads(found.replay.read_text())
+        assert case["source"] == "tour" and len(case["steps"]) == len(found.steps)
+        assert "Found by the coverage tour" in paths["summary"].read_text()
+        line = json.loads(paths["divergences"].read_text().splitlines()[0])
+        assert line["source"] == "tour" and line["signature"] == found.signature
+        replayed = run_steps(
+            {Side.CANDIDATE: proxy.address, Side.ORACLE: zookeeper.address}, found.steps
+        )
+        assert replayed.signature == found.signature
+
+
 @pytest.mark.timeout(240)
 def test_two_zookeepers_never_diverge(
     zookeeper: ZooKeeperServer, zookeeper2: ZooKeeperServer, tmp_path: Path
@@ -113,6 +159,7 @@ def test_two_zookeepers_never_diverge(
     summary = json.loads((out / "summary.json").read_text())
     assert summary["divergences"] == 0 and summary["found"] == []
     assert summary["coverage"]["examples"] == 30
+    assert summary["coverage_tour"]["steps"] > 0  # the tour ran, and agreed too
     assert (out / "divergences.jsonl").read_text() == ""
     assert "**no divergence**" in (out / "summary.md").read_text()
 

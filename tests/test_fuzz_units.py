@@ -18,8 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fuzz.ops as ops_module
+from fuzz import report
 from fuzz import strategies as fs
-from fuzz.campaign import Found
+from fuzz.campaign import Campaign, Config, Found
 from fuzz.client import CLOSED, REPLY, TIMEOUT, UNDECODABLE, Connection
 from fuzz.compare import CANDIDATE, ORACLE, compare_events, signature
 from fuzz.coverage import ERROR_FAMILIES, TARGET_OPCODES, Coverage
@@ -418,6 +419,28 @@ def test_coverage_counts_opcodes_modes_and_error_families() -> None:
     assert families["node existence"] == (["NO_NODE"], ["NODE_EXISTS"])
     assert set(families) == set(ERROR_FAMILIES)
     assert cov.to_json()["skipped"] == 1
+
+
+def test_tour_and_generated_coverage_are_kept_apart_and_added_up(tmp_path: Path) -> None:
+    campaign = Campaign(Config(zetcd="127.0.0.1:1", zookeeper="127.0.0.1:2", out=tmp_path))
+    campaign.tour_coverage.record(StepResult(Step(0, Delete("/a")), errors=[Err.NOT_EMPTY]))
+    campaign.coverage.examples = 1
+    campaign.coverage.record(StepResult(Step(0, Reconfig()), errors=[Err.RECONFIG_DISABLED]))
+    campaign.coverage.record(StepResult(Step(0, Delete("/b")), errors=[Err.NO_NODE]))
+    total = campaign.total_coverage()
+    assert (total.examples, total.steps) == (1, 3)
+    assert total.opcodes == {"delete": 2, "reconfig": 1}
+    assert total.family_coverage()["tree shape"] == (["NOT_EMPTY"], ["NO_CHILDREN_FOR_EPHEMERALS"])
+    assert campaign.coverage.family_coverage()["tree shape"][0] == []
+    summary = campaign.summary()
+    assert summary["coverage"]["steps"] == 3 and summary["coverage"]["examples"] == 1
+    assert summary["coverage_tour"]["errors"] == {"NOT_EMPTY": 1}
+    assert "NOT_EMPTY" not in summary["coverage_generated"]["errors"]
+    text = report.markdown(campaign)
+    assert "coverage tour (fuzz/tour.py): 1 steps, run first" in text
+    assert "| delete | 1 | 1 |" in text and "| reconfig | 0 | 1 |" in text
+    assert "| tree shape | NOT_EMPTY (1) | - | NO_CHILDREN_FOR_EPHEMERALS |" in text
+    assert "families exercised (tour 1, generated 2)" in text
 
 
 def test_a_snippet_is_a_pytest_module_that_holds_the_steps(tmp_path: Path) -> None:
