@@ -30,7 +30,6 @@ class Rule(enum.Enum):
     TIME = "time"  # zero-ness, tolerance, one time per transaction
     SESSION = "session"  # through the session mapping (oracle.sessionmap)
     PASSWORD = "password"  # length and all-zero-ness only
-    UNORDERED = "unordered"  # as a sorted multiset
 
 
 class ZxidKind(enum.Enum):
@@ -49,9 +48,6 @@ RULES: Mapping[str, Rule] = {
     "Stat.ephemeralOwner": Rule.SESSION,
     "ConnectResponse.sessionId": Rule.SESSION,
     "ConnectResponse.passwd": Rule.PASSWORD,
-    "GetChildrenResponse.children": Rule.UNORDERED,
-    "GetChildren2Response.children": Rule.UNORDERED,
-    "GetEphemeralsResponse.ephemerals": Rule.UNORDERED,
 }
 
 # A time belongs to the transaction named by the zxid beside it.
@@ -122,12 +118,6 @@ def _password(passwd: bytes | None) -> str | None:
     return f"{len(passwd)} bytes" + ("" if any(passwd) else ", all zero")
 
 
-def _unordered(items: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
-    if items is None:
-        return None
-    return tuple(sorted(items, key=lambda s: (s is None, s or "")))
-
-
 def _is_record(obj: object) -> bool:
     return dataclasses.is_dataclass(obj) and not isinstance(obj, type)
 
@@ -143,8 +133,6 @@ def _flatten(obj: object, path: str, out: Normalized) -> None:
             rule = RULES.get(key, Rule.EXACT)
             if rule is Rule.EXACT:
                 _flatten(v, sub, out)
-            elif rule is Rule.UNORDERED:
-                out[sub] = Value(rule, _unordered(v))
             elif rule is Rule.PASSWORD:
                 out[sub] = Value(rule, _password(v))
             elif rule is Rule.ZXID:

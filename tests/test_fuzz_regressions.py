@@ -6,6 +6,7 @@ from fuzz.ops import (
     AddWatch,
     Auth,
     Check,
+    Close,
     Create,
     Delete,
     Drop,
@@ -14,6 +15,7 @@ from fuzz.ops import (
     GetACL,
     GetChildren,
     GetData,
+    GetEphemerals,
     Multi,
     Open,
     Resume,
@@ -133,6 +135,25 @@ def test_characters_outside_the_bmp_everywhere_a_string_goes(
         Step(session=0, op=GetACL("/a/b")),
         Step(session=0, op=Multi(ops=(Create("/a/c"), Delete(f"/a/{e}")))),
     ]
+    _assert_same(zookeeper, zetcd, steps)
+
+
+def test_a_closed_session_deletes_its_ephemerals_in_zookeepers_order(
+    zookeeper: ZooKeeperServer, zetcd: ZetcdServer
+) -> None:
+    """getEphemerals lists, and closeSession deletes, a session's ephemerals in the iteration
+    order of a clone of the HashSet ZooKeeper keeps them in; a watcher sees the deletions so."""
+    names = ["e", "lock-", "zz", "a1", "b", "n-", "q9", "x"] * 2
+    steps = [OPEN, Step(session=1, op=Open(timeout=30000, read_only=False))]
+    steps += [Step(session=0, op=Create("/p")), Step(session=0, op=Create("/p/d"))]
+    for i, name in enumerate(names):
+        steps.append(
+            Step(session=0, op=Create(f"/p/{name}{i}", flags=1 | (2 if "-" in name else 0)))
+        )
+    steps += [Step(session=0, op=Delete("/p/b4")), Step(session=0, op=Delete("/p/x7"))]
+    steps += [Step(session=1, op=GetChildren("/p", True)), Step(session=1, op=AddWatch("/p", 1))]
+    steps += [Step(session=0, op=GetEphemerals("/")), Step(session=0, op=GetEphemerals("/p/n"))]
+    steps += [Step(session=0, op=Close()), Step(session=1, op=GetChildren("/p"))]
     _assert_same(zookeeper, zetcd, steps)
 
 

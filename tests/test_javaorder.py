@@ -7,18 +7,18 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from zetcd.emulation.javaorder import concurrent_set_order
+from zetcd.emulation.javaorder import concurrent_set_order, java_hashset_clone_order
 
 JUTE_JAR = Path("/usr/share/java/zookeeper-jute.jar")
-PROGRAM = Path(__file__).parent / "java" / "AuthSetOrder.java"
+JAVA_DIR = Path(__file__).parent / "java"
 
 
-def java_orders(cases: list[list[tuple[str, str]]]) -> list[list[tuple[str, str]]]:
+def run_java(program: str, stdin: str) -> list[list[str]]:
+    """Run tests/java/<program>.java on ``stdin``; its output as cases of lines."""
     java = shutil.which("java")
     assert java is not None and JUTE_JAR.exists(), "java and ZooKeeper's jute jar are needed"
-    stdin = "".join("".join(f"{s}\t{i}\n" for s, i in case) + "\n" for case in cases)
     out = subprocess.run(
-        [java, "-cp", str(JUTE_JAR), str(PROGRAM)],
+        [java, "-cp", str(JUTE_JAR), str(JAVA_DIR / f"{program}.java")],
         input=stdin,
         capture_output=True,
         text=True,
@@ -26,14 +26,19 @@ def java_orders(cases: list[list[tuple[str, str]]]) -> list[list[tuple[str, str]
         check=True,
         timeout=120,
     ).stdout
-    orders: list[list[tuple[str, str]]] = [[]]
+    cases: list[list[str]] = [[]]
     for line in out.splitlines():
         if line:
-            scheme, ident = line.split("\t", 1)
-            orders[-1].append((scheme, ident))
+            cases[-1].append(line)
         else:
-            orders.append([])
-    return orders[:-1]
+            cases.append([])
+    return cases[:-1]
+
+
+def java_orders(cases: list[list[tuple[str, str]]]) -> list[list[tuple[str, str]]]:
+    stdin = "".join("".join(f"{s}\t{i}\n" for s, i in case) + "\n" for case in cases)
+    out = run_java("AuthSetOrder", stdin)
+    return [[(line.split("\t", 1)[0], line.split("\t", 1)[1]) for line in case] for case in out]
 
 
 def test_auth_id_order_matches_a_java_concurrent_hash_set() -> None:
@@ -53,3 +58,28 @@ def test_auth_id_order_matches_a_java_concurrent_hash_set() -> None:
         [(rng.choice(schemes), ident()) for _ in range(rng.randint(1, 60))] for _ in range(60)
     ]
     assert java_orders(cases) == [concurrent_set_order(case) for case in cases]
+
+
+def test_ephemeral_order_matches_a_cloned_java_hash_set() -> None:
+    """A session's ephemerals come out of a clone of a HashSet that only ever grew."""
+    rng = random.Random(7)
+    cases: list[list[str]] = []
+    models: list[list[str]] = []
+    for _ in range(80):
+        ops: list[str] = []
+        held: dict[str, None] = {}
+        peak = 0
+        pool = [f"/app/n{i:03d}" for i in range(rng.randint(1, 70))] + ["/e", "/lock-0000000001"]
+        for _ in range(rng.randint(1, 90)):
+            name = rng.choice(pool)
+            if name in held and rng.random() < 0.4:
+                ops.append(f"-{name}")
+                del held[name]
+            elif name not in held:
+                ops.append(f"+{name}")
+                held[name] = None
+                peak = max(peak, len(held))
+        cases.append(ops)
+        models.append(java_hashset_clone_order(held, peak))
+    stdin = "".join("".join(f"{op}\n" for op in ops) + "\n" for ops in cases)
+    assert run_java("HashSetCloneOrder", stdin) == models

@@ -36,7 +36,7 @@ class ServerView:
     connections: Callable[[], Iterable[Any]] = lambda: ()
     zxid: Callable[[], int] = lambda: 0
     node_count: Callable[[], int] = lambda: 1
-    ephemerals: Callable[[], dict[int, set[str]]] = dict
+    ephemerals: Callable[[], dict[int, dict[str, None]]] = dict
     sessions: Callable[[], Iterable[int]] = lambda: ()
     data_watches: Callable[[], dict[Any, set[str]]] = dict  # watcher -> paths
     config: dict[str, Any] = field(default_factory=dict)

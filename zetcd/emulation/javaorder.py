@@ -1,8 +1,9 @@
 """The iteration orders of the Java collections whose order ZooKeeper lets clients see.
 
-ZooKeeper returns a node's children in the order of a ``java.util.HashSet<String>`` and a
-connection's auth ids (whoAmI) in the order of a set backed by a ``ConcurrentHashMap<Id, _>``.
-Both orders follow from Java's hash codes and table sizes, reproduced here.
+ZooKeeper returns a node's children in the order of a ``java.util.HashSet<String>``, a session's
+ephemerals (getEphemerals, and the order they are deleted in when it ends) in the order of a
+clone of one, and a connection's auth ids (whoAmI) in the order of a set backed by a
+``ConcurrentHashMap<Id, _>``. All follow from Java's hash codes and table sizes, reproduced here.
 """
 
 from __future__ import annotations
@@ -39,6 +40,37 @@ def java_hashset_order(names: dict[str, None], max_size: int) -> list[str]:
         keyed.append((((h ^ (h >> 16)) & mask), i, name))
     keyed.sort()
     return [k[2] for k in keyed]
+
+
+def _table_size_for(n: int) -> int:
+    cap = 1
+    while cap < n:
+        cap *= 2
+    return cap
+
+
+def java_hashset_clone_order(names: Iterable[str], peak: int) -> list[str]:
+    """The iteration order of ``new HashSet<String>()`` holding ``names`` (given in insertion
+    order), after it once held ``peak`` entries, then ``clone()``d: ZooKeeper's DataTree
+    getEphemerals, whose result closeSession deletes in order.
+
+    The set's table starts at 16 buckets and doubles when its size passes 3/4 of it. The clone
+    (Java 17's HashMap.putMapEntries) is pre-sized to tableSizeFor(size / 0.75 + 1) buckets and
+    filled in the set's iteration order, so a name's place is decided by its bucket in the clone,
+    then its bucket in the set, then insertion order.
+    """
+    listed = list(names)
+    original = 16
+    while peak > original * 3 // 4:
+        original *= 2
+    clone = _table_size_for(int(len(listed) / 0.75 + 1.0))
+    keyed = []
+    for i, name in enumerate(listed):
+        h = java_string_hash(name)
+        h ^= h >> 16
+        keyed.append((h & (clone - 1), h & (original - 1), i, name))
+    keyed.sort()
+    return [k[3] for k in keyed]
 
 
 def id_hash(scheme: str, ident: str) -> int:

@@ -348,7 +348,7 @@ def end_session(tree: Tree, session_id: int, closing: bool) -> Apply:
     """
 
     def apply(sc: Scratch) -> Builder:
-        for path in sorted(tree.ephemerals.get(session_id, ()), reverse=True):
+        for path in tree.ephemerals_in_java_order(session_id):  # ZooKeeper's deletion order
             st = sc.node(path)
             if st.exists:
                 sc.guard_data(st)

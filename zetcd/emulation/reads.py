@@ -198,10 +198,15 @@ def _add_watch(s: EtcdSession, req: Any) -> Result:
     return 0, ErrorResponse(0)
 
 
+_JAVA_TRIM = "".join(map(chr, range(33)))  # String.trim() strips every char <= ' '
+
+
 def _get_ephemerals(s: EtcdSession, req: Any) -> Result:
-    prefix = req.prefixPath or "/"
-    mine = s.mirror.tree.ephemerals.get(s.session_id, set())
-    found = sorted(mine) if prefix == "/" else sorted(p for p in mine if p.startswith(prefix))
+    prefix = req.prefixPath
+    mine = s.mirror.tree.ephemerals_in_java_order(s.session_id)
+    # StringUtils.isBlank(prefix) || "/".equals(prefix.trim()): all of them
+    everything = prefix is None or not prefix.strip() or prefix.strip(_JAVA_TRIM) == "/"
+    found = mine if everything else [p for p in mine if p.startswith(prefix)]
     return 0, GetEphemeralsResponse(tuple(found))
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from zetcd.emulation import layout as L
-from zetcd.emulation.javaorder import java_hashset_order
+from zetcd.emulation.javaorder import java_hashset_clone_order, java_hashset_order
 from zetcd.emulation.paths import name_of, parent_of
 from zetcd.proto.jute import constructor
 from zetcd.proto.records import ACL, Stat
@@ -206,7 +206,10 @@ class Tree:
         self.layout = layout
         self.nodes: dict[str, Node] = {}
         self.sessions: dict[int, SessionEntry] = {}
-        self.ephemerals: dict[int, set[str]] = {}
+        # by owner, in creation order (a dict as an ordered set), and the most each owner had
+        # at once: ZooKeeper's per-session HashSet never shrinks (javaorder.py)
+        self.ephemerals: dict[int, dict[str, None]] = {}
+        self.ephemeral_peak: dict[int, int] = {}
         self.extended: set[str] = set()  # container and TTL nodes, for the container manager
         self.revision = 0
 
@@ -225,6 +228,17 @@ class Tree:
                 rest.append(kv)
         for kv in rest:
             self._put(kv, None)
+        # children and ephemerals in creation order, as a zetcd that saw them created has them
+        # (what a table once held beyond its current size is not known after a restart)
+        nodes = self.nodes
+        for path, node in nodes.items():
+            if len(node.children) > 1:
+                prefix = path if path == "/" else path + "/"
+                node.children = dict.fromkeys(
+                    sorted(node.children, key=lambda name: nodes[prefix + name].czxid)
+                )
+        for owner, owned in self.ephemerals.items():
+            self.ephemerals[owner] = dict.fromkeys(sorted(owned, key=lambda p: nodes[p].czxid))
         self.revision = revision
 
     def apply(self, revision: int, events: Iterable[object]) -> Applied:
@@ -275,7 +289,7 @@ class Tree:
                     if parent is not None:
                         parent.add_child(name_of(name))
                 if L.is_session_owner(node.owner):
-                    self.ephemerals.setdefault(node.owner, set()).add(name)
+                    self._index(node.owner, name)
                 elif L.is_extended_owner(node.owner):
                     self.extended.add(name)
                 if out is not None:
@@ -286,7 +300,7 @@ class Tree:
                     self._unindex(node.owner, name)
                     self.extended.discard(name)
                     if L.is_session_owner(value.owner):
-                        self.ephemerals.setdefault(value.owner, set()).add(name)
+                        self._index(value.owner, name)
                     elif L.is_extended_owner(value.owner):
                         self.extended.add(name)
                 node.set_data(mod, value)
@@ -340,12 +354,27 @@ class Tree:
         out.changes.append((DELETED, path))
         out.touched.add(path)
 
+    def _index(self, owner: int, path: str) -> None:
+        owned = self.ephemerals.setdefault(owner, {})
+        owned[path] = None
+        if len(owned) > self.ephemeral_peak.get(owner, 0):
+            self.ephemeral_peak[owner] = len(owned)
+
     def _unindex(self, owner: int, path: str) -> None:
         owned = self.ephemerals.get(owner) if owner else None
         if owned is not None:
-            owned.discard(path)
+            owned.pop(path, None)
             if not owned:
                 del self.ephemerals[owner]
+                if owner not in self.sessions:
+                    self.ephemeral_peak.pop(owner, None)
+
+    def ephemerals_in_java_order(self, owner: int) -> list[str]:
+        """A session's ephemerals as ZooKeeper lists them (getEphemerals, closeSession)."""
+        owned = self.ephemerals.get(owner)
+        if not owned:
+            return []
+        return java_hashset_clone_order(owned, self.ephemeral_peak.get(owner, len(owned)))
 
     def _delete_other(self, kv: object, out: Applied) -> None:
         kind, name = self.layout.split(kv.key)  # type: ignore[attr-defined]
@@ -353,6 +382,8 @@ class Tree:
             sid = L.session_id_from_hex(name)
             if self.sessions.pop(sid, None) is not None:
                 out.sessions_ended.append(sid)
+            if sid not in self.ephemerals:
+                self.ephemeral_peak.pop(sid, None)
         elif kind == L.KIND_ADJUST:
             node = self.nodes.get(name)
             if node is not None:
