@@ -187,8 +187,9 @@ class Row:
 
     @property
     def verdict(self) -> str:
-        zk = self.zookeeper.outcome if self.zookeeper else "absent"
-        ze = self.zetcd.outcome if self.zetcd else "absent"
+        if self.zookeeper is None or self.zetcd is None:
+            return "not compared"  # --only: one server was not run
+        zk, ze = self.zookeeper.outcome, self.zetcd.outcome
         if zk == "passed" and ze != "passed":
             return "DIVERGENCE"
         if ze == "passed" and zk != "passed":
@@ -199,8 +200,10 @@ class Row:
 
 
 def compare(zookeeper: Mapping[str, Outcome], zetcd: Mapping[str, Outcome]) -> list[Row]:
+    """One row per test; with both runs, a test one of them did not collect is "absent"."""
     tests = sorted(set(zookeeper) | set(zetcd))
-    return [Row(t, zookeeper.get(t), zetcd.get(t)) for t in tests]
+    absent = Outcome("absent", "not collected") if zookeeper and zetcd else None
+    return [Row(t, zookeeper.get(t, absent), zetcd.get(t, absent)) for t in tests]
 
 
 def format_table(rows: Sequence[Row], *, markdown: bool = False) -> str:
@@ -270,7 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
 
     rows = compare(runs["zookeeper"], runs["zetcd"])
-    shown = [r for r in rows if r.verdict not in ("ok", "skipped")] if args.divergent_only else rows
+    quiet = ("ok", "skipped", "not compared")
+    shown = [r for r in rows if r.verdict not in quiet] if args.divergent_only else rows
     print(format_table(shown, markdown=args.markdown))
 
     status = 0
