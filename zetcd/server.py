@@ -222,7 +222,13 @@ class Connection:
                 continue
             header, answer, started = pending[0]
             try:
-                reply = answer if isinstance(answer, Reply) else await answer()
+                if isinstance(answer, Reply):
+                    reply = answer
+                else:
+                    # a backend's answer may have its reply ready without a task switch
+                    poll = getattr(answer, "poll", None)
+                    ready = poll() if poll is not None else None
+                    reply = ready if ready is not None else await answer()
             except DropConnection:
                 self.close()
                 return
