@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import trio
 
@@ -26,7 +25,7 @@ from zetcd.emulation import layout as L
 from zetcd.emulation.errors import OpError
 from zetcd.emulation.mirror import Mirror
 from zetcd.emulation.scratch import EtcdTxn, Scratch
-from zetcd.etcd import EtcdClient, compare_create, compare_mod, op_delete, op_put
+from zetcd.etcd import EtcdClient, encode_txn
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +48,18 @@ class Write:
     error: BaseException | None = None
 
 
-def to_pb(txn: EtcdTxn) -> tuple[list[Any], list[Any]]:
+def encode(txn: EtcdTxn) -> bytes:
+    """The serialized etcd TxnRequest."""
     # an unchanged mod revision implies the same incarnation of the key, so a create-revision
     # compare on a key whose mod revision is compared too is redundant
     pinned = {k for (k, target) in txn.compares if target == "mod"}
     compares = [
-        compare_mod(k, "=", v) if target == "mod" else compare_create(k, "=", v)
+        (k, target, v)
         for (k, target), v in txn.compares.items()
         if target == "mod" or k not in pinned
     ]
-    ops = [op_put(k, v, lease) if kind == "put" else op_delete(k) for kind, k, v, lease in txn.ops]
-    return compares, ops
+    ops = [(k, v if kind == "put" else None, lease) for kind, k, v, lease in txn.ops]
+    return encode_txn(compares, ops)
 
 
 class Batcher:
@@ -162,8 +162,7 @@ class Batcher:
         mirror = self.mirror
         while True:
             txn, planned = self.plan(batch)
-            compares, ops = to_pb(txn)
-            resp = await self.client.txn(compares, ops, [])
+            resp = await self.client.txn_encoded(encode(txn))
             revision = resp.header.revision
             if self.on_mirror_lag is None or mirror.revision >= revision:
                 await mirror.wait_for(revision)
