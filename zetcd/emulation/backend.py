@@ -336,11 +336,11 @@ class _QueuedWrite:
         self.w = w
 
     def poll(self) -> Reply | None:
-        return self._reply() if self.w.done.is_set() else None
+        return self._reply() if self.w.finished else None
 
     async def __call__(self) -> Reply:
         try:
-            await self.w.done.wait()
+            await self.w.wait()
         except BaseException:
             self._settle()
             raise

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import trio
 
@@ -39,13 +38,32 @@ PER_WRITE = 16  # compares or operations one more write may add (a create: two n
 MAX_TXN_BYTES = 1536 * 1024 - 1100 * 1024
 
 
-@dataclass(eq=False)
 class Write:
-    apply: Apply
-    exclusive: bool = False
-    done: trio.Event = field(default_factory=trio.Event)
-    result: tuple[int, int, object] | None = None  # (zxid, err, response)
-    error: BaseException | None = None
+    """One queued write. Its Event is made only if someone waits before it is finished (most
+    replies of a batch are taken once the batch is done, without waiting)."""
+
+    __slots__ = ("_event", "apply", "error", "exclusive", "finished", "result")
+
+    def __init__(self, apply: Apply, exclusive: bool = False) -> None:
+        self.apply = apply
+        self.exclusive = exclusive
+        self.finished = False
+        self.result: tuple[int, int, object] | None = None  # (zxid, err, response)
+        self.error: BaseException | None = None
+        self._event: trio.Event | None = None
+
+    def finish(self) -> None:
+        self.finished = True
+        if self._event is not None:
+            self._event.set()
+
+    async def wait(self) -> None:
+        if self.finished:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._event is None:
+            self._event = trio.Event()
+        await self._event.wait()
 
 
 def encode(txn: EtcdTxn) -> bytes:
@@ -89,7 +107,7 @@ class Batcher:
     @staticmethod
     async def outcome(w: Write) -> tuple[int, int, object]:
         """(zxid, err, response) once the write is committed and mirrored."""
-        await w.done.wait()
+        await w.wait()
         if w.error is not None:
             raise w.error
         assert w.result is not None
@@ -123,7 +141,7 @@ class Batcher:
                     log.debug("a batch of %d writes failed: %r", len(batch), e)
                 for w in batch:
                     w.error = e
-                    w.done.set()
+                    w.finish()
 
     def plan(self, batch: list[Write]) -> tuple[EtcdTxn, list[tuple[int, Builder | None]]]:
         """Apply the writes in order to one scratch; compile one transaction.
@@ -177,4 +195,4 @@ class Batcher:
         base = L.zxid(revision)
         for i, (w, (err, build)) in enumerate(zip(batch, planned, strict=True)):
             w.result = (base | i, err, build(base) if build is not None else None)
-            w.done.set()
+            w.finish()
