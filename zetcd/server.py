@@ -58,11 +58,12 @@ class Connection:
         self.proto = ServerProtocol(config.max_packet)
         self.out = bytearray()
         self.wake = trio.Event()
-        # The reader sends what its requests produced itself, in one send() and without waking
-        # the writer, when the writer is idle (see _flush); the writer sends everything else.
+        # The reader and the emitter send what they queued themselves, in one send() and without
+        # waking the writer, when the writer is idle (see _flush); the writer sends the rest.
         # The plain socket is trio's own (a trio socket without one: always the writer).
         self._sock: socket.socket | None = getattr(stream.socket, "_sock", None)
-        self.reading = False  # the reader is between a receive and its next await
+        # the reader or the emitter is in a stretch without awaits that ends with _flush()
+        self.holding = False
         self.sending = False  # the writer is in send_all
         self.closing = False
         self.session: Session | None = None
@@ -85,7 +86,7 @@ class Connection:
     def _queue(self, data: bytes) -> None:
         if not self.closing:
             self.out += data
-            if not self.reading:
+            if not self.holding:
                 self.wake.set()
 
     def notify(self, event_type: int, path: str) -> None:
@@ -102,7 +103,7 @@ class Connection:
     def send_reply(self, reply: Reply) -> None:
         if not self.closing:
             frame_reply_into(self.out, reply.xid, reply.zxid, reply.err, reply.body)
-            if not self.reading:
+            if not self.holding:
                 self.wake.set()
         if reply.close:
             self.close()
@@ -155,9 +156,9 @@ class Connection:
             scope.cancel()
 
     def _flush(self) -> None:
-        """End of the reader's synchronous stretch: send what is queued now if the writer is
-        idle (one send(), no task switch); what does not go at once is left to the writer."""
-        self.reading = False
+        """End of a stretch of the reader or the emitter: send what is queued now if the writer
+        is idle (one send(), no task switch); what does not go at once is left to the writer."""
+        self.holding = False
         out = self.out
         if not out:
             return
@@ -212,7 +213,7 @@ class Connection:
             if not data:
                 return
             proto.receive_data(data)
-            self.reading = True
+            self.holding = True
             while not self.closing:
                 try:
                     ev = proto.next_event()
@@ -284,30 +285,38 @@ class Connection:
     async def emitter(self) -> None:
         """Send the replies of deferred requests, strictly in request order."""
         pending = self.pending
-        while True:
-            if not pending:
-                self.pending_wake = trio.Event()
-                await self.pending_wake.wait()
-                continue
-            header, answer, started = pending[0]
-            try:
-                if isinstance(answer, Reply):
-                    reply = answer
-                else:
-                    # a backend's answer may have its reply ready without a task switch
-                    poll = getattr(answer, "poll", None)
-                    ready = poll() if poll is not None else None
-                    reply = ready if ready is not None else await answer()
-            except DropConnection:
-                self.close()
-                return
-            pending.popleft()
-            if len(pending) < MAX_PENDING // 2:
-                self.drained.set()
-            self._account(header.xid, header.type, reply, started)
-            self.send_reply(reply)
-            if reply.close:
-                return
+        try:
+            while True:
+                if not pending:
+                    self._flush()
+                    self.pending_wake = trio.Event()
+                    await self.pending_wake.wait()
+                    continue
+                header, answer, started = pending[0]
+                try:
+                    if isinstance(answer, Reply):
+                        reply = answer
+                    else:
+                        # a backend's answer may have its reply ready without a task switch
+                        poll = getattr(answer, "poll", None)
+                        ready = poll() if poll is not None else None
+                        if ready is None:
+                            self._flush()
+                            ready = await answer()
+                        reply = ready
+                except DropConnection:
+                    self.close()
+                    return
+                pending.popleft()
+                if len(pending) < MAX_PENDING // 2:
+                    self.drained.set()
+                self._account(header.xid, header.type, reply, started)
+                self.holding = True  # the replies ready now leave together, at the next await
+                self.send_reply(reply)
+                if reply.close:
+                    return
+        finally:
+            self._flush()
 
     def _account(self, xid: int, opcode: int, reply: Reply, started: float) -> None:
         now = time.perf_counter()
