@@ -16,6 +16,9 @@ from typing import Any
 import grpc
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pyetcd.etcdrpc import rpc_pb2
 
 from zetcd.etcd import (
     CompactedError,
@@ -27,6 +30,7 @@ from zetcd.etcd import (
     compare_mod,
     compare_value,
     compare_version,
+    encode_txn,
     op_delete,
     op_put,
     op_range,
@@ -216,6 +220,38 @@ def test_builders() -> None:
     assert op_put(b"k", b"v", lease=7).request_put.lease == 7
     assert op_delete(b"a", b"b").request_delete_range.range_end == b"b"
     assert op_range(b"a").request_range.key == b"a"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.binary(max_size=200),
+            st.sampled_from(["mod", "create"]),
+            st.integers(min_value=0, max_value=(1 << 63) - 1),
+        ),
+        max_size=8,
+    ),
+    st.lists(
+        st.tuples(
+            st.binary(max_size=300),
+            st.one_of(st.none(), st.binary(max_size=300)),
+            st.integers(min_value=-(1 << 63), max_value=(1 << 63) - 1),
+        ),
+        max_size=8,
+    ),
+)
+def test_encode_txn_is_protobufs_serialization(
+    compares: list[tuple[bytes, str, int]], ops: list[tuple[bytes, bytes | None, int]]
+) -> None:
+    expected = rpc_pb2.TxnRequest(
+        compare=[
+            compare_mod(k, "=", r) if t == "mod" else compare_create(k, "=", r)
+            for k, t, r in compares
+        ],
+        success=[op_delete(k) if v is None else op_put(k, v, lease) for k, v, lease in ops],
+    ).SerializeToString()
+    assert encode_txn(compares, ops) == expected
 
 
 def test_parse_endpoints() -> None:

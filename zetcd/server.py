@@ -9,6 +9,7 @@ place: whatever the backend queued first leaves first. Bad input costs only its 
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -31,6 +32,7 @@ from zetcd.stats import ConnStats, ServerStats
 log = logging.getLogger(__name__)
 
 RECV_SIZE = 256 * 1024
+_NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
 MAX_PENDING = 1024  # requests a connection may have outstanding before reading pauses
 
 
@@ -56,6 +58,13 @@ class Connection:
         self.proto = ServerProtocol(config.max_packet)
         self.out = bytearray()
         self.wake = trio.Event()
+        # The reader and the emitter send what they queued themselves, in one send() and without
+        # waking the writer, when the writer is idle (see _flush); the writer sends the rest.
+        # The plain socket is trio's own (a trio socket without one: always the writer).
+        self._sock: socket.socket | None = getattr(stream.socket, "_sock", None)
+        # the reader or the emitter is in a stretch without awaits that ends with _flush()
+        self.holding = False
+        self.sending = False  # the writer is in send_all
         self.closing = False
         self.session: Session | None = None
         self.stats = ConnStats()
@@ -77,7 +86,8 @@ class Connection:
     def _queue(self, data: bytes) -> None:
         if not self.closing:
             self.out += data
-            self.wake.set()
+            if not self.holding:
+                self.wake.set()
 
     def notify(self, event_type: int, path: str) -> None:
         self.stats.sent += 1
@@ -93,7 +103,8 @@ class Connection:
     def send_reply(self, reply: Reply) -> None:
         if not self.closing:
             frame_reply_into(self.out, reply.xid, reply.zxid, reply.err, reply.body)
-            self.wake.set()
+            if not self.holding:
+                self.wake.set()
         if reply.close:
             self.close()
 
@@ -105,7 +116,11 @@ class Connection:
             self.wake = trio.Event()
             if self.out:
                 data, self.out = self.out, bytearray()
-                await stream.send_all(data)
+                self.sending = True
+                try:
+                    await stream.send_all(data)
+                finally:
+                    self.sending = False
             if self.closing and not self.out:
                 return
 
@@ -140,13 +155,65 @@ class Connection:
         finally:
             scope.cancel()
 
+    def _flush(self) -> None:
+        """End of a stretch of the reader or the emitter: send what is queued now if the writer
+        is idle (one send(), no task switch); what does not go at once is left to the writer."""
+        self.holding = False
+        out = self.out
+        if not out:
+            return
+        sock = self._sock
+        if sock is None or self.sending:
+            self.wake.set()
+            return
+        try:
+            sent = sock.send(out, _NOSIGNAL)
+        except BlockingIOError:
+            sent = 0
+        except OSError:  # the writer meets the error and ends the connection
+            self.wake.set()
+            return
+        if sent == len(out):
+            out.clear()
+        else:
+            del out[:sent]
+            self.wake.set()
+
+    async def _receive(self) -> bytes:
+        """receive_some, without a scheduling round when the data is there after waiting."""
+        sock = self._sock
+        if sock is None:
+            return await self.stream.receive_some(RECV_SIZE)
+        try:
+            data = sock.recv(RECV_SIZE)
+        except BlockingIOError:
+            pass
+        else:
+            # data was waiting already: yield once, as trio's receive_some does, so that a
+            # busy connection cannot starve the others
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return data
+        while True:
+            await trio.lowlevel.wait_readable(sock)
+            try:
+                return sock.recv(RECV_SIZE)
+            except BlockingIOError:
+                continue
+
     async def _read(self) -> None:
+        try:
+            await self._read_requests()
+        finally:
+            self._flush()
+
+    async def _read_requests(self) -> None:
         proto = self.proto
         while not self.closing:
-            data = await self.stream.receive_some(RECV_SIZE)
+            data = await self._receive()
             if not data:
                 return
             proto.receive_data(data)
+            self.holding = True
             while not self.closing:
                 try:
                     ev = proto.next_event()
@@ -172,6 +239,7 @@ class Connection:
                         return
                     await self._request(ev.header, ev.body)
                 elif isinstance(ev, Connect):
+                    self._flush()
                     await self._connect(ev)
                 elif isinstance(ev, FourLetterWord):
                     words = self.config.four_letter_words
@@ -181,6 +249,7 @@ class Connection:
                     if answer is not None:
                         self._queue(answer)
                     return
+            self._flush()
 
     async def _request(self, header: RequestHeader, body: object | None) -> None:
         """Start serving one request. A backend session with ``begin`` answers what it can at
@@ -200,6 +269,7 @@ class Connection:
                 return
             self._defer(header, answer, started)
         if len(self.pending) >= MAX_PENDING:
+            self._flush()
             self.drained = trio.Event()
             await self.drained.wait()
 
@@ -215,24 +285,38 @@ class Connection:
     async def emitter(self) -> None:
         """Send the replies of deferred requests, strictly in request order."""
         pending = self.pending
-        while True:
-            if not pending:
-                self.pending_wake = trio.Event()
-                await self.pending_wake.wait()
-                continue
-            header, answer, started = pending[0]
-            try:
-                reply = answer if isinstance(answer, Reply) else await answer()
-            except DropConnection:
-                self.close()
-                return
-            pending.popleft()
-            if len(pending) < MAX_PENDING // 2:
-                self.drained.set()
-            self._account(header.xid, header.type, reply, started)
-            self.send_reply(reply)
-            if reply.close:
-                return
+        try:
+            while True:
+                if not pending:
+                    self._flush()
+                    self.pending_wake = trio.Event()
+                    await self.pending_wake.wait()
+                    continue
+                header, answer, started = pending[0]
+                try:
+                    if isinstance(answer, Reply):
+                        reply = answer
+                    else:
+                        # a backend's answer may have its reply ready without a task switch
+                        poll = getattr(answer, "poll", None)
+                        ready = poll() if poll is not None else None
+                        if ready is None:
+                            self._flush()
+                            ready = await answer()
+                        reply = ready
+                except DropConnection:
+                    self.close()
+                    return
+                pending.popleft()
+                if len(pending) < MAX_PENDING // 2:
+                    self.drained.set()
+                self._account(header.xid, header.type, reply, started)
+                self.holding = True  # the replies ready now leave together, at the next await
+                self.send_reply(reply)
+                if reply.close:
+                    return
+        finally:
+            self._flush()
 
     def _account(self, xid: int, opcode: int, reply: Reply, started: float) -> None:
         now = time.perf_counter()

@@ -246,7 +246,8 @@ class EtcdSession:
             else:
                 w = self.backend.batcher.enqueue(plans.write(self.ctx(), op, body))
             self.queued_writes += 1
-            return self._later(self._write_reply(header.xid, w), queued=True)
+            self.deferred += 1
+            return _QueuedWrite(self, header.xid, w)
         return self._later(self.handle(header, body), queued=False)
 
     def _later(self, work: Awaitable[Reply], queued: bool) -> Callable[[], Awaitable[Reply]]:
@@ -262,13 +263,6 @@ class EtcdSession:
                     self.queued_writes -= 1
 
         return finish
-
-    async def _write_reply(self, xid: int, w: Write) -> Reply:
-        try:
-            zxid, err, resp = await Batcher.outcome(w)
-        except EtcdUnavailable:
-            raise DropConnection() from None
-        return Reply(xid, zxid, err, resp if err == 0 else None)
 
     async def handle(self, header: RequestHeader, body: object | None) -> Reply:
         op = header.type
@@ -321,6 +315,46 @@ def _reads_in_multi(body: Any) -> bool:
     """A multi (14) of read ops decodes (a mixed one does not), but ZooKeeper 3.8 still fails
     it as a MarshallingError, spending a zxid, like a request it cannot deserialize."""
     return any(op.type in MULTI_READ_OPS for op in body.ops)
+
+
+class _QueuedWrite:
+    """The reply of a write queued to the batcher by ``begin``. The server awaits it, or takes
+    it from ``poll`` without a task switch once the write's transaction is mirrored (a batch's
+    replies then leave together)."""
+
+    __slots__ = ("session", "w", "xid")
+
+    def __init__(self, session: EtcdSession, xid: int, w: Write) -> None:
+        self.session = session
+        self.xid = xid
+        self.w = w
+
+    def poll(self) -> Reply | None:
+        return self._reply() if self.w.finished else None
+
+    async def __call__(self) -> Reply:
+        try:
+            await self.w.wait()
+        except BaseException:
+            self._settle()
+            raise
+        return self._reply()
+
+    def _settle(self) -> None:
+        s = self.session
+        s.deferred -= 1
+        s.queued_writes -= 1
+
+    def _reply(self) -> Reply:
+        self._settle()
+        w = self.w
+        if w.error is not None:
+            if isinstance(w.error, EtcdUnavailable):
+                raise DropConnection() from None
+            raise w.error
+        assert w.result is not None
+        zxid, err, resp = w.result
+        return Reply(self.xid, zxid, err, resp if err == 0 else None)
 
 
 def _sync_response(body: Any) -> SyncResponse:

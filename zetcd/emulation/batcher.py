@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import trio
 
@@ -26,7 +24,7 @@ from zetcd.emulation import layout as L
 from zetcd.emulation.errors import OpError
 from zetcd.emulation.mirror import Mirror
 from zetcd.emulation.scratch import EtcdTxn, Scratch
-from zetcd.etcd import EtcdClient, compare_create, compare_mod, op_delete, op_put
+from zetcd.etcd import EtcdClient, encode_txn
 
 log = logging.getLogger(__name__)
 
@@ -40,26 +38,46 @@ PER_WRITE = 16  # compares or operations one more write may add (a create: two n
 MAX_TXN_BYTES = 1536 * 1024 - 1100 * 1024
 
 
-@dataclass(eq=False)
 class Write:
-    apply: Apply
-    exclusive: bool = False
-    done: trio.Event = field(default_factory=trio.Event)
-    result: tuple[int, int, object] | None = None  # (zxid, err, response)
-    error: BaseException | None = None
+    """One queued write. Its Event is made only if someone waits before it is finished (most
+    replies of a batch are taken once the batch is done, without waiting)."""
+
+    __slots__ = ("_event", "apply", "error", "exclusive", "finished", "result")
+
+    def __init__(self, apply: Apply, exclusive: bool = False) -> None:
+        self.apply = apply
+        self.exclusive = exclusive
+        self.finished = False
+        self.result: tuple[int, int, object] | None = None  # (zxid, err, response)
+        self.error: BaseException | None = None
+        self._event: trio.Event | None = None
+
+    def finish(self) -> None:
+        self.finished = True
+        if self._event is not None:
+            self._event.set()
+
+    async def wait(self) -> None:
+        if self.finished:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._event is None:
+            self._event = trio.Event()
+        await self._event.wait()
 
 
-def to_pb(txn: EtcdTxn) -> tuple[list[Any], list[Any]]:
+def encode(txn: EtcdTxn) -> bytes:
+    """The serialized etcd TxnRequest."""
     # an unchanged mod revision implies the same incarnation of the key, so a create-revision
     # compare on a key whose mod revision is compared too is redundant
     pinned = {k for (k, target) in txn.compares if target == "mod"}
     compares = [
-        compare_mod(k, "=", v) if target == "mod" else compare_create(k, "=", v)
+        (k, target, v)
         for (k, target), v in txn.compares.items()
         if target == "mod" or k not in pinned
     ]
-    ops = [op_put(k, v, lease) if kind == "put" else op_delete(k) for kind, k, v, lease in txn.ops]
-    return compares, ops
+    ops = [(k, v if kind == "put" else None, lease) for kind, k, v, lease in txn.ops]
+    return encode_txn(compares, ops)
 
 
 class Batcher:
@@ -89,7 +107,7 @@ class Batcher:
     @staticmethod
     async def outcome(w: Write) -> tuple[int, int, object]:
         """(zxid, err, response) once the write is committed and mirrored."""
-        await w.done.wait()
+        await w.wait()
         if w.error is not None:
             raise w.error
         assert w.result is not None
@@ -123,7 +141,7 @@ class Batcher:
                     log.debug("a batch of %d writes failed: %r", len(batch), e)
                 for w in batch:
                     w.error = e
-                    w.done.set()
+                    w.finish()
 
     def plan(self, batch: list[Write]) -> tuple[EtcdTxn, list[tuple[int, Builder | None]]]:
         """Apply the writes in order to one scratch; compile one transaction.
@@ -162,8 +180,7 @@ class Batcher:
         mirror = self.mirror
         while True:
             txn, planned = self.plan(batch)
-            compares, ops = to_pb(txn)
-            resp = await self.client.txn(compares, ops, [])
+            resp = await self.client.txn_encoded(encode(txn))
             revision = resp.header.revision
             if self.on_mirror_lag is None or mirror.revision >= revision:
                 await mirror.wait_for(revision)
@@ -178,4 +195,4 @@ class Batcher:
         base = L.zxid(revision)
         for i, (w, (err, build)) in enumerate(zip(batch, planned, strict=True)):
             w.result = (base | i, err, build(base) if build is not None else None)
-            w.done.set()
+            w.finish()

@@ -88,7 +88,7 @@ _LONG = struct.Struct(">q")
 _ACL_HEAD = struct.Struct(">iH")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per write and per mirrored data change: frozen __init__ is slower
 class DataValue:
     version: int
     czxid_mode: int

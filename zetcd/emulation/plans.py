@@ -32,6 +32,10 @@ from zetcd.proto.records import (
 CONTAINER_OWNER = L.CONTAINER_OWNER
 TTL_OWNER_BASE = L.TTL_OWNER_BASE
 MAX_TTL = (1 << 40) - 1  # EphemeralType.TTL.maxValue()
+# plain ints: int & IntFlag goes through the enum's Python-level __rand__
+READ, WRITE, CREATE, DELETE, ADMIN = (
+    int(p) for p in (Perm.READ, Perm.WRITE, Perm.CREATE, Perm.DELETE, Perm.ADMIN)
+)
 
 Builder = Callable[[int], object]  # the commit's base zxid -> response record (or None)
 Apply = Callable[[Scratch], Builder]
@@ -104,7 +108,7 @@ def _create(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
     if not parent.exists:
         raise OpError(Err.NO_NODE)
     sc.guard_acl(parent)
-    acls.check(parent.acl, Perm.CREATE, ctx.auth)
+    acls.check(parent.acl, CREATE, ctx.auth)
     if mode in SEQUENTIAL_MODES:
         sc.guard_children(parent)
         path = f"{path}{parent.stored_cversion:010d}"
@@ -144,7 +148,7 @@ def _delete(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
     if not parent.exists:
         raise OpError(Err.NO_NODE)
     sc.guard_acl(parent)
-    acls.check(parent.acl, Perm.DELETE, ctx.auth)
+    acls.check(parent.acl, DELETE, ctx.auth)
     st = sc.node(path)
     if not st.exists:
         raise OpError(Err.NO_NODE)
@@ -172,7 +176,7 @@ def _existing(sc: Scratch, ctx: Ctx, path: str | None, perm: int) -> NodeState:
 
 
 def _set_data(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
-    st = _existing(sc, ctx, req.path, Perm.WRITE)  # type: ignore[attr-defined]
+    st = _existing(sc, ctx, req.path, WRITE)  # type: ignore[attr-defined]
     sc.guard_data(st)
     _check_version(st.version, req.version)  # type: ignore[attr-defined]
     sc.guard_children(st)  # the reply's Stat carries cversion/numChildren/pzxid
@@ -186,7 +190,7 @@ def _set_acl(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
     if not is_valid_path(path):
         raise OpError(Err.BAD_ARGUMENTS)
     acl = acls.fixup(req.acl, ctx.auth)  # type: ignore[attr-defined]
-    st = _existing(sc, ctx, path, Perm.ADMIN)
+    st = _existing(sc, ctx, path, ADMIN)
     _check_version(st.aversion, req.version)  # type: ignore[attr-defined]
     sc.guard_data(st)
     sc.guard_children(st)
@@ -196,7 +200,7 @@ def _set_acl(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
 
 
 def _check(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
-    st = _existing(sc, ctx, req.path, Perm.READ)  # type: ignore[attr-defined]
+    st = _existing(sc, ctx, req.path, READ)  # type: ignore[attr-defined]
     sc.guard_data(st)
     _check_version(st.version, req.version)  # type: ignore[attr-defined]
     return _no_body

@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 import trio
-from pyetcd.etcdrpc import rpc_pb2_grpc
+from pyetcd.etcdrpc import rpc_pb2, rpc_pb2_grpc
 
 __all__ = [
     "CHANNEL_OPTIONS",
@@ -122,6 +122,12 @@ class Endpoint:
         self.Put: Any = kv.Put
         self.DeleteRange: Any = kv.DeleteRange
         self.Txn: Any = kv.Txn
+        # a Txn whose request comes already serialized (requests.encode_txn)
+        self.TxnEncoded: Any = self.channel.unary_unary(
+            "/etcdserverpb.KV/Txn",
+            request_serializer=None,
+            response_deserializer=rpc_pb2.TxnResponse.FromString,
+        )
         self.Compact: Any = kv.Compact
         self.LeaseGrant: Any = lease.LeaseGrant
         self.LeaseRevoke: Any = lease.LeaseRevoke

@@ -150,14 +150,18 @@ class EtcdClient:
     observer: Callable[[str, bool, float], None] | None = None
     """Called after each unary call with (method, succeeded, seconds): a metrics hook."""
 
-    async def _unary(self, method: str, request: Any, *, idempotent: bool) -> Any:
+    async def _unary(
+        self, method: str, request: Any, *, idempotent: bool, attr: str | None = None
+    ) -> Any:
+        """Call ``method`` (through the endpoint's multicallable ``attr``, by default the one of
+        that name)."""
         observer = self.observer
         if observer is None:
-            return await self._unary_call(method, request, idempotent=idempotent)
+            return await self._unary_call(attr or method, request, idempotent=idempotent)
         started = time.perf_counter()
         ok = False
         try:
-            result = await self._unary_call(method, request, idempotent=idempotent)
+            result = await self._unary_call(attr or method, request, idempotent=idempotent)
             ok = True
             return result
         finally:
@@ -251,6 +255,11 @@ class EtcdClient:
         request = _TxnRequest(compare=compare, success=success, failure=failure)
         read_only = all(op.HasField("request_range") for op in (*success, *failure))
         return await self._unary("Txn", request, idempotent=read_only)
+
+    async def txn_encoded(self, request: bytes) -> Any:
+        """``txn`` of a request serialized by ``requests.encode_txn`` (a write: not retried
+        once it may have been sent)."""
+        return await self._unary("Txn", request, idempotent=False, attr="TxnEncoded")
 
     async def current_revision(self) -> int:
         """The cluster's current revision, by a linearizable (quorum) read."""
