@@ -18,6 +18,7 @@ from fuzz.ops import (
     GetEphemerals,
     Multi,
     Open,
+    RemoveWatches,
     Resume,
     SetACL,
     SetData,
@@ -154,6 +155,19 @@ def test_a_closed_session_deletes_its_ephemerals_in_zookeepers_order(
     steps += [Step(session=1, op=GetChildren("/p", True)), Step(session=1, op=AddWatch("/p", 1))]
     steps += [Step(session=0, op=GetEphemerals("/")), Step(session=0, op=GetEphemerals("/p/n"))]
     steps += [Step(session=0, op=Close()), Step(session=1, op=GetChildren("/p"))]
+    _assert_same(zookeeper, zetcd, steps)
+
+
+def test_check_watches_on_a_path_without_a_slash_is_marshalling_error(
+    zookeeper: ZooKeeperServer, zetcd: ZetcdServer
+) -> None:
+    """ZooKeeper's PathParentIterator throws on a path with no '/': checkWatches answers -5
+    (removeWatches does not walk the path: NoWatcher); "" is no watched path."""
+    steps = [OPEN]
+    for path in ("a", "", "/a"):
+        for kind in (1, 2, 3):
+            steps.append(Step(session=0, op=RemoveWatches(path, kind, True)))
+        steps.append(Step(session=0, op=RemoveWatches(path, 3, False)))
     _assert_same(zookeeper, zetcd, steps)
 
 

@@ -173,11 +173,15 @@ def _tables(s: EtcdSession, kind: int) -> tuple[WatchTable, ...] | None:
 
 
 def _check_watches(s: EtcdSession, req: Any) -> Result:
-    """NoWatcher unless the path is watched; as in ZooKeeper 3.8.0 any session's watch counts."""
+    """NoWatcher unless the path is watched; as in ZooKeeper 3.8.0 any session's watch counts.
+
+    ZooKeeper walks the path with its PathParentIterator, which fails on a null path and on a
+    path without a '/' (other than ""): MarshallingError."""
     tables = _tables(s, req.type)
-    if tables is None:
+    path = req.path
+    if tables is None or path is None or (path and "/" not in path):
         return Err.MARSHALLING_ERROR, None
-    if any(t.watched(req.path) for t in tables):
+    if any(t.watched(path) for t in tables):
         return 0, None
     return Err.NO_WATCHER, None
 
