@@ -238,6 +238,8 @@ def report_command(
     """Render a cross-check divergence log: counts by op and kind, then each divergence."""
     from oracle.report import main as report
 
+    if hasattr(signal, "SIGPIPE"):  # `zetcd report log | head` ends quietly (never the server)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         report(path, as_markdown=markdown)
     except (OSError, ValueError) as e:
@@ -246,5 +248,6 @@ def report_command(
 
 
 def main() -> None:
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL) if hasattr(signal, "SIGPIPE") else None
+    # SIGPIPE stays ignored (Python's default): a server writing to a connection its client
+    # reset must get EPIPE, not be killed (tests/test_resets.py)
     app(args=translate_go_flags(sys.argv[1:]), prog_name="zetcd")
