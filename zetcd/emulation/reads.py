@@ -88,7 +88,7 @@ def _get_children(s: EtcdSession, req: Any) -> Result:
         return err, None
     if req.watch:
         s.mirror.watches.child.add(req.path, s)
-    return 0, _GetChildrenResponse(tuple(node.ordered_children()))
+    return 0, _GetChildrenResponse(node.ordered_children())
 
 
 def _get_children2(s: EtcdSession, req: Any) -> Result:
@@ -97,7 +97,7 @@ def _get_children2(s: EtcdSession, req: Any) -> Result:
         return err, None
     if req.watch:
         s.mirror.watches.child.add(req.path, s)
-    return 0, _GetChildren2Response(tuple(node.ordered_children()), node.stat())
+    return 0, _GetChildren2Response(node.ordered_children(), node.stat())
 
 
 def _get_acl(s: EtcdSession, req: Any) -> Result:

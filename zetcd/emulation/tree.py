@@ -50,6 +50,7 @@ class Node:
         "max_children",
         "mpos",
         "mtime",
+        "order_cache",
         "owner",
         "ppos",
         "stat_cache",
@@ -61,6 +62,7 @@ class Node:
     def __init__(self, d_create: int, d_mod: int, value: L.DataValue) -> None:
         self.d_create = d_create
         self.stat_cache: Stat | None = None
+        self.order_cache: tuple[str, ...] | None = None  # ordered_children(), until they change
         self.children: dict[str, None] = {}  # insertion order, for ZooKeeper's child order
         self.max_children = 0
         self.c_mod = d_create
@@ -75,6 +77,7 @@ class Node:
 
     def add_child(self, name: str) -> None:
         self.stat_cache = None
+        self.order_cache = None
         self.children[name] = None
         if len(self.children) > self.max_children:
             self.max_children = len(self.children)
@@ -132,8 +135,13 @@ class Node:
             st = self.stat_cache = client_stat(self, len(self.data), len(self.children))
         return st
 
-    def ordered_children(self) -> list[str]:
-        return java_hashset_order(self.children, self.max_children)
+    def ordered_children(self) -> tuple[str, ...]:
+        """The children in ZooKeeper's order, cached until the child set changes (every change
+        goes through add_child or the tree's delete, which drop the cache)."""
+        order = self.order_cache
+        if order is None:
+            order = self.order_cache = tuple(java_hashset_order(self.children, self.max_children))
+        return order
 
 
 class _StatFields(Protocol):
@@ -348,6 +356,7 @@ class Tree:
             if parent is not None:
                 parent.children.pop(name_of(path), None)
                 parent.stat_cache = None
+                parent.order_cache = None
         self._unindex(node.owner, path)
         self.extended.discard(path)
         out.deleted_acls[path] = node.acl
