@@ -245,6 +245,7 @@ class Tree:
                 node.children = dict.fromkeys(
                     sorted(node.children, key=lambda name: nodes[prefix + name].czxid)
                 )
+                node.order_cache = None
         for owner, owned in self.ephemerals.items():
             self.ephemerals[owner] = dict.fromkeys(sorted(owned, key=lambda p: nodes[p].czxid))
         self.revision = revision
