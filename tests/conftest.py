@@ -12,35 +12,24 @@ for one test.
 
 from __future__ import annotations
 
-import contextlib
-import faulthandler
 import os
-import signal
-import sys
-import threading
 import uuid
 import warnings
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any, Protocol
 
 import pytest
 from kazoo.client import KazooClient
 
 from tests.servers import EtcdServer, ZooKeeperServer
+from tests.timelimit import phase_hooks
 from tests.zetcd_server import ZetcdServer
 
 DEFAULT_TEST_TIMEOUT = 180.0
 
 
 # -- per-test time limit ---------------------------------------------------------------------
-
-
-class TestTimeout(Exception):
-    """A test phase ran past its time limit."""
-
-    __test__ = False  # not a test class, despite the name
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -56,42 +45,7 @@ def _time_limit(item: pytest.Item) -> float:
     return float(os.environ.get("ZETCD_TEST_TIMEOUT", DEFAULT_TEST_TIMEOUT))
 
 
-@contextlib.contextmanager
-def _alarm(item: pytest.Item, phase: str) -> Iterator[None]:
-    seconds = _time_limit(item)
-    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def expired(signum: int, frame: FrameType | None) -> None:
-        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
-        raise TestTimeout(f"{item.nodeid}: {phase} took longer than {seconds:g}s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
-    with _alarm(item, "setup"):
-        return (yield)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    with _alarm(item, "call"):
-        return (yield)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
-    with _alarm(item, "teardown"):
-        return (yield)
+pytest_runtest_setup, pytest_runtest_call, pytest_runtest_teardown = phase_hooks(_time_limit)
 
 
 # -- real servers ----------------------------------------------------------------------------

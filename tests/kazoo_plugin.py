@@ -36,22 +36,21 @@ placeholders whose every attribute raises ImportError.
 from __future__ import annotations
 
 import contextlib
-import faulthandler
 import gc
 import json
 import os
 import selectors
-import signal
 import socket
 import sys
 import threading
 import time
 import types
-from collections.abc import Generator, Iterator
-from types import FrameType
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from tests.timelimit import phase_hooks
 
 TARGET_ENV = "ZETCD_KAZOO_TARGET"
 REPORT_ENV = "ZETCD_KAZOO_REPORT"
@@ -352,43 +351,6 @@ def _time_limit() -> float:
     return float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT))
 
 
-class KazooTestTimeout(Exception):
-    """A kazoo test phase ran past its time limit."""
-
-
-@contextlib.contextmanager
-def _alarm(item: pytest.Item, phase: str) -> Iterator[None]:
-    seconds = _time_limit()
-    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def expired(signum: int, frame: FrameType | None) -> None:
-        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
-        raise KazooTestTimeout(f"{item.nodeid}: {phase} took longer than {seconds:g}s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
-    with _alarm(item, "setup"):
-        return (yield)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    with _alarm(item, "call"):
-        return (yield)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
-    with _alarm(item, "teardown"):
-        return (yield)
+pytest_runtest_setup, pytest_runtest_call, pytest_runtest_teardown = phase_hooks(
+    lambda item: _time_limit()
+)
