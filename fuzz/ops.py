@@ -57,6 +57,7 @@ from zetcd.proto.records import (
 Resolve = Callable[[str], str]
 _MULTI_HEADER: Final = struct.Struct(">i?i")
 AclSpec = tuple[tuple[int, str, str], ...]  # (perms, scheme, id) triples
+WORLD: AclSpec = ((31, "world", "anyone"),)  # ZooDefs.Ids.OPEN_ACL_UNSAFE
 
 
 def digest_id(user: str, password: str) -> str:
@@ -116,7 +117,7 @@ class Expire:
 class Create:
     path: str
     data: bytes | None = b""
-    acl: AclSpec | None = ((31, "world", "anyone"),)
+    acl: AclSpec | None = WORLD
     flags: int = 0
     opcode: int = OpCode.CREATE  # create, create2, createContainer or createTTL
     ttl: int = -1  # sent only by createTTL
@@ -220,7 +221,7 @@ class GetACL:
 @dataclass(frozen=True, slots=True)
 class SetACL:
     path: str
-    acl: AclSpec | None = ((31, "world", "anyone"),)
+    acl: AclSpec | None = WORLD
     version: int = -1
     opcode: ClassVar[int] = OpCode.SET_ACL
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle
 
 from fuzz.ops import (
+    WORLD,
     AclSpec,
     AddWatch,
     Auth,
@@ -71,7 +72,6 @@ WATCH = weighted((True, 3), (False, 1))  # reads mostly leave a watch behind
 SET_WATCHES = weighted((2, 2), (1, 2), (0, 1))  # after a resume: setWatches2, setWatches, none
 NEVER_MATCHING_VERSIONS = st.sampled_from((-2, 1_000_000))
 
-WORLD: AclSpec = ((31, "world", "anyone"),)
 ODD_ACLS: tuple[AclSpec | None, ...] = (
     ((1, "world", "anyone"),),  # read only
     ((15, "world", "anyone"),),  # everything but ADMIN

@@ -19,6 +19,7 @@ and the error code ZooKeeper answers. Paths are relative to the example's tree.
 from __future__ import annotations
 
 from fuzz.ops import (
+    WORLD,
     AclSpec,
     AddWatch,
     Auth,
@@ -50,7 +51,6 @@ from fuzz.ops import (
 )
 from zetcd.proto.constants import CreateMode, OpCode
 
-WORLD: AclSpec = ((31, "world", "anyone"),)
 READ_ONLY: AclSpec = ((1, "world", "anyone"),)
 AUTH: AclSpec = ((31, "auth", ""),)
 

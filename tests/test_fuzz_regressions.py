@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fuzz.ops import (
+    WORLD,
     AddWatch,
     Auth,
     Check,
@@ -73,7 +74,6 @@ def _assert_same(zookeeper: ZooKeeperServer, zetcd: ZetcdServer, steps: list[Ste
 
 
 OPEN = Step(session=0, op=Open(timeout=30000, read_only=False))
-WORLD = ((31, "world", "anyone"),)
 
 
 def test_multi_of_reads_only_is_marshalling_error(

@@ -30,16 +30,22 @@ def java_hashset_order(names: dict[str, None], max_size: int) -> list[str]:
     The table starts at 8 buckets and doubles whenever its size passes 3/4 of the table (it never
     shrinks); a name's bucket is (h ^ (h >>> 16)) & (n - 1); within a bucket, insertion order.
     """
-    n = 8
-    while max_size > n * 3 // 4:
-        n *= 2
-    mask = n - 1
+    mask = _grown_table(8, max_size) - 1
     keyed = []
     for i, name in enumerate(names):
         h = java_string_hash(name)
         keyed.append((((h ^ (h >> 16)) & mask), i, name))
     keyed.sort()
     return [k[2] for k in keyed]
+
+
+def _grown_table(initial: int, peak: int) -> int:
+    """Buckets of a java.util.HashMap created with ``initial`` that once held ``peak`` entries:
+    it doubles whenever its size passes 3/4 of the table, and never shrinks."""
+    n = initial
+    while peak > n * 3 // 4:
+        n *= 2
+    return n
 
 
 def _table_size_for(n: int) -> int:
@@ -60,9 +66,7 @@ def java_hashset_clone_order(names: Iterable[str], peak: int) -> list[str]:
     then its bucket in the set, then insertion order.
     """
     listed = list(names)
-    original = 16
-    while peak > original * 3 // 4:
-        original *= 2
+    original = _grown_table(16, peak)
     clone = _table_size_for(int(len(listed) / 0.75 + 1.0))
     keyed = []
     for i, name in enumerate(listed):
