@@ -157,7 +157,7 @@ def _delete(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
         sc.guard_data(st)
     _check_version(st.version, version)
     sc.guard_children(st)
-    if st.children:
+    if st.nchildren:
         raise OpError(Err.NOT_EMPTY)
     sc.delete(st, parent)
     return _no_body
@@ -279,7 +279,7 @@ def delete_container(ctx: Ctx, path: str) -> Apply:
             raise OpError(Err.NO_NODE)
         sc.guard_children(st)
         sc.guard_data(st)
-        if st.children:
+        if st.nchildren:
             raise OpError(Err.NOT_EMPTY)
         if not L.is_extended_owner(st.owner):
             raise OpError(Err.BAD_VERSION)

@@ -12,7 +12,6 @@ import json
 from dataclasses import dataclass, field
 
 from zetcd.emulation import layout as L
-from zetcd.emulation.paths import name_of
 from zetcd.emulation.tree import Node, Tree, client_stat
 from zetcd.proto.jute import constructor
 from zetcd.proto.records import ACL, Stat
@@ -50,7 +49,6 @@ class NodeState:
         "acl",
         "aversion",
         "c_changes",
-        "children",
         "cpos",
         "ctime",
         "cversion",
@@ -63,6 +61,7 @@ class NodeState:
         "mpos",
         "mtime",
         "mzxid",
+        "nchildren",
         "orig",
         "owner",
         "path",
@@ -82,7 +81,7 @@ class NodeState:
         self.recreated = False
         if orig is None:
             self.exists = False
-            self.children: set[str] = set()
+            self.nchildren = 0
             return
         self.exists = True
         self.data = orig.data
@@ -102,16 +101,18 @@ class NodeState:
         self.kind = orig.kind
         self.flags = orig.flags
         self.ttl = orig.ttl
-        self.children = set(orig.children)
+        # a count, not a copy of the names: a plan only asks how many (copying a large
+        # parent's child set per transaction cost more than the rest of a create's plan)
+        self.nchildren = len(orig.children)
 
     @property
     def stored_cversion(self) -> int:
         """ZooKeeper's stored cversion, which counts child creates only (it names sequentials)."""
-        return (self.cversion + len(self.children)) // 2
+        return (self.cversion + self.nchildren) // 2
 
     def stat(self) -> Stat:
         """The Stat now, with placeholders for this transaction's zxids (see resolve_stat)."""
-        return client_stat(self, len(self.data), len(self.children))
+        return client_stat(self, len(self.data), self.nchildren)
 
 
 def resolve(z: int, base: int) -> int:
@@ -217,17 +218,17 @@ class Scratch:
         st.kind = kind
         st.flags = L.FLAG_NULL_DATA if data is None else 0
         st.ttl = ttl
-        st.children = set()
+        st.nchildren = 0
         st.c_changes = 0
         st.d_dirty = st.a_dirty = True
         self._touch(st)
-        self._child_changed(parent, name_of(st.path), True)
+        self._child_changed(parent, True)
         self.log.append(("c", st.path))
 
     def delete(self, st: NodeState, parent: NodeState) -> None:
         st.exists = False
         self._touch(st)
-        self._child_changed(parent, name_of(st.path), False)
+        self._child_changed(parent, False)
         self.log.append(("d", st.path))
 
     def set_data(self, st: NodeState, data: bytes | None, now: int) -> None:
@@ -251,11 +252,9 @@ class Scratch:
         st.a_dirty = True
         self._touch(st)
 
-    def _child_changed(self, parent: NodeState, name: str, added: bool) -> None:
-        if added:
-            parent.children.add(name)
-        else:
-            parent.children.discard(name)
+    def _child_changed(self, parent: NodeState, added: bool) -> None:
+        # a plan creates only a child that does not exist and deletes only one that does
+        parent.nchildren += 1 if added else -1
         parent.cversion = _inc(parent.cversion)
         parent.pzxid = -self.pos - 1
         parent.ppos = self.pos
