@@ -20,6 +20,13 @@ P a X          aversion, ACL list                           aversion
 P x X          cversion adjustment (only when needed)       (see below)
 =============  ===========================================  =====================================
 
+A node created by a plain create (not re-created inside a transaction) is written lazily: only
+its ``d`` key, flagged FLAG_LAZY_CHILDREN, plus its ``a`` key when its ACL is not the open one
+(world:anyone, all permissions) at aversion 0. Until its children first change it has no ``c``
+key: its pzxid is then its czxid and its cversion 0, and once a child change creates the key,
+etcd's version counts from 1 instead of 2, so the tree adds one. A missing ``a`` key means the
+open ACL at aversion 0. One key instead of three per create halves etcd's work for a create.
+
 Creating or deleting a child puts the parent's ``c`` key with no compare, so concurrent creates
 under one parent never conflict: etcd's version counter counts them. A transaction can put a key
 only once, so when one transaction changes a parent's children k times the ``x`` key records the
@@ -80,6 +87,10 @@ def is_session_owner(owner: int) -> bool:
 FLAG_MZXID_ZERO = 1  # bootstrap node never modified: mzxid 0
 FLAG_PZXID_ZERO = 2  # bootstrap node whose children never changed: pzxid 0
 FLAG_NULL_DATA = 4  # the data is null (not empty): getData returns a null buffer
+FLAG_LAZY_CHILDREN = 8  # created without its children key (see the module docstring)
+
+# the ACL a node without an ``a`` key has
+OPEN_ACL = (ACL(31, Id("world", "anyone")),)
 
 # version czxid ctime mtime owner kind flags ttl cpos mpos
 _DATA_HEAD = struct.Struct(">iqqqqBBqBB")

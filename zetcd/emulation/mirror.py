@@ -32,7 +32,7 @@ from zetcd.proto.records import ACL, Id
 
 log = logging.getLogger(__name__)
 
-OPEN_ACL = (ACL(31, Id("world", "anyone")),)
+OPEN_ACL = L.OPEN_ACL
 READ_ACL = (ACL(1, Id("world", "anyone")),)
 
 # The nodes a fresh ZooKeeper 3.8 standalone server has: (path, data, acl, aversion, cversion).

@@ -317,15 +317,26 @@ class Scratch:
                     for k in (d, c, a, x):
                         txn.delete(k)
                 continue
-            if o is None or st.recreated:
-                czmode = L.CZXID_FROM_CREATE if o is None else L.CZXID_FROM_MOD
-                txn.put(d, self._data_value(st, czmode).encode())
+            if o is None:  # written lazily (see layout.py)
+                st.flags |= L.FLAG_LAZY_CHILDREN
+                txn.put(d, self._data_value(st, L.CZXID_FROM_CREATE).encode())
+                if st.c_changes:  # children created in the same transaction
+                    txn.put(c, L.encode_children_value(st.ppos))
+                    # the new key's version 1 reads as cversion 1
+                    if st.cversion != 1:
+                        self.guard_children(st)
+                        txn.put(x, L.encode_adjust_value(st.cversion - 1))
+                if st.aversion or st.acl != L.OPEN_ACL:
+                    txn.put(a, L.encode_acl_value(st.aversion, st.acl))
+                continue
+            if st.recreated:
+                txn.put(d, self._data_value(st, L.CZXID_FROM_MOD).encode())
                 txn.put(c, L.encode_children_value(st.ppos))
                 txn.put(a, L.encode_acl_value(st.aversion, st.acl))
-                # after the put etcd's counter gives cversion (o.c_ver + 1) - 1 (or 0 when new)
-                base = 0 if o is None else o.c_ver
+                # after the put etcd's counter gives cversion (its version now + 1) - 1
+                base = o.c_ver - 1 if o.flags & L.FLAG_LAZY_CHILDREN else o.c_ver
                 cadj = st.cversion - base
-                if cadj or (o is not None and o.x_mod):
+                if cadj or o.x_mod:
                     self.guard_children(st)
                     txn.put(x, L.encode_adjust_value(cadj))
                 continue

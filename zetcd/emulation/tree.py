@@ -65,14 +65,14 @@ class Node:
         self.order_cache: tuple[str, ...] | None = None  # ordered_children(), until they change
         self.children: dict[str, None] = {}  # insertion order, for ZooKeeper's child order
         self.max_children = 0
-        self.c_mod = d_create
+        self.c_mod = 0  # the children key's mod revision (0: no such key, see layout.py)
         self.c_ver = 1
         self.ppos = value.cpos
         self.cadj = 0
         self.x_mod = 0
         self.a_mod = 0
         self.aversion = 0
-        self.acl: tuple[ACL, ...] = ()
+        self.acl: tuple[ACL, ...] = L.OPEN_ACL  # until an ``a`` key says otherwise
         self.set_data(d_mod, value)
 
     def add_child(self, name: str) -> None:
@@ -116,7 +116,8 @@ class Node:
     def pzxid(self) -> int:
         if self.flags & L.FLAG_PZXID_ZERO and self.c_ver <= 1:
             return 0
-        return L.zxid(self.c_mod, self.ppos)
+        # a node without a children key: its pzxid is its czxid (ppos is then its cpos)
+        return L.zxid(self.c_mod or self.d_create, self.ppos)
 
     @property
     def cversion(self) -> int:
@@ -337,6 +338,8 @@ class Tree:
         if kind == L.KIND_CHILDREN:
             node.c_mod = mod
             node.c_ver = kv.version  # type: ignore[attr-defined]
+            if node.flags & L.FLAG_LAZY_CHILDREN:  # the key came with the first child change
+                node.c_ver += 1
             node.ppos = L.decode_children_value(kv.value)  # type: ignore[attr-defined]
         elif kind == L.KIND_ACL:
             node.a_mod = mod

@@ -1,0 +1,135 @@
+"""The key layout in etcd (zetcd/emulation/layout.py): what a write leaves in etcd, and that a
+zetcd loading the tree from etcd at start-up sees exactly the Stats, ACLs and children that a
+zetcd which watched every change being made sees."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from kazoo.client import KazooClient
+from kazoo.security import make_acl, make_digest_acl
+from pyetcd.etcdrpc import rpc_pb2, rpc_pb2_grpc
+
+from tests.servers import EtcdServer
+from tests.zetcd_server import ZetcdServer
+from zetcd.etcd import prefix_end
+
+
+def _kazoo(address: str) -> KazooClient:
+    zk = KazooClient(hosts=address, timeout=10)
+    zk.start(timeout=15)
+    return zk
+
+
+def _keys(etcd: EtcdServer, prefix: str) -> set[str]:
+    """The keys under a zetcd's prefix, without it, e.g. ``d/a`` (specials left out)."""
+    with grpc.insecure_channel(f"{etcd.host}:{etcd.port}") as channel:
+        kv = rpc_pb2_grpc.KVStub(channel)
+        p = prefix.encode()
+        resp = kv.Range(rpc_pb2.RangeRequest(key=p, range_end=prefix_end(p), keys_only=True))
+    keys = {kv.key[len(p) :].decode() for kv in resp.kvs}
+    return {k for k in keys if k[0] in "dcax" and not k[1:].startswith("/zookeeper")}
+
+
+@pytest.fixture
+def zetcd_on_prefix(etcd: EtcdServer) -> Iterator[ZetcdServer]:
+    server = ZetcdServer(etcd.endpoint, prefix=f"/zetcd-layout-{uuid.uuid4().hex[:8]}/").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_a_plain_create_writes_one_key(etcd: EtcdServer, zetcd_on_prefix: ZetcdServer) -> None:
+    zk = _kazoo(zetcd_on_prefix.address)
+    try:
+        zk.create("/leaf", b"x")
+        assert _keys(etcd, zetcd_on_prefix.prefix) == {"d/", "c/", "a/", "x/", "d/leaf"}
+        zk.create("/leaf/child", b"")
+        zk.create("/closed", b"", acl=[make_acl("world", "anyone", read=True)])
+        assert _keys(etcd, zetcd_on_prefix.prefix) == {
+            "d/",
+            "c/",
+            "a/",
+            "x/",
+            "d/leaf",
+            "c/leaf",  # its first child change created it
+            "d/leaf/child",
+            "d/closed",
+            "a/closed",  # not the open ACL
+        }
+    finally:
+        zk.stop()
+        zk.close()
+
+
+def _snapshot(zk: KazooClient, path: str = "/") -> dict[str, object]:
+    """Every node's Stat, ACL and children under ``path``, /zookeeper left out. Children are
+    sorted: a restarted zetcd cannot order children that one multi created (they share a zxid)
+    as the running one does (docs/normalization.md)."""
+    out: dict[str, object] = {}
+    children, stat = zk.get_children(path, include_data=True)
+    acl, _ = zk.get_acls(path)
+    out[path] = (stat, [(a.perms, a.id.scheme, a.id.id) for a in acl], sorted(children))
+    for name in children:
+        child = f"{path.rstrip('/')}/{name}"
+        if child != "/zookeeper":
+            out.update(_snapshot(zk, child))
+    return out
+
+
+def test_a_restarted_zetcd_sees_what_the_running_one_saw(
+    etcd: EtcdServer, zetcd_on_prefix: ZetcdServer
+) -> None:
+    zk = _kazoo(zetcd_on_prefix.address)
+    try:
+        zk.add_auth("digest", "user:pw")
+        zk.create("/lazy", b"leaf")
+        zk.create("/parent", b"")
+        zk.create("/parent/one", b"")
+        t = zk.transaction()  # three child changes in one transaction: an adjustment key
+        t.create("/parent/two", b"")
+        t.create("/parent/three", b"")
+        t.delete("/parent/one")
+        t.commit()
+        t = zk.transaction()  # a node and its children created together
+        t.create("/fresh", b"")
+        t.create("/fresh/a", b"")
+        t.create("/fresh/b", b"")
+        t.commit()
+        t = zk.transaction()  # deleted and created again inside one transaction
+        t.delete("/lazy")
+        t.create("/lazy", b"again")
+        t.commit()
+        zk.create("/seq", b"")
+        for _ in range(3):
+            zk.create("/seq/n-", b"", sequence=True)
+        zk.delete("/seq/n-0000000001")
+        zk.create("/digest", b"", acl=[make_digest_acl("user", "pw", all=True)])
+        zk.create("/acl", b"")
+        zk.set_acls("/acl", [make_acl("world", "anyone", read=True, write=True)])
+        zk.set("/parent", b"changed")
+        zk.create("/parent/two/deep", b"")
+        zk.delete("/fresh/a")
+        before = _snapshot(zk)
+    finally:
+        zk.stop()
+        zk.close()
+    zetcd_on_prefix.stop()
+    again = ZetcdServer(etcd.endpoint, prefix=zetcd_on_prefix.prefix).start()
+    try:
+        zk = _kazoo(again.address)
+        try:
+            zk.add_auth("digest", "user:pw")
+            after = _snapshot(zk)
+        finally:
+            zk.stop()
+            zk.close()
+    finally:
+        again.stop()
+    assert after == before
+    stat, _, children = before["/parent"]  # type: ignore[misc]
+    assert (stat.cversion, stat.numChildren, children) == (4, 2, ["three", "two"])
