@@ -133,6 +133,17 @@ def encode_txn(
         body = b"".join((head[:2], _bytes_field(b"\x1a", key), rev_tag, rev))
         add(b"\x0a" + v(len(body)) + body)
     for key, value, lease in success:
+        ksize = len(key)
+        if value is not None and not lease and 0 < ksize < 0x80 and 0 < len(value) < 0x3F00:
+            # the common case, a put of a short key without a lease, in one format:
+            # RequestOp{request_put: PutRequest{key, value}}
+            vhead = v(len(value))
+            size = 3 + ksize + len(vhead) + len(value)
+            shead = v(size)
+            add(b"\x12%b\x12%b\x0a%c%b\x12%b%b" % (
+                v(size + 1 + len(shead)), shead, ksize, key, vhead, value
+            ))  # fmt: skip
+            continue
         if value is None:
             inner = _bytes_field(b"\x0a", key)
             op = b"\x1a" + v(len(inner)) + inner

@@ -29,6 +29,7 @@ from .records import (
     ACL,
     Create2Response,
     CreateRequest,
+    CreateResponse,
     ExistsRequest,
     ExistsResponse,
     GetChildren2Request,
@@ -63,6 +64,7 @@ HOT_RECORDS: Final = (
     GetDataResponse,
     ExistsResponse,
     SetDataResponse,
+    CreateResponse,
     Create2Response,
 )
 # Positional constructors that skip the frozen dataclass __init__ (see fast_constructor).
@@ -74,6 +76,7 @@ _CreateRequest: Final = constructor(CreateRequest)
 _GetDataResponse: Final = constructor(GetDataResponse)
 _ExistsResponse: Final = constructor(ExistsResponse)
 _SetDataResponse: Final = constructor(SetDataResponse)
+_CreateResponse: Final = constructor(CreateResponse)
 _Create2Response: Final = constructor(Create2Response)
 
 GENERIC_DECODERS: Final[dict[type, Decoder]] = {cls: DECODERS[cls] for cls in HOT_RECORDS}
@@ -218,6 +221,14 @@ def _enc_stat_response(out: bytearray, rec: Any) -> None:
     out += _stat_pack(*STAT_FIELDS(rec.stat))
 
 
+def _dec_create_response(r: Reader) -> CreateResponse:
+    return _CreateResponse(r.read_ustring())
+
+
+def _enc_create_response(out: bytearray, rec: CreateResponse) -> None:
+    _write_ustring(out, rec.path)
+
+
 def _dec_create2_response(r: Reader) -> Create2Response:
     path = r.read_ustring()
     return _Create2Response(path, _Stat(*r.read_struct(STAT)))
@@ -242,6 +253,7 @@ def install() -> None:
         GetDataResponse: (_dec_get_data_response, _enc_get_data_response),
         ExistsResponse: (_dec_exists_response, _enc_stat_response),
         SetDataResponse: (_dec_set_data_response, _enc_stat_response),
+        CreateResponse: (_dec_create_response, _enc_create_response),
         Create2Response: (_dec_create2_response, _enc_create2_response),
     }
     assert set(table) == set(HOT_RECORDS)
