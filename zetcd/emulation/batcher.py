@@ -24,7 +24,7 @@ from zetcd.emulation import layout as L
 from zetcd.emulation.errors import OpError
 from zetcd.emulation.mirror import Mirror
 from zetcd.emulation.scratch import EtcdTxn, Scratch
-from zetcd.etcd import EtcdClient, encode_txn
+from zetcd.etcd import EtcdClient, EtcdUnavailable, encode_txn
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,17 @@ ETCD_MAX_TXN_OPS = 128  # etcd's default --max-txn-ops
 PER_WRITE = 16  # compares or operations one more write may add (a create: two nodes)
 # etcd's default --max-request-bytes is 1.5 MiB; one write may carry 1 MiB of data
 MAX_TXN_BYTES = 1536 * 1024 - 1100 * 1024
+
+
+# guard failures (with the mirror caught up each time) after which a batch shrinks to its first
+# write, and after which that write fails
+SPLIT_AFTER = 8
+GIVE_UP_AFTER = 64
+
+
+class GuardsKeepFailing(EtcdUnavailable):
+    """A write could not be committed: its session's connection is dropped, as when etcd is
+    unavailable, and the client retries."""
 
 
 class Write:
@@ -178,6 +189,7 @@ class Batcher:
 
     async def _commit(self, batch: list[Write]) -> None:
         mirror = self.mirror
+        failures = 0
         while True:
             txn, planned = self.plan(batch)
             resp = await self.client.txn_encoded(encode(txn))
@@ -190,6 +202,23 @@ class Batcher:
                 self.on_mirror_lag(trio.current_time() - started)
             if resp.succeeded:
                 break
+            # the mirror has caught up, so the next plan sees what beat this one; a plan that
+            # keeps failing is either losing to other zetcds every time or, if its guards do
+            # not match the mirror, a bug: commit the first write alone, then give up on it
+            failures += 1
+            if failures == SPLIT_AFTER and len(batch) > 1:
+                self.queue[:0] = batch[1:]
+                del batch[1:]
+            elif failures >= GIVE_UP_AFTER:
+                log.error(
+                    "a write failed its guards %d times with the mirror caught up: giving up"
+                    " (compares %r)",
+                    failures,
+                    txn.compares,
+                )
+                raise GuardsKeepFailing(
+                    f"a write failed its etcd guards {failures} times", indeterminate=False
+                )
         if self.on_batch is not None:
             self.on_batch(len(batch))
         base = L.zxid(revision)

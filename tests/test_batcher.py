@@ -1,0 +1,64 @@
+"""The batcher (zetcd/emulation/batcher.py) on a real etcd, driven in-process: a write whose
+guards can never pass must not take the writes batched with it down, nor retry for ever."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+import trio
+
+from tests.servers import EtcdServer
+from zetcd.emulation import plans
+from zetcd.emulation.backend import EtcdBackend, Options
+from zetcd.emulation.batcher import GIVE_UP_AFTER, GuardsKeepFailing
+from zetcd.etcd import EtcdClient, EtcdUnavailable
+from zetcd.proto.constants import OpCode
+from zetcd.proto.records import ACL, CreateRequest, Id, SetDataRequest
+
+OPEN = (ACL(31, Id("world", "anyone")),)
+
+
+def _ctx() -> plans.Ctx:
+    return plans.Ctx(0, int(time.time() * 1000))
+
+
+def test_a_write_whose_guards_never_pass_fails_alone(etcd: EtcdServer) -> None:
+    async def main() -> None:
+        prefix = f"/zetcd-batcher-{uuid.uuid4().hex[:8]}/".encode()
+        async with await EtcdClient.connect([etcd.endpoint]) as client:
+            backend = EtcdBackend(client, Options(prefix=prefix))
+            async with trio.open_nursery() as nursery:
+                await nursery.start(backend.run)
+                batcher = backend.batcher
+                for path in ("/bad", "/good"):
+                    _, err, _ = await batcher.submit(
+                        plans.write(_ctx(), OpCode.CREATE, CreateRequest(path, b"", OPEN, 0))
+                    )
+                    assert err == 0
+                # the mirror now believes /bad's data key was last written at revision 1, so
+                # every plan touching it carries a compare etcd will refuse
+                backend.mirror.tree.nodes["/bad"].d_mod = 1
+                bad = batcher.enqueue(
+                    plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/bad", b"x", 0))
+                )
+                good = batcher.enqueue(
+                    plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/good", b"y", 0))
+                )
+                with pytest.raises(GuardsKeepFailing) as failed:
+                    await batcher.outcome(bad)
+                _, err, _ = await batcher.outcome(good)  # split off, it committed on its own
+                assert err == 0
+                assert isinstance(failed.value, EtcdUnavailable)  # the connection is dropped
+                assert backend.mirror.tree.nodes["/good"].data == b"y"
+                assert backend.mirror.tree.nodes["/bad"].data == b""
+                # the batcher still serves writes
+                _, err, _ = await batcher.submit(
+                    plans.write(_ctx(), OpCode.CREATE, CreateRequest("/after", b"", OPEN, 0))
+                )
+                assert err == 0
+                nursery.cancel_scope.cancel()
+
+    assert GIVE_UP_AFTER > 8
+    trio.run(main)
