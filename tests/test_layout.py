@@ -4,6 +4,7 @@ zetcd which watched every change being made sees."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -15,7 +16,9 @@ from pyetcd.etcdrpc import rpc_pb2, rpc_pb2_grpc
 
 from tests.servers import EtcdServer
 from tests.zetcd_server import ZetcdServer
-from zetcd.etcd import prefix_end
+from zetcd.emulation import layout as L
+from zetcd.emulation.layout import Layout
+from zetcd.etcd import op_put, prefix_end
 
 
 def _kazoo(address: str) -> KazooClient:
@@ -133,3 +136,51 @@ def test_a_restarted_zetcd_sees_what_the_running_one_saw(
     assert after == before
     stat, _, children = before["/parent"]  # type: ignore[misc]
     assert (stat.cversion, stat.numChildren, children) == (4, 2, ["three", "two"])
+
+
+def test_a_tree_in_the_three_key_layout_still_works(etcd: EtcdServer) -> None:
+    """Nodes written before the one-key create (``d``, ``c`` and ``a`` keys, no lazy flag), as
+    the old code wrote them, load with the right Stats and take new children correctly."""
+    prefix = f"/zetcd-layout-{uuid.uuid4().hex[:8]}/"
+    lay = Layout(prefix.encode())
+    now = int(time.time() * 1000)
+    value = L.DataValue(0, L.CZXID_FROM_CREATE, now, now, 0, L.NODE_PLAIN, 0, 0, 0, 0, b"old")
+    ops = [
+        op_put(lay.data("/old"), value.encode()),
+        op_put(lay.children("/old"), L.encode_children_value(0)),
+        op_put(lay.acl("/old"), L.encode_acl_value(0, L.OPEN_ACL)),
+    ]
+    with grpc.insecure_channel(f"{etcd.host}:{etcd.port}") as channel:
+        written = rpc_pb2_grpc.KVStub(channel).Txn(rpc_pb2.TxnRequest(success=ops))
+    zxid = L.zxid(written.header.revision)
+
+    def stat_of(server: ZetcdServer, path: str) -> tuple[object, ...]:
+        zk = _kazoo(server.address)
+        try:
+            data, s = zk.get(path)
+            acl, _ = zk.get_acls(path)
+        finally:
+            zk.stop()
+            zk.close()
+        return (data, s.czxid, s.mzxid, s.pzxid, s.cversion, s.aversion, s.numChildren, acl)
+
+    open_acl = [make_acl("world", "anyone", all=True)]
+    server = ZetcdServer(etcd.endpoint, prefix=prefix).start()
+    try:
+        assert stat_of(server, "/old") == (b"old", zxid, zxid, zxid, 0, 0, 0, open_acl)
+        zk = _kazoo(server.address)
+        try:
+            zk.create("/old/kid", b"")
+            kid = zk.exists("/old/kid").czxid
+        finally:
+            zk.stop()
+            zk.close()
+        after = (b"old", zxid, zxid, kid, 1, 0, 1, open_acl)
+        assert stat_of(server, "/old") == after
+    finally:
+        server.stop()
+    again = ZetcdServer(etcd.endpoint, prefix=prefix).start()
+    try:
+        assert stat_of(again, "/old") == after
+    finally:
+        again.stop()
