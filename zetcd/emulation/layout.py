@@ -24,7 +24,7 @@ A node created by a plain create (not re-created inside a transaction) is writte
 its ``d`` key, flagged FLAG_LAZY_CHILDREN, plus its ``a`` key when its ACL is not the open one
 (world:anyone, all permissions) at aversion 0. Until its children first change it has no ``c``
 key: its pzxid is then its czxid and its cversion 0, and once a child change creates the key,
-etcd's version counts from 1 instead of 2, so the tree adds one. A missing ``a`` key means the
+its etcd version is the cversion itself (for other nodes, the version minus one). A missing ``a`` key means the
 open ACL at aversion 0. One key instead of three per create halves etcd's work for a create.
 
 Creating or deleting a child puts the parent's ``c`` key with no compare, so concurrent creates

@@ -32,17 +32,16 @@ from zetcd.proto.records import ACL, Id
 
 log = logging.getLogger(__name__)
 
-OPEN_ACL = L.OPEN_ACL
 READ_ACL = (ACL(1, Id("world", "anyone")),)
 
 # The nodes a fresh ZooKeeper 3.8 standalone server has: (path, data, acl, aversion, cversion).
 # Their children were added without a create txn, so the cversion clients see (2 x stored -
 # numChildren) starts negative; /zookeeper/config's ACL was set once at start-up.
 BOOTSTRAP: tuple[tuple[str, bytes, tuple[ACL, ...], int, int], ...] = (
-    ("/", b"", OPEN_ACL, 0, -1),
-    ("/zookeeper", b"", OPEN_ACL, 0, -2),
+    ("/", b"", L.OPEN_ACL, 0, -1),
+    ("/zookeeper", b"", L.OPEN_ACL, 0, -2),
     ("/zookeeper/config", b"", READ_ACL, -1, 0),
-    ("/zookeeper/quota", b"", OPEN_ACL, 0, 0),
+    ("/zookeeper/quota", b"", L.OPEN_ACL, 0, 0),
 )
 
 PAGE = 5000

@@ -333,9 +333,9 @@ class Scratch:
                 txn.put(d, self._data_value(st, L.CZXID_FROM_MOD).encode())
                 txn.put(c, L.encode_children_value(st.ppos))
                 txn.put(a, L.encode_acl_value(st.aversion, st.acl))
-                # after the put etcd's counter gives cversion (its version now + 1) - 1
-                base = o.c_ver - 1 if o.flags & L.FLAG_LAZY_CHILDREN else o.c_ver
-                cadj = st.cversion - base
+                # the new incarnation is not lazy: after the put etcd's counter gives cversion
+                # (o.c_ver + 1) - 1
+                cadj = st.cversion - o.c_ver
                 if cadj or o.x_mod:
                     self.guard_children(st)
                     txn.put(x, L.encode_adjust_value(cadj))

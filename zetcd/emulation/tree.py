@@ -66,7 +66,7 @@ class Node:
         self.children: dict[str, None] = {}  # insertion order, for ZooKeeper's child order
         self.max_children = 0
         self.c_mod = 0  # the children key's mod revision (0: no such key, see layout.py)
-        self.c_ver = 1
+        self.c_ver = 0  # etcd's version of the children key (0: no such key)
         self.ppos = value.cpos
         self.cadj = 0
         self.x_mod = 0
@@ -122,7 +122,10 @@ class Node:
     @property
     def cversion(self) -> int:
         """The cversion clients see: child creates plus deletes."""
-        return self.c_ver - 1 + self.cadj
+        # the children key is created with the node (version 1 = cversion 0), or, for a node
+        # written lazily (layout.py), by its first child change (version 1 = cversion 1)
+        lazy = self.flags & L.FLAG_LAZY_CHILDREN
+        return self.c_ver + self.cadj - (0 if lazy else 1)
 
     @property
     def client_data(self) -> bytes | None:
@@ -338,8 +341,6 @@ class Tree:
         if kind == L.KIND_CHILDREN:
             node.c_mod = mod
             node.c_ver = kv.version  # type: ignore[attr-defined]
-            if node.flags & L.FLAG_LAZY_CHILDREN:  # the key came with the first child change
-                node.c_ver += 1
             node.ppos = L.decode_children_value(kv.value)  # type: ignore[attr-defined]
         elif kind == L.KIND_ACL:
             node.a_mod = mod
