@@ -1,8 +1,5 @@
 """Plumbing between gRPC's threads and trio.
 
-* :func:`await_future` waits for a gRPC future without a thread per call: the future's done
-  callback (run on gRPC's channel thread) reschedules the waiting task through the trio token's
-  ``run_sync_soon``. Cancelling the task cancels the gRPC call.
 * :class:`StreamBridge` drives one bidirectional gRPC stream: requests go from trio into a
   queue that gRPC's request thread drains, responses come back through one dedicated reader
   thread that posts them into a trio memory channel, with a credit semaphore so that a slow
@@ -25,38 +22,9 @@ from typing import Any
 import grpc
 import trio
 
-__all__ = ["StreamBridge", "StreamEnded", "await_future", "join_thread"]
+__all__ = ["StreamBridge", "StreamEnded", "join_thread"]
 
 _stream_ids = itertools.count(1)
-
-
-async def await_future(fut: Any) -> Any:
-    """Wait for a ``grpc.Future``; return its result or raise its error (a ``grpc.RpcError``).
-
-    If the calling task is cancelled while waiting, the gRPC call is cancelled and
-    ``trio.Cancelled`` propagates; for a mutating call the outcome is then unknown.
-    """
-    token = trio.lowlevel.current_trio_token()
-    task = trio.lowlevel.current_task()
-    aborted = False
-
-    def resume() -> None:  # runs in the trio thread
-        if not aborted:
-            trio.lowlevel.reschedule(task)
-
-    def on_done(_fut: Any) -> None:  # runs in a gRPC thread (or here, if already done)
-        with contextlib.suppress(trio.RunFinishedError):
-            token.run_sync_soon(resume)
-
-    def abort(_raise_cancel: Any) -> trio.lowlevel.Abort:  # runs in the trio thread
-        nonlocal aborted
-        aborted = True
-        fut.cancel()
-        return trio.lowlevel.Abort.SUCCEEDED
-
-    fut.add_done_callback(on_done)
-    await trio.lowlevel.wait_task_rescheduled(abort)
-    return fut.result()
 
 
 async def join_thread(thread: threading.Thread, timeout: float) -> bool:

@@ -1,4 +1,5 @@
-"""Endpoints: parsing, gRPC channel options, one channel and its stubs per endpoint."""
+"""Endpoints: parsing, gRPC channel options; per endpoint an HTTP/2 connection for unary calls
+and a gRPC channel for streams."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ import grpc
 import trio
 from pyetcd.etcdrpc import rpc_pb2, rpc_pb2_grpc
 
+from ._http2 import CallError, Http2Connection
+
 __all__ = [
     "CHANNEL_OPTIONS",
     "FAILOVER_CODES",
     "REQUIRE_LEADER",
+    "UNARY",
     "Endpoint",
     "Rounds",
     "is_never_sent",
@@ -76,6 +80,8 @@ def parse_endpoints(endpoints: str | Sequence[str]) -> list[str]:
 def is_never_sent(err: Any) -> bool:
     """True when an UNAVAILABLE error proves the request was not processed by etcd: the
     connection could not be made, or etcd refused it up front for lack of a leader."""
+    if getattr(err, "never_sent", False):
+        return True
     details = (err.details() or "") if hasattr(err, "details") else ""
     return (
         "failed to connect to all addresses" in details
@@ -109,55 +115,59 @@ class Rounds:
         return True
 
 
+# The unary methods the client calls: their paths and response types. They go over the
+# project's own HTTP/2 client (_http2.py), the streams (Watch, LeaseKeepAlive) over gRPC.
+UNARY: dict[str, tuple[bytes, Any]] = {
+    "Range": (b"/etcdserverpb.KV/Range", rpc_pb2.RangeResponse),
+    "Put": (b"/etcdserverpb.KV/Put", rpc_pb2.PutResponse),
+    "DeleteRange": (b"/etcdserverpb.KV/DeleteRange", rpc_pb2.DeleteRangeResponse),
+    "Txn": (b"/etcdserverpb.KV/Txn", rpc_pb2.TxnResponse),
+    "Compact": (b"/etcdserverpb.KV/Compact", rpc_pb2.CompactionResponse),
+    "LeaseGrant": (b"/etcdserverpb.Lease/LeaseGrant", rpc_pb2.LeaseGrantResponse),
+    "LeaseRevoke": (b"/etcdserverpb.Lease/LeaseRevoke", rpc_pb2.LeaseRevokeResponse),
+    "LeaseTimeToLive": (b"/etcdserverpb.Lease/LeaseTimeToLive", rpc_pb2.LeaseTimeToLiveResponse),
+    "Status": (b"/etcdserverpb.Maintenance/Status", rpc_pb2.StatusResponse),
+}
+
+
 class Endpoint:
-    """One etcd member: its channel and the multicallables the client uses."""
+    """One etcd member: an HTTP/2 connection for unary calls, a gRPC channel for streams."""
 
     def __init__(self, target: str) -> None:
         self.target = target
+        host, _, port = target.rpartition(":")
+        self.host = host.strip("[]")
+        self.port = int(port)
         self.channel: Any = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
-        kv = rpc_pb2_grpc.KVStub(self.channel)
-        lease = rpc_pb2_grpc.LeaseStub(self.channel)
-        maintenance = rpc_pb2_grpc.MaintenanceStub(self.channel)
-        self.Range: Any = kv.Range
-        self.Put: Any = kv.Put
-        self.DeleteRange: Any = kv.DeleteRange
-        self.Txn: Any = kv.Txn
-        # a Txn whose request comes already serialized (requests.encode_txn)
-        self.TxnEncoded: Any = self.channel.unary_unary(
-            "/etcdserverpb.KV/Txn",
-            request_serializer=None,
-            response_deserializer=rpc_pb2.TxnResponse.FromString,
-        )
-        self.Compact: Any = kv.Compact
-        self.LeaseGrant: Any = lease.LeaseGrant
-        self.LeaseRevoke: Any = lease.LeaseRevoke
-        self.LeaseTimeToLive: Any = lease.LeaseTimeToLive
-        self.LeaseKeepAlive: Any = lease.LeaseKeepAlive
-        self.Status: Any = maintenance.Status
+        self.LeaseKeepAlive: Any = rpc_pb2_grpc.LeaseStub(self.channel).LeaseKeepAlive
         self.Watch: Any = rpc_pb2_grpc.WatchStub(self.channel).Watch
-        self._pin: Any = None
+        self._conn: Http2Connection | None = None
+        self._opening = trio.Lock()
 
-    def pin(self) -> None:
-        """Keep one idle call open on the channel (cheap; call before each unary call).
+    async def _connection(self) -> Http2Connection:
+        conn = self._conn
+        if conn is not None and conn.usable:
+            return conn
+        async with self._opening:
+            conn = self._conn
+            if conn is None or not conn.usable:
+                conn = Http2Connection(self.host, self.port)
+                conn.metadata = REQUIRE_LEADER
+                await conn.open()
+                self._conn = conn
+            return conn
 
-        grpc-python serves future-style calls from a per-channel thread that it starts when
-        the channel's first such call begins and stops when the last one ends; sequential calls
-        would pay for a new thread each (about 200 us of CPU per call, measured). An idle call
-        keeps that thread alive: a Watch stream half-closed at once, with no watch on it, which
-        etcd keeps open until we cancel it. It also lets HTTP/2 keepalive pings watch the
-        connection. When the connection breaks the pin ends and the next call re-opens it.
-        """
-        if self._pin is None:
-            pin = self.Watch(iter(()))
-            self._pin = pin
-            pin.add_done_callback(self._unpin)
-
-    def _unpin(self, call: Any) -> None:  # gRPC thread
-        if self._pin is call:
-            self._pin = None
+    async def call(self, path: bytes, message: bytes, timeout: float) -> bytes:
+        """One unary call with a deadline of ``timeout`` s; raises ``CallError``."""
+        conn: Http2Connection | None = None
+        with trio.move_on_after(timeout):
+            conn = await self._connection()
+            return await conn.call(path, message, timeout)
+        if conn is not None:
+            conn.retire()  # the member or the path to it may be gone: start afresh next time
+        raise CallError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded", conn is None)
 
     def close(self) -> None:
-        pin, self._pin = self._pin, None
-        if pin is not None:
-            pin.cancel()
+        if self._conn is not None:
+            self._conn.close()
         self.channel.close()

@@ -1,6 +1,8 @@
-"""EtcdClient: a thin trio-native etcd v3 client (KV, Txn, Lease, Watch) over pyetcd's stubs.
+"""EtcdClient: a thin trio-native etcd v3 client (KV, Txn, Lease, Watch) over pyetcd's messages.
 
-Calls return the raw protobuf responses.
+Calls return the raw protobuf responses. Unary calls go over the project's own HTTP/2 client
+(``_http2.py``: no threads); the watch and lease keep-alive streams over gRPC's stubs, each on a
+thread of its own (``_bridge.py``).
 
 Failover and retries. The client talks to one endpoint at a time. When it does not answer (gRPC
 UNAVAILABLE or a deadline) the client moves on to the next one and replays the request there:
@@ -13,8 +15,8 @@ the client goes round again with a growing pause for up to ``timeout`` seconds (
 leader elections and restarts), then raises ``EtcdUnavailable``. Each attempt has a deadline of
 ``timeout`` seconds, so a call takes at most about ``max(2, len(endpoints)) * timeout``.
 
-Cancelling a task inside a call cancels the gRPC call; a cancelled write may still have been
-applied. A client belongs to the trio run that created it; ``aclose()`` it before that run ends.
+Cancelling a task inside a call cancels the call (the stream is reset); a cancelled write may
+still have been applied. A client belongs to the trio run that created it; ``aclose()`` it before that run ends.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ import grpc
 import trio
 from pyetcd.etcdrpc import rpc_pb2
 
-from ._bridge import StreamBridge, StreamEnded, await_future, join_thread
+from ._bridge import StreamBridge, StreamEnded, join_thread
 from ._conn import (
     FAILOVER_CODES,
     REQUIRE_LEADER,
+    UNARY,
     Endpoint,
     Rounds,
     is_never_sent,
@@ -150,18 +153,15 @@ class EtcdClient:
     observer: Callable[[str, bool, float], None] | None = None
     """Called after each unary call with (method, succeeded, seconds): a metrics hook."""
 
-    async def _unary(
-        self, method: str, request: Any, *, idempotent: bool, attr: str | None = None
-    ) -> Any:
-        """Call ``method`` (through the endpoint's multicallable ``attr``, by default the one of
-        that name)."""
+    async def _unary(self, method: str, request: Any, *, idempotent: bool) -> Any:
+        """Call ``method`` with a request message (or its serialization, as bytes)."""
         observer = self.observer
         if observer is None:
-            return await self._unary_call(attr or method, request, idempotent=idempotent)
+            return await self._unary_call(method, request, idempotent=idempotent)
         started = time.perf_counter()
         ok = False
         try:
-            result = await self._unary_call(attr or method, request, idempotent=idempotent)
+            result = await self._unary_call(method, request, idempotent=idempotent)
             ok = True
             return result
         finally:
@@ -170,19 +170,17 @@ class EtcdClient:
     async def _unary_call(self, method: str, request: Any, *, idempotent: bool) -> Any:
         self._check_open()
         await trio.lowlevel.checkpoint_if_cancelled()
+        path, response_type = UNARY[method]
+        message = request if isinstance(request, bytes) else request.SerializeToString()
         rounds: Rounds | None = None
         while True:
             index = self._current
-            endpoint = self._endpoints[index]
-            endpoint.pin()
-            fut = getattr(endpoint, method).future(
-                request, timeout=self.timeout, metadata=REQUIRE_LEADER
-            )
             try:
-                return await await_future(fut)
+                answer = await self._endpoints[index].call(path, message, self.timeout)
+                return response_type.FromString(answer)
             except grpc.RpcError as err:
+                self._check_open()  # aclose() from another task ended the call
                 if err.code() not in FAILOVER_CODES:
-                    self._check_open()  # aclose() from another task cancelled the call
                     raise translate_rpc_error(err) from None
                 self._failed(index)
                 if not idempotent and not is_never_sent(err):
@@ -259,7 +257,7 @@ class EtcdClient:
     async def txn_encoded(self, request: bytes) -> Any:
         """``txn`` of a request serialized by ``requests.encode_txn`` (a write: not retried
         once it may have been sent)."""
-        return await self._unary("Txn", request, idempotent=False, attr="TxnEncoded")
+        return await self._unary("Txn", request, idempotent=False)
 
     async def current_revision(self) -> int:
         """The cluster's current revision, by a linearizable (quorum) read."""

@@ -1,0 +1,182 @@
+"""The HTTP/2 transport of the etcd client's unary calls (zetcd/etcd/_http2.py): flow control,
+concurrency and errors against a real etcd, and what it does with servers that misbehave."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import threading
+from collections.abc import Callable, Iterator
+
+import grpc
+import pytest
+import trio
+
+from zetcd.etcd import EtcdClient, EtcdError, EtcdUnavailable, op_put
+from zetcd.etcd._http2 import GOAWAY, SETTINGS, frame
+
+from .servers import EtcdServer
+from .test_etcd_client import run
+
+MiB = 1024 * 1024
+
+
+def test_large_requests_and_responses(etcd: EtcdServer) -> None:
+    """A request far beyond HTTP/2's initial 64 KiB windows waits for the server's window
+    updates; a response spans many DATA frames."""
+
+    async def main() -> None:
+        async with await EtcdClient.connect([etcd.endpoint]) as client:
+            big = bytes(range(256)) * (MiB // 256)
+            put = await client.put(b"/h2/big", big)
+            got = await client.range(b"/h2/big")
+            assert got.kvs[0].value == big
+            assert got.kvs[0].mod_revision == put.header.revision
+            # the same through a transaction, twice in a row on the same connection
+            for i in range(2):
+                resp = await client.txn([], [op_put(b"/h2/big%d" % i, big[i:])])
+                assert resp.succeeded
+            both = await client.range(b"/h2/big0", b"/h2/big2")
+            assert [kv.value for kv in both.kvs] == [big, big[1:]]
+
+    run(main, timeout=60)
+
+
+def test_many_concurrent_calls(etcd: EtcdServer) -> None:
+    """Calls of mixed sizes from many tasks at once share one connection; every answer reaches
+    its own caller."""
+
+    async def main() -> None:
+        async with await EtcdClient.connect([etcd.endpoint]) as client:
+            results: dict[int, int] = {}
+
+            async def worker(i: int) -> None:
+                value = b"%d:" % i + b"x" * (i * 997 % 150_000)
+                put = await client.put(b"/h2/c/%04d" % i, value)
+                got = await client.range(b"/h2/c/%04d" % i)
+                assert got.kvs[0].value == value
+                results[i] = put.header.revision
+
+            async with trio.open_nursery() as nursery:
+                for i in range(300):
+                    nursery.start_soon(worker, i)
+            assert len(results) == 300
+            assert len(set(results.values())) == 300  # 300 distinct writes
+            everything = await client.range(b"/h2/c/", b"/h2/c0")
+            assert len(everything.kvs) == 300
+
+    run(main, timeout=60)
+
+
+def test_error_status_keeps_the_connection(etcd: EtcdServer) -> None:
+    async def main() -> None:
+        async with await EtcdClient.connect([etcd.endpoint]) as client:
+            with pytest.raises(EtcdError) as exc:
+                await client.txn([], [op_put(b"/h2/dup", b"1"), op_put(b"/h2/dup", b"2")])
+            assert exc.value.code == grpc.StatusCode.INVALID_ARGUMENT
+            assert "duplicate key" in exc.value.details
+            assert (await client.put(b"/h2/dup", b"3")).header.revision > 0
+
+    run(main)
+
+
+# -- servers that misbehave ------------------------------------------------------------------
+@contextlib.contextmanager
+def fake_server(behave: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A loopback port whose every connection is handed to ``behave`` (on a thread)."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                with contextlib.suppress(OSError):
+                    behave(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+def _read_preface(conn: socket.socket) -> None:
+    data = b""
+    while len(data) < 24:
+        chunk = conn.recv(24 - len(data))
+        if not chunk:
+            return
+        data += chunk
+
+
+def answers_http1(conn: socket.socket) -> None:
+    _read_preface(conn)
+    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+    conn.recv(65536)
+
+
+def hangs_up(conn: socket.socket) -> None:
+    _read_preface(conn)
+    conn.recv(65536)
+
+
+def refuses_every_stream(conn: socket.socket) -> None:
+    """A GOAWAY whose last stream id is 0: nothing this connection carried was processed."""
+    _read_preface(conn)
+    conn.sendall(frame(SETTINGS, 0, 0) + frame(GOAWAY, 0, 0, struct.pack(">II", 0, 0)))
+    with contextlib.suppress(OSError):
+        while conn.recv(65536):
+            pass
+
+
+@pytest.mark.parametrize("behave", [answers_http1, hangs_up], ids=["http1", "hangs-up"])
+def test_broken_server_fails_the_call_without_hanging(
+    behave: Callable[[socket.socket], None],
+) -> None:
+    async def main() -> None:
+        with fake_server(behave) as endpoint:
+            async with EtcdClient([endpoint], timeout=0.5) as client:
+                # a read is retried for ``timeout`` s, then fails
+                with pytest.raises(EtcdUnavailable) as read_exc:
+                    await client.range(b"k")
+                assert read_exc.value.code == grpc.StatusCode.UNAVAILABLE
+            async with EtcdClient([endpoint], timeout=10.0) as client:
+                t0 = trio.current_time()
+                with pytest.raises(EtcdUnavailable) as write_exc:
+                    await client.put(b"k", b"v")
+                # the request left: it may have been applied; and the broken connection was
+                # noticed at once, not at the deadline
+                assert write_exc.value.indeterminate
+                assert write_exc.value.code == grpc.StatusCode.UNAVAILABLE
+                assert trio.current_time() - t0 < 5
+
+    run(main)
+
+
+def test_refused_stream_fails_over_even_for_a_write(etcd: EtcdServer) -> None:
+    """A write the server refused (GOAWAY below its stream) was certainly not applied, so the
+    client replays it on the next endpoint instead of calling it indeterminate."""
+
+    async def main() -> None:
+        with fake_server(refuses_every_stream) as endpoint:
+            async with EtcdClient([endpoint, etcd.endpoint], timeout=2.0) as client:
+                put = await client.put(b"/h2/failover", b"v")
+                assert client.current_endpoint == etcd.endpoint.removeprefix("http://")
+                got = await client.range(b"/h2/failover")
+                assert got.kvs[0].mod_revision == put.header.revision
+
+    run(main)

@@ -1,0 +1,618 @@
+"""gRPC unary calls over a small HTTP/2 client of our own, native to trio.
+
+Why not grpc-python's futures: a future's completion runs on gRPC's channel thread, which then
+wakes the trio task through ``run_sync_soon``; starting the call and the two thread hand-offs
+cost more than etcd's own work on a small transaction. Measured on this project's machine (one
+txn of one put, idle etcd, from trio): p50 1.06 ms through gRPC futures, 0.73 ms over this client.
+Streams (watch, lease keep-alive) stay on gRPC.
+
+What it speaks: HTTP/2 over cleartext TCP with prior knowledge, as gRPC does for ``http://``
+targets. One connection per etcd endpoint; each call is one stream: our HEADERS (a header block of
+HPACK literals that never touch the dynamic table) and DATA (the length-prefixed message, in frames
+the server's windows allow), then the server's HEADERS, DATA and trailers, whose header blocks the
+``hpack`` package decodes. Our receive windows are opened to the maximum at once and topped up.
+
+There is no background task: a caller waiting for its answer (or for send window) reads the
+socket on behalf of every call on the connection, one reader at a time, and once its own wait is
+over hands the role to another waiting call.
+
+Errors look like grpc's: :class:`CallError` has ``code()`` and ``details()``, and ``never_sent``
+when the request certainly did not reach etcd (the connection could not be made, the server
+refused the stream, or a GOAWAY said it would not process it). A connection that fails, or whose
+call passes its deadline, is closed; the next call opens a new one.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+from collections.abc import Callable
+from urllib.parse import unquote_to_bytes
+
+import grpc
+import hpack
+import trio
+
+__all__ = ["CallError", "Http2Connection"]
+
+# frame types (RFC 9113 section 6)
+DATA, HEADERS, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = (
+    0,
+    1,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8,
+    9,
+)
+# flags
+END_STREAM = ACK = 0x1
+END_HEADERS = 0x4
+PADDED = 0x8
+PRIORITY = 0x20
+# settings
+SETTINGS_ENABLE_PUSH = 0x2
+SETTINGS_INITIAL_WINDOW_SIZE = 0x4
+SETTINGS_MAX_FRAME_SIZE = 0x5
+# error codes
+NO_ERROR = 0x0
+REFUSED_STREAM = 0x7
+CANCEL = 0x8
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+MAX_WINDOW = 2**31 - 1
+DEFAULT_WINDOW = 65535
+DEFAULT_MAX_FRAME = 16384  # what we accept (we never raise it) and the server's default
+TOP_UP_AFTER = 1 << 30  # received bytes after which the connection window is topped up again
+RECV_SIZE = 256 * 1024
+LAST_STREAM_ID = 2**31 - 1
+
+_HEAD = struct.Struct(">HBBBI")  # 24-bit length as 16 + 8 bits, type, flags, stream id
+_STATUS_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
+# gRPC's mapping of an RST_STREAM error code to a status (PROTOCOL-HTTP2.md)
+_RST_STATUS = {
+    REFUSED_STREAM: grpc.StatusCode.UNAVAILABLE,
+    CANCEL: grpc.StatusCode.CANCELLED,
+    0xB: grpc.StatusCode.RESOURCE_EXHAUSTED,  # ENHANCE_YOUR_CALM
+    0xC: grpc.StatusCode.PERMISSION_DENIED,  # INADEQUATE_SECURITY
+}
+# and of an HTTP status when a response carries no grpc-status
+_HTTP_STATUS = {
+    b"400": grpc.StatusCode.INTERNAL,
+    b"401": grpc.StatusCode.UNAUTHENTICATED,
+    b"403": grpc.StatusCode.PERMISSION_DENIED,
+    b"404": grpc.StatusCode.UNIMPLEMENTED,
+    b"429": grpc.StatusCode.UNAVAILABLE,
+    b"502": grpc.StatusCode.UNAVAILABLE,
+    b"503": grpc.StatusCode.UNAVAILABLE,
+    b"504": grpc.StatusCode.UNAVAILABLE,
+}
+
+
+def frame(ftype: int, flags: int, stream_id: int, payload: bytes | memoryview = b"") -> bytes:
+    n = len(payload)
+    return _HEAD.pack(n >> 8, n & 0xFF, ftype, flags, stream_id) + payload
+
+
+def _hpack_int(value: int, prefix_bits: int, first: int) -> bytes:
+    """An HPACK integer (RFC 7541 section 5.1) in a field whose first byte starts with ``first``."""
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes((first | value,))
+    out = bytearray((first | limit,))
+    value -= limit
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _hpack_string(s: bytes) -> bytes:
+    return _hpack_int(len(s), 7, 0) + s  # not Huffman-coded
+
+
+def _literal(static_index: int, value: bytes) -> bytes:
+    """A literal field without indexing whose name is entry ``static_index`` of the static
+    table (section 6.2.2): the server's dynamic table is never touched."""
+    return _hpack_int(static_index, 4, 0) + _hpack_string(value)
+
+
+def _literal_new(name: bytes, value: bytes) -> bytes:
+    return b"\x00" + _hpack_string(name) + _hpack_string(value)
+
+
+def request_headers(path: bytes, authority: bytes, metadata: tuple[tuple[str, str], ...]) -> bytes:
+    """The header block of a gRPC request: POST, http (static entries 3 and 6), then :path (4),
+    :authority (1), content-type (31), te and the metadata as literals."""
+    return (
+        b"\x83\x86"
+        + _literal(4, path)
+        + _literal(1, authority)
+        + _literal(31, b"application/grpc")
+        + _literal_new(b"te", b"trailers")
+        + b"".join(_literal_new(k.encode(), v.encode()) for k, v in metadata)
+    )
+
+
+def grpc_timeout(seconds: float) -> bytes:
+    """A grpc-timeout header value: at most 8 digits and a unit."""
+    ms = max(1, int(seconds * 1000))
+    return b"%dm" % ms if ms < 10**8 else b"%dS" % min(seconds, 10**8 - 1)
+
+
+class CallError(grpc.RpcError):  # type: ignore[misc]
+    """A call failed: ``code()`` and ``details()`` as on a ``grpc.RpcError``; ``never_sent``
+    when the request certainly did not reach the server."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, never_sent: bool = False) -> None:
+        super().__init__(f"{code.name}: {details}")
+        self._code = code
+        self._details = details
+        self.never_sent = never_sent
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+
+class _Call:
+    __slots__ = ("data", "done", "error", "event", "headers", "id", "sent", "trailers", "window")
+
+    def __init__(self, stream_id: int, window: int) -> None:
+        self.id = stream_id
+        self.window = window  # what we may still send on this stream
+        self.sent = False  # some of the request may have left
+        self.done = False
+        self.headers: list[tuple[bytes, bytes]] | None = None
+        self.trailers: list[tuple[bytes, bytes]] | None = None
+        self.data = bytearray()
+        self.error: CallError | None = None
+        self.event: trio.Event | None = None  # set while the call waits for the reader
+
+
+class Http2Connection:
+    """One HTTP/2 connection to ``host:port``. :meth:`call` makes unary gRPC calls on it, any
+    number at once; once :attr:`usable` is False, open another."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.authority = (
+            f"{host}:{port}".encode() if ":" not in host else f"[{host}]:{port}".encode()
+        )
+        self.sock: socket.socket | None = None
+        self.error: CallError | None = None  # the connection failed: every call fails so
+        self.closing = False  # no new calls (GOAWAY, stream ids used up, a deadline passed)
+        self._calls: dict[int, _Call] = {}
+        self._next_id = 1
+        self._window = DEFAULT_WINDOW  # connection-level send window
+        self._stream_window = DEFAULT_WINDOW  # the server's initial stream window
+        self._max_frame = DEFAULT_MAX_FRAME
+        self._received = 0  # bytes of DATA since the connection window was last topped up
+        self._inbuf = bytearray()
+        self._out = bytearray()  # bytes a full socket buffer kept back
+        self._flushing = False
+        self._reading = False
+        self._decoder = hpack.Decoder()
+        self._block: tuple[int, int, bytearray] | None = None  # a header block being continued
+        self._blocks: dict[bytes, list[tuple[bytes, bytes]]] = {}  # see _decode
+        self._headers: dict[tuple[bytes, bytes], bytes] = {}  # path, timeout -> header block
+        self.metadata: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def usable(self) -> bool:
+        return self.error is None and not self.closing
+
+    # ------------------------------------------------------------------ connecting
+    async def open(self) -> None:
+        """Connect and send the preface; raises CallError(UNAVAILABLE, never_sent)."""
+        try:
+            infos = await trio.socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        except OSError as e:
+            raise self._fail(
+                f"DNS resolution failed for {self.host}: {e}", never_sent=True
+            ) from None
+        last: OSError | None = None
+        for family, stype, proto, _, addr in infos:
+            sock = socket.socket(family, stype, proto)
+            sock.setblocking(False)
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                err = sock.connect_ex(addr)
+                if err in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
+                    await trio.lowlevel.wait_writable(sock)
+                    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if err:
+                    raise OSError(err, errno.errorcode.get(err, str(err)))
+            except OSError as e:
+                sock.close()
+                last = e
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            self.sock = sock
+            break
+        else:
+            raise self._fail(
+                f"failed to connect to {self.host}:{self.port}: {last}", never_sent=True
+            )
+        settings = struct.pack(
+            ">HIHI", SETTINGS_ENABLE_PUSH, 0, SETTINGS_INITIAL_WINDOW_SIZE, MAX_WINDOW
+        )
+        self._write(
+            PREFACE
+            + frame(SETTINGS, 0, 0, settings)
+            + frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", MAX_WINDOW - DEFAULT_WINDOW))
+        )
+        if self._out:
+            await self._flush()
+
+    def close(self) -> None:
+        if self.error is None:
+            self._fail("connection closed", never_sent=False)
+
+    # ------------------------------------------------------------------ calls
+    async def call(self, path: bytes, message: bytes, timeout: float) -> bytes:
+        """The response message of one unary call to ``path`` (``/package.Service/Method``).
+        Raises CallError; cancellation abandons the call (the server is told)."""
+        if not self.usable:
+            raise self.error or CallError(
+                grpc.StatusCode.UNAVAILABLE, "connection closing", never_sent=True
+            )
+        call = _Call(self._next_id, self._stream_window)
+        self._next_id += 2
+        if self._next_id > LAST_STREAM_ID:
+            self.closing = True
+        self._calls[call.id] = call
+        try:
+            await self._send_request(call, path, message, timeout)
+            await self._wait(call, lambda: call.done)
+        except BaseException:
+            self._abandon(call)
+            raise
+        self._after_call()
+        return self._result(call)
+
+    def retire(self) -> None:
+        """Take no new calls; close once the ones in flight are over (a call on it passed its
+        deadline: the server or the path to it may be gone)."""
+        self.closing = True
+        self._after_call()
+
+    async def _send_request(self, call: _Call, path: bytes, message: bytes, timeout: float) -> None:
+        key = (path, grpc_timeout(timeout))
+        block = self._headers.get(key)
+        if block is None:
+            meta = (*self.metadata, ("grpc-timeout", key[1].decode()))
+            block = self._headers[key] = request_headers(path, self.authority, meta)
+        body = memoryview(b"\0" + len(message).to_bytes(4, "big") + message)
+        total = len(body)
+        frames = [frame(HEADERS, END_HEADERS, call.id, block)]
+        pos = 0
+        while True:
+            while pos < total:
+                n = min(total - pos, self._window, call.window, self._max_frame)
+                if n <= 0:
+                    break
+                self._window -= n
+                call.window -= n
+                flags = END_STREAM if pos + n == total else 0
+                frames.append(frame(DATA, flags, call.id, body[pos : pos + n]))
+                pos += n
+            if frames:
+                call.sent = True
+                self._write(b"".join(frames))
+                frames.clear()
+                if self._out:
+                    await self._flush()
+            if pos == total:
+                return
+            # wait for the server's windows to open (or for an early answer, an error)
+            await self._wait(call, lambda: call.done or (self._window > 0 and call.window > 0))
+            if call.done:
+                return
+
+    def _result(self, call: _Call) -> bytes:
+        if call.error is not None:
+            raise call.error
+        trailers = dict(call.trailers or ())
+        status = trailers.get(b"grpc-status")
+        if status is None:
+            http = dict(call.headers or ()).get(b":status", b"")
+            code = _HTTP_STATUS.get(http, grpc.StatusCode.UNKNOWN)
+            if http == b"200":
+                code = grpc.StatusCode.INTERNAL
+            raise CallError(code, f"no grpc-status in the response (HTTP status {http.decode()})")
+        if status != b"0":
+            code = _STATUS_BY_VALUE.get(int(status), grpc.StatusCode.UNKNOWN)
+            message = unquote_to_bytes(trailers.get(b"grpc-message", b"")).decode(errors="replace")
+            raise CallError(code, message)
+        data = call.data
+        if len(data) < 5 or data[0] != 0:
+            raise CallError(grpc.StatusCode.INTERNAL, "malformed or compressed gRPC message")
+        length = int.from_bytes(data[1:5], "big")
+        if len(data) != 5 + length:
+            raise CallError(grpc.StatusCode.INTERNAL, "gRPC message length mismatch")
+        return bytes(data[5:])
+
+    def _abandon(self, call: _Call) -> None:
+        """The caller gave up (cancelled, or the connection failed)."""
+        if self._calls.pop(call.id, None) is not None and self.error is None and call.sent:
+            self._write(frame(RST_STREAM, 0, call.id, struct.pack(">I", CANCEL)))
+        self._after_call()
+
+    def _after_call(self) -> None:
+        if self.closing and not self._calls and self.error is None:
+            self._fail("connection closed", never_sent=False)
+        else:
+            self._handover()
+
+    # ------------------------------------------------------------------ waiting and reading
+    async def _wait(self, call: _Call, ready: Callable[[], bool]) -> None:
+        while not ready():
+            if call.error is not None:
+                return
+            if self._reading:
+                call.event = trio.Event()
+                try:
+                    await call.event.wait()
+                finally:
+                    call.event = None
+                continue
+            self._reading = True
+            try:
+                while not ready() and call.error is None:
+                    await self._receive()
+            finally:
+                self._reading = False
+                self._handover()
+
+    def _handover(self) -> None:
+        """Wake one waiting call to read on, if no one reads."""
+        if self._reading:
+            return
+        for c in self._calls.values():
+            if c.event is not None:
+                c.event.set()
+                return
+
+    async def _receive(self) -> None:
+        sock = self.sock
+        assert sock is not None
+        await trio.lowlevel.wait_readable(sock)
+        try:
+            data = sock.recv(RECV_SIZE)
+        except BlockingIOError:
+            return
+        except OSError as e:
+            self._fail(f"connection to {self.host}:{self.port} failed: {e}")
+            return
+        if not data:
+            self._fail(f"connection to {self.host}:{self.port} closed by the server")
+            return
+        buf = self._inbuf
+        buf += data
+        pos = 0
+        end = len(buf)
+        while end - pos >= 9 and self.error is None:
+            n = buf[pos] << 16 | buf[pos + 1] << 8 | buf[pos + 2]
+            if n > DEFAULT_MAX_FRAME:
+                self._fail(f"frame of {n} bytes from the server: larger than allowed")
+                return
+            stop = pos + 9 + n
+            if stop > end:
+                break
+            stream_id = int.from_bytes(buf[pos + 5 : pos + 9], "big") & 0x7FFFFFFF
+            self._frame(buf[pos + 3], buf[pos + 4], stream_id, bytes(buf[pos + 9 : stop]))
+            pos = stop
+        del buf[:pos]
+        if self._out and self.error is None:
+            await self._flush()
+
+    def _frame(self, ftype: int, flags: int, stream_id: int, payload: bytes) -> None:
+        if self._block is not None and ftype != CONTINUATION:
+            self._fail("header block interrupted by another frame")
+            return
+        if ftype == DATA:
+            self._data(flags, stream_id, payload)
+        elif ftype == HEADERS:
+            if flags & PADDED:
+                payload = _unpad(payload)
+            if flags & PRIORITY:
+                payload = payload[5:]
+            if flags & END_HEADERS:
+                self._header_block(stream_id, flags, payload)
+            else:
+                self._block = (stream_id, flags, bytearray(payload))
+        elif ftype == CONTINUATION:
+            block = self._block
+            if block is None or block[0] != stream_id:
+                self._fail("unexpected CONTINUATION frame")
+                return
+            block[2].extend(payload)
+            if flags & END_HEADERS:
+                self._block = None
+                self._header_block(stream_id, block[1], bytes(block[2]))
+        elif ftype == SETTINGS:
+            if not flags & ACK:
+                self._settings(payload)
+        elif ftype == PING:
+            if not flags & ACK:
+                self._write(frame(PING, ACK, 0, payload))
+        elif ftype == WINDOW_UPDATE:
+            increment = int.from_bytes(payload[:4], "big") & 0x7FFFFFFF
+            if stream_id == 0:
+                self._window += increment
+            else:
+                c = self._calls.get(stream_id)
+                if c is None:
+                    return
+                c.window += increment
+            self._wake_all()
+        elif ftype == RST_STREAM:
+            c = self._calls.get(stream_id)
+            if c is not None:
+                code = int.from_bytes(payload[:4], "big")
+                status = _RST_STATUS.get(code, grpc.StatusCode.INTERNAL)
+                self._finish(
+                    c,
+                    CallError(
+                        status,
+                        f"stream reset by the server (HTTP/2 error {code})",
+                        code == REFUSED_STREAM,
+                    ),
+                )
+        elif ftype == GOAWAY:
+            self._goaway(payload)
+        elif ftype == PUSH_PROMISE:
+            self._fail("PUSH_PROMISE although push is disabled")
+        # PRIORITY and unknown frame types are ignored, as HTTP/2 requires
+
+    def _data(self, flags: int, stream_id: int, payload: bytes) -> None:
+        self._received += len(payload)
+        if self._received >= TOP_UP_AFTER:
+            self._write(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", self._received)))
+            self._received = 0
+        c = self._calls.get(stream_id)
+        if c is None:
+            return
+        c.data += _unpad(payload) if flags & PADDED else payload
+        if flags & END_STREAM:  # a response must end with trailers
+            self._finish(c, CallError(grpc.StatusCode.INTERNAL, "response without trailers"))
+
+    def _header_block(self, stream_id: int, flags: int, block: bytes) -> None:
+        try:
+            fields = self._decode(block)
+        except hpack.HPACKError as e:
+            self._fail(f"undecodable header block: {e}")
+            return
+        c = self._calls.get(stream_id)
+        if c is None:
+            return
+        if c.headers is None and not flags & END_STREAM:
+            c.headers = fields
+            return
+        if c.headers is None:  # trailers-only: headers and status in one block
+            c.headers = fields
+        c.trailers = fields
+        self._finish(c, None)
+
+    def _decode(self, block: bytes) -> list[tuple[bytes, bytes]]:
+        """hpack's decoding, with the blocks that only index the tables remembered: such a block
+        cannot change the dynamic table, so it means the same until one that can arrives."""
+        fields = self._blocks.get(block)
+        if fields is not None:
+            return fields
+        fields = [(bytes(k), bytes(v)) for k, v in self._decoder.decode(block, raw=True)]
+        if all(0x80 < b < 0xFF for b in block):  # indexed fields, one byte each
+            if len(self._blocks) < 64:
+                self._blocks[block] = fields
+        else:
+            self._blocks.clear()
+        return fields
+
+    def _settings(self, payload: bytes) -> None:
+        for i in range(0, len(payload) - 5, 6):
+            ident, value = struct.unpack_from(">HI", payload, i)
+            if ident == SETTINGS_INITIAL_WINDOW_SIZE:
+                delta = value - self._stream_window
+                self._stream_window = value
+                for c in self._calls.values():
+                    c.window += delta
+            elif ident == SETTINGS_MAX_FRAME_SIZE:
+                self._max_frame = value
+        self._write(frame(SETTINGS, ACK, 0))
+        self._wake_all()
+
+    def _goaway(self, payload: bytes) -> None:
+        last = int.from_bytes(payload[:4], "big") & 0x7FFFFFFF
+        code = int.from_bytes(payload[4:8], "big")
+        self.closing = True
+        for c in [c for c in self._calls.values() if c.id > last]:
+            self._finish(
+                c, CallError(grpc.StatusCode.UNAVAILABLE, f"GOAWAY (HTTP/2 error {code})", True)
+            )
+        if not self._calls:
+            self._fail("connection closed after GOAWAY", never_sent=False)
+
+    def _finish(self, c: _Call, error: CallError | None) -> None:
+        c.done = True
+        c.error = error
+        del self._calls[c.id]
+        if c.event is not None:
+            c.event.set()
+
+    def _wake_all(self) -> None:
+        for c in self._calls.values():
+            if c.event is not None:
+                c.event.set()
+
+    # ------------------------------------------------------------------ writing
+    def _write(self, data: bytes) -> None:
+        if self.error is not None:
+            return
+        if self._out:
+            self._out += data
+            return
+        sock = self.sock
+        assert sock is not None
+        try:
+            sent = sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError as e:
+            self._fail(f"connection to {self.host}:{self.port} failed: {e}")
+            return
+        if sent < len(data):
+            self._out += data[sent:]
+
+    async def _flush(self) -> None:
+        """Send what a full socket buffer kept back (whoever queued bytes calls this)."""
+        if self._flushing:
+            return
+        self._flushing = True
+        sock = self.sock
+        assert sock is not None
+        try:
+            while self._out and self.error is None:
+                await trio.lowlevel.wait_writable(sock)
+                try:
+                    sent = sock.send(self._out)
+                except BlockingIOError:
+                    continue
+                except OSError as e:
+                    self._fail(f"connection to {self.host}:{self.port} failed: {e}")
+                    return
+                del self._out[:sent]
+        except BaseException:
+            # cancelled with part of a frame unsent: the byte stream cannot be resumed
+            self._fail("connection abandoned in the middle of a frame", never_sent=False)
+            raise
+        finally:
+            self._flushing = False
+
+    def _fail(self, details: str, never_sent: bool = False) -> CallError:
+        """The connection is over: every call on it fails."""
+        err = CallError(grpc.StatusCode.UNAVAILABLE, details, never_sent)
+        if self.error is None:
+            self.error = err
+            self.closing = True
+            for c in list(self._calls.values()):
+                self._finish(
+                    c, CallError(grpc.StatusCode.UNAVAILABLE, details, never_sent or not c.sent)
+                )
+            if self.sock is not None:
+                self.sock.close()
+        return err
+
+
+def _unpad(payload: bytes) -> bytes:
+    pad = payload[0] if payload else 0
+    return payload[1 : len(payload) - pad]
