@@ -69,19 +69,56 @@ def test_a_plain_create_writes_one_key(etcd: EtcdServer, zetcd_on_prefix: ZetcdS
         zk.close()
 
 
-def _snapshot(zk: KazooClient, path: str = "/") -> dict[str, object]:
-    """Every node's Stat, ACL and children under ``path``, /zookeeper left out. Children are
-    sorted: a restarted zetcd cannot order children that one multi created (they share a zxid)
-    as the running one does (docs/normalization.md)."""
+def _snapshot(zk: KazooClient, path: str = "/", ordered: bool = False) -> dict[str, object]:
+    """Every node's Stat, data, ACL and children under ``path``, /zookeeper left out. Children
+    are sorted unless ``ordered``: a restarted zetcd cannot order children that one multi created
+    (they share a zxid) as the running one does (docs/normalization.md)."""
     out: dict[str, object] = {}
     children, stat = zk.get_children(path, include_data=True)
+    data, _ = zk.get(path)
     acl, _ = zk.get_acls(path)
-    out[path] = (stat, [(a.perms, a.id.scheme, a.id.id) for a in acl], sorted(children))
+    listed = children if ordered else sorted(children)
+    out[path] = (stat, data, [(a.perms, a.id.scheme, a.id.id) for a in acl], listed)
     for name in children:
         child = f"{path.rstrip('/')}/{name}"
         if child != "/zookeeper":
-            out.update(_snapshot(zk, child))
+            out.update(_snapshot(zk, child, ordered))
     return out
+
+
+def _write_everything(zk: KazooClient) -> None:
+    """Writes that exercise every key of the layout: lazy and full nodes, adjustment keys,
+    nodes re-created inside a transaction, sequential names, ACLs."""
+    zk.add_auth("digest", "user:pw")
+    zk.create("/lazy", b"leaf")
+    zk.create("/parent", b"")
+    zk.create("/parent/one", b"")
+    t = zk.transaction()  # three child changes in one transaction: an adjustment key
+    t.create("/parent/two", b"")
+    t.create("/parent/three", b"")
+    t.delete("/parent/one")
+    t.commit()
+    t = zk.transaction()  # a node and its children created together
+    t.create("/fresh", b"")
+    t.create("/fresh/a", b"")
+    t.create("/fresh/b", b"")
+    t.commit()
+    t = zk.transaction()  # deleted and created again inside one transaction
+    t.delete("/lazy")
+    t.create("/lazy", b"again")
+    t.commit()
+    zk.create("/seq", b"")
+    for _ in range(3):
+        zk.create("/seq/n-", b"", sequence=True)
+    zk.delete("/seq/n-0000000001")
+    zk.create("/digest", b"", acl=[make_digest_acl("user", "pw", all=True)])
+    zk.create("/acl", b"")
+    zk.set_acls("/acl", [make_acl("world", "anyone", read=True, write=True)])
+    zk.set("/parent", b"changed")
+    zk.create("/parent/two/deep", b"")
+    zk.delete("/fresh/a")
+    zk.create("/eph", b"", ephemeral=True)
+    zk.delete("/eph")
 
 
 def test_a_restarted_zetcd_sees_what_the_running_one_saw(
@@ -89,34 +126,7 @@ def test_a_restarted_zetcd_sees_what_the_running_one_saw(
 ) -> None:
     zk = _kazoo(zetcd_on_prefix.address)
     try:
-        zk.add_auth("digest", "user:pw")
-        zk.create("/lazy", b"leaf")
-        zk.create("/parent", b"")
-        zk.create("/parent/one", b"")
-        t = zk.transaction()  # three child changes in one transaction: an adjustment key
-        t.create("/parent/two", b"")
-        t.create("/parent/three", b"")
-        t.delete("/parent/one")
-        t.commit()
-        t = zk.transaction()  # a node and its children created together
-        t.create("/fresh", b"")
-        t.create("/fresh/a", b"")
-        t.create("/fresh/b", b"")
-        t.commit()
-        t = zk.transaction()  # deleted and created again inside one transaction
-        t.delete("/lazy")
-        t.create("/lazy", b"again")
-        t.commit()
-        zk.create("/seq", b"")
-        for _ in range(3):
-            zk.create("/seq/n-", b"", sequence=True)
-        zk.delete("/seq/n-0000000001")
-        zk.create("/digest", b"", acl=[make_digest_acl("user", "pw", all=True)])
-        zk.create("/acl", b"")
-        zk.set_acls("/acl", [make_acl("world", "anyone", read=True, write=True)])
-        zk.set("/parent", b"changed")
-        zk.create("/parent/two/deep", b"")
-        zk.delete("/fresh/a")
+        _write_everything(zk)
         before = _snapshot(zk)
     finally:
         zk.stop()
@@ -134,7 +144,7 @@ def test_a_restarted_zetcd_sees_what_the_running_one_saw(
     finally:
         again.stop()
     assert after == before
-    stat, _, children = before["/parent"]  # type: ignore[misc]
+    stat, _, _, children = before["/parent"]  # type: ignore[misc]
     assert (stat.cversion, stat.numChildren, children) == (4, 2, ["three", "two"])
 
 
@@ -184,3 +194,34 @@ def test_a_tree_in_the_three_key_layout_still_works(etcd: EtcdServer) -> None:
         assert stat_of(again, "/old") == after
     finally:
         again.stop()
+
+
+def test_the_writing_zetcd_sees_what_a_watching_one_sees(
+    etcd: EtcdServer, zetcd_on_prefix: ZetcdServer
+) -> None:
+    """The zetcd that commits a transaction applies it to its mirror at once (Mirror.apply_own);
+    another zetcd on the same prefix learns it from its etcd watch. Both must end up with the
+    same tree, children in the same order, and fire the same watches."""
+    other = ZetcdServer(etcd.endpoint, prefix=zetcd_on_prefix.prefix).start()
+    writer, watcher = _kazoo(zetcd_on_prefix.address), _kazoo(other.address)
+    try:
+        seen: dict[str, list[tuple[str, str]]] = {"writer": [], "watcher": []}
+        for zk, name in ((writer, "writer"), (watcher, "watcher")):
+            zk.add_auth("digest", "user:pw")
+
+            def record(event: object, log: list[tuple[str, str]] = seen[name]) -> None:
+                log.append((event.type, event.path))  # type: ignore[attr-defined]
+
+            zk.get_children("/", watch=record)
+        _write_everything(writer)
+        watcher.sync("/")
+        assert _snapshot(writer, ordered=True) == _snapshot(watcher, ordered=True)
+        deadline = time.monotonic() + 10
+        while len(seen["watcher"]) < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert seen["writer"] == seen["watcher"] == [("CHILD", "/")]
+    finally:
+        for zk in (writer, watcher):
+            zk.stop()
+            zk.close()
+        other.stop()
