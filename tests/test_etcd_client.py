@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
@@ -186,14 +186,36 @@ def run(fn: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
     return trio.run(main)
 
 
-def stream_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith(("etcd-watch", "etcd-keepalive"))]
+def etcd_sockets(endpoint: str) -> int:
+    """Established TCP connections of this process to ``endpoint``'s port (from /proc)."""
+    port = int(endpoint.rsplit(":", 1)[1])
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            link = os.readlink(f"/proc/self/fd/{fd}")
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+                if remote_port == port and fields[3] == "01" and fields[9] in inodes:
+                    count += 1
+    return count
 
 
-async def wait_no_stream_threads(timeout: float = 3.0) -> None:
-    with trio.fail_after(timeout):
-        while stream_threads():
-            await trio.sleep(0.01)
+def open_calls(client: EtcdClient) -> int:
+    """Calls (unary or streams) still open on the client's HTTP/2 connections."""
+    conns = [ep._conn for ep in client._endpoints if ep._conn is not None]
+    return sum(len(c._calls) for c in conns if c.error is None)
+
+
+def assert_no_connections(endpoint: str) -> None:
+    """Every connection of a closed client is closed: no stream or socket left behind."""
+    assert etcd_sockets(endpoint) == 0
 
 
 async def collect(watch: Any, until_revision: int) -> list[WatchBatch]:
@@ -493,7 +515,7 @@ def test_watch_events_in_order(etcd_endpoint: str) -> None:
             assert prevs == [b"", b"", b"1", b"", b"2", b"3"]
             assert all(b.revision >= b.events[-1].kv.mod_revision for b in batches)
             assert not any(b.progress for b in batches)
-        await wait_no_stream_threads()
+        assert_no_connections(etcd_endpoint)
 
     run(main)
 
@@ -558,7 +580,7 @@ def test_compaction(own_etcd: str) -> None:
                 batches = await collect(w, revs[4])
             assert [v for *_, v in events_of(batches)] == [b"3", b"4"]
             await client.compact(revs[4], physical=True)
-        await wait_no_stream_threads()
+        assert_no_connections(own_etcd)
 
     run(main)
 
@@ -726,7 +748,7 @@ def test_cancellation_does_not_leak_or_hang(etcd_endpoint: str) -> None:
                 await client.put(b"/cancel/k", b"never")
             assert (await client.range(b"/cancel/k")).kvs[0].value == b"v"
             assert await client.keepalive([1]) == {1: 0}
-        await wait_no_stream_threads()
+        assert_no_connections(etcd_endpoint)
 
     run(main)
 
@@ -763,7 +785,7 @@ def test_aclose_with_open_watch(etcd_endpoint: str) -> None:
             with trio.fail_after(3):
                 await client.aclose()
         assert len(outcome) == 6
-        await wait_no_stream_threads()
+        assert_no_connections(etcd_endpoint)
         with pytest.raises(trio.ClosedResourceError):
             await client.range(b"k")
 
@@ -773,8 +795,8 @@ def test_aclose_with_open_watch(etcd_endpoint: str) -> None:
                 async with client2.watch(b"/aclose/", None, start_revision=0) as w:
                     async for _ in w:
                         pass
-            assert not stream_threads()
-        await wait_no_stream_threads()
+            assert open_calls(client2) == 0
+        assert_no_connections(etcd_endpoint)
 
     run(main)
 

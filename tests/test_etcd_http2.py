@@ -4,20 +4,22 @@ concurrency and errors against a real etcd, and what it does with servers that m
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import struct
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import grpc
 import pytest
 import trio
 
-from zetcd.etcd import EtcdClient, EtcdError, EtcdUnavailable, op_put
+from zetcd.etcd import EtcdClient, EtcdError, EtcdUnavailable, _http2, op_put
 from zetcd.etcd._http2 import GOAWAY, SETTINGS, frame
 
 from .servers import EtcdServer
-from .test_etcd_client import run
+from .test_etcd_client import run, start_etcd, stop_etcd
 
 MiB = 1024 * 1024
 
@@ -180,3 +182,33 @@ def test_refused_stream_fails_over_even_for_a_write(etcd: EtcdServer) -> None:
                 assert got.kvs[0].mod_revision == put.header.revision
 
     run(main)
+
+
+def test_a_watch_on_a_frozen_etcd_notices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stream that hears nothing pings the server; an etcd that does not answer (frozen, or
+    cut off without a reset) ends the stream, and the watch gives up after its patience."""
+    monkeypatch.setattr(_http2, "PING_AFTER", 0.3)
+    monkeypatch.setattr(_http2, "PING_TIMEOUT", 0.3)
+    endpoint, process = start_etcd(tmp_path)
+
+    async def main() -> None:
+        async with await EtcdClient.connect([endpoint], timeout=0.5, reconnect_timeout=1.0) as c:
+            rev = (await c.put(b"/frozen/k", b"v")).header.revision
+            async with c.watch(b"/frozen/k", None, start_revision=rev) as w:
+                assert [ev.kv.value for ev in (await w.__anext__()).events] == [b"v"]
+                # quiet but alive: pings are answered and the watch goes on
+                with trio.move_on_after(1.0):
+                    await w.__anext__()
+                await c.put(b"/frozen/k", b"w")
+                assert [ev.kv.value for ev in (await w.__anext__()).events] == [b"w"]
+                process.send_signal(signal.SIGSTOP)
+                try:
+                    with pytest.raises(EtcdUnavailable):
+                        await w.__anext__()
+                finally:
+                    process.send_signal(signal.SIGCONT)
+
+    try:
+        run(main, timeout=20)
+    finally:
+        stop_etcd(process)

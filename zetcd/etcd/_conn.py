@@ -1,5 +1,4 @@
-"""Endpoints: parsing, gRPC channel options; per endpoint an HTTP/2 connection for unary calls
-and a gRPC channel for streams."""
+"""Endpoints: parsing, the methods the client calls, and per endpoint its HTTP/2 connection."""
 
 from __future__ import annotations
 
@@ -8,39 +7,20 @@ from typing import Any
 
 import grpc
 import trio
-from pyetcd.etcdrpc import rpc_pb2, rpc_pb2_grpc
+from pyetcd.etcdrpc import rpc_pb2
 
-from ._http2 import CallError, Http2Connection
+from ._http2 import CallError, Http2Connection, Http2Stream
 
 __all__ = [
-    "CHANNEL_OPTIONS",
     "FAILOVER_CODES",
     "REQUIRE_LEADER",
+    "STREAMS",
     "UNARY",
     "Endpoint",
     "Rounds",
     "is_never_sent",
     "parse_endpoints",
 ]
-
-_MiB = 1024 * 1024
-
-CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
-    ("grpc.max_receive_message_length", 64 * _MiB),
-    ("grpc.max_send_message_length", 64 * _MiB),
-    # HTTP/2 pings detect a dead peer under an open stream (a watch) within ~15 s. etcd's
-    # server refuses pings more often than every 5 s (--grpc-keepalive-min-time) and pings
-    # without an active call, hence permit_without_calls=0.
-    ("grpc.keepalive_time_ms", 10_000),
-    ("grpc.keepalive_timeout_ms", 5_000),
-    ("grpc.keepalive_permit_without_calls", 0),
-    ("grpc.http2.max_pings_without_data", 0),
-    # Reconnect quickly after etcd comes back (gRPC's defaults back off up to 120 s);
-    # min_reconnect_backoff is also the connect timeout of one attempt.
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 1_000),
-    ("grpc.max_reconnect_backoff_ms", 2_000),
-)
 
 # gRPC codes after which the client tries the next endpoint.
 FAILOVER_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
@@ -115,8 +95,8 @@ class Rounds:
         return True
 
 
-# The unary methods the client calls: their paths and response types. They go over the
-# project's own HTTP/2 client (_http2.py), the streams (Watch, LeaseKeepAlive) over gRPC.
+# The methods the client calls: their paths and response types (pyetcd's messages); all go over
+# the project's own HTTP/2 client (_http2.py).
 UNARY: dict[str, tuple[bytes, Any]] = {
     "Range": (b"/etcdserverpb.KV/Range", rpc_pb2.RangeResponse),
     "Put": (b"/etcdserverpb.KV/Put", rpc_pb2.PutResponse),
@@ -128,19 +108,21 @@ UNARY: dict[str, tuple[bytes, Any]] = {
     "LeaseTimeToLive": (b"/etcdserverpb.Lease/LeaseTimeToLive", rpc_pb2.LeaseTimeToLiveResponse),
     "Status": (b"/etcdserverpb.Maintenance/Status", rpc_pb2.StatusResponse),
 }
+STREAMS: dict[str, tuple[bytes, Any]] = {
+    "Watch": (b"/etcdserverpb.Watch/Watch", rpc_pb2.WatchResponse),
+    "LeaseKeepAlive": (b"/etcdserverpb.Lease/LeaseKeepAlive", rpc_pb2.LeaseKeepAliveResponse),
+}
 
 
 class Endpoint:
-    """One etcd member: an HTTP/2 connection for unary calls, a gRPC channel for streams."""
+    """One etcd member and the HTTP/2 connection to it (opened when first needed, and again
+    after it fails)."""
 
     def __init__(self, target: str) -> None:
         self.target = target
         host, _, port = target.rpartition(":")
         self.host = host.strip("[]")
         self.port = int(port)
-        self.channel: Any = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
-        self.LeaseKeepAlive: Any = rpc_pb2_grpc.LeaseStub(self.channel).LeaseKeepAlive
-        self.Watch: Any = rpc_pb2_grpc.WatchStub(self.channel).Watch
         self._conn: Http2Connection | None = None
         self._opening = trio.Lock()
 
@@ -167,7 +149,11 @@ class Endpoint:
             conn.retire()  # the member or the path to it may be gone: start afresh next time
         raise CallError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded", conn is None)
 
+    def open_stream(self, method: str) -> Http2Stream:
+        """A streaming call of ``method`` (see STREAMS); it starts at its first receive()."""
+        path, response_type = STREAMS[method]
+        return Http2Stream(self._connection, path, response_type)
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
-        self.channel.close()

@@ -27,14 +27,15 @@ from __future__ import annotations
 import errno
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import grpc
 import hpack
 import trio
 
-__all__ = ["CallError", "Http2Connection"]
+__all__ = ["CallError", "Http2Connection", "Http2Stream", "StreamEnded"]
 
 # frame types (RFC 9113 section 6)
 DATA, HEADERS, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = (
@@ -67,6 +68,15 @@ MAX_WINDOW = 2**31 - 1
 DEFAULT_WINDOW = 65535
 DEFAULT_MAX_FRAME = 16384  # what we accept (we never raise it) and the server's default
 TOP_UP_AFTER = 1 << 30  # received bytes after which the connection window is topped up again
+STREAM_WINDOW = 16 * 1024 * 1024  # our receive window of each stream
+# a unary call's window is topped up as its response arrives; a stream's as its consumer takes
+# messages, so a consumer that stops reading holds back at most this much
+TOP_UP_STREAM = STREAM_WINDOW // 2
+# a stream waiting this long without a message pings the server; no answer in PING_TIMEOUT
+# seconds fails the connection (gRPC's keepalive did this for the watch; etcd refuses pings
+# more often than every 5 s)
+PING_AFTER = 10.0
+PING_TIMEOUT = 5.0
 RECV_SIZE = 256 * 1024
 LAST_STREAM_ID = 2**31 - 1
 
@@ -161,11 +171,39 @@ class CallError(grpc.RpcError):  # type: ignore[misc]
         return self._details
 
 
-class _Call:
-    __slots__ = ("data", "done", "error", "event", "headers", "id", "sent", "trailers", "window")
+class StreamEnded(Exception):
+    """The stream is over. ``error`` is the ``CallError`` that ended it, or None when it ended
+    cleanly or was closed locally (``closed`` is then True)."""
 
-    def __init__(self, stream_id: int, window: int) -> None:
+    def __init__(self, error: Any, closed: bool = False) -> None:
+        super().__init__(error)
+        self.error = error
+        self.closed = closed
+
+
+class _Call:
+    __slots__ = (
+        "credit",
+        "data",
+        "done",
+        "error",
+        "event",
+        "headers",
+        "id",
+        "pending",
+        "sent",
+        "stream",
+        "taken",
+        "trailers",
+        "window",
+    )
+
+    def __init__(self, stream_id: int, window: int, stream: bool = False) -> None:
         self.id = stream_id
+        self.stream = stream  # a streaming call: messages both ways until either side ends it
+        self.taken = 0  # of data, the bytes of messages a stream's consumer took
+        self.credit = 0  # bytes received (unary) or taken (stream) since the last top-up
+        self.pending = bytearray()  # a stream's request bytes waiting for send window
         self.window = window  # what we may still send on this stream
         self.sent = False  # some of the request may have left
         self.done = False
@@ -203,6 +241,8 @@ class Http2Connection:
         self._block: tuple[int, int, bytearray] | None = None  # a header block being continued
         self._blocks: dict[bytes, list[tuple[bytes, bytes]]] = {}  # see _decode
         self._headers: dict[tuple[bytes, bytes], bytes] = {}  # path, timeout -> header block
+        self._pings = 0  # keepalive pings sent
+        self._pongs = 0  # and answered
         self.metadata: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -244,7 +284,7 @@ class Http2Connection:
                 f"failed to connect to {self.host}:{self.port}: {last}", never_sent=True
             )
         settings = struct.pack(
-            ">HIHI", SETTINGS_ENABLE_PUSH, 0, SETTINGS_INITIAL_WINDOW_SIZE, MAX_WINDOW
+            ">HIHI", SETTINGS_ENABLE_PUSH, 0, SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW
         )
         self._write(
             PREFACE
@@ -320,20 +360,9 @@ class Http2Connection:
                 return
 
     def _result(self, call: _Call) -> bytes:
-        if call.error is not None:
-            raise call.error
-        trailers = dict(call.trailers or ())
-        status = trailers.get(b"grpc-status")
-        if status is None:
-            http = dict(call.headers or ()).get(b":status", b"")
-            code = _HTTP_STATUS.get(http, grpc.StatusCode.UNKNOWN)
-            if http == b"200":
-                code = grpc.StatusCode.INTERNAL
-            raise CallError(code, f"no grpc-status in the response (HTTP status {http.decode()})")
-        if status != b"0":
-            code = _STATUS_BY_VALUE.get(int(status), grpc.StatusCode.UNKNOWN)
-            message = unquote_to_bytes(trailers.get(b"grpc-message", b"")).decode(errors="replace")
-            raise CallError(code, message)
+        error = call.error or _status_error(call)
+        if error is not None:
+            raise error
         data = call.data
         if len(data) < 5 or data[0] != 0:
             raise CallError(grpc.StatusCode.INTERNAL, "malformed or compressed gRPC message")
@@ -342,10 +371,106 @@ class Http2Connection:
             raise CallError(grpc.StatusCode.INTERNAL, "gRPC message length mismatch")
         return bytes(data[5:])
 
+    # ------------------------------------------------------------------ streams
+    def open_stream(self, path: bytes) -> _Call:
+        """Start a streaming call (no deadline); see Http2Stream."""
+        if not self.usable:
+            raise self.error or CallError(
+                grpc.StatusCode.UNAVAILABLE, "connection closing", never_sent=True
+            )
+        call = _Call(self._next_id, self._stream_window, stream=True)
+        self._next_id += 2
+        if self._next_id > LAST_STREAM_ID:
+            self.closing = True
+        self._calls[call.id] = call
+        key = (path, b"")
+        block = self._headers.get(key)
+        if block is None:
+            block = self._headers[key] = request_headers(path, self.authority, self.metadata)
+        call.sent = True
+        self._write(frame(HEADERS, END_HEADERS, call.id, block))
+        return call
+
+    def stream_send(self, call: _Call, message: bytes) -> None:
+        """Queue one message on a stream; it leaves as the server's windows allow."""
+        if call.done:
+            return
+        call.pending += b"\0" + len(message).to_bytes(4, "big") + message
+        self._send_pending(call)
+
+    def _send_pending(self, call: _Call) -> None:
+        pending = call.pending
+        while pending:
+            n = min(len(pending), self._window, call.window, self._max_frame)
+            if n <= 0:
+                return
+            self._window -= n
+            call.window -= n
+            self._write(frame(DATA, 0, call.id, bytes(pending[:n])))
+            del pending[:n]
+
+    def next_message(self, call: _Call) -> bytes | None:
+        """A stream's next whole message, if it has arrived; raises CallError if malformed."""
+        data = call.data
+        pos = call.taken
+        if len(data) - pos < 5:
+            return None
+        n = int.from_bytes(data[pos + 1 : pos + 5], "big")
+        if len(data) - pos - 5 < n:
+            return None
+        if data[pos] != 0:
+            raise CallError(grpc.StatusCode.INTERNAL, "compressed gRPC message")
+        message = bytes(data[pos + 5 : pos + 5 + n])
+        call.taken = pos = pos + 5 + n
+        if pos == len(data):
+            data.clear()
+            call.taken = 0
+        elif pos > 65536:
+            del data[:pos]
+            call.taken = 0
+        call.credit += 5 + n
+        if call.credit >= TOP_UP_STREAM and not call.done and self.error is None:
+            self._write(frame(WINDOW_UPDATE, 0, call.id, struct.pack(">I", call.credit)))
+            call.credit = 0
+        return message
+
+    def has_message(self, call: _Call) -> bool:
+        data = call.data
+        pos = call.taken
+        return len(data) - pos >= 5 and len(data) - pos - 5 >= int.from_bytes(
+            data[pos + 1 : pos + 5], "big"
+        )
+
+    async def wait_message(self, call: _Call) -> None:
+        """Wait until a stream has a whole message or is over, pinging the server when it has
+        been quiet for PING_AFTER seconds."""
+        while not (call.done or self.has_message(call)):
+            with trio.move_on_after(PING_AFTER) as idle:
+                await self._wait(call, lambda: call.done or self.has_message(call))
+            if idle.cancelled_caught:
+                await self._ping(call)
+            if self._out:
+                await self._flush()
+
+    async def _ping(self, call: _Call) -> None:
+        self._pings += 1
+        wanted = self._pings
+        self._write(frame(PING, 0, 0, struct.pack(">Q", wanted)))
+        with trio.move_on_after(PING_TIMEOUT) as late:
+            await self._wait(call, lambda: call.done or self._pongs >= wanted)
+        if late.cancelled_caught:
+            self._fail(f"no answer to a keepalive ping from {self.host}:{self.port}")
+
+    def end_stream(self, call: _Call) -> None:
+        """Cancel a stream (its consumer is gone)."""
+        self._abandon(call)
+
     def _abandon(self, call: _Call) -> None:
-        """The caller gave up (cancelled, or the connection failed)."""
-        if self._calls.pop(call.id, None) is not None and self.error is None and call.sent:
-            self._write(frame(RST_STREAM, 0, call.id, struct.pack(">I", CANCEL)))
+        """The caller gave up (cancelled, closed, or the connection failed)."""
+        if self._calls.get(call.id) is call:
+            if self.error is None and call.sent:
+                self._write(frame(RST_STREAM, 0, call.id, struct.pack(">I", CANCEL)))
+            self._finish(call, CallError(grpc.StatusCode.CANCELLED, "cancelled locally"))
         self._after_call()
 
     def _after_call(self) -> None:
@@ -386,7 +511,10 @@ class Http2Connection:
     async def _receive(self) -> None:
         sock = self.sock
         assert sock is not None
-        await trio.lowlevel.wait_readable(sock)
+        try:
+            await trio.lowlevel.wait_readable(sock)
+        except trio.ClosedResourceError:  # _fail() closed it: every call has its error
+            return
         try:
             data = sock.recv(RECV_SIZE)
         except BlockingIOError:
@@ -446,6 +574,9 @@ class Http2Connection:
         elif ftype == PING:
             if not flags & ACK:
                 self._write(frame(PING, ACK, 0, payload))
+            elif len(payload) == 8:
+                self._pongs = max(self._pongs, int.from_bytes(payload, "big"))
+                self._wake_all()
         elif ftype == WINDOW_UPDATE:
             increment = int.from_bytes(payload[:4], "big") & 0x7FFFFFFF
             if stream_id == 0:
@@ -455,7 +586,7 @@ class Http2Connection:
                 if c is None:
                     return
                 c.window += increment
-            self._wake_all()
+            self._window_opened()
         elif ftype == RST_STREAM:
             c = self._calls.get(stream_id)
             if c is not None:
@@ -483,9 +614,17 @@ class Http2Connection:
         c = self._calls.get(stream_id)
         if c is None:
             return
-        c.data += _unpad(payload) if flags & PADDED else payload
+        data = _unpad(payload) if flags & PADDED else payload
+        c.data += data
+        # a stream's messages are credited back as they are taken, anything else now
+        c.credit += len(payload) - len(data) if c.stream else len(payload)
+        if c.credit >= TOP_UP_STREAM:
+            self._write(frame(WINDOW_UPDATE, 0, c.id, struct.pack(">I", c.credit)))
+            c.credit = 0
         if flags & END_STREAM:  # a response must end with trailers
             self._finish(c, CallError(grpc.StatusCode.INTERNAL, "response without trailers"))
+        elif c.stream and c.event is not None:
+            c.event.set()
 
     def _header_block(self, stream_id: int, flags: int, block: bytes) -> None:
         try:
@@ -529,7 +668,7 @@ class Http2Connection:
             elif ident == SETTINGS_MAX_FRAME_SIZE:
                 self._max_frame = value
         self._write(frame(SETTINGS, ACK, 0))
-        self._wake_all()
+        self._window_opened()
 
     def _goaway(self, payload: bytes) -> None:
         last = int.from_bytes(payload[:4], "big") & 0x7FFFFFFF
@@ -548,6 +687,12 @@ class Http2Connection:
         del self._calls[c.id]
         if c.event is not None:
             c.event.set()
+
+    def _window_opened(self) -> None:
+        for c in list(self._calls.values()):
+            if c.pending:
+                self._send_pending(c)
+        self._wake_all()
 
     def _wake_all(self) -> None:
         for c in self._calls.values():
@@ -582,7 +727,10 @@ class Http2Connection:
         assert sock is not None
         try:
             while self._out and self.error is None:
-                await trio.lowlevel.wait_writable(sock)
+                try:
+                    await trio.lowlevel.wait_writable(sock)
+                except trio.ClosedResourceError:  # _fail() closed it
+                    return
                 try:
                     sent = sock.send(self._out)
                 except BlockingIOError:
@@ -609,8 +757,102 @@ class Http2Connection:
                     c, CallError(grpc.StatusCode.UNAVAILABLE, details, never_sent or not c.sent)
                 )
             if self.sock is not None:
+                # wakes a task waiting on the socket (with ClosedResourceError)
+                trio.lowlevel.notify_closing(self.sock)
                 self.sock.close()
         return err
+
+
+def _status_error(call: _Call) -> CallError | None:
+    """The error a finished call's trailers report, if any."""
+    trailers = dict(call.trailers or ())
+    status = trailers.get(b"grpc-status")
+    if status is None:
+        http = dict(call.headers or ()).get(b":status", b"")
+        code = _HTTP_STATUS.get(http, grpc.StatusCode.UNKNOWN)
+        if http == b"200":
+            code = grpc.StatusCode.INTERNAL
+        return CallError(code, f"no grpc-status in the response (HTTP status {http.decode()})")
+    if status == b"0":
+        return None
+    code = _STATUS_BY_VALUE.get(int(status), grpc.StatusCode.UNKNOWN)
+    message = unquote_to_bytes(trailers.get(b"grpc-message", b"")).decode(errors="replace")
+    return CallError(code, message)
+
+
+class Http2Stream:
+    """A bidirectional streaming gRPC call (watch, lease keep-alive). ``send`` queues a request
+    message and never blocks; ``receive`` returns the next response or raises StreamEnded. The
+    stream starts (connecting if need be) at the first ``receive``."""
+
+    def __init__(
+        self,
+        connect: Callable[[], Awaitable[Http2Connection]],
+        path: bytes,
+        response_type: Any,
+    ) -> None:
+        self._connect = connect
+        self._path = path
+        self._type = response_type
+        self._conn: Http2Connection | None = None
+        self._call: _Call | None = None
+        self._queued: list[bytes] = []
+        self._end: StreamEnded | None = None
+        self.closed = False
+
+    def send(self, request: Any) -> None:
+        if self.closed:
+            raise trio.ClosedResourceError("stream is closed")
+        message = request.SerializeToString()
+        if self._conn is None or self._call is None:
+            self._queued.append(message)
+        else:
+            self._conn.stream_send(self._call, message)
+
+    async def receive(self) -> Any:
+        if self._end is not None:
+            raise self._end
+        if self.closed:
+            raise StreamEnded(None, True)
+        try:
+            if self._call is None:
+                await self._start()
+            conn, call = self._conn, self._call
+            assert conn is not None and call is not None
+            while True:
+                message = conn.next_message(call)
+                if message is not None:
+                    return self._type.FromString(message)
+                if call.done:
+                    error = call.error or _status_error(call)
+                    raise self._ended(None if self.closed else error)
+                await conn.wait_message(call)
+        except CallError as e:
+            raise self._ended(e) from None
+
+    def _ended(self, error: CallError | None) -> StreamEnded:
+        self._end = StreamEnded(error, self.closed)
+        return self._end
+
+    async def _start(self) -> None:
+        conn = await self._connect()
+        if self.closed:
+            raise StreamEnded(None, True)
+        call = conn.open_stream(self._path)
+        self._conn, self._call = conn, call
+        for message in self._queued:
+            conn.stream_send(call, message)
+        self._queued.clear()
+        if conn._out:
+            await conn._flush()
+
+    def close(self) -> None:
+        """Cancel the call (idempotent, never blocks)."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._conn is not None and self._call is not None:
+            self._conn.end_stream(self._call)
 
 
 def _unpad(payload: bytes) -> bytes:

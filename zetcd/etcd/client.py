@@ -1,8 +1,7 @@
 """EtcdClient: a thin trio-native etcd v3 client (KV, Txn, Lease, Watch) over pyetcd's messages.
 
-Calls return the raw protobuf responses. Unary calls go over the project's own HTTP/2 client
-(``_http2.py``: no threads); the watch and lease keep-alive streams over gRPC's stubs, each on a
-thread of its own (``_bridge.py``).
+Calls return the raw protobuf responses. Every call, unary or streaming (watch, lease keep-alive),
+goes over the project's own HTTP/2 client (``_http2.py``), in the trio thread: no gRPC threads.
 
 Failover and retries. The client talks to one endpoint at a time. When it does not answer (gRPC
 UNAVAILABLE or a deadline) the client moves on to the next one and replays the request there:
@@ -30,16 +29,15 @@ import grpc
 import trio
 from pyetcd.etcdrpc import rpc_pb2
 
-from ._bridge import StreamBridge, StreamEnded, join_thread
 from ._conn import (
     FAILOVER_CODES,
-    REQUIRE_LEADER,
     UNARY,
     Endpoint,
     Rounds,
     is_never_sent,
     parse_endpoints,
 )
+from ._http2 import Http2Stream, StreamEnded
 from .errors import EtcdError, EtcdUnavailable, translate_rpc_error
 from .watch import Watch
 
@@ -70,8 +68,8 @@ class EtcdClient:
         # How long a broken watch keeps trying to re-establish itself before EtcdUnavailable.
         self.reconnect_timeout = reconnect_timeout
         self._closed = False
-        self._streams: set[StreamBridge] = set()
-        self._keepalive_stream: StreamBridge | None = None
+        self._streams: set[Http2Stream] = set()
+        self._keepalive_stream: Http2Stream | None = None
         self._keepalive_lock = trio.Lock()
 
     @classmethod
@@ -104,7 +102,7 @@ class EtcdClient:
         return self._endpoints[self._current].target
 
     async def aclose(self) -> None:
-        """Close every open watch and the keep-alive stream, then the channels. Idempotent."""
+        """Close every open watch and the keep-alive stream, then the connections. Idempotent."""
         if self._closed:
             return
         self._closed = True
@@ -113,8 +111,6 @@ class EtcdClient:
         self._keepalive_stream = None
         for stream in streams:
             stream.close()
-        for stream in streams:
-            await join_thread(stream.thread, 2.0)
         for ep in self._endpoints:
             ep.close()
 
@@ -189,18 +185,11 @@ class EtcdClient:
                 if not await rounds.failed():
                     raise self._unavailable(err) from None
 
-    def _open_stream(
-        self, index: int, method: str, *, name: str, max_buffered: int | None = None
-    ) -> StreamBridge:
+    def _open_stream(self, index: int, method: str) -> Http2Stream:
         self._check_open()
-        for old in [s for s in self._streams if s.closed and not s.thread.is_alive()]:
+        for old in [s for s in self._streams if s.closed]:
             self._streams.discard(old)
-        stream = StreamBridge(
-            getattr(self._endpoints[index], method),
-            name=name,
-            metadata=REQUIRE_LEADER,
-            max_buffered=max_buffered,
-        )
+        stream = self._endpoints[index].open_stream(method)
         self._streams.add(stream)
         return stream
 
@@ -314,7 +303,7 @@ class EtcdClient:
                 index = self._current
                 stream = self._keepalive_stream
                 if stream is None or stream.closed:
-                    stream = self._open_stream(index, "LeaseKeepAlive", name="etcd-keepalive")
+                    stream = self._open_stream(index, "LeaseKeepAlive")
                     self._keepalive_stream = stream
                 done = False
                 try:
@@ -340,7 +329,7 @@ class EtcdClient:
                     raise self._unavailable(last)
 
     @staticmethod
-    async def _keepalive_round(stream: StreamBridge, ids: list[int]) -> dict[int, int]:
+    async def _keepalive_round(stream: Http2Stream, ids: list[int]) -> dict[int, int]:
         for lease_id in ids:
             stream.send(rpc_pb2.LeaseKeepAliveRequest(ID=lease_id))
         result: dict[int, int] = {}

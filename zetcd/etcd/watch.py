@@ -1,4 +1,4 @@
-"""Watch: one etcd watch on its own gRPC stream, iterated as gap-free ``WatchBatch``es."""
+"""Watch: one etcd watch on its own stream, iterated as gap-free ``WatchBatch``es."""
 
 from __future__ import annotations
 
@@ -9,17 +9,14 @@ from typing import TYPE_CHECKING, Any, Self
 import trio
 from pyetcd.etcdrpc import rpc_pb2
 
-from ._bridge import StreamBridge, StreamEnded
 from ._conn import FAILOVER_CODES, Rounds
+from ._http2 import Http2Stream, StreamEnded
 from .errors import CompactedError, EtcdError, translate_rpc_error
 
 if TYPE_CHECKING:
     from .client import EtcdClient
 
 __all__ = ["Watch", "WatchBatch"]
-
-# Responses buffered between the reader thread and the consumer before the thread stops reading.
-_MAX_BUFFERED = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +64,7 @@ class Watch:
         self._progress_notify = progress_notify
         # The revision the watch must resume from; 0 until known when watching "from now".
         self._next_revision = start_revision
-        self._stream: StreamBridge | None = None
+        self._stream: Http2Stream | None = None
         self._index = 0
         self._closed = False
         self._failed: BaseException | None = None
@@ -95,11 +92,12 @@ class Watch:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Cancel the stream and wait (bounded, shielded) for its reader thread."""
+        """Cancel the stream."""
         self._closed = True
         stream, self._stream = self._stream, None
         if stream is not None:
-            await stream.aclose()
+            stream.close()
+        await trio.lowlevel.checkpoint()
 
     def __aiter__(self) -> Self:
         return self
@@ -136,7 +134,7 @@ class Watch:
                 return batch
 
     # -- internals -------------------------------------------------------------------------
-    def _drop(self, stream: StreamBridge) -> None:
+    def _drop(self, stream: Http2Stream) -> None:
         stream.close()
         if self._stream is stream:
             self._stream = None
@@ -177,9 +175,7 @@ class Watch:
         while True:
             client._check_open()
             index = client._current
-            stream = client._open_stream(
-                index, "Watch", name="etcd-watch", max_buffered=_MAX_BUFFERED
-            )
+            stream = client._open_stream(index, "Watch")
             create = rpc_pb2.WatchCreateRequest(
                 key=self._key,
                 range_end=self._range_end,
