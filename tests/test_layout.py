@@ -199,9 +199,9 @@ def test_a_tree_in_the_three_key_layout_still_works(etcd: EtcdServer) -> None:
 def test_the_writing_zetcd_sees_what_a_watching_one_sees(
     etcd: EtcdServer, zetcd_on_prefix: ZetcdServer
 ) -> None:
-    """The zetcd that commits a transaction applies it to its mirror at once (Mirror.apply_own);
-    another zetcd on the same prefix learns it from its etcd watch. Both must end up with the
-    same tree, children in the same order, and fire the same watches."""
+    """The zetcd that commits a transaction and another zetcd on the same prefix, which only
+    learns of it from its etcd watch, end up with the same tree, children in the same order,
+    and fire the same watches."""
     other = ZetcdServer(etcd.endpoint, prefix=zetcd_on_prefix.prefix).start()
     writer, watcher = _kazoo(zetcd_on_prefix.address), _kazoo(other.address)
     try:

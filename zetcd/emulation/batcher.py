@@ -10,9 +10,7 @@ guard fails (another zetcd wrote meanwhile), the mirror catches up and the same 
 planned again. A multi commits alone: a failed multi must leave nothing behind.
 
 Replies are released only once the mirror has applied the revision, so every session reads its
-own write and every notification it triggered is queued before the reply. When the mirror had
-applied every revision before the commit's, the batcher applies the transaction to it at once
-(Mirror.apply_own) instead of waiting for the watch to bring it back.
+own write and every notification it triggered is queued before the reply.
 """
 
 from __future__ import annotations
@@ -196,8 +194,6 @@ class Batcher:
             txn, planned = self.plan(batch)
             resp = await self.client.txn_encoded(encode(txn))
             revision = resp.header.revision
-            if resp.succeeded and mirror.apply_own(revision, txn.ops):
-                break
             if self.on_mirror_lag is None or mirror.revision >= revision:
                 await mirror.wait_for(revision)
             else:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from functools import partial
 from itertools import groupby
 from typing import Any
@@ -45,30 +45,6 @@ BOOTSTRAP: tuple[tuple[str, bytes, tuple[ACL, ...], int, int], ...] = (
 )
 
 PAGE = 5000
-
-
-class _KV:
-    """The fields of an etcd KeyValue the tree reads."""
-
-    __slots__ = ("create_revision", "key", "lease", "mod_revision", "value", "version")
-
-    def __init__(
-        self, key: bytes, value: bytes, create: int, mod: int, version: int, lease: int
-    ) -> None:
-        self.key = key
-        self.value = value
-        self.create_revision = create
-        self.mod_revision = mod
-        self.version = version
-        self.lease = lease
-
-
-class _Event:
-    __slots__ = ("kv", "type")
-
-    def __init__(self, type_: int, kv: _KV) -> None:
-        self.type = type_  # 0 PUT, 1 DELETE
-        self.kv = kv
 
 
 class Mirror:
@@ -139,38 +115,9 @@ class Mirror:
 
     def _apply_batch(self, events: list[object]) -> None:
         for rev, group in groupby(events, key=lambda e: e.kv.mod_revision):  # type: ignore[attr-defined]
-            if rev > self.tree.revision:  # else applied already by apply_own
-                self.apply_revision(rev, list(group))
+            self.apply_revision(rev, list(group))
 
-    def apply_own(self, revision: int, ops: list[tuple[str, bytes, bytes, int]]) -> bool:
-        """Apply a transaction this process committed at ``revision`` (its operations: (put|del,
-        key, value, lease)) without waiting for the watch to bring it back, when the mirror has
-        applied every revision before it: its events are then exactly these operations, in
-        order, and the watch's copy is skipped. False (nothing done) otherwise, or when it
-        touches a session record. Replies then leave one watch delivery sooner."""
-        tree = self.tree
-        if tree.revision != revision - 1:
-            return False
-        plen = self.layout.plen
-        events = []
-        for kind, key, value, lease in ops:
-            k = key[plen]
-            if k == L.KIND_SESSION:
-                return False
-            if kind != "put":
-                events.append(_Event(1, _KV(key, b"", 0, revision, 0, 0)))
-                continue
-            version = 1  # only a children key's version is read (tree.Node.c_ver)
-            if k == L.KIND_CHILDREN:
-                node = tree.nodes.get(key[plen + 1 :].decode("utf-8", "surrogatepass"))
-                if node is not None:
-                    version = node.c_ver + 1
-            # a create revision is read only for a data key that is new
-            events.append(_Event(0, _KV(key, value, revision, revision, version, lease)))
-        self.apply_revision(revision, events)
-        return True
-
-    def apply_revision(self, revision: int, events: Sequence[object]) -> None:
+    def apply_revision(self, revision: int, events: list[object]) -> None:
         applied = self.tree.apply(revision, events)
         if any(self._is_txn(e) for e in events):
             self.last_zxid = L.zxid(revision, applied.positions - 1)
