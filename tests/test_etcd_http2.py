@@ -16,7 +16,7 @@ import pytest
 import trio
 
 from zetcd.etcd import EtcdClient, EtcdError, EtcdUnavailable, _http2, op_put
-from zetcd.etcd._http2 import GOAWAY, SETTINGS, frame
+from zetcd.etcd._http2 import CONTINUATION, GOAWAY, HEADERS, SETTINGS, frame
 
 from .servers import EtcdServer
 from .test_etcd_client import run, start_etcd, stop_etcd
@@ -212,3 +212,50 @@ def test_a_watch_on_a_frozen_etcd_notices(tmp_path: Path, monkeypatch: pytest.Mo
         run(main, timeout=20)
     finally:
         stop_etcd(process)
+
+
+def test_a_call_holds_a_bounded_amount_unread(
+    etcd: EtcdServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A response larger than the limit, or a watch whose consumer stopped reading while others
+    kept the connection busy, fails that call alone (RESOURCE_EXHAUSTED)."""
+    monkeypatch.setattr(_http2, "MAX_BUFFERED", 64 * 1024)
+
+    async def main() -> None:
+        async with await EtcdClient.connect([etcd.endpoint]) as client:
+            await client.put(b"/h2/huge", b"x" * 100_000)
+            with pytest.raises(EtcdError) as exc:
+                await client.range(b"/h2/huge")
+            assert exc.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert (await client.put(b"/h2/small", b"ok")).header.revision > 0
+
+            rev = (await client.put(b"/h2/w/0", b"")).header.revision
+            async with client.watch(b"/h2/w/", b"/h2/w0", start_revision=rev) as w:
+                for i in range(1, 40):  # about 160 KiB of events nobody reads yet
+                    await client.put(b"/h2/w/%d" % i, b"y" * 4000)
+                with pytest.raises(EtcdError) as exc:
+                    async for _ in w:
+                        pass
+                assert exc.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert (await client.range(b"/h2/small")).kvs[0].value == b"ok"
+
+    run(main)
+
+
+def endless_header_block(conn: socket.socket) -> None:
+    _read_preface(conn)
+    conn.recv(65536)  # the request
+    conn.sendall(frame(SETTINGS, 0, 0) + frame(HEADERS, 0, 1, b"\x88" * 16000))
+    for _ in range(100):
+        conn.sendall(frame(CONTINUATION, 0, 1, b"\x88" * 16000))
+
+
+def test_an_endless_header_block_fails_the_connection() -> None:
+    async def main() -> None:
+        with fake_server(endless_header_block) as endpoint:
+            async with EtcdClient([endpoint], timeout=10.0) as client:
+                with pytest.raises(EtcdUnavailable) as exc:
+                    await client.put(b"k", b"v")
+                assert "header block too large" in str(exc.value)
+
+    run(main)

@@ -68,10 +68,12 @@ MAX_WINDOW = 2**31 - 1
 DEFAULT_WINDOW = 65535
 DEFAULT_MAX_FRAME = 16384  # what we accept (we never raise it) and the server's default
 TOP_UP_AFTER = 1 << 30  # received bytes after which the connection window is topped up again
-STREAM_WINDOW = 16 * 1024 * 1024  # our receive window of each stream
-# a unary call's window is topped up as its response arrives; a stream's as its consumer takes
-# messages, so a consumer that stops reading holds back at most this much
+STREAM_WINDOW = 16 * 1024 * 1024  # our receive window of each stream, topped up as data arrives
 TOP_UP_STREAM = STREAM_WINDOW // 2
+# what a call may hold unread: a larger response, or a stream whose consumer stopped reading,
+# fails the call (RESOURCE_EXHAUSTED; gRPC's channel had the same limit on a message)
+MAX_BUFFERED = 64 * 1024 * 1024
+MAX_HEADER_BLOCK = 1024 * 1024  # a header block continued beyond this fails the connection
 # a stream waiting this long without a message pings the server; no answer in PING_TIMEOUT
 # seconds fails the connection (gRPC's keepalive did this for the watch; etcd refuses pings
 # more often than every 5 s)
@@ -202,7 +204,7 @@ class _Call:
         self.id = stream_id
         self.stream = stream  # a streaming call: messages both ways until either side ends it
         self.taken = 0  # of data, the bytes of messages a stream's consumer took
-        self.credit = 0  # bytes received (unary) or taken (stream) since the last top-up
+        self.credit = 0  # bytes received since the stream's window was last topped up
         self.pending = bytearray()  # a stream's request bytes waiting for send window
         self.window = window  # what we may still send on this stream
         self.sent = False  # some of the request may have left
@@ -428,10 +430,6 @@ class Http2Connection:
         elif pos > 65536:
             del data[:pos]
             call.taken = 0
-        call.credit += 5 + n
-        if call.credit >= TOP_UP_STREAM and not call.done and self.error is None:
-            self._write(frame(WINDOW_UPDATE, 0, call.id, struct.pack(">I", call.credit)))
-            call.credit = 0
         return message
 
     def has_message(self, call: _Call) -> bool:
@@ -565,6 +563,9 @@ class Http2Connection:
                 self._fail("unexpected CONTINUATION frame")
                 return
             block[2].extend(payload)
+            if len(block[2]) > MAX_HEADER_BLOCK:
+                self._fail("header block too large")
+                return
             if flags & END_HEADERS:
                 self._block = None
                 self._header_block(stream_id, block[1], bytes(block[2]))
@@ -614,10 +615,13 @@ class Http2Connection:
         c = self._calls.get(stream_id)
         if c is None:
             return
-        data = _unpad(payload) if flags & PADDED else payload
-        c.data += data
-        # a stream's messages are credited back as they are taken, anything else now
-        c.credit += len(payload) - len(data) if c.stream else len(payload)
+        c.data += _unpad(payload) if flags & PADDED else payload
+        if len(c.data) - c.taken > MAX_BUFFERED:
+            self._write(frame(RST_STREAM, 0, c.id, struct.pack(">I", CANCEL)))
+            error = f"more than {MAX_BUFFERED} bytes of response left unread"
+            self._finish(c, CallError(grpc.StatusCode.RESOURCE_EXHAUSTED, error))
+            return
+        c.credit += len(payload)
         if c.credit >= TOP_UP_STREAM:
             self._write(frame(WINDOW_UPDATE, 0, c.id, struct.pack(">I", c.credit)))
             c.credit = 0
