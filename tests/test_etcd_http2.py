@@ -16,7 +16,7 @@ import pytest
 import trio
 
 from zetcd.etcd import EtcdClient, EtcdError, EtcdUnavailable, _http2, op_put
-from zetcd.etcd._http2 import CONTINUATION, GOAWAY, HEADERS, SETTINGS, frame
+from zetcd.etcd._h2wire import CONTINUATION, GOAWAY, HEADERS, SETTINGS, frame
 
 from .servers import EtcdServer
 from .test_etcd_client import run, start_etcd, stop_etcd

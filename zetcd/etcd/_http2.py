@@ -29,44 +29,47 @@ import socket
 import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import unquote_to_bytes
 
 import grpc
 import hpack
 import trio
 
+from ._h2wire import (
+    ACK,
+    CANCEL,
+    CONTINUATION,
+    DATA,
+    DEFAULT_MAX_FRAME,
+    DEFAULT_WINDOW,
+    END_HEADERS,
+    END_STREAM,
+    GOAWAY,
+    HEADERS,
+    MAX_WINDOW,
+    PADDED,
+    PING,
+    PREFACE,
+    PRIORITY,
+    PUSH_PROMISE,
+    REFUSED_STREAM,
+    RST_STATUS,
+    RST_STREAM,
+    SETTINGS,
+    SETTINGS_ENABLE_PUSH,
+    SETTINGS_INITIAL_WINDOW_SIZE,
+    SETTINGS_MAX_FRAME_SIZE,
+    WINDOW_UPDATE,
+    CallError,
+    StreamEnded,
+    frame,
+    grpc_timeout,
+    request_headers,
+    status_error,
+    unpad,
+)
+
 __all__ = ["CallError", "Http2Connection", "Http2Stream", "StreamEnded"]
 
-# frame types (RFC 9113 section 6)
-DATA, HEADERS, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = (
-    0,
-    1,
-    3,
-    4,
-    5,
-    6,
-    7,
-    8,
-    9,
-)
-# flags
-END_STREAM = ACK = 0x1
-END_HEADERS = 0x4
-PADDED = 0x8
-PRIORITY = 0x20
-# settings
-SETTINGS_ENABLE_PUSH = 0x2
-SETTINGS_INITIAL_WINDOW_SIZE = 0x4
-SETTINGS_MAX_FRAME_SIZE = 0x5
-# error codes
-NO_ERROR = 0x0
-REFUSED_STREAM = 0x7
-CANCEL = 0x8
-
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-MAX_WINDOW = 2**31 - 1
-DEFAULT_WINDOW = 65535
-DEFAULT_MAX_FRAME = 16384  # what we accept (we never raise it) and the server's default
 TOP_UP_AFTER = 1 << 30  # received bytes after which the connection window is topped up again
 STREAM_WINDOW = 16 * 1024 * 1024  # our receive window of each stream, topped up as data arrives
 TOP_UP_STREAM = STREAM_WINDOW // 2
@@ -81,106 +84,6 @@ PING_AFTER = 10.0
 PING_TIMEOUT = 5.0
 RECV_SIZE = 256 * 1024
 LAST_STREAM_ID = 2**31 - 1
-
-_HEAD = struct.Struct(">HBBBI")  # 24-bit length as 16 + 8 bits, type, flags, stream id
-_STATUS_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
-# gRPC's mapping of an RST_STREAM error code to a status (PROTOCOL-HTTP2.md)
-_RST_STATUS = {
-    REFUSED_STREAM: grpc.StatusCode.UNAVAILABLE,
-    CANCEL: grpc.StatusCode.CANCELLED,
-    0xB: grpc.StatusCode.RESOURCE_EXHAUSTED,  # ENHANCE_YOUR_CALM
-    0xC: grpc.StatusCode.PERMISSION_DENIED,  # INADEQUATE_SECURITY
-}
-# and of an HTTP status when a response carries no grpc-status
-_HTTP_STATUS = {
-    b"400": grpc.StatusCode.INTERNAL,
-    b"401": grpc.StatusCode.UNAUTHENTICATED,
-    b"403": grpc.StatusCode.PERMISSION_DENIED,
-    b"404": grpc.StatusCode.UNIMPLEMENTED,
-    b"429": grpc.StatusCode.UNAVAILABLE,
-    b"502": grpc.StatusCode.UNAVAILABLE,
-    b"503": grpc.StatusCode.UNAVAILABLE,
-    b"504": grpc.StatusCode.UNAVAILABLE,
-}
-
-
-def frame(ftype: int, flags: int, stream_id: int, payload: bytes | memoryview = b"") -> bytes:
-    n = len(payload)
-    return _HEAD.pack(n >> 8, n & 0xFF, ftype, flags, stream_id) + payload
-
-
-def _hpack_int(value: int, prefix_bits: int, first: int) -> bytes:
-    """An HPACK integer (RFC 7541 section 5.1) in a field whose first byte starts with ``first``."""
-    limit = (1 << prefix_bits) - 1
-    if value < limit:
-        return bytes((first | value,))
-    out = bytearray((first | limit,))
-    value -= limit
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _hpack_string(s: bytes) -> bytes:
-    return _hpack_int(len(s), 7, 0) + s  # not Huffman-coded
-
-
-def _literal(static_index: int, value: bytes) -> bytes:
-    """A literal field without indexing whose name is entry ``static_index`` of the static
-    table (section 6.2.2): the server's dynamic table is never touched."""
-    return _hpack_int(static_index, 4, 0) + _hpack_string(value)
-
-
-def _literal_new(name: bytes, value: bytes) -> bytes:
-    return b"\x00" + _hpack_string(name) + _hpack_string(value)
-
-
-def request_headers(path: bytes, authority: bytes, metadata: tuple[tuple[str, str], ...]) -> bytes:
-    """The header block of a gRPC request: POST, http (static entries 3 and 6), then :path (4),
-    :authority (1), content-type (31), te and the metadata as literals."""
-    return (
-        b"\x83\x86"
-        + _literal(4, path)
-        + _literal(1, authority)
-        + _literal(31, b"application/grpc")
-        + _literal_new(b"te", b"trailers")
-        + b"".join(_literal_new(k.encode(), v.encode()) for k, v in metadata)
-    )
-
-
-def grpc_timeout(seconds: float) -> bytes:
-    """A grpc-timeout header value: at most 8 digits and a unit."""
-    ms = max(1, int(seconds * 1000))
-    return b"%dm" % ms if ms < 10**8 else b"%dS" % min(seconds, 10**8 - 1)
-
-
-class CallError(grpc.RpcError):  # type: ignore[misc]
-    """A call failed: ``code()`` and ``details()`` as on a ``grpc.RpcError``; ``never_sent``
-    when the request certainly did not reach the server."""
-
-    def __init__(self, code: grpc.StatusCode, details: str, never_sent: bool = False) -> None:
-        super().__init__(f"{code.name}: {details}")
-        self._code = code
-        self._details = details
-        self.never_sent = never_sent
-
-    def code(self) -> grpc.StatusCode:
-        return self._code
-
-    def details(self) -> str:
-        return self._details
-
-
-class StreamEnded(Exception):
-    """The stream is over. ``error`` is the ``CallError`` that ended it, or None when it ended
-    cleanly or was closed locally (``closed`` is then True)."""
-
-    def __init__(self, error: Any, closed: bool = False) -> None:
-        super().__init__(error)
-        self.error = error
-        self.closed = closed
 
 
 class _Call:
@@ -362,7 +265,7 @@ class Http2Connection:
                 return
 
     def _result(self, call: _Call) -> bytes:
-        error = call.error or _status_error(call)
+        error = call.error or status_error(call.headers, call.trailers)
         if error is not None:
             raise error
         data = call.data
@@ -550,7 +453,7 @@ class Http2Connection:
             self._data(flags, stream_id, payload)
         elif ftype == HEADERS:
             if flags & PADDED:
-                payload = _unpad(payload)
+                payload = unpad(payload)
             if flags & PRIORITY:
                 payload = payload[5:]
             if flags & END_HEADERS:
@@ -592,7 +495,7 @@ class Http2Connection:
             c = self._calls.get(stream_id)
             if c is not None:
                 code = int.from_bytes(payload[:4], "big")
-                status = _RST_STATUS.get(code, grpc.StatusCode.INTERNAL)
+                status = RST_STATUS.get(code, grpc.StatusCode.INTERNAL)
                 self._finish(
                     c,
                     CallError(
@@ -615,7 +518,7 @@ class Http2Connection:
         c = self._calls.get(stream_id)
         if c is None:
             return
-        c.data += _unpad(payload) if flags & PADDED else payload
+        c.data += unpad(payload) if flags & PADDED else payload
         if len(c.data) - c.taken > MAX_BUFFERED:
             self._write(frame(RST_STREAM, 0, c.id, struct.pack(">I", CANCEL)))
             error = f"more than {MAX_BUFFERED} bytes of response left unread"
@@ -767,23 +670,6 @@ class Http2Connection:
         return err
 
 
-def _status_error(call: _Call) -> CallError | None:
-    """The error a finished call's trailers report, if any."""
-    trailers = dict(call.trailers or ())
-    status = trailers.get(b"grpc-status")
-    if status is None:
-        http = dict(call.headers or ()).get(b":status", b"")
-        code = _HTTP_STATUS.get(http, grpc.StatusCode.UNKNOWN)
-        if http == b"200":
-            code = grpc.StatusCode.INTERNAL
-        return CallError(code, f"no grpc-status in the response (HTTP status {http.decode()})")
-    if status == b"0":
-        return None
-    code = _STATUS_BY_VALUE.get(int(status), grpc.StatusCode.UNKNOWN)
-    message = unquote_to_bytes(trailers.get(b"grpc-message", b"")).decode(errors="replace")
-    return CallError(code, message)
-
-
 class Http2Stream:
     """A bidirectional streaming gRPC call (watch, lease keep-alive). ``send`` queues a request
     message and never blocks; ``receive`` returns the next response or raises StreamEnded. The
@@ -828,7 +714,7 @@ class Http2Stream:
                 if message is not None:
                     return self._type.FromString(message)
                 if call.done:
-                    error = call.error or _status_error(call)
+                    error = call.error or status_error(call.headers, call.trailers)
                     raise self._ended(None if self.closed else error)
                 await conn.wait_message(call)
         except CallError as e:
@@ -857,8 +743,3 @@ class Http2Stream:
         self.closed = True
         if self._conn is not None and self._call is not None:
             self._conn.end_stream(self._call)
-
-
-def _unpad(payload: bytes) -> bytes:
-    pad = payload[0] if payload else 0
-    return payload[1 : len(payload) - pad]
