@@ -12,10 +12,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
+import hpack
 import pytest
 import trio
 
-from zetcd.etcd import EtcdClient, EtcdError, EtcdUnavailable, _http2, op_put
+from zetcd.etcd import EtcdClient, EtcdError, EtcdUnavailable, _h2wire, _http2, op_put
 from zetcd.etcd._h2wire import CONTINUATION, GOAWAY, HEADERS, SETTINGS, frame
 
 from .servers import EtcdServer
@@ -261,3 +262,27 @@ def test_an_endless_header_block_fails_the_connection() -> None:
                 assert "header block too large" in str(exc.value)
 
     run(main)
+
+
+def test_request_header_block_decodes_as_meant() -> None:
+    """Our HPACK encoding, checked against the hpack package's decoder and RFC 7541's example
+    of an integer in a 5-bit prefix (C.1.2: 1337 -> 1f 9a 0a)."""
+    assert _h2wire._hpack_int(1337, 5, 0) == b"\x1f\x9a\x0a"
+    assert _h2wire._hpack_int(10, 5, 0) == b"\x0a"
+    long_path = b"/etcdserverpb.KV/" + b"x" * 300  # a length beyond the 7-bit prefix
+    block = _h2wire.request_headers(
+        long_path, b"127.0.0.1:2379", (("hasleader", "true"), ("grpc-timeout", "5000m"))
+    )
+    decoded = [(bytes(k), bytes(v)) for k, v in hpack.Decoder().decode(block, raw=True)]
+    assert decoded == [
+        (b":method", b"POST"),
+        (b":scheme", b"http"),
+        (b":path", long_path),
+        (b":authority", b"127.0.0.1:2379"),
+        (b"content-type", b"application/grpc"),
+        (b"te", b"trailers"),
+        (b"hasleader", b"true"),
+        (b"grpc-timeout", b"5000m"),
+    ]
+    assert _h2wire.grpc_timeout(5.0) == b"5000m"
+    assert _h2wire.grpc_timeout(1e9) == b"99999999S"  # at most 8 digits
