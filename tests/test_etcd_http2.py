@@ -8,6 +8,7 @@ import signal
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import grpc
 import hpack
 import pytest
 import trio
+from pyetcd.etcdrpc import rpc_pb2
 
 from zetcd.etcd import EtcdClient, EtcdError, EtcdUnavailable, _h2wire, _http2, op_put
 from zetcd.etcd._h2wire import CONTINUATION, GOAWAY, HEADERS, SETTINGS, frame
@@ -286,3 +288,75 @@ def test_request_header_block_decodes_as_meant() -> None:
     ]
     assert _h2wire.grpc_timeout(5.0) == b"5000m"
     assert _h2wire.grpc_timeout(1e9) == b"99999999S"  # at most 8 digits
+
+
+def test_the_reader_role_is_never_left_unheld() -> None:
+    """One receive brings a message for a waiting stream and the reading call's own answer:
+    the reader must hand its role to the call that still needs reading, not to the stream
+    (which takes its message and reads no more), or the last call's answer, sent later, is
+    never read (found by review; it stalled such a call until its deadline)."""
+    encoder = hpack.Encoder()  # frames below are encoded in the order they are sent
+
+    def head(stream_id: int) -> bytes:
+        block = encoder.encode([(":status", "200"), ("content-type", "application/grpc")])
+        return frame(HEADERS, 0x4, stream_id, block)
+
+    def message(stream_id: int) -> bytes:
+        return frame(0, 0, stream_id, b"\0\0\0\0\0")  # DATA: an empty message
+
+    def trailers(stream_id: int) -> bytes:
+        return frame(HEADERS, 0x5, stream_id, encoder.encode([("grpc-status", "0")]))
+
+    def serve(conn: socket.socket) -> None:
+        _read_preface(conn)
+        conn.sendall(frame(SETTINGS, 0, 0))  # first, as HTTP/2 wants (it wakes every waiter)
+        buf, opened = b"", set()
+        while len(opened) < 3:
+            buf += conn.recv(65536)
+            while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+                n = int.from_bytes(buf[:3], "big")
+                if buf[3] == HEADERS:
+                    opened.add(int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF)
+                buf = buf[9 + n :]
+        # stream 3's message and call 1's whole answer in one write; call 5's answer later
+        conn.sendall(head(3) + message(3) + head(1) + message(1) + trailers(1))
+        time.sleep(0.5)
+        conn.sendall(head(5) + message(5) + trailers(5))
+        while conn.recv(65536):
+            pass
+
+    async def main() -> None:
+        with fake_server(serve) as endpoint:
+            host, port = endpoint.split(":")
+            conn = _http2.Http2Connection(host, int(port))
+            await conn.open()
+
+            async def connect() -> _http2.Http2Connection:
+                return conn
+
+            stream = _http2.Http2Stream(connect, b"/x/Watch", rpc_pb2.RangeResponse)
+            stream.send(rpc_pb2.RangeRequest())
+            done: dict[str, float] = {}
+
+            async def unary(name: str) -> None:
+                await conn.call(b"/x/Unary", b"", 30.0)
+                done[name] = trio.current_time()
+
+            async def watch() -> None:
+                await stream.receive()
+                done["stream"] = trio.current_time()
+
+            t0 = trio.current_time()
+            with trio.fail_after(5):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(unary, "first")  # stream 1: the reader
+                    await trio.sleep(0.05)
+                    nursery.start_soon(watch)  # stream 3
+                    await trio.sleep(0.05)
+                    nursery.start_soon(unary, "last")  # stream 5
+            assert set(done) == {"first", "stream", "last"}
+            assert done["last"] - t0 < 2  # read when it came (about 0.6 s), not stranded
+            stream.close()
+            conn.close()
+
+    run(main)

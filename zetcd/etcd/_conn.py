@@ -125,6 +125,7 @@ class Endpoint:
         self.port = int(port)
         self._conn: Http2Connection | None = None
         self._opening = trio.Lock()
+        self._closed = False
 
     async def _connection(self) -> Http2Connection:
         conn = self._conn
@@ -133,9 +134,14 @@ class Endpoint:
         async with self._opening:
             conn = self._conn
             if conn is None or not conn.usable:
+                if self._closed:
+                    raise CallError(grpc.StatusCode.UNAVAILABLE, "client closed", never_sent=True)
                 conn = Http2Connection(self.host, self.port)
                 conn.metadata = REQUIRE_LEADER
                 await conn.open()
+                if self._closed:  # closed while connecting
+                    conn.close()
+                    raise CallError(grpc.StatusCode.UNAVAILABLE, "client closed", never_sent=True)
                 self._conn = conn
             return conn
 
@@ -155,5 +161,6 @@ class Endpoint:
         return Http2Stream(self._connection, path, response_type)
 
     def close(self) -> None:
+        self._closed = True
         if self._conn is not None:
             self._conn.close()

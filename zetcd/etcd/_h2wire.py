@@ -155,7 +155,7 @@ def status_error(
         return CallError(code, f"no grpc-status in the response (HTTP status {http.decode()})")
     if status == b"0":
         return None
-    code = _STATUS_BY_VALUE.get(int(status), grpc.StatusCode.UNKNOWN)
+    code = _STATUS_BY_VALUE.get(int(status) if status.isdigit() else -1, grpc.StatusCode.UNKNOWN)
     message = unquote_to_bytes(fields.get(b"grpc-message", b"")).decode(errors="replace")
     return CallError(code, message)
 

@@ -148,6 +148,7 @@ class Http2Connection:
         self._headers: dict[tuple[bytes, bytes], bytes] = {}  # path, timeout -> header block
         self._pings = 0  # keepalive pings sent
         self._pongs = 0  # and answered
+        self._heard = 0.0  # trio time of the last bytes from the server
         self.metadata: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -183,6 +184,7 @@ class Http2Connection:
                 sock.close()
                 raise
             self.sock = sock
+            self._heard = trio.current_time()
             break
         else:
             raise self._fail(
@@ -343,20 +345,20 @@ class Http2Connection:
         )
 
     async def wait_message(self, call: _Call) -> None:
-        """Wait until a stream has a whole message or is over, pinging the server when it has
-        been quiet for PING_AFTER seconds."""
+        """Wait until a stream has a whole message or is over. When nothing at all has come
+        from the server for PING_AFTER seconds, ping it (one ping per connection at a time:
+        etcd's server counts pings closer than 5 s together against the client)."""
         while not (call.done or self.has_message(call)):
             with trio.move_on_after(PING_AFTER) as idle:
                 await self._wait(call, lambda: call.done or self.has_message(call))
-            if idle.cancelled_caught:
+            if idle.cancelled_caught and trio.current_time() - self._heard >= PING_AFTER:
                 await self._ping(call)
-            if self._out:
-                await self._flush()
 
     async def _ping(self, call: _Call) -> None:
-        self._pings += 1
+        if self._pongs >= self._pings:  # none outstanding: send one
+            self._pings += 1
+            self._write(frame(PING, 0, 0, struct.pack(">Q", self._pings)))
         wanted = self._pings
-        self._write(frame(PING, 0, 0, struct.pack(">Q", wanted)))
         with trio.move_on_after(PING_TIMEOUT) as late:
             await self._wait(call, lambda: call.done or self._pongs >= wanted)
         if late.cancelled_caught:
@@ -382,31 +384,40 @@ class Http2Connection:
 
     # ------------------------------------------------------------------ waiting and reading
     async def _wait(self, call: _Call, ready: Callable[[], bool]) -> None:
-        while not ready():
-            if call.error is not None:
-                return
-            if self._reading:
-                call.event = trio.Event()
+        """Until ``ready()``: read for every call if no one else does, else sleep until woken.
+        However this ends (ready, failed, cancelled), a task that leaves while no one reads
+        wakes a waiting call to take over, so that the role is never left unheld."""
+        try:
+            while not ready():
+                if call.error is not None:
+                    return
+                if self._out and not self._flushing:
+                    await self._flush()
+                    continue
+                if self._reading:
+                    call.event = trio.Event()
+                    try:
+                        await call.event.wait()
+                    finally:
+                        call.event = None
+                    continue
+                self._reading = True
                 try:
-                    await call.event.wait()
+                    while not ready() and call.error is None:
+                        await self._receive()
                 finally:
-                    call.event = None
-                continue
-            self._reading = True
-            try:
-                while not ready() and call.error is None:
-                    await self._receive()
-            finally:
-                self._reading = False
-                self._handover()
+                    self._reading = False
+        finally:
+            self._handover()
 
     def _handover(self) -> None:
-        """Wake one waiting call to read on, if no one reads."""
+        """If no one reads, wake one waiting call (not one already woken) to read on."""
         if self._reading:
             return
         for c in self._calls.values():
-            if c.event is not None:
-                c.event.set()
+            event = c.event
+            if event is not None and not event.is_set():
+                event.set()
                 return
 
     async def _receive(self) -> None:
@@ -426,6 +437,7 @@ class Http2Connection:
         if not data:
             self._fail(f"connection to {self.host}:{self.port} closed by the server")
             return
+        self._heard = trio.current_time()
         buf = self._inbuf
         buf += data
         pos = 0
@@ -485,6 +497,9 @@ class Http2Connection:
             increment = int.from_bytes(payload[:4], "big") & 0x7FFFFFFF
             if stream_id == 0:
                 self._window += increment
+                if self._window > MAX_WINDOW:
+                    self._fail("connection flow-control window overflow")
+                    return
             else:
                 c = self._calls.get(stream_id)
                 if c is None:
@@ -565,14 +580,23 @@ class Http2Connection:
         return fields
 
     def _settings(self, payload: bytes) -> None:
-        for i in range(0, len(payload) - 5, 6):
+        if len(payload) % 6:
+            self._fail("malformed SETTINGS frame")
+            return
+        for i in range(0, len(payload), 6):
             ident, value = struct.unpack_from(">HI", payload, i)
             if ident == SETTINGS_INITIAL_WINDOW_SIZE:
+                if value > MAX_WINDOW:
+                    self._fail(f"SETTINGS_INITIAL_WINDOW_SIZE {value} out of range")
+                    return
                 delta = value - self._stream_window
                 self._stream_window = value
                 for c in self._calls.values():
                     c.window += delta
             elif ident == SETTINGS_MAX_FRAME_SIZE:
+                if not DEFAULT_MAX_FRAME <= value < 1 << 24:
+                    self._fail(f"SETTINGS_MAX_FRAME_SIZE {value} out of range")
+                    return
                 self._max_frame = value
         self._write(frame(SETTINGS, ACK, 0))
         self._window_opened()
@@ -632,6 +656,8 @@ class Http2Connection:
         self._flushing = True
         sock = self.sock
         assert sock is not None
+        # cancelled part-way, it leaves the rest in _out, whole frames after the tail of one,
+        # for the next flush: the byte stream stays consistent
         try:
             while self._out and self.error is None:
                 try:
@@ -646,10 +672,6 @@ class Http2Connection:
                     self._fail(f"connection to {self.host}:{self.port} failed: {e}")
                     return
                 del self._out[:sent]
-        except BaseException:
-            # cancelled with part of a frame unsent: the byte stream cannot be resumed
-            self._fail("connection abandoned in the middle of a frame", never_sent=False)
-            raise
         finally:
             self._flushing = False
 
