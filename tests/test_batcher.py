@@ -3,7 +3,6 @@ guards can never pass must not take the writes batched with it down, nor retry f
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
@@ -21,7 +20,7 @@ OPEN = (ACL(31, Id("world", "anyone")),)
 
 
 def _ctx() -> plans.Ctx:
-    return plans.Ctx(0, int(time.time() * 1000))
+    return plans.Ctx(0)
 
 
 def test_a_write_whose_guards_never_pass_fails_alone(etcd: EtcdServer) -> None:

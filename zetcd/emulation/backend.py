@@ -105,7 +105,7 @@ class EtcdBackend:
                     break
 
     def _ctx(self, session_id: int, auth: tuple[tuple[str, str], ...] = ()) -> plans.Ctx:
-        return plans.Ctx(session_id, int(time.time() * 1000), auth, self.options.ttl_enabled)
+        return plans.Ctx(session_id, auth, self.options.ttl_enabled)
 
     async def connect(self, request: ConnectRequest, outbox: Outbox) -> Accepted:
         try:
@@ -183,6 +183,7 @@ class EtcdSession:
         # the connection's auth ids in the order they were added, its ip first; as in
         # ZooKeeper they belong to the connection: a resumed session starts again from its ip
         self.auth_ids: tuple[tuple[str, str], ...] = (("ip", outbox.peer_host),)
+        self._ctx: plans.Ctx | None = None  # who this session is to its writes
         self.closed = False
         self.deferred = 0  # requests begun and not yet answered
         self.queued_writes = 0  # of which writes already queued to the batcher
@@ -190,6 +191,7 @@ class EtcdSession:
     def add_auth(self, ident: tuple[str, str]) -> None:
         if ident not in self.auth_ids:  # a set in ZooKeeper
             self.auth_ids = (*self.auth_ids, ident)
+            self._ctx = None
 
     # a session is the watcher of its watches
     def notify(self, event_type: int, path: str) -> None:
@@ -220,7 +222,10 @@ class EtcdSession:
         return Reply(xid, self.mirror.last_zxid, Err.MARSHALLING_ERROR)
 
     def ctx(self) -> plans.Ctx:
-        return self.backend._ctx(self.session_id, self.auth_ids)
+        ctx = self._ctx
+        if ctx is None:
+            ctx = self._ctx = self.backend._ctx(self.session_id, self.auth_ids)
+        return ctx
 
     def begin(
         self, header: RequestHeader, body: object | None

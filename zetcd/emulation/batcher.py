@@ -24,7 +24,7 @@ from zetcd.emulation import layout as L
 from zetcd.emulation.errors import OpError
 from zetcd.emulation.mirror import Mirror
 from zetcd.emulation.scratch import EtcdTxn, Scratch
-from zetcd.etcd import EtcdClient, EtcdUnavailable, encode_txn
+from zetcd.etcd import EtcdClient, EtcdUnavailable, encode_guarded_txn
 
 log = logging.getLogger(__name__)
 
@@ -79,16 +79,7 @@ class Write:
 
 def encode(txn: EtcdTxn) -> bytes:
     """The serialized etcd TxnRequest."""
-    # an unchanged mod revision implies the same incarnation of the key, so a create-revision
-    # compare on a key whose mod revision is compared too is redundant
-    pinned = {k for (k, target) in txn.compares if target == "mod"}
-    compares = [
-        (k, target, v)
-        for (k, target), v in txn.compares.items()
-        if target == "mod" or k not in pinned
-    ]
-    ops = [(k, v if kind == "put" else None, lease) for kind, k, v, lease in txn.ops]
-    return encode_txn(compares, ops)
+    return encode_guarded_txn(txn.mods, txn.creates, txn.ops)
 
 
 class Batcher:
@@ -214,7 +205,7 @@ class Batcher:
                     "a write failed its guards %d times with the mirror caught up: giving up"
                     " (compares %r)",
                     failures,
-                    txn.compares,
+                    txn.compares(),
                 )
                 raise GuardsKeepFailing(
                     f"a write failed its etcd guards {failures} times", indeterminate=False

@@ -41,12 +41,11 @@ Builder = Callable[[int], object]  # the commit's base zxid -> response record (
 Apply = Callable[[Scratch], Builder]
 
 
-@dataclass(slots=True)  # one per write: a frozen dataclass's __init__ is slower
+@dataclass(frozen=True, slots=True)
 class Ctx:
-    """Who asks, and when (ms since the epoch: ZooKeeper's txn time)."""
+    """Who asks (the time of a write is its transaction's: Scratch.now)."""
 
     session_id: int
-    now: int
     auth: tuple[tuple[str, str], ...] = ()
     ttl_enabled: bool = True
 
@@ -129,7 +128,7 @@ def _create(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
         sc.guard_session(ctx.session_id)
     else:
         owner = 0
-    sc.create(st, parent, req.data, acl, owner, L.NODE_PLAIN, 0, ctx.now)  # type: ignore[attr-defined]
+    sc.create(st, parent, req.data, acl, owner, L.NODE_PLAIN, 0, sc.now)  # type: ignore[attr-defined]
     final_path = path
     if opcode == OpCode.CREATE:
         return lambda base: CreateResponse(final_path)
@@ -164,10 +163,15 @@ def _delete(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
 
 
 def _existing(sc: Scratch, ctx: Ctx, path: str | None, perm: int) -> NodeState:
-    """validatePath, the node exists, checkACL(node, perm): in that order."""
-    if path is None or not is_valid_path(path):
+    """validatePath, the node exists, checkACL(node, perm): in that order. (A path the tree
+    or the plan holds is valid: only valid paths are ever created.)"""
+    if path is None:
         raise OpError(Err.BAD_ARGUMENTS)
-    st = sc.node(path)
+    st = sc.states.get(path)
+    if st is None:
+        if path not in sc.tree.nodes and not is_valid_path(path):
+            raise OpError(Err.BAD_ARGUMENTS)
+        st = sc.node(path)
     if not st.exists:
         raise OpError(Err.NO_NODE)
     sc.guard_acl(st)
@@ -180,7 +184,7 @@ def _set_data(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
     sc.guard_data(st)
     _check_version(st.version, req.version)  # type: ignore[attr-defined]
     sc.guard_children(st)  # the reply's Stat carries cversion/numChildren/pzxid
-    sc.set_data(st, req.data, ctx.now)  # type: ignore[attr-defined]
+    sc.set_data(st, req.data, sc.now)  # type: ignore[attr-defined]
     stat = st.stat()
     return lambda base: SetDataResponse(resolve_stat(stat, base))
 

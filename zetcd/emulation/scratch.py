@@ -9,10 +9,11 @@ multi, and session clean-up.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 
 from zetcd.emulation import layout as L
-from zetcd.emulation.tree import Node, Tree, client_stat
+from zetcd.emulation.tree import Node, Tree
 from zetcd.proto.jute import constructor
 from zetcd.proto.records import ACL, Stat
 
@@ -25,18 +26,32 @@ MOD = "mod"
 
 @dataclass(slots=True)
 class EtcdTxn:
-    """Plain description of one etcd transaction (converted to protobuf by the backend)."""
+    """Plain description of one etcd transaction (encoded by the batcher): equality compares,
+    as key -> revision maps (0: the key is absent), and the writes if they all hold."""
 
-    compares: dict[tuple[bytes, str], int] = field(default_factory=dict)
-    ops: list[tuple[str, bytes, bytes, int]] = field(
+    mods: dict[bytes, int] = field(default_factory=dict)  # the key's mod revision
+    creates: dict[bytes, int] = field(default_factory=dict)  # the key's create revision
+    ops: list[tuple[bytes, bytes | None, int]] = field(
         default_factory=list
-    )  # (put|del, key, value, lease)
+    )  # (key, value or None for a delete, lease)
 
     def put(self, key: bytes, value: bytes, lease: int = 0) -> None:
-        self.ops.append(("put", key, value, lease))
+        self.ops.append((key, value, lease))
 
     def delete(self, key: bytes) -> None:
-        self.ops.append(("del", key, b"", 0))
+        self.ops.append((key, None, 0))
+
+    def compares(self) -> list[tuple[bytes, str, int]]:
+        """The compares etcd is sent, as (key, "mod" or "create", revision): a create compare
+        on a key whose mod revision is pinned too is redundant and left out."""
+        mods = self.mods
+        return [(k, MOD, v) for k, v in mods.items()] + [
+            (k, CREATE, v) for k, v in self.creates.items() if k not in mods
+        ]
+
+    def count_compares(self) -> int:
+        """An upper bound of len(compares())."""
+        return len(self.mods) + len(self.creates)
 
 
 class NodeState:
@@ -55,6 +70,7 @@ class NodeState:
         "czxid",
         "d_dirty",
         "data",
+        "dkey",
         "exists",
         "flags",
         "kind",
@@ -72,8 +88,9 @@ class NodeState:
         "version",
     )
 
-    def __init__(self, path: str, orig: Node | None) -> None:
+    def __init__(self, path: str, orig: Node | None, dkey: bytes) -> None:
         self.path = path
+        self.dkey = dkey  # its data key
         self.orig = orig
         self.d_dirty = False
         self.a_dirty = False
@@ -110,9 +127,27 @@ class NodeState:
         """ZooKeeper's stored cversion, which counts child creates only (it names sequentials)."""
         return (self.cversion + self.nchildren) // 2
 
-    def stat(self) -> Stat:
-        """The Stat now, with placeholders for this transaction's zxids (see resolve_stat)."""
-        return client_stat(self, len(self.data), self.nchildren)
+    def stat(self) -> StatNow:
+        """The Stat's fields now, with placeholders for this transaction's zxids (see
+        resolve_stat)."""
+        owner = self.owner
+        return (
+            self.czxid,
+            self.mzxid,
+            self.ctime,
+            self.mtime,
+            self.version,
+            self.cversion,
+            self.aversion,
+            owner if L.is_session_owner(owner) else 0,  # as client_stat
+            len(self.data),
+            self.nchildren,
+            self.pzxid,
+        )
+
+
+# a Stat's fields in order, zxids possibly placeholders
+StatNow = tuple[int, int, int, int, int, int, int, int, int, int, int]
 
 
 def resolve(z: int, base: int) -> int:
@@ -120,26 +155,30 @@ def resolve(z: int, base: int) -> int:
     return base | (-z - 1) if z < 0 else z
 
 
-def resolve_stat(s: Stat, base: int) -> Stat:
-    """Fill in this transaction's zxids where the plan left placeholders."""
+def resolve_stat(s: StatNow, base: int) -> Stat:
+    """The Stat, this transaction's zxids filled in where the plan left placeholders."""
+    cz, mz, ctime, mtime, version, cversion, aversion, owner, length, nchildren, pz = s
     return _make_stat(
-        resolve(s.czxid, base),
-        resolve(s.mzxid, base),
-        s.ctime,
-        s.mtime,
-        s.version,
-        s.cversion,
-        s.aversion,
-        s.ephemeralOwner,
-        s.dataLength,
-        s.numChildren,
-        resolve(s.pzxid, base),
+        base | (-cz - 1) if cz < 0 else cz,
+        base | (-mz - 1) if mz < 0 else mz,
+        ctime,
+        mtime,
+        version,
+        cversion,
+        aversion,
+        owner,
+        length,
+        nchildren,
+        base | (-pz - 1) if pz < 0 else pz,
     )
 
 
 class Scratch:
-    def __init__(self, tree: Tree) -> None:
+    def __init__(self, tree: Tree, now: int | None = None) -> None:
         self.tree = tree
+        # the transaction's time (ms since the epoch): as ZooKeeper's, taken when the writes
+        # are prepared
+        self.now = int(time.time() * 1000) if now is None else now
         self.layout = tree.layout
         self.states: dict[str, NodeState] = {}
         self.order: list[str] = []  # paths in the order they were first written
@@ -157,31 +196,31 @@ class Scratch:
         st = self.states.get(path)
         if st is None:
             orig = self.tree.nodes.get(path)
-            st = NodeState(path, orig)
-            self.states[path] = st
-            self._guard(self.layout.data(path), CREATE, orig.d_create if orig else 0)
+            dkey = self.layout.data(path)
+            st = self.states[path] = NodeState(path, orig, dkey)
+            self.txn.creates.setdefault(dkey, orig.d_create if orig else 0)
         return st
 
     def guard_data(self, st: NodeState) -> None:
         """What this plan decides depends on the node's data/version: pin its data key."""
-        self._guard(self.layout.data(st.path), MOD, st.orig.d_mod if st.orig else 0)
+        self.txn.mods.setdefault(st.dkey, st.orig.d_mod if st.orig else 0)
 
     def guard_children(self, st: NodeState) -> None:
         """Depends on the exact child set / cversion: pin the children and adjust keys."""
         o = st.orig
-        self._guard(self.layout.children(st.path), MOD, o.c_mod if o else 0)
-        self._guard(self.layout.adjust(st.path), MOD, o.x_mod if o else 0)
+        mods = self.txn.mods
+        mods.setdefault(self.layout.children(st.path), o.c_mod if o else 0)
+        mods.setdefault(self.layout.adjust(st.path), o.x_mod if o else 0)
 
     def guard_acl(self, st: NodeState) -> None:
-        self._guard(self.layout.acl(st.path), MOD, st.orig.a_mod if st.orig else 0)
+        self.txn.mods.setdefault(self.layout.acl(st.path), st.orig.a_mod if st.orig else 0)
 
     def guard_session(self, session_id: int) -> None:
         """The session must still be alive (or, with no entry, still gone) at commit."""
         entry = self.tree.sessions.get(session_id)
-        self._guard(self.layout.session(session_id), CREATE, entry.create_revision if entry else 0)
-
-    def _guard(self, key: bytes, target: str, value: int) -> None:
-        self.txn.compares.setdefault((key, target), value)
+        self.txn.creates.setdefault(
+            self.layout.session(session_id), entry.create_revision if entry else 0
+        )
 
     # ------------------------------------------------------------------ writes
     def _touch(self, st: NodeState) -> None:
@@ -278,7 +317,7 @@ class Scratch:
         """Cheap upper bounds of (compares or operations, bytes): exact estimate() is needed only
         once these come near a limit."""
         n = len(self.order)
-        count = len(self.txn.compares) + len(self.txn.ops) + 4 * n + 3
+        count = self.txn.count_compares() + len(self.txn.ops) + 4 * n + 3
         return count, 256 + 64 * len(self.log) + self.key_bytes + self.data_bytes
 
     def estimate(self) -> tuple[int, int, int]:
@@ -302,43 +341,53 @@ class Scratch:
                 size += (len(st.data) if st.d_dirty else 0) + (
                     32 * len(st.acl) if st.a_dirty else 0
                 )
-        compares = len(self.txn.compares) + extra_guards
+        compares = self.txn.count_compares() + extra_guards
         return compares, ops + len(self.txn.ops), size
 
     def compile(self, with_log: bool, positions: int = 1) -> EtcdTxn:
+        """The transaction. ``with_log``: the ZooKeeper-level changes go in the !log key
+        too, unless the data-key writes alone say the same, in the same order (see
+        ``_log_implied``)."""
         lay = self.layout
         txn = self.txn
+        implied: list[tuple[str, str]] | None = [] if with_log and not self.needs_log else None
         for path in self.order:
             st = self.states[path]
             o = st.orig
-            d, c, a, x = lay.node_keys(path)
+            d = st.dkey
             if not st.exists:
                 if o is not None:
+                    c, a, x = lay.children(path), lay.acl(path), lay.adjust(path)
                     for k in (d, c, a, x):
                         txn.delete(k)
+                    if implied is not None:
+                        implied.append(("d", path))
                 continue
             if o is None:  # written lazily (see layout.py)
                 st.flags |= L.FLAG_LAZY_CHILDREN
                 txn.put(d, self._data_value(st, L.CZXID_FROM_CREATE).encode())
+                if implied is not None:
+                    implied.append(("c", path))
                 if st.c_changes:  # children created in the same transaction
-                    txn.put(c, L.encode_children_value(st.ppos))
+                    txn.put(lay.children(path), L.encode_children_value(st.ppos))
                     # the new key's version 1 reads as cversion 1
                     if st.cversion != 1:
                         self.guard_children(st)
-                        txn.put(x, L.encode_adjust_value(st.cversion - 1))
+                        txn.put(lay.adjust(path), L.encode_adjust_value(st.cversion - 1))
                 if st.aversion or st.acl != L.OPEN_ACL:
-                    txn.put(a, L.encode_acl_value(st.aversion, st.acl))
+                    txn.put(lay.acl(path), L.encode_acl_value(st.aversion, st.acl))
                 continue
             if st.recreated:
+                implied = None  # one put for a delete and a create
                 txn.put(d, self._data_value(st, L.CZXID_FROM_MOD).encode())
-                txn.put(c, L.encode_children_value(st.ppos))
-                txn.put(a, L.encode_acl_value(st.aversion, st.acl))
+                txn.put(lay.children(path), L.encode_children_value(st.ppos))
+                txn.put(lay.acl(path), L.encode_acl_value(st.aversion, st.acl))
                 # the new incarnation is not lazy: after the put etcd's counter gives cversion
                 # (o.c_ver + 1) - 1
                 cadj = st.cversion - o.c_ver
                 if cadj or o.x_mod:
                     self.guard_children(st)
-                    txn.put(x, L.encode_adjust_value(cadj))
+                    txn.put(lay.adjust(path), L.encode_adjust_value(cadj))
                 continue
             if st.d_dirty:
                 self.guard_data(st)
@@ -346,15 +395,17 @@ class Scratch:
                 if czmode == L.CZXID_FROM_MOD:
                     czmode = o.czxid
                 txn.put(d, self._data_value(st, czmode).encode())
+                if implied is not None:
+                    implied.append(("s", path))
             if st.c_changes:
-                txn.put(c, L.encode_children_value(st.ppos))
+                txn.put(lay.children(path), L.encode_children_value(st.ppos))
                 if st.c_changes > 1:
                     self.guard_children(st)
-                    txn.put(x, L.encode_adjust_value(o.cadj + st.c_changes - 1))
+                    txn.put(lay.adjust(path), L.encode_adjust_value(o.cadj + st.c_changes - 1))
             if st.a_dirty:
                 self.guard_acl(st)
-                txn.put(a, L.encode_acl_value(st.aversion, st.acl))
-        if with_log:
+                txn.put(lay.acl(path), L.encode_acl_value(st.aversion, st.acl))
+        if with_log and implied != self.log:
             txn.put(lay.log, json.dumps(self.log, separators=(",", ":")).encode())
         if positions > 1:
             txn.put(lay.positions, b"%d" % positions)

@@ -5,7 +5,7 @@ All return raw ``rpc_pb2`` messages, ready for :meth:`EtcdClient.txn`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pyetcd.etcdrpc import rpc_pb2
@@ -120,18 +120,49 @@ def encode_txn(
     (create) revision equals ``revision`` (0: the key is absent). ``success``: ``(key, value,
     lease)`` puts, or a delete of the key when ``value`` is None.
     """
-    v = _varint
     parts: list[bytes] = []
-    add = parts.append
     for key, target, revision in compares:
-        head, rev_tag = _COMPARE[target]
-        rev = v(revision)
-        size = len(key)
-        if 0 < size < 0x80 and size + len(rev) < 0x7B:  # the common case, in one format
-            add(b"\x0a%c%b%c%b%b%b" % (5 + size + len(rev), head, size, key, rev_tag, rev))
-            continue
-        body = b"".join((head[:2], _bytes_field(b"\x1a", key), rev_tag, rev))
-        add(b"\x0a" + v(len(body)) + body)
+        _add_compare(parts, _COMPARE[target], key, revision)
+    _add_ops(parts, success)
+    return b"".join(parts)
+
+
+def encode_guarded_txn(
+    mod_equal: Mapping[bytes, int],
+    create_equal: Mapping[bytes, int],
+    success: Iterable[tuple[bytes, bytes | None, int]],
+) -> bytes:
+    """:func:`encode_txn` with the compares given as two maps, key to revision: ``mod``
+    compares for every key of ``mod_equal``, then ``create`` compares for the keys of
+    ``create_equal`` that ``mod_equal`` does not pin already (an unchanged mod revision implies
+    the same incarnation of the key)."""
+    parts: list[bytes] = []
+    add = _add_compare
+    mod = _COMPARE["mod"]
+    for key, revision in mod_equal.items():
+        add(parts, mod, key, revision)
+    create = _COMPARE["create"]
+    for key, revision in create_equal.items():
+        if key not in mod_equal:
+            add(parts, create, key, revision)
+    _add_ops(parts, success)
+    return b"".join(parts)
+
+
+def _add_compare(parts: list[bytes], tags: tuple[bytes, bytes], key: bytes, revision: int) -> None:
+    head, rev_tag = tags
+    rev = _VARINT_1[revision] if 0 <= revision < 0x80 else _varint(revision)
+    size = len(key)
+    if 0 < size < 0x80 and size + len(rev) < 0x7B:  # the common case, in one format
+        parts.append(b"\x0a%c%b%c%b%b%b" % (5 + size + len(rev), head, size, key, rev_tag, rev))
+        return
+    body = b"".join((head[:2], _bytes_field(b"\x1a", key), rev_tag, rev))
+    parts.append(b"\x0a" + _varint(len(body)) + body)
+
+
+def _add_ops(parts: list[bytes], success: Iterable[tuple[bytes, bytes | None, int]]) -> None:
+    v = _varint
+    add = parts.append
     for key, value, lease in success:
         ksize = len(key)
         if value is not None and not lease and 0 < ksize < 0x80 and 0 < len(value) < 0x3F00:
@@ -157,7 +188,6 @@ def encode_txn(
             )
             op = b"\x12" + v(len(inner)) + inner
         add(b"\x12" + v(len(op)) + op)
-    return b"".join(parts)
 
 
 def prefix_end(prefix: bytes) -> bytes:

@@ -164,10 +164,20 @@ def _enc_set_data_request(out: bytearray, rec: SetDataRequest) -> None:
     out += _int_pack(rec.version)
 
 
+# the ACL most creates carry (world:anyone, all permissions), decoded once: records are
+# immutable, so every request that sends exactly these bytes can share one tuple
+_OPEN_ACL: Final = (_ACL(31, _Id("world", "anyone")),)
+_OPEN_ACL_BYTES: Final = b"\0\0\0\x01\0\0\0\x1f\0\0\0\x05world\0\0\0\x06anyone"
+
+
 def _dec_create_request(r: Reader) -> CreateRequest:
     path = r.read_ustring()
     data = r.read_buffer()
-    acl = r.read_vector(_dec_acl, 12)
+    if r.buf.startswith(_OPEN_ACL_BYTES, r.pos):
+        r.pos += len(_OPEN_ACL_BYTES)
+        acl: tuple[ACL, ...] | None = _OPEN_ACL
+    else:
+        acl = r.read_vector(_dec_acl, 12)
     return _CreateRequest(path, data, acl, r.read_int())
 
 
