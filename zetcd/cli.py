@@ -198,6 +198,7 @@ def main_command(
         max_packet=max_packet,
         four_letter_words=words,
         metrics_addr=parse_hostport(metrics_addr, 9181) if metrics_addr else None,
+        own_process=True,
     )
     if debug_zkbridge is not None:
         from oracle.sides import Side
