@@ -13,9 +13,9 @@ import ipaddress
 
 from zetcd.emulation.errors import OpError
 from zetcd.proto.constants import Err
-from zetcd.proto.records import ACL, Id
+from zetcd.proto.records import ACL, ANYONE_ID_UNSAFE, OPEN_ACL_UNSAFE, Id
 
-WORLD_ANYONE = Id("world", "anyone")
+WORLD_ANYONE = ANYONE_ID_UNSAFE
 
 # schemes whose ids an ``auth`` ACL expands to (ip ids are not "authenticated" ids)
 AUTHENTICATED_SCHEMES = frozenset(("digest", "sasl", "x509"))
@@ -62,6 +62,8 @@ def valid_id(scheme: str, ident: str) -> bool:
 
 def fixup(acl: tuple[ACL, ...] | None, auth: tuple[tuple[str, str], ...]) -> tuple[ACL, ...]:
     """Validate and expand an ACL list; raise OpError(InvalidACL) like ZooKeeper."""
+    if acl is OPEN_ACL_UNSAFE:  # the common case (a shared tuple, see fastpaths)
+        return acl
     if not acl:
         raise OpError(Err.INVALID_ACL)
     uniq: list[ACL] = []
@@ -105,7 +107,7 @@ def allowed(acl: tuple[ACL, ...], perm: int, auth: tuple[tuple[str, str], ...]) 
     if not acl:
         return True
     first = acl[0]
-    if first.perms & perm and first.id == WORLD_ANYONE:  # the common case, fast
+    if first.perms & perm and (first.id is WORLD_ANYONE or first.id == WORLD_ANYONE):
         return True
     if any(s == "super" for s, _ in auth):
         return True

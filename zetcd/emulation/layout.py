@@ -44,7 +44,7 @@ import json
 import struct
 from dataclasses import dataclass
 
-from zetcd.proto.records import ACL, Id
+from zetcd.proto.records import ACL, OPEN_ACL_UNSAFE, Id
 
 KIND_DATA = ord("d")
 KIND_CHILDREN = ord("c")
@@ -90,7 +90,7 @@ FLAG_NULL_DATA = 4  # the data is null (not empty): getData returns a null buffe
 FLAG_LAZY_CHILDREN = 8  # created without its children key (see the module docstring)
 
 # the ACL a node without an ``a`` key has
-OPEN_ACL = (ACL(31, Id("world", "anyone")),)
+OPEN_ACL = OPEN_ACL_UNSAFE
 
 # version czxid ctime mtime owner kind flags ttl cpos mpos
 _DATA_HEAD = struct.Struct(">iqqqqBBqBB")
@@ -131,9 +131,15 @@ class DataValue:
         )
 
 
-def decode_data_value(raw: bytes) -> DataValue:
-    v, cz, ct, mt, owner, kind, flags, ttl, cpos, mpos = _DATA_HEAD.unpack_from(raw)
-    return DataValue(v, cz, ct, mt, owner, kind, flags, ttl, cpos, mpos, raw[_DATA_HEAD.size :])
+# a data value's fields before the data: version czxid_mode ctime mtime owner kind flags ttl
+# cpos mpos
+DataHead = tuple[int, int, int, int, int, int, int, int, int, int]
+DATA_HEAD_SIZE = _DATA_HEAD.size
+
+
+def decode_data_head(raw: bytes) -> DataHead:
+    """The fields of a data value before its data (which is ``raw[DATA_HEAD_SIZE:]``)."""
+    return _DATA_HEAD.unpack_from(raw)
 
 
 def encode_children_value(ppos: int) -> bytes:

@@ -59,7 +59,7 @@ class Node:
         "x_mod",
     )
 
-    def __init__(self, d_create: int, d_mod: int, value: L.DataValue) -> None:
+    def __init__(self, d_create: int, d_mod: int, head: L.DataHead, data: bytes) -> None:
         self.d_create = d_create
         self.stat_cache: Stat | None = None
         self.order_cache: tuple[str, ...] | None = None  # ordered_children(), until they change
@@ -67,13 +67,13 @@ class Node:
         self.max_children = 0
         self.c_mod = 0  # the children key's mod revision (0: no such key, see layout.py)
         self.c_ver = 0  # etcd's version of the children key (0: no such key)
-        self.ppos = value.cpos
+        self.ppos = head[8]  # cpos
         self.cadj = 0
         self.x_mod = 0
         self.a_mod = 0
         self.aversion = 0
         self.acl: tuple[ACL, ...] = L.OPEN_ACL  # until an ``a`` key says otherwise
-        self.set_data(d_mod, value)
+        self.set_data(d_mod, head, data)
 
     def add_child(self, name: str) -> None:
         self.stat_cache = None
@@ -82,20 +82,23 @@ class Node:
         if len(self.children) > self.max_children:
             self.max_children = len(self.children)
 
-    def set_data(self, d_mod: int, v: L.DataValue) -> None:
+    def set_data(self, d_mod: int, head: L.DataHead, data: bytes) -> None:
+        """Take a data key's value: its head (decode_data_head) and the node's data."""
         self.stat_cache = None
         self.d_mod = d_mod
-        self.version = v.version
-        self.czxid_mode = v.czxid_mode
-        self.ctime = v.ctime
-        self.mtime = v.mtime
-        self.owner = v.owner
-        self.kind = v.kind
-        self.flags = v.flags
-        self.ttl = v.ttl
-        self.cpos = v.cpos
-        self.mpos = v.mpos
-        self.data = v.data
+        (
+            self.version,
+            self.czxid_mode,
+            self.ctime,
+            self.mtime,
+            self.owner,
+            self.kind,
+            self.flags,
+            self.ttl,
+            self.cpos,
+            self.mpos,
+        ) = head
+        self.data = data
 
     @property
     def czxid(self) -> int:
@@ -292,10 +295,13 @@ class Tree:
         kind, name = self.layout.split(key)
         mod: int = kv.mod_revision  # type: ignore[attr-defined]
         if kind == L.KIND_DATA:
-            value = L.decode_data_value(kv.value)  # type: ignore[attr-defined]
+            raw: bytes = kv.value  # type: ignore[attr-defined]
+            head = L.decode_data_head(raw)
+            data = raw[L.DATA_HEAD_SIZE :]
+            owner = head[4]
             node = self.nodes.get(name)
             if node is None:
-                node = Node(kv.create_revision, mod, value)  # type: ignore[attr-defined]
+                node = Node(kv.create_revision, mod, head, data)  # type: ignore[attr-defined]
                 self.nodes[name] = node
                 if name != "/":
                     parent = self.nodes.get(parent_of(name))
@@ -309,14 +315,14 @@ class Tree:
                     out.changes.append((CREATED, name))
                     out.touched.add(name)
             else:
-                if node.owner != value.owner:
+                if node.owner != owner:
                     self._unindex(node.owner, name)
                     self.extended.discard(name)
-                    if L.is_session_owner(value.owner):
-                        self._index(value.owner, name)
-                    elif L.is_extended_owner(value.owner):
+                    if L.is_session_owner(owner):
+                        self._index(owner, name)
+                    elif L.is_extended_owner(owner):
                         self.extended.add(name)
-                node.set_data(mod, value)
+                node.set_data(mod, head, data)
                 if out is not None:
                     out.changes.append((CHANGED, name))
                     out.touched.add(name)

@@ -138,15 +138,33 @@ def encode_guarded_txn(
     the same incarnation of the key)."""
     parts: list[bytes] = []
     add = _add_compare
+    absent = _ABSENT
+    if len(absent) > _ABSENT_MAX:
+        absent.clear()
     mod = _COMPARE["mod"]
     for key, revision in mod_equal.items():
-        add(parts, mod, key, revision)
+        if revision:
+            add(parts, mod, key, revision)
+            continue
+        # "the key is absent" is most of the compares (a node's keys it does not have yet)
+        # and the same every time: encoded once per key
+        encoded = absent.get(key)
+        if encoded is None:
+            add(parts, mod, key, 0)
+            encoded = absent[key] = parts[-1]
+        else:
+            parts.append(encoded)
     create = _COMPARE["create"]
     for key, revision in create_equal.items():
         if key not in mod_equal:
             add(parts, create, key, revision)
     _add_ops(parts, success)
     return b"".join(parts)
+
+
+# encoded "mod revision 0" compares by key (bounded: cleared when full)
+_ABSENT: dict[bytes, bytes] = {}
+_ABSENT_MAX = 65536
 
 
 def _add_compare(parts: list[bytes], tags: tuple[bytes, bytes], key: bytes, revision: int) -> None:

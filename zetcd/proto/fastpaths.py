@@ -27,6 +27,7 @@ from .jute import (
 )
 from .records import (
     ACL,
+    OPEN_ACL_UNSAFE,
     Create2Response,
     CreateRequest,
     CreateResponse,
@@ -153,6 +154,23 @@ def _path_watch(cls: type[R]) -> tuple[Callable[[Reader], R], Encoder]:
 
 
 def _dec_set_data_request(r: Reader) -> SetDataRequest:
+    buf = r.buf
+    pos = r.pos
+    end = len(buf)
+    # the common case inline: a path and data that are not null and fit
+    if pos + 4 <= end:
+        (n,) = _int_unpack(buf, pos)
+        data_at = pos + 4 + n
+        if n >= 0 and data_at + 4 <= end:
+            (m,) = _int_unpack(buf, data_at)
+            version_at = data_at + 4 + m
+            if m >= 0 and version_at + 4 <= end:
+                r.pos = version_at + 4
+                return _SetDataRequest(
+                    decode_ustring(buf[pos + 4 : data_at]),
+                    buf[data_at + 4 : version_at],
+                    _int_unpack(buf, version_at)[0],
+                )
     path = r.read_ustring()
     data = r.read_buffer()
     return _SetDataRequest(path, data, r.read_int())
@@ -166,7 +184,6 @@ def _enc_set_data_request(out: bytearray, rec: SetDataRequest) -> None:
 
 # the ACL most creates carry (world:anyone, all permissions), decoded once: records are
 # immutable, so every request that sends exactly these bytes can share one tuple
-_OPEN_ACL: Final = (_ACL(31, _Id("world", "anyone")),)
 _OPEN_ACL_BYTES: Final = b"\0\0\0\x01\0\0\0\x1f\0\0\0\x05world\0\0\0\x06anyone"
 
 
@@ -175,7 +192,7 @@ def _dec_create_request(r: Reader) -> CreateRequest:
     data = r.read_buffer()
     if r.buf.startswith(_OPEN_ACL_BYTES, r.pos):
         r.pos += len(_OPEN_ACL_BYTES)
-        acl: tuple[ACL, ...] | None = _OPEN_ACL
+        acl: tuple[ACL, ...] | None = OPEN_ACL_UNSAFE
     else:
         acl = r.read_vector(_dec_acl, 12)
     return _CreateRequest(path, data, acl, r.read_int())

@@ -68,6 +68,12 @@ class ACL(JuteRecord):
     SCHEMA = (("perms", INT_T), ("id", Id))
 
 
+# ZooDefs.Ids.ANYONE_ID_UNSAFE and OPEN_ACL_UNSAFE: the ACL most nodes have. One shared instance,
+# so that the common case compares by identity.
+ANYONE_ID_UNSAFE = Id("world", "anyone")
+OPEN_ACL_UNSAFE: tuple[ACL, ...] = (ACL(31, ANYONE_ID_UNSAFE),)
+
+
 @dataclass(frozen=True, slots=True)
 class Stat(JuteRecord):
     """jute ``data.Stat``: the node metadata a client sees."""
