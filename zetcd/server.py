@@ -279,7 +279,15 @@ class Connection:
         answer: Reply | Callable[[], Awaitable[Reply]],
         started: float | None = None,
     ) -> None:
-        self.pending.append((header, answer, started or time.perf_counter()))
+        pending = self.pending
+        pending.append((header, answer, started or time.perf_counter()))
+        if len(pending) == 1:
+            # the emitter waits for pending_wake: an answer that can say when it is ready wakes
+            # it then, rather than now only for the emitter to wait again
+            wake_when_ready = getattr(answer, "wake_when_ready", None)
+            if wake_when_ready is not None:
+                wake_when_ready(self.pending_wake)
+                return
         self.pending_wake.set()
 
     async def emitter(self) -> None:

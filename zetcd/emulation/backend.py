@@ -337,6 +337,13 @@ class _QueuedWrite:
     def poll(self) -> Reply | None:
         return self._reply() if self.w.finished else None
 
+    def wake_when_ready(self, event: trio.Event) -> None:
+        """Set ``event`` once ``poll`` has the reply."""
+        if self.w.finished:
+            event.set()
+        else:
+            self.w.on_finish = event.set
+
     async def __call__(self) -> Reply:
         try:
             await self.w.wait()

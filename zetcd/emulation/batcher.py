@@ -53,7 +53,7 @@ class Write:
     """One queued write. Its Event is made only if someone waits before it is finished (most
     replies of a batch are taken once the batch is done, without waiting)."""
 
-    __slots__ = ("_event", "apply", "error", "exclusive", "finished", "result")
+    __slots__ = ("_event", "apply", "error", "exclusive", "finished", "on_finish", "result")
 
     def __init__(self, apply: Apply, exclusive: bool = False) -> None:
         self.apply = apply
@@ -62,11 +62,14 @@ class Write:
         self.result: tuple[int, int, object] | None = None  # (zxid, err, response)
         self.error: BaseException | None = None
         self._event: trio.Event | None = None
+        self.on_finish: Callable[[], None] | None = None  # called once it is finished
 
     def finish(self) -> None:
         self.finished = True
         if self._event is not None:
             self._event.set()
+        if self.on_finish is not None:
+            self.on_finish()
 
     async def wait(self) -> None:
         if self.finished:
