@@ -14,6 +14,7 @@ from tests.differential import Diff
 from tests.rawclient import RawClient
 from tests.servers import EtcdServer
 from tests.zetcd_server import ZetcdServer
+from zetcd.proto.connection import Notification
 from zetcd.proto.constants import OpCode
 from zetcd.proto.records import (
     ACL,
@@ -159,6 +160,54 @@ def test_pipelined_replies_leave_in_request_order(diff: Diff) -> None:
             assert rep.header.xid == xid
             out.append((rep.header.xid - xids[0], rep.header.err))
         c.close()
+        return out
+
+    assert transcript(diff.zetcd) == transcript(diff.zookeeper)
+
+
+def test_pipelined_sessions_keep_their_order_with_notifications_before_replies(
+    diff: Diff,
+) -> None:
+    """Several sessions pipeline writes, syncs and watching reads at once, so that their
+    writes share etcd transactions: each session's replies leave in its request order, and
+    a notification its own write triggers arrives before that write's reply."""
+
+    def transcript(address: str) -> list[list[tuple[object, ...]]]:
+        root = f"/pipes-{uuid.uuid4().hex[:8]}"
+        setup = RawClient(address)
+        setup.connect()
+        setup.call(OpCode.CREATE, CreateRequest(root, b"", OPEN, 0))
+        clients = []
+        for k in range(4):
+            setup.call(OpCode.CREATE, CreateRequest(f"{root}/s{k}", b"", OPEN, 0))
+            c = RawClient(address)
+            c.connect()
+            clients.append(c)
+        sent: list[list[int]] = [[] for _ in clients]
+        for i in range(12):  # interleaved: each round reaches every session
+            for k, c in enumerate(clients):
+                node = f"{root}/s{k}"
+                sent[k].append(c.request(OpCode.GET_DATA, GetDataRequest(node, True)))
+                sent[k].append(c.request(OpCode.SET_DATA, SetDataRequest(node, b"%d" % i, -1)))
+                if i % 4 == 1:
+                    sent[k].append(c.request(OpCode.SYNC, SyncRequest(node)))
+                if i % 4 == 2:
+                    sent[k].append(c.request(OpCode.SET_DATA, SetDataRequest(node, b"", 99)))
+        out = []
+        for k, c in enumerate(clients):
+            events: list[tuple[object, ...]] = []
+            for xid in sent[k]:
+                while True:
+                    ev = c.next()
+                    if isinstance(ev, Notification):
+                        events.append(("event", ev.event.type, ev.event.path[len(root) :]))
+                        continue
+                    assert ev.header.xid == xid
+                    events.append(("reply", xid - sent[k][0], ev.header.err))
+                    break
+            out.append(events)
+            c.close()
+        setup.close()
         return out
 
     assert transcript(diff.zetcd) == transcript(diff.zookeeper)

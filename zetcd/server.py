@@ -73,6 +73,8 @@ class Connection:
             deque()
         )
         self.pending_wake = trio.Event()
+        self.emitter_idle = False  # the emitter waits for pending_wake
+        self._announcer: object = None  # the answer that last agreed to call reply_ready
         self.drained = trio.Event()
         self.trace_mask: int | None = None
         try:
@@ -281,48 +283,92 @@ class Connection:
     ) -> None:
         pending = self.pending
         pending.append((header, answer, started or time.perf_counter()))
-        if len(pending) == 1:
-            # the emitter waits for pending_wake: an answer that can say when it is ready wakes
-            # it then, rather than now only for the emitter to wait again
-            wake_when_ready = getattr(answer, "wake_when_ready", None)
-            if wake_when_ready is not None:
-                wake_when_ready(self.pending_wake)
+        if self.emitter_idle:
+            # an answer that can say when it is ready is sent then, by reply_ready, with the
+            # ones after it, without waking the emitter now only for it to wait
+            if len(pending) == 1:
+                if self._announce(answer):
+                    return
+            elif pending[0][1] is self._announcer:
                 return
         self.pending_wake.set()
 
-    async def emitter(self) -> None:
-        """Send the replies of deferred requests, strictly in request order."""
-        pending = self.pending
+    def _announce(self, answer: object) -> bool:
+        """Have the head of ``pending`` call reply_ready when it is ready, if it can."""
+        when_ready = getattr(answer, "when_ready", None)
+        if when_ready is None or not when_ready(self.reply_ready):
+            return False
+        self._announcer = answer
+        return True
+
+    def reply_ready(self) -> None:
+        """The answer at the head of ``pending`` has its reply (the backend calls this from
+        its own task): if the emitter is idle, send the replies ready now, in one send()."""
+        if not self.emitter_idle or self.closing:
+            return
         try:
-            while True:
-                if not pending:
-                    self._flush()
-                    self.pending_wake = trio.Event()
-                    await self.pending_wake.wait()
-                    continue
+            if self._emit_ready() is not None:
+                self.pending_wake.set()  # the emitter awaits that one
+        except DropConnection:
+            self.close()
+        except Exception:  # a bug must cost only this connection, never the caller's task
+            log.exception("internal error replying to %s; closing its connection", self.peer)
+            self.close()
+
+    def _emit_ready(self) -> Callable[[], Awaitable[Reply]] | None:
+        """Send the replies at the head of ``pending`` that are ready, in order. Returns the
+        first answer that is not ready and must be awaited; None when nothing is left or the
+        first one not ready calls reply_ready when it is."""
+        pending = self.pending
+        self.holding = True  # the replies ready now leave together
+        try:
+            while pending and not self.closing:
                 header, answer, started = pending[0]
+                if isinstance(answer, Reply):
+                    reply = answer
+                else:
+                    # a backend's answer may have its reply ready without a task switch
+                    poll = getattr(answer, "poll", None)
+                    ready = poll() if poll is not None else None
+                    if ready is None:
+                        return None if self._announce(answer) else answer
+                    reply = ready
+                self._emit(header, reply, started)
+            return None
+        finally:
+            self._flush()
+
+    def _emit(self, header: RequestHeader, reply: Reply, started: float) -> None:
+        pending = self.pending
+        pending.popleft()
+        if len(pending) < MAX_PENDING // 2:
+            self.drained.set()
+        self._account(header.xid, header.type, reply, started)
+        self.send_reply(reply)
+
+    async def emitter(self) -> None:
+        """Send the replies of deferred requests, strictly in request order: those ready at
+        once, then, one at a time, those that must be awaited. It is idle while the first one
+        not ready will call reply_ready."""
+        try:
+            while not self.closing:
                 try:
-                    if isinstance(answer, Reply):
-                        reply = answer
-                    else:
-                        # a backend's answer may have its reply ready without a task switch
-                        poll = getattr(answer, "poll", None)
-                        ready = poll() if poll is not None else None
-                        if ready is None:
-                            self._flush()
-                            ready = await answer()
-                        reply = ready
+                    head = self._emit_ready()
+                    if head is None:
+                        self.emitter_idle = True
+                        self.pending_wake = trio.Event()
+                        try:
+                            await self.pending_wake.wait()
+                        finally:
+                            self.emitter_idle = False
+                        continue
+                    header, _, started = self.pending[0]
+                    reply = await head()
                 except DropConnection:
                     self.close()
                     return
-                pending.popleft()
-                if len(pending) < MAX_PENDING // 2:
-                    self.drained.set()
-                self._account(header.xid, header.type, reply, started)
-                self.holding = True  # the replies ready now leave together, at the next await
-                self.send_reply(reply)
-                if reply.close:
-                    return
+                self.holding = True
+                self._emit(header, reply, started)
         finally:
             self._flush()
 

@@ -337,12 +337,13 @@ class _QueuedWrite:
     def poll(self) -> Reply | None:
         return self._reply() if self.w.finished else None
 
-    def wake_when_ready(self, event: trio.Event) -> None:
-        """Set ``event`` once ``poll`` has the reply."""
+    def when_ready(self, callback: Callable[[], None]) -> bool:
+        """Have ``callback`` called (from the batcher's task) once ``poll`` has the reply;
+        False if it has it already."""
         if self.w.finished:
-            event.set()
-        else:
-            self.w.on_finish = event.set
+            return False
+        self.w.on_finish = callback
+        return True
 
     async def __call__(self) -> Reply:
         try:

@@ -65,11 +65,17 @@ class Write:
         self.on_finish: Callable[[], None] | None = None  # called once it is finished
 
     def finish(self) -> None:
+        on_finish = self.settle()
+        if on_finish is not None:
+            on_finish()
+
+    def settle(self) -> Callable[[], None] | None:
+        """Mark it finished and wake a task waiting for it; return ``on_finish`` for the caller
+        to call (a batch calls each distinct one once, after settling all its writes)."""
         self.finished = True
         if self._event is not None:
             self._event.set()
-        if self.on_finish is not None:
-            self.on_finish()
+        return self.on_finish
 
     async def wait(self) -> None:
         if self.finished:
@@ -216,6 +222,11 @@ class Batcher:
         if self.on_batch is not None:
             self.on_batch(len(batch))
         base = L.zxid(revision)
+        callbacks: dict[Callable[[], None], None] = {}  # distinct, in order
         for i, (w, (err, build)) in enumerate(zip(batch, planned, strict=True)):
             w.result = (base | i, err, build(base) if build is not None else None)
-            w.finish()
+            on_finish = w.settle()
+            if on_finish is not None:
+                callbacks[on_finish] = None
+        for on_finish in callbacks:
+            on_finish()
