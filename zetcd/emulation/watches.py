@@ -99,6 +99,10 @@ class WatchTable:
         """ZooKeeper 3.8's containsWatcher: true when ANY watcher watches ``path``."""
         return path in self.by_path
 
+    def may_fire(self, path: str) -> bool:
+        """False when no watch can fire for an event on ``path`` (trigger would do nothing)."""
+        return path in self.by_path or (self.recursive > 0 and path != "/")
+
     def trigger(
         self,
         path: str,
@@ -140,14 +144,19 @@ class WatchManager:
 
     def trigger(self, changes: Iterable[tuple[str, str]], acl_of: AclOf) -> None:
         data, child = self.data, self.child
+        if not data.by_path and not child.by_path:  # no watches at all: nothing fires
+            return
         for kind, path in changes:
             if kind == CHANGED:
-                data.trigger(path, EventType.NODE_DATA_CHANGED, acl_of(path))
+                if data.may_fire(path):
+                    data.trigger(path, EventType.NODE_DATA_CHANGED, acl_of(path))
             elif kind == CREATED:
-                data.trigger(path, EventType.NODE_CREATED, acl_of(path))
+                if data.may_fire(path):
+                    data.trigger(path, EventType.NODE_CREATED, acl_of(path))
                 if path != "/":
                     parent = parent_of(path)
-                    child.trigger(parent, EventType.NODE_CHILDREN_CHANGED, acl_of(parent))
+                    if child.may_fire(parent):
+                        child.trigger(parent, EventType.NODE_CHILDREN_CHANGED, acl_of(parent))
             elif kind == DELETED:
                 acl = acl_of(path)
                 told = data.trigger(path, EventType.NODE_DELETED, acl)
