@@ -252,9 +252,6 @@ class Layout:
     def session(self, session_id: int) -> bytes:
         return self.session_prefix + b"%016x" % (session_id & 0xFFFFFFFFFFFFFFFF)
 
-    def node_keys(self, path: str) -> tuple[bytes, bytes, bytes, bytes]:
-        return self.data(path), self.children(path), self.acl(path), self.adjust(path)
-
     def split(self, key: bytes) -> tuple[int, str]:
         """(kind byte, path or session hex) of a key under the prefix."""
         kind = key[self.plen]

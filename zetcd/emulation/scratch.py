@@ -206,11 +206,11 @@ class Scratch:
         self.txn.mods.setdefault(st.dkey, st.orig.d_mod if st.orig else 0)
 
     def guard_children(self, st: NodeState) -> None:
-        """Depends on the exact child set / cversion: pin the children and adjust keys."""
+        """Depends on the exact child set / cversion: pin the children key. That pins the
+        adjust key too: every transaction that writes a node's ``x`` key puts its ``c`` key
+        as well (or deletes the node), so an unchanged ``c`` means an unchanged ``x``."""
         o = st.orig
-        mods = self.txn.mods
-        mods.setdefault(self.layout.children(st.path), o.c_mod if o else 0)
-        mods.setdefault(self.layout.adjust(st.path), o.x_mod if o else 0)
+        self.txn.mods.setdefault(self.layout.children(st.path), o.c_mod if o else 0)
 
     def guard_acl(self, st: NodeState) -> None:
         self.txn.mods.setdefault(self.layout.acl(st.path), st.orig.a_mod if st.orig else 0)
