@@ -30,6 +30,7 @@ from zetcd.etcd import (
     compare_mod,
     compare_value,
     compare_version,
+    encode_guarded_txn,
     encode_txn,
     op_delete,
     op_put,
@@ -285,6 +286,39 @@ def test_encode_txn_is_protobufs_serialization(
         success=[op_delete(k) if v is None else op_put(k, v, lease) for k, v, lease in ops],
     ).SerializeToString()
     assert encode_txn(compares, ops) == expected
+
+
+_REVISIONS = st.one_of(
+    st.sampled_from([0, 1, 0x7F, 0x80, 0x3FFF, 0x4000, 0x1FFFFF, 0x200000]),
+    st.integers(min_value=0, max_value=(1 << 63) - 1),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(st.binary(max_size=200), _REVISIONS, max_size=8),
+    st.dictionaries(st.binary(max_size=200), _REVISIONS, max_size=8),
+    st.lists(
+        st.tuples(
+            st.binary(max_size=300),
+            st.one_of(st.none(), st.binary(max_size=20000)),
+            st.integers(min_value=0, max_value=(1 << 63) - 1),
+        ),
+        max_size=8,
+    ),
+)
+def test_encode_guarded_txn_is_protobufs_serialization(
+    mods: dict[bytes, int], creates: dict[bytes, int], ops: list[tuple[bytes, bytes | None, int]]
+) -> None:
+    """The batcher's encoder: mod compares, then create compares on keys not pinned by a mod
+    compare, then the writes. Twice: the second time "absent" compares come from its cache."""
+    expected = rpc_pb2.TxnRequest(
+        compare=[compare_mod(k, "=", r) for k, r in mods.items()]
+        + [compare_create(k, "=", r) for k, r in creates.items() if k not in mods],
+        success=[op_delete(k) if v is None else op_put(k, v, lease) for k, v, lease in ops],
+    ).SerializeToString()
+    assert encode_guarded_txn(mods, creates, ops) == expected
+    assert encode_guarded_txn(mods, creates, ops) == expected
 
 
 def test_parse_endpoints() -> None:

@@ -88,9 +88,13 @@ _VARINT_1 = [bytes((i,)) for i in range(0x80)]
 _COMPARE = {"create": (b"\x10\x01\x1a", b"\x28"), "mod": (b"\x10\x02\x1a", b"\x30")}
 
 
+# every varint below 2^14 (lengths, small revisions), encoded once: a list index instead of a call
+_VARINT_SMALL = _VARINT_1 + [bytes(((n & 0x7F) | 0x80, n >> 7)) for n in range(0x80, 0x4000)]
+
+
 def _varint(n: int) -> bytes:
-    if 0 <= n < 0x80:
-        return _VARINT_1[n]
+    if 0 <= n < 0x4000:
+        return _VARINT_SMALL[n]
     if 0 < n < 0x200000:  # revisions, lengths
         if n < 0x4000:
             return bytes(((n & 0x7F) | 0x80, n >> 7))
@@ -169,7 +173,7 @@ _ABSENT_MAX = 65536
 
 def _add_compare(parts: list[bytes], tags: tuple[bytes, bytes], key: bytes, revision: int) -> None:
     head, rev_tag = tags
-    rev = _VARINT_1[revision] if 0 <= revision < 0x80 else _varint(revision)
+    rev = _VARINT_SMALL[revision] if 0 <= revision < 0x4000 else _varint(revision)
     size = len(key)
     if 0 < size < 0x80 and size + len(rev) < 0x7B:  # the common case, in one format
         parts.append(b"\x0a%c%b%c%b%b%b" % (5 + size + len(rev), head, size, key, rev_tag, rev))
@@ -180,15 +184,16 @@ def _add_compare(parts: list[bytes], tags: tuple[bytes, bytes], key: bytes, revi
 
 def _add_ops(parts: list[bytes], success: Iterable[tuple[bytes, bytes | None, int]]) -> None:
     v = _varint
+    small = _VARINT_SMALL
     add = parts.append
     for key, value, lease in success:
         ksize = len(key)
         if value is not None and not lease and 0 < ksize < 0x80 and 0 < len(value) < 0x3F00:
             # the common case, a put of a short key without a lease, in one format:
             # RequestOp{request_put: PutRequest{key, value}}
-            vhead = v(len(value))
+            vhead = small[len(value)]
             size = 3 + ksize + len(vhead) + len(value)
-            shead = v(size)
+            shead = small[size]
             add(b"\x12%b\x12%b\x0a%c%b\x12%b%b" % (
                 v(size + 1 + len(shead)), shead, ksize, key, vhead, value
             ))  # fmt: skip
