@@ -150,13 +150,9 @@ class NodeState:
 StatNow = tuple[int, int, int, int, int, int, int, int, int, int, int]
 
 
-def resolve(z: int, base: int) -> int:
-    """A plan's zxid field, given the commit's base zxid (its revision << ZXID_SHIFT)."""
-    return base | (-z - 1) if z < 0 else z
-
-
 def resolve_stat(s: StatNow, base: int) -> Stat:
-    """The Stat, this transaction's zxids filled in where the plan left placeholders."""
+    """The Stat, this transaction's zxids filled in where the plan left placeholders (a zxid
+    field set by the op at position p holds -(p + 1) until the commit's base zxid is known)."""
     cz, mz, ctime, mtime, version, cversion, aversion, owner, length, nchildren, pz = s
     return _make_stat(
         base | (-cz - 1) if cz < 0 else cz,
@@ -346,8 +342,8 @@ class Scratch:
 
     def compile(self, with_log: bool, positions: int = 1) -> EtcdTxn:
         """The transaction. ``with_log``: the ZooKeeper-level changes go in the !log key
-        too, unless the data-key writes alone say the same, in the same order (see
-        ``_log_implied``)."""
+        too, unless the data-key writes alone say the same, in the same order (``implied``:
+        the changes the mirror derives from the data keys' events when there is no log)."""
         lay = self.layout
         txn = self.txn
         implied: list[tuple[str, str]] | None = [] if with_log and not self.needs_log else None

@@ -83,21 +83,20 @@ def op_range(key: bytes, range_end: bytes | None = None) -> Any:
 # request_put=2 request_delete_range=3; PutRequest key=1 value=2 lease=3; DeleteRangeRequest
 # key=1.
 
-_VARINT_1 = [bytes((i,)) for i in range(0x80)]
 # Compare: target (field 2) then the key's tag (field 3); the revision's tag (field 5 or 6)
 _COMPARE = {"create": (b"\x10\x01\x1a", b"\x28"), "mod": (b"\x10\x02\x1a", b"\x30")}
 
 
 # every varint below 2^14 (lengths, small revisions), encoded once: a list index instead of a call
-_VARINT_SMALL = _VARINT_1 + [bytes(((n & 0x7F) | 0x80, n >> 7)) for n in range(0x80, 0x4000)]
+_VARINT_SMALL = [bytes((n,)) for n in range(0x80)] + [
+    bytes(((n & 0x7F) | 0x80, n >> 7)) for n in range(0x80, 0x4000)
+]
 
 
 def _varint(n: int) -> bytes:
     if 0 <= n < 0x4000:
         return _VARINT_SMALL[n]
-    if 0 < n < 0x200000:  # revisions, lengths
-        if n < 0x4000:
-            return bytes(((n & 0x7F) | 0x80, n >> 7))
+    if 0 < n < 0x200000:  # revisions, lengths: three bytes
         return bytes(((n & 0x7F) | 0x80, ((n >> 7) & 0x7F) | 0x80, n >> 14))
     n &= 0xFFFFFFFFFFFFFFFF  # int64: a negative value takes ten bytes
     out = bytearray()
