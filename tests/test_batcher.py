@@ -1,5 +1,7 @@
 """The batcher (zetcd/emulation/batcher.py) on a real etcd, driven in-process: a write whose
-guards can never pass must not take the writes batched with it down, nor retry for ever."""
+guards can never pass must not take the writes batched with it down, nor retry for ever; the
+fence guards a lone zetcd's transactions, and per-key guards take over when another writer
+shows up."""
 
 from __future__ import annotations
 
@@ -7,8 +9,10 @@ import uuid
 
 import pytest
 import trio
+from pyetcd.etcdrpc import rpc_pb2
 
 from tests.servers import EtcdServer
+from zetcd.emulation import layout as L
 from zetcd.emulation import plans
 from zetcd.emulation.backend import EtcdBackend, Options
 from zetcd.emulation.batcher import GIVE_UP_AFTER, GuardsKeepFailing
@@ -37,8 +41,10 @@ def test_a_write_whose_guards_never_pass_fails_alone(etcd: EtcdServer) -> None:
                     )
                     assert err == 0
                 # the mirror now believes /bad's data key was last written at revision 1, so
-                # every plan touching it carries a compare etcd will refuse
+                # every plan touching it carries a compare etcd will refuse; and it believes the
+                # fence at revision 1, so the fence fails first and per-key guards take over
                 backend.mirror.tree.nodes["/bad"].d_mod = 1
+                backend.mirror.tree.fence = 1
                 bad = batcher.enqueue(
                     plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/bad", b"x", 0))
                 )
@@ -63,13 +69,23 @@ def test_a_write_whose_guards_never_pass_fails_alone(etcd: EtcdServer) -> None:
     trio.run(main)
 
 
+def _compares(request: bytes) -> set[tuple[bytes, int]]:
+    return {(c.key, c.target) for c in rpc_pb2.TxnRequest.FromString(request).compare}
+
+
+MOD = rpc_pb2.Compare.CompareTarget.MOD
+
+
+@pytest.mark.parametrize("fence", [True, False], ids=["fence", "per-key"])
 @pytest.mark.parametrize("children_before", [0, 3])
 def test_a_set_data_stat_counts_a_child_another_zetcd_made_meanwhile(
-    etcd: EtcdServer, children_before: int
+    etcd: EtcdServer, children_before: int, fence: bool
 ) -> None:
     """setData's reply carries the node's numChildren, cversion and pzxid, so its plan pins the
     node's children key (and through it the adjust key, see Scratch.guard_children): a child
-    another zetcd creates between the plan and the commit makes the commit fail and replan."""
+    another zetcd creates between the plan and the commit makes the commit fail and replan.
+    With the fence (zetcd A's first try), the other zetcd's transaction moves the fence; with
+    per-key guards, the children key's compare fails."""
 
     async def main() -> None:
         prefix = f"/zetcd-batcher-{uuid.uuid4().hex[:8]}/".encode()
@@ -92,12 +108,13 @@ def test_a_set_data_stat_counts_a_child_another_zetcd_made_meanwhile(
                 for w in writes:
                     await a.batcher.outcome(w)
                 await b.mirror.catch_up()
+                a.batcher.use_fence = fence
                 sent = []
                 txn_encoded = client_a.txn_encoded
 
                 async def meanwhile(request: bytes) -> object:
-                    if not sent:  # the first try of the setData: B creates a child first
-                        sent.append(request)
+                    sent.append(request)
+                    if len(sent) == 1:  # the first try of the setData: B creates a child first
                         _, err, _ = await b.batcher.submit(create("/p/new"))
                         assert err == 0
                     return await txn_encoded(request)
@@ -107,7 +124,10 @@ def test_a_set_data_stat_counts_a_child_another_zetcd_made_meanwhile(
                     plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/p", b"v", -1))
                 )
                 client_a.txn_encoded = txn_encoded  # type: ignore[method-assign]
-                assert err == 0 and sent
+                assert err == 0 and len(sent) == 2
+                fence_compare = {(a.mirror.layout.fence, MOD)}
+                assert (_compares(sent[0]) == fence_compare) == fence
+                assert (a.mirror.layout.children("/p"), MOD) in _compares(sent[-1])
                 stat = resp.stat  # type: ignore[attr-defined]
                 node = a.mirror.tree.nodes["/p"]
                 assert stat.numChildren == children_before + 1
@@ -117,3 +137,48 @@ def test_a_set_data_stat_counts_a_child_another_zetcd_made_meanwhile(
                 nursery.cancel_scope.cancel()
 
     trio.run(main)
+
+
+def test_a_writer_that_does_not_put_the_fence_turns_the_fence_off(
+    etcd: EtcdServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A node key changed without the fence (say, by an older zetcd on the same prefix) could
+    slip past a fence-guarded plan: once the mirror sees one, every transaction is guarded key
+    by key, and the log says why."""
+
+    async def main() -> None:
+        prefix = f"/zetcd-batcher-{uuid.uuid4().hex[:8]}/".encode()
+        async with await EtcdClient.connect([etcd.endpoint]) as client:
+            backend = EtcdBackend(client, Options(prefix=prefix))
+            lay = backend.mirror.layout
+            sent: list[bytes] = []
+            txn_encoded = client.txn_encoded
+
+            async def record(request: bytes) -> object:
+                sent.append(request)
+                return await txn_encoded(request)
+
+            client.txn_encoded = record  # type: ignore[method-assign]
+            async with trio.open_nursery() as nursery:
+                await nursery.start(backend.run)
+                set_p = plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/p", b"v", -1))
+                create_p = plans.write(_ctx(), OpCode.CREATE, CreateRequest("/p", b"", OPEN, 0))
+                assert (await backend.batcher.submit(create_p))[1] == 0
+                assert (await backend.batcher.submit(set_p))[1] == 0
+                assert _compares(sent[-1]) == {(lay.fence, MOD)}
+                assert backend.mirror.tree.unfenced == 0
+                # an ACL written behind zetcd's back, without the fence
+                resp = await client.put(lay.acl("/p"), L.encode_acl_value(0, OPEN))
+                await backend.mirror.wait_for(resp.header.revision)
+                assert backend.mirror.tree.unfenced == resp.header.revision
+                assert (await backend.batcher.submit(set_p))[1] == 0
+                compares = _compares(sent[-1])
+                assert (lay.fence, MOD) not in compares
+                assert {(lay.data("/p"), MOD), (lay.acl("/p"), MOD)} <= compares
+                # and every transaction still puts the fence, for the zetcds that use it
+                ops = rpc_pb2.TxnRequest.FromString(sent[-1]).success
+                assert any(op.request_put.key == lay.fence for op in ops)
+                nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    assert any("without putting the fence key" in r.getMessage() for r in caplog.records)

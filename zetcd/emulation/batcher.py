@@ -9,6 +9,13 @@ transaction, and commits it. Write i of a transaction at revision R gets zxid R 
 guard fails (another zetcd wrote meanwhile), the mirror catches up and the same writes are
 planned again. A multi commits alone: a failed multi must leave nothing behind.
 
+Guards: a transaction is first guarded by the fence alone (layout.py: one compare, "nothing has
+changed since the mirror's view"), which holds whenever this zetcd is the only one writing. When
+the fence fails, the same writes are planned again with per-key guards (each key the plan read
+is pinned), and later transactions keep those for FENCE_BACKOFF seconds: with other zetcds
+writing, per-key guards let writes to different nodes commit side by side. The compares the fence
+saves are about a fifth of etcd's work on a batch of setData.
+
 Replies are released only once the mirror has applied the revision, so every session reads its
 own write and every notification it triggered is queued before the reply.
 """
@@ -42,6 +49,8 @@ MAX_TXN_BYTES = 1536 * 1024 - 1100 * 1024
 # write, and after which that write fails
 SPLIT_AFTER = 8
 GIVE_UP_AFTER = 64
+# after the fence lost to another writer, per-key guards for this long (seconds)
+FENCE_BACKOFF = 1.0
 
 
 class GuardsKeepFailing(EtcdUnavailable):
@@ -107,6 +116,9 @@ class Batcher:
         self._wake = trio.Event()
         self.on_mirror_lag: Callable[[float], None] | None = None
         self.on_batch: Callable[[int], None] | None = None  # metrics: writes per transaction
+        self.use_fence = True  # False: per-key guards always
+        self._fence_off_until = 0.0  # trio time until which the fence is not used
+        self._unfenced_told = False
 
     def enqueue(self, apply: Apply, exclusive: bool = False) -> Write:
         """Queue a write now (so writes commit in the order they were queued)."""
@@ -154,8 +166,27 @@ class Batcher:
                     w.error = e
                     w.finish()
 
-    def plan(self, batch: list[Write]) -> tuple[EtcdTxn, list[tuple[int, Builder | None]]]:
-        """Apply the writes in order to one scratch; compile one transaction.
+    def _fence_usable(self) -> bool:
+        if not self.use_fence:
+            return False
+        tree = self.mirror.tree
+        if tree.unfenced:
+            if not self._unfenced_told:
+                self._unfenced_told = True
+                log.warning(
+                    "revision %d changed znodes without putting the fence key: a writer that"
+                    " does not know it (an older zetcd?) shares the prefix; every transaction"
+                    " is guarded key by key from now on",
+                    tree.unfenced,
+                )
+            return False
+        return trio.current_time() >= self._fence_off_until
+
+    def plan(
+        self, batch: list[Write], fenced: bool = False
+    ) -> tuple[EtcdTxn, list[tuple[int, Builder | None]]]:
+        """Apply the writes in order to one scratch; compile one transaction, guarded by the
+        fence if ``fenced``, else by per-key compares.
 
         Stops early, leaving ``batch`` holding only the writes planned, when one more write
         could take the transaction past etcd's limit of operations per transaction; the rest
@@ -171,12 +202,13 @@ class Batcher:
             sc.pos = i
             try:
                 planned.append((0, w.apply(sc)))
-            except OpError as e:
+            except OpError as e:  # the position still spends its zxid
                 planned.append((e.code, None))
-                sc.bump()
         txn = sc.compile(with_log=len(batch) > 1 or sc.needs_log, positions=len(batch))
-        if not txn.ops:  # a check, an empty multi: still a ZooKeeper transaction
-            sc.bump()
+        if fenced:
+            tree = self.mirror.tree
+            txn.mods = {tree.layout.fence: tree.fence}
+            txn.creates = {}
         return txn, planned
 
     @staticmethod
@@ -190,8 +222,9 @@ class Batcher:
     async def _commit(self, batch: list[Write]) -> None:
         mirror = self.mirror
         failures = 0
+        fenced = self._fence_usable()
         while True:
-            txn, planned = self.plan(batch)
+            txn, planned = self.plan(batch, fenced)
             resp = await self.client.txn_encoded(encode(txn))
             revision = resp.header.revision
             if self.on_mirror_lag is None or mirror.revision >= revision:
@@ -202,6 +235,10 @@ class Batcher:
                 self.on_mirror_lag(trio.current_time() - started)
             if resp.succeeded:
                 break
+            if fenced:  # another writer: plan again, key by key, on the caught-up mirror
+                fenced = False
+                self._fence_off_until = trio.current_time() + FENCE_BACKOFF
+                continue
             # the mirror has caught up, so the next plan sees what beat this one; a plan that
             # keeps failing is either losing to other zetcds every time or, if its guards do
             # not match the mirror, a bug: commit the first write alone, then give up on it

@@ -32,10 +32,19 @@ under one parent never conflict: etcd's version counter counts them. A transacti
 only once, so when one transaction changes a parent's children k times the ``x`` key records the
 k - 1 that etcd's counter did not see (written with a compare, since it is read-modify-write).
 
-Sessions are ``P s/<id as 16 hex digits>`` attached to the session's lease. ``P !bump`` is put by
-a failed write so that it consumes a zxid as on ZooKeeper; ``P !log`` carries the exact
+Sessions are ``P s/<id as 16 hex digits>`` attached to the session's lease. ``P !log`` carries the exact
 ZooKeeper-level event sequence of a transaction with several ops or a multi (etcd shows only each
 key's final state); ``P !zx`` says how many zxids a transaction spent, when more than one.
+
+``P !fence`` (empty) is put by every transaction a zetcd commits, so even a transaction whose
+writes all failed spends a revision (and its zxids), as ZooKeeper's error txns do. Its mod revision is therefore
+the revision of the last ZooKeeper transaction on the prefix, and a transaction guarded by the
+one compare "``!fence`` is still at the mod revision this zetcd's mirror has" can only commit if
+nothing changed since the mirror's view: it needs none of the per-key compares described above.
+The batcher uses that fence while it wins, and the per-key compares after it loses one (another
+zetcd is writing too), so that zetcds sharing a prefix still commit writes to different nodes
+side by side. Every zetcd sharing a prefix must put the fence: a zetcd that sees a node change
+without it stops using the fence (``Tree.unfenced``).
 """
 
 from __future__ import annotations
@@ -227,14 +236,14 @@ def decode_session_value(raw: bytes) -> SessionValue:
 class Layout:
     """Key names under one prefix."""
 
-    __slots__ = ("bump", "log", "plen", "positions", "prefix", "session_prefix")
+    __slots__ = ("fence", "log", "plen", "positions", "prefix", "session_prefix")
 
     def __init__(self, prefix: bytes = b"/zetcd/") -> None:
         self.prefix = prefix
         self.plen = len(prefix)
-        self.bump = prefix + b"!bump"
         self.log = prefix + b"!log"
         self.positions = prefix + b"!zx"  # how many zxids a transaction spent, when > 1
+        self.fence = prefix + b"!fence"  # put by every transaction (see above)
         self.session_prefix = prefix + b"s/"
 
     def data(self, path: str) -> bytes:

@@ -2,8 +2,8 @@
 
 Each ``_op`` function follows the order of checks of ZooKeeper 3.8's PrepRequestProcessor (so the
 same bad request gets the same error), applies the change to the scratch, and returns a function
-that builds the response once the commit's zxid is known. A failure raises OpError; the plan then
-still commits (a guarded bump of the zxid), as a ZooKeeper error txn does.
+that builds the response once the commit's zxid is known. A failure raises OpError; its position
+in the transaction still spends a zxid, as a ZooKeeper error txn does.
 """
 
 from __future__ import annotations
@@ -339,7 +339,6 @@ def multi(ctx: Ctx, ops: tuple[object, ...]) -> Apply:
                 ]
                 results = tuple(MultiResult(-1, c, ErrorResponse(c)) for c in codes)
                 sc.discard_writes()
-                sc.bump()
                 return lambda base: MultiResponse(results)
         sc.needs_log = True
         return lambda base: MultiResponse(tuple(MultiResult(t, 0, b(base)) for t, b in builders))

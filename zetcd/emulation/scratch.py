@@ -185,7 +185,6 @@ class Scratch:
         self.needs_log = False  # a multi: its exact event order goes in the !log key
         self.data_bytes = 0  # data and ACLs written so far (a cheap bound for estimate())
         self.key_bytes = 0  # keys and value headers of the nodes written so far
-        self._bumped = False
 
     # ------------------------------------------------------------------ reads (record guards)
     def node(self, path: str) -> NodeState:
@@ -296,12 +295,6 @@ class Scratch:
         parent.c_changes += 1
         self._touch(parent)
 
-    def bump(self) -> None:
-        """A plan that changes nothing still consumes a zxid, as a ZooKeeper error txn does."""
-        if not self._bumped:
-            self._bumped = True
-            self.txn.put(self.layout.bump, b"")
-
     def discard_writes(self) -> None:
         """Forget what was written (a failed multi), keeping the guards of what was read."""
         self.order.clear()
@@ -313,13 +306,13 @@ class Scratch:
         """Cheap upper bounds of (compares or operations, bytes): exact estimate() is needed only
         once these come near a limit."""
         n = len(self.order)
-        count = self.txn.count_compares() + len(self.txn.ops) + 4 * n + 3
+        count = self.txn.count_compares() + len(self.txn.ops) + 4 * n + 4
         return count, 256 + 64 * len(self.log) + self.key_bytes + self.data_bytes
 
     def estimate(self) -> tuple[int, int, int]:
         """Upper bounds of (compares, operations, bytes) that compile() would produce now: the
         batcher keeps a transaction within etcd's --max-txn-ops and --max-request-bytes."""
-        ops = 3  # !log, !zx, !bump
+        ops = 3  # !log, !zx, !fence
         extra_guards = 0
         size = 256 + 64 * len(self.log)
         for path in self.order:
@@ -405,6 +398,7 @@ class Scratch:
             txn.put(lay.log, json.dumps(self.log, separators=(",", ":")).encode())
         if positions > 1:
             txn.put(lay.positions, b"%d" % positions)
+        txn.put(lay.fence, b"")
         return txn
 
     @staticmethod

@@ -227,6 +227,10 @@ class Tree:
         self.ephemeral_peak: dict[int, int] = {}
         self.extended: set[str] = set()  # container and TTL nodes, for the container manager
         self.revision = 0
+        self.fence = 0  # the mod revision of the !fence key (layout.py); 0 while it is absent
+        # the first revision that changed a node without putting the fence: a writer that does
+        # not know the fence shares the prefix, so the fence cannot guard a transaction
+        self.unfenced = 0
 
     def get(self, path: str) -> Node | None:
         return self.nodes.get(path)
@@ -239,6 +243,8 @@ class Tree:
             kind = kv.key[self.layout.plen]  # type: ignore[attr-defined]
             if kind == L.KIND_DATA:
                 self._put(kv, None)
+            elif kv.key == self.layout.fence:  # type: ignore[attr-defined]
+                self.fence = kv.mod_revision  # type: ignore[attr-defined]
             else:
                 rest.append(kv)
         for kv in rest:
@@ -262,10 +268,13 @@ class Tree:
         out = Applied([], set(), [], [])
         logged: list[Change] | None = None
         later = []
+        fenced = False
+        nodes_changed = False
         for ev in events:
             kv = ev.kv  # type: ignore[attr-defined]
             kind = kv.key[self.layout.plen]
             if kind == L.KIND_DATA:
+                nodes_changed = True
                 if ev.type == 0:  # type: ignore[attr-defined]
                     self._put(kv, out)
                 else:
@@ -277,8 +286,15 @@ class Tree:
                     logged = [(c[0], c[1]) for c in json.loads(kv.value)]
                 elif kv.key == self.layout.positions:
                     out.positions = int(kv.value)
+                elif kv.key == self.layout.fence:
+                    fenced = True
+                    self.fence = kv.mod_revision
             else:
+                if kind != L.KIND_SESSION:
+                    nodes_changed = True
                 later.append(ev)
+        if nodes_changed and not fenced and not self.unfenced:
+            self.unfenced = revision
         for ev in later:
             kv = ev.kv  # type: ignore[attr-defined]
             if ev.type == 0:  # type: ignore[attr-defined]
