@@ -88,6 +88,7 @@ LAST_STREAM_ID = 2**31 - 1
 
 class _Call:
     __slots__ = (
+        "blocked",
         "credit",
         "data",
         "done",
@@ -117,6 +118,7 @@ class _Call:
         self.data = bytearray()
         self.error: CallError | None = None
         self.event: trio.Event | None = None  # set while the call waits for the reader
+        self.blocked = False  # its request waits for send window
 
 
 class Http2Connection:
@@ -262,7 +264,11 @@ class Http2Connection:
             if pos == total:
                 return
             # wait for the server's windows to open (or for an early answer, an error)
-            await self._wait(call, lambda: call.done or (self._window > 0 and call.window > 0))
+            call.blocked = True
+            try:
+                await self._wait(call, lambda: call.done or (self._window > 0 and call.window > 0))
+            finally:
+                call.blocked = False
             if call.done:
                 return
 
@@ -620,10 +626,13 @@ class Http2Connection:
             c.event.set()
 
     def _window_opened(self) -> None:
+        """Send what streams queued, and wake the calls whose requests wait for window (the
+        others wait for their answers: waking them would only cost a task switch each)."""
         for c in list(self._calls.values()):
             if c.pending:
                 self._send_pending(c)
-        self._wake_all()
+            elif c.blocked and c.event is not None:
+                c.event.set()
 
     def _wake_all(self) -> None:
         for c in self._calls.values():
