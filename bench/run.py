@@ -629,7 +629,8 @@ def markdown(report: dict[str, Any], cases: Sequence[Case]) -> str:
         f"case; {meta['params']['keys']} keys of {meta['params']['value_size']} B "
         f"(children: {meta['params']['children_parents']} parents x "
         f"{meta['params']['children']} children). Generator: bench/ZetcdBench.java "
-        "(Apache ZooKeeper Java client, async API, closed loop).",
+        "(Apache ZooKeeper Java client, async API, closed loop). zetcd on Python "
+        f"{meta['python']} ({meta.get('python_executable', 'interpreter not recorded')}).",
         "",
         "| op | sessions x inflight | ZooKeeper ops/s | p50 | p99 | zetcd ops/s | p50 | p99 "
         "| zetcd/ZK | target | |",
@@ -745,6 +746,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "python": platform.python_version(),
+        # zetcd runs on this interpreter: an unoptimized build (pyenv's default) costs it 15-20%
+        "python_executable": os.path.realpath(sys.executable),
         "params": dataclasses.asdict(params),
         "levels": [f"{s}x{k}" for s, k in levels],
         "java_opts": list(JAVA_OPTS),
