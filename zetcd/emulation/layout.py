@@ -32,19 +32,20 @@ under one parent never conflict: etcd's version counter counts them. A transacti
 only once, so when one transaction changes a parent's children k times the ``x`` key records the
 k - 1 that etcd's counter did not see (written with a compare, since it is read-modify-write).
 
-Sessions are ``P s/<id as 16 hex digits>`` attached to the session's lease. ``P !log`` carries the exact
-ZooKeeper-level event sequence of a transaction with several ops or a multi (etcd shows only each
-key's final state); ``P !zx`` says how many zxids a transaction spent, when more than one.
+Sessions are ``P s/<id as 16 hex digits>`` attached to the session's lease. ``P !log`` carries
+the exact ZooKeeper-level event sequence of a transaction with several ops or a multi (etcd shows
+only each key's final state); ``P !zx`` says how many zxids a transaction spent, when more than
+one.
 
 ``P !fence`` (empty) is put by every transaction a zetcd commits, so even a transaction whose
-writes all failed spends a revision (and its zxids), as ZooKeeper's error txns do. Its mod revision is therefore
-the revision of the last ZooKeeper transaction on the prefix, and a transaction guarded by the
-one compare "``!fence`` is still at the mod revision this zetcd's mirror has" can only commit if
-nothing changed since the mirror's view: it needs none of the per-key compares described above.
-The batcher uses that fence while it wins, and the per-key compares after it loses one (another
-zetcd is writing too), so that zetcds sharing a prefix still commit writes to different nodes
-side by side. Every zetcd sharing a prefix must put the fence: a zetcd that sees a node change
-without it stops using the fence (``Tree.unfenced``).
+writes all failed spends a revision (and its zxids), as ZooKeeper's error txns do. Its mod
+revision is therefore the revision of the last ZooKeeper transaction on the prefix, and a
+transaction guarded by the one compare "``!fence`` is still at the mod revision this zetcd's
+mirror has" can only commit if nothing changed since the mirror's view: it needs none of the
+per-key compares described above. The batcher uses that fence while it wins, and the per-key
+compares after it loses one (another zetcd is writing too), so that zetcds sharing a prefix still
+commit writes to different nodes side by side. Every zetcd sharing a prefix must put the fence: a
+zetcd that sees a node change without it stops using the fence (``Tree.unfenced``).
 """
 
 from __future__ import annotations
