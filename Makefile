@@ -26,7 +26,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 # The distribution's python3 if it is >= 3.11, else the first Python >= 3.11 on PATH. Debian's
 # interpreter is built with profile-guided and link-time optimization; a default pyenv build is
-# not, and runs zetcd's pure-Python hot paths 15-60% slower (README, "Performance").
+# not, and costs zetcd 15-20% more CPU per write (README, "Quick start").
 PYTHON ?= $(shell for p in /usr/bin/python3 python3 python3.13 python3.12 python3.11; do \
 	command -v $$p >/dev/null 2>&1 \
 	&& $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \

@@ -17,7 +17,7 @@ from zetcd.emulation import plans
 from zetcd.emulation.backend import EtcdBackend, Options
 from zetcd.emulation.batcher import GIVE_UP_AFTER, GuardsKeepFailing
 from zetcd.etcd import EtcdClient, EtcdUnavailable
-from zetcd.proto.constants import OpCode
+from zetcd.proto.constants import Err, OpCode
 from zetcd.proto.records import ACL, CreateRequest, Id, SetDataRequest
 
 OPEN = (ACL(31, Id("world", "anyone")),)
@@ -178,7 +178,60 @@ def test_a_writer_that_does_not_put_the_fence_turns_the_fence_off(
                 # and every transaction still puts the fence, for the zetcds that use it
                 ops = rpc_pb2.TxnRequest.FromString(sent[-1]).success
                 assert any(op.request_put.key == lay.fence for op in ops)
+                # a zetcd that loads the tree now sees the fence's newer revision: the unfenced
+                # write is older than it, so the new zetcd's view includes it
+                fresh = EtcdBackend(client, Options(prefix=prefix))
+                await nursery.start(fresh.run)
+                assert fresh.mirror.tree.unfenced == 0
+                # but one that loads right after an unfenced write finds it
+                resp = await client.put(lay.acl("/p"), L.encode_acl_value(0, OPEN))
+                late = EtcdBackend(client, Options(prefix=prefix))
+                await nursery.start(late.run)
+                assert late.mirror.tree.unfenced == resp.header.revision
                 nursery.cancel_scope.cancel()
 
     trio.run(main)
     assert any("without putting the fence key" in r.getMessage() for r in caplog.records)
+
+
+def test_an_ephemeral_create_of_a_session_etcd_no_longer_has_fails(etcd: EtcdServer) -> None:
+    """A session's record reaches the mirror before the session's first request, so a missing
+    record means the session expired (its lease's expiry deletes the record, which does not
+    move the fence): an ephemeral created then would outlive its session's clean-up, so the
+    create fails with SessionExpired, as ZooKeeper's checkSession makes it."""
+
+    async def main() -> None:
+        prefix = f"/zetcd-batcher-{uuid.uuid4().hex[:8]}/".encode()
+        async with await EtcdClient.connect([etcd.endpoint]) as client:
+            backend = EtcdBackend(client, Options(prefix=prefix))
+            async with trio.open_nursery() as nursery:
+                await nursery.start(backend.run)
+                sid, _ = await backend.store.create(30000)
+                ephemeral = CreateRequest("/e", b"", OPEN, 1)
+                # alive: the create pins the session record, even under the fence
+                sent: list[bytes] = []
+                txn_encoded = client.txn_encoded
+
+                async def record(request: bytes) -> object:
+                    sent.append(request)
+                    return await txn_encoded(request)
+
+                client.txn_encoded = record  # type: ignore[method-assign]
+                alive = plans.write(plans.Ctx(sid), OpCode.CREATE, ephemeral)
+                assert (await backend.batcher.submit(alive))[1] == 0
+                lay = backend.mirror.layout
+                assert _compares(sent[-1]) == {
+                    (lay.fence, MOD),
+                    (lay.session(sid), rpc_pb2.Compare.CompareTarget.CREATE),
+                }
+                # gone: its lease revoked, as when it expires
+                await client.lease_revoke(sid)
+                await backend.mirror.catch_up()
+                assert sid not in backend.mirror.tree.sessions
+                again = CreateRequest("/e2", b"", OPEN, 1)
+                gone = plans.write(plans.Ctx(sid), OpCode.CREATE, again)
+                assert (await backend.batcher.submit(gone))[1] == Err.SESSION_EXPIRED
+                assert "/e2" not in backend.mirror.tree.nodes
+                nursery.cancel_scope.cancel()
+
+    trio.run(main)

@@ -9,8 +9,10 @@ transaction, and commits it. Write i of a transaction at revision R gets zxid R 
 guard fails (another zetcd wrote meanwhile), the mirror catches up and the same writes are
 planned again. A multi commits alone: a failed multi must leave nothing behind.
 
-Guards: a transaction is first guarded by the fence alone (layout.py: one compare, "nothing has
-changed since the mirror's view"), which holds whenever this zetcd is the only one writing. When
+Guards: a transaction is first guarded by the fence (layout.py: one compare, "no zetcd has
+committed since the mirror's view") and its session-record compares, if any (an ephemeral create,
+a session's clean-up: etcd deletes an expired session's record without moving the fence), which
+hold whenever this zetcd is the only one writing. When
 the fence fails, the same writes are planned again with per-key guards (each key the plan read
 is pinned), and later transactions keep those for FENCE_BACKOFF seconds: with other zetcds
 writing, per-key guards let writes to different nodes commit side by side. The compares the fence
@@ -206,9 +208,12 @@ class Batcher:
                 planned.append((e.code, None))
         txn = sc.compile(with_log=len(batch) > 1 or sc.needs_log, positions=len(batch))
         if fenced:
+            # the fence replaces the per-key compares, except a session record's: its deletion
+            # by lease expiry does not move the fence
             tree = self.mirror.tree
             txn.mods = {tree.layout.fence: tree.fence}
-            txn.creates = {}
+            sessions = tree.layout.session_prefix
+            txn.creates = {k: v for k, v in txn.creates.items() if k.startswith(sessions)}
         return txn, planned
 
     @staticmethod

@@ -39,13 +39,14 @@ one.
 
 ``P !fence`` (empty) is put by every transaction a zetcd commits, so even a transaction whose
 writes all failed spends a revision (and its zxids), as ZooKeeper's error txns do. Its mod
-revision is therefore the revision of the last ZooKeeper transaction on the prefix, and a
-transaction guarded by the one compare "``!fence`` is still at the mod revision this zetcd's
-mirror has" can only commit if nothing changed since the mirror's view: it needs none of the
-per-key compares described above. The batcher uses that fence while it wins, and the per-key
-compares after it loses one (another zetcd is writing too), so that zetcds sharing a prefix still
-commit writes to different nodes side by side. Every zetcd sharing a prefix must put the fence: a
-zetcd that sees a node change without it stops using the fence (``Tree.unfenced``).
+revision is therefore the revision of the last transaction a zetcd committed on the prefix, and
+a transaction guarded by "``!fence`` is still at the mod revision this zetcd's mirror has" can
+only commit if no zetcd committed since the mirror's view: it needs no per-key compares on node
+keys (session records change without it: their compares stay). The batcher uses that fence while
+it wins, and the per-key compares after it loses one (another zetcd is writing too), so that
+zetcds sharing a prefix still commit writes to different nodes side by side. Every zetcd sharing
+a prefix must put the fence: a zetcd that sees a node key written without it stops using the
+fence (``Tree.unfenced``; docs/architecture.md, "The fence").
 """
 
 from __future__ import annotations

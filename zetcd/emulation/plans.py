@@ -125,6 +125,11 @@ def _create(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
         owner = TTL_OWNER_BASE | ttl
     elif mode in EPHEMERAL_MODES:
         owner = ctx.session_id
+        # a session's record is in the mirror before its first request (SessionStore.create),
+        # so a missing one means the session expired: ZooKeeper's checkSession refuses it, and
+        # an ephemeral created now would have no session left to delete it
+        if ctx.session_id not in sc.tree.sessions:
+            raise OpError(Err.SESSION_EXPIRED)
         sc.guard_session(ctx.session_id)
     else:
         owner = 0
