@@ -277,3 +277,40 @@ def test_two_zetcds_writing_the_same_nodes(twin_zetcds: tuple[ZetcdServer, Zetcd
         assert (stat.version, stat.cversion, stat.numChildren) == (120, 120, 120)
         c.close()
     setup.close()
+
+
+def test_a_timeout_renegotiated_after_expiry_does_not_revive_the_session(
+    etcd: EtcdServer,
+) -> None:
+    """A resuming client with a new timeout moves its session record to a new lease. If the old
+    lease expired in between (its clean-up may already be deleting the ephemerals), the move
+    must fail rather than bring the record back; while the session lives it succeeds."""
+    import trio
+
+    from zetcd.emulation.backend import EtcdBackend, Options
+    from zetcd.etcd import EtcdClient
+
+    async def main() -> None:
+        prefix = f"/zetcd-move-{uuid.uuid4().hex[:8]}/".encode()
+        async with await EtcdClient.connect([etcd.endpoint]) as client:
+            backend = EtcdBackend(client, Options(prefix=prefix))
+            tree = backend.mirror.tree
+            key = backend.mirror.layout.session
+            async with trio.open_nursery() as nursery:
+                await nursery.start(backend.run)
+                sid, _ = await backend.store.create(30000)
+                lease = await backend.store.move(sid, tree.sessions[sid], 20000)
+                assert lease is not None and lease != sid
+                assert tree.sessions[sid].lease == lease
+                assert tree.sessions[sid].value.timeout == 20000
+                entry = tree.sessions[sid]
+                await client.lease_revoke(lease)  # as when it expires
+                await backend.mirror.catch_up()
+                assert sid not in tree.sessions
+                assert await backend.store.move(sid, entry, 40000) is None
+                assert (await client.range(key(sid))).kvs == []
+                await backend.mirror.catch_up()
+                assert sid not in tree.sessions
+                nursery.cancel_scope.cancel()
+
+    trio.run(main)

@@ -154,7 +154,10 @@ class EtcdBackend:
             lease = entry.lease
             if timeout != entry.value.timeout:
                 # a reconnect renegotiates the timeout; an etcd lease's TTL is fixed at grant
-                lease = await self.store.move(sid, entry, timeout)
+                moved = await self.store.move(sid, entry, timeout)
+                if moved is None:  # it expired meanwhile
+                    return Accepted(ConnectResponse(0, 0, 0, EXPIRED_PASSWD, ro), None)
+                lease = moved
         session = EtcdSession(self, sid, lease, passwd, timeout, outbox)
         self.local[sid] = session
         self.keeper.attach(lease, lease_ttl(timeout), session.expired)

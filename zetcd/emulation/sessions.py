@@ -26,7 +26,7 @@ import trio
 from zetcd.emulation.layout import SessionValue
 from zetcd.emulation.mirror import Mirror
 from zetcd.emulation.tree import Applied, SessionEntry
-from zetcd.etcd import EtcdClient, EtcdUnavailable
+from zetcd.etcd import EtcdClient, EtcdUnavailable, compare_create, op_put
 
 log = logging.getLogger(__name__)
 
@@ -113,12 +113,21 @@ class SessionStore:
         self.mirror = mirror
         self.layout = mirror.layout
 
-    async def move(self, session_id: int, entry: SessionEntry, timeout: int) -> int:
+    async def move(self, session_id: int, entry: SessionEntry, timeout: int) -> int | None:
         """Attach the session record to a new lease with the TTL of a renegotiated timeout;
-        the session keeps its id. Returns the new lease id."""
+        the session keeps its id. Returns the new lease id, or None if the session expired
+        meanwhile: the record is rewritten only while it is the one the mirror has, so an
+        expired session (whose clean-up may be under way) never comes back."""
         lease, _ = await self.client.lease_grant(lease_ttl(timeout))
         value = SessionValue(entry.value.passwd, timeout)
-        resp = await self.client.put(self.layout.session(session_id), value.encode(), lease=lease)
+        key = self.layout.session(session_id)
+        resp = await self.client.txn(
+            [compare_create(key, "=", entry.create_revision)],
+            [op_put(key, value.encode(), lease)],
+        )
+        if not resp.succeeded:
+            await self.client.lease_revoke(lease)
+            return None
         await self.mirror.wait_for(resp.header.revision)
         await self.client.lease_revoke(entry.lease)  # holds nothing any more
         return lease
