@@ -76,6 +76,19 @@ def _compares(request: bytes) -> set[tuple[bytes, int]]:
 MOD = rpc_pb2.Compare.CompareTarget.MOD
 
 
+def _record_transactions(client: EtcdClient) -> list[bytes]:
+    """The serialized transactions the batcher sends through ``client`` from now on."""
+    sent: list[bytes] = []
+    txn_encoded = client.txn_encoded
+
+    async def record(request: bytes) -> object:
+        sent.append(request)
+        return await txn_encoded(request)
+
+    client.txn_encoded = record  # type: ignore[method-assign]
+    return sent
+
+
 @pytest.mark.parametrize("fence", [True, False], ids=["fence", "per-key"])
 @pytest.mark.parametrize("children_before", [0, 3])
 def test_a_set_data_stat_counts_a_child_another_zetcd_made_meanwhile(
@@ -151,14 +164,7 @@ def test_a_writer_that_does_not_put_the_fence_turns_the_fence_off(
         async with await EtcdClient.connect([etcd.endpoint]) as client:
             backend = EtcdBackend(client, Options(prefix=prefix))
             lay = backend.mirror.layout
-            sent: list[bytes] = []
-            txn_encoded = client.txn_encoded
-
-            async def record(request: bytes) -> object:
-                sent.append(request)
-                return await txn_encoded(request)
-
-            client.txn_encoded = record  # type: ignore[method-assign]
+            sent = _record_transactions(client)
             async with trio.open_nursery() as nursery:
                 await nursery.start(backend.run)
                 set_p = plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/p", b"v", -1))
@@ -209,14 +215,7 @@ def test_an_ephemeral_create_of_a_session_etcd_no_longer_has_fails(etcd: EtcdSer
                 sid, _ = await backend.store.create(30000)
                 ephemeral = CreateRequest("/e", b"", OPEN, 1)
                 # alive: the create pins the session record, even under the fence
-                sent: list[bytes] = []
-                txn_encoded = client.txn_encoded
-
-                async def record(request: bytes) -> object:
-                    sent.append(request)
-                    return await txn_encoded(request)
-
-                client.txn_encoded = record  # type: ignore[method-assign]
+                sent = _record_transactions(client)
                 alive = plans.write(plans.Ctx(sid), OpCode.CREATE, ephemeral)
                 assert (await backend.batcher.submit(alive))[1] == 0
                 lay = backend.mirror.layout
