@@ -242,21 +242,23 @@ class Tree:
     def load(self, kvs: Iterable[object], revision: int) -> None:
         """Build from a consistent range of the whole prefix at ``revision``."""
         rest = []
-        node_mods: set[int] = set()  # the mod revisions of the node keys (d, c, a, x)
+        oldest = newest = 0  # the mod revisions of the node keys (d, c, a, x)
         for kv in kvs:
             kind = kv.key[self.layout.plen]  # type: ignore[attr-defined]
-            if kind == L.KIND_DATA:
-                node_mods.add(kv.mod_revision)  # type: ignore[attr-defined]
-                self._put(kv, None)
+            if kind in _NODE_KINDS:
+                mod = kv.mod_revision  # type: ignore[attr-defined]
+                newest = max(newest, mod)
+                oldest = min(oldest, mod) if oldest else mod
+                if kind == L.KIND_DATA:
+                    self._put(kv, None)
+                    continue
             elif kv.key == self.layout.fence:  # type: ignore[attr-defined]
                 self.fence = kv.mod_revision  # type: ignore[attr-defined]
-            else:
-                if kind in _NODE_KINDS:
-                    node_mods.add(kv.mod_revision)  # type: ignore[attr-defined]
-                rest.append(kv)
+                continue
+            rest.append(kv)
         for kv in rest:
             self._put(kv, None)
-        self.unfenced = self._unfenced_at_load(node_mods)
+        self.unfenced = self._unfenced_at_load(oldest, newest)
         # children and ephemerals in creation order, as a zetcd that saw them created has them
         # (what a table once held beyond its current size is not known after a restart)
         nodes = self.nodes
@@ -298,7 +300,7 @@ class Tree:
                     fenced = True
                     self.fence = kv.mod_revision
             else:
-                if kind != L.KIND_SESSION:
+                if kind in _NODE_KINDS:
                     nodes_changed = True
                 later.append(ev)
         if nodes_changed and not fenced and not self.unfenced:
@@ -314,17 +316,15 @@ class Tree:
         self.revision = revision
         return out
 
-    def _unfenced_at_load(self, node_mods: set[int]) -> int:
-        """The revision of a node key written without the fence, if the loaded range shows one:
-        one written after the last fence put (every zetcd transaction puts the fence, so its
-        keys are never newer than it), or, before any fence put, node keys of more than one
-        revision (the bootstrap writes all of its keys in one)."""
-        if not node_mods:
-            return 0
-        newest = max(node_mods)
+    def _unfenced_at_load(self, oldest: int, newest: int) -> int:
+        """The revision of a node key written without the fence, if the loaded range shows one
+        (``oldest`` and ``newest``: the node keys' mod revisions): one written after the last
+        fence put (every zetcd transaction puts the fence, so its keys are never newer than
+        it), or, before any fence put, node keys of more than one revision (the bootstrap writes
+        all of its keys in one)."""
         if self.fence:
             return newest if newest > self.fence else 0
-        return newest if len(node_mods) > 1 else 0
+        return newest if oldest != newest else 0
 
     def _put(self, kv: object, out: Applied | None) -> None:
         key: bytes = kv.key  # type: ignore[attr-defined]
