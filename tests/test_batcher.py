@@ -18,7 +18,16 @@ from zetcd.emulation.backend import EtcdBackend, Options
 from zetcd.emulation.batcher import GIVE_UP_AFTER, GuardsKeepFailing
 from zetcd.etcd import EtcdClient, EtcdUnavailable
 from zetcd.proto.constants import Err, OpCode
-from zetcd.proto.records import ACL, CreateRequest, Id, SetDataRequest
+from zetcd.proto.records import (
+    ACL,
+    CheckVersionRequest,
+    CreateRequest,
+    DeleteRequest,
+    Id,
+    MultiOp,
+    SetACLRequest,
+    SetDataRequest,
+)
 
 OPEN = (ACL(31, Id("world", "anyone")),)
 
@@ -200,11 +209,14 @@ def test_a_writer_that_does_not_put_the_fence_turns_the_fence_off(
     assert any("without putting the fence key" in r.getMessage() for r in caplog.records)
 
 
-def test_an_ephemeral_create_of_a_session_etcd_no_longer_has_fails(etcd: EtcdServer) -> None:
-    """A session's record reaches the mirror before the session's first request, so a missing
+def test_every_write_of_a_session_etcd_no_longer_has_fails(etcd: EtcdServer) -> None:
+    """ZooKeeper's checkSession comes first in every write (a create's, after its TTL checks).
+    A session's record reaches the mirror before the session's first request, so a missing
     record means the session expired (its lease's expiry deletes the record, which does not
-    move the fence): an ephemeral created then would outlive its session's clean-up, so the
-    create fails with SessionExpired, as ZooKeeper's checkSession makes it."""
+    move the fence). Each write of a live session pins its record, even under the fence, so
+    none commits after etcd deleted it; each write of a gone one fails with SessionExpired
+    (an ephemeral created then would outlive its session's clean-up; the others would be
+    writes ZooKeeper never applies)."""
 
     async def main() -> None:
         prefix = f"/zetcd-batcher-{uuid.uuid4().hex[:8]}/".encode()
@@ -212,25 +224,59 @@ def test_an_ephemeral_create_of_a_session_etcd_no_longer_has_fails(etcd: EtcdSer
             backend = EtcdBackend(client, Options(prefix=prefix))
             async with trio.open_nursery() as nursery:
                 await nursery.start(backend.run)
+                batcher = backend.batcher
                 sid, _ = await backend.store.create(30000)
-                ephemeral = CreateRequest("/e", b"", OPEN, 1)
-                # alive: the create pins the session record, even under the fence
-                sent = _record_transactions(client)
-                alive = plans.write(plans.Ctx(sid), OpCode.CREATE, ephemeral)
-                assert (await backend.batcher.submit(alive))[1] == 0
+                ctx = plans.Ctx(sid)
                 lay = backend.mirror.layout
-                assert _compares(sent[-1]) == {
+                pinned = {
                     (lay.fence, MOD),
                     (lay.session(sid), rpc_pb2.Compare.CompareTarget.CREATE),
                 }
+                sent = _record_transactions(client)
+                for op, req in (
+                    (OpCode.CREATE, CreateRequest("/e", b"", OPEN, 1)),  # ephemeral
+                    (OpCode.CREATE, CreateRequest("/p", b"", OPEN, 0)),
+                    (OpCode.SET_DATA, SetDataRequest("/p", b"x", -1)),
+                    (OpCode.DELETE, DeleteRequest("/p", -1)),
+                ):
+                    assert (await batcher.submit(plans.write(ctx, op, req)))[1] == 0
+                    assert _compares(sent[-1]) == pinned
+                assert "/e" in backend.mirror.tree.nodes
+                await batcher.submit(
+                    plans.write(_ctx(), OpCode.CREATE, CreateRequest("/q", b"", OPEN, 0))
+                )
+                before = dict(backend.mirror.tree.nodes)
                 # gone: its lease revoked, as when it expires
                 await client.lease_revoke(sid)
                 await backend.mirror.catch_up()
                 assert sid not in backend.mirror.tree.sessions
-                again = CreateRequest("/e2", b"", OPEN, 1)
-                gone = plans.write(plans.Ctx(sid), OpCode.CREATE, again)
-                assert (await backend.batcher.submit(gone))[1] == Err.SESSION_EXPIRED
-                assert "/e2" not in backend.mirror.tree.nodes
+                expired = Err.SESSION_EXPIRED
+                for op, req in (
+                    (OpCode.CREATE, CreateRequest("/e2", b"", OPEN, 1)),
+                    (OpCode.CREATE, CreateRequest("/p2", b"", OPEN, 0)),
+                    (OpCode.SET_DATA, SetDataRequest("/q", b"y", -1)),
+                    (OpCode.SET_ACL, SetACLRequest("/q", OPEN, -1)),
+                    (OpCode.CHECK, CheckVersionRequest("/q", -1)),
+                    (OpCode.DELETE, DeleteRequest("/q", -1)),
+                    # checkSession comes before the path's validation
+                    (OpCode.SET_DATA, SetDataRequest("no-slash", b"", -1)),
+                ):
+                    assert (await batcher.submit(plans.write(ctx, op, req)))[1] == expired
+                ops = (
+                    MultiOp(OpCode.CREATE, CreateRequest("/m", b"", OPEN, 0)),
+                    MultiOp(OpCode.DELETE, DeleteRequest("/q", -1)),
+                )
+                _, err, resp = await batcher.submit(plans.multi(ctx, ops), exclusive=True)
+                assert err == 0
+                assert [r.err for r in resp.results] == [expired, Err.RUNTIME_INCONSISTENCY]  # type: ignore[attr-defined]
+                # nothing changed but the ephemeral's clean-up
+                after = backend.mirror.tree.nodes
+                with trio.fail_after(10):
+                    while "/e" in after:
+                        await trio.sleep(0.01)
+                assert {p: (n.data, n.version) for p, n in after.items() if p != "/e"} == {
+                    p: (n.data, n.version) for p, n in before.items() if p != "/e"
+                }
                 nursery.cancel_scope.cancel()
 
     trio.run(main)

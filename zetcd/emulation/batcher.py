@@ -10,9 +10,9 @@ guard fails (another zetcd wrote meanwhile), the mirror catches up and the same 
 planned again. A multi commits alone: a failed multi must leave nothing behind.
 
 Guards: a transaction is first guarded by the fence (layout.py: one compare, "no zetcd has
-committed since the mirror's view") and its session-record compares, if any (an ephemeral create,
-a session's clean-up: etcd deletes an expired session's record without moving the fence), which
-hold whenever this zetcd is the only one writing. When the fence fails, the same writes are
+committed since the mirror's view") and its session-record compares (each client write pins its
+session's record, a session's clean-up pins it gone: etcd deletes an expired session's record
+without moving the fence), which hold whenever this zetcd is the only one writing. When the fence fails, the same writes are
 planned again with per-key guards (each key the plan read is pinned), and later transactions
 keep those for FENCE_BACKOFF seconds: with other zetcds writing, per-key guards let writes to
 different nodes commit side by side. The compares the fence saves are about a fifth of etcd's

@@ -43,7 +43,9 @@ Apply = Callable[[Scratch], Builder]
 
 @dataclass(frozen=True, slots=True)
 class Ctx:
-    """Who asks (the time of a write is its transaction's: Scratch.now)."""
+    """Who asks (the time of a write is its transaction's: Scratch.now). Session 0 is the
+    server itself (etcd never grants lease 0, so no client session has that id): its writes
+    skip checkSession."""
 
     session_id: int
     auth: tuple[tuple[str, str], ...] = ()
@@ -53,6 +55,20 @@ class Ctx:
 def _split_parent(path: str) -> str:
     i = path.rfind("/")
     return path[:i] if i > 0 else "/"
+
+
+def _check_session(sc: Scratch, ctx: Ctx) -> None:
+    """ZooKeeper's checkSession, which every client write passes first (a create, after its
+    TTL checks): a session whose record the mirror no longer has has expired (its record
+    reaches the mirror before its first request), and a live one's record is pinned, so no
+    write of a session commits after etcd deleted its record on the lease's expiry. Without
+    this, the writes of an expiring session's in-flight requests would commit after the
+    session's clean-up had started, which ZooKeeper never lets happen."""
+    session_id = ctx.session_id
+    if session_id:
+        if session_id not in sc.tree.sessions:
+            raise OpError(Err.SESSION_EXPIRED)
+        sc.guard_session(session_id)
 
 
 def _check_version(current: int, expected: int) -> None:
@@ -100,6 +116,7 @@ def _create(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
         not is_ttl and (ttl >= 0 or opcode == OpCode.CREATE_TTL)
     ):
         raise OpError(Err.BAD_ARGUMENTS)
+    _check_session(sc, ctx)
     if path is None or path.rfind("/") == -1 or "\0" in path:
         raise OpError(Err.BAD_ARGUMENTS)
     acl = acls.fixup(req.acl, ctx.auth)  # type: ignore[attr-defined]
@@ -124,13 +141,7 @@ def _create(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
     elif opcode == OpCode.CREATE_TTL:
         owner = TTL_OWNER_BASE | ttl
     elif mode in EPHEMERAL_MODES:
-        owner = ctx.session_id
-        # a session's record is in the mirror before its first request (SessionStore.create),
-        # so a missing one means the session expired: ZooKeeper's checkSession refuses it, and
-        # an ephemeral created now would have no session left to delete it
-        if ctx.session_id not in sc.tree.sessions:
-            raise OpError(Err.SESSION_EXPIRED)
-        sc.guard_session(ctx.session_id)
+        owner = ctx.session_id  # alive at commit (_check_session), so its clean-up finds it
     else:
         owner = 0
     sc.create(st, parent, req.data, acl, owner, L.NODE_PLAIN, 0, sc.now)  # type: ignore[attr-defined]
@@ -145,6 +156,7 @@ _SPECIAL = frozenset(("/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"
 
 
 def _delete(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
+    _check_session(sc, ctx)
     path: str | None = req.path  # type: ignore[attr-defined]
     if path is None or path.rfind("/") == -1 or "\0" in path or path in _SPECIAL:
         raise OpError(Err.BAD_ARGUMENTS)
@@ -185,6 +197,7 @@ def _existing(sc: Scratch, ctx: Ctx, path: str | None, perm: int) -> NodeState:
 
 
 def _set_data(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
+    _check_session(sc, ctx)
     st = _existing(sc, ctx, req.path, WRITE)  # type: ignore[attr-defined]
     sc.guard_data(st)
     _check_version(st.version, req.version)  # type: ignore[attr-defined]
@@ -195,6 +208,7 @@ def _set_data(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
 
 
 def _set_acl(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
+    _check_session(sc, ctx)
     path = req.path  # type: ignore[attr-defined]
     if not is_valid_path(path):
         raise OpError(Err.BAD_ARGUMENTS)
@@ -209,6 +223,7 @@ def _set_acl(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
 
 
 def _check(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
+    _check_session(sc, ctx)
     st = _existing(sc, ctx, req.path, READ)  # type: ignore[attr-defined]
     sc.guard_data(st)
     _check_version(st.version, req.version)  # type: ignore[attr-defined]
