@@ -89,13 +89,64 @@ def _record_transactions(client: EtcdClient) -> list[bytes]:
     """The serialized transactions the batcher sends through ``client`` from now on."""
     sent: list[bytes] = []
     txn_encoded = client.txn_encoded
+    start_txn = client.start_txn
 
     async def record(request: bytes) -> object:
         sent.append(request)
         return await txn_encoded(request)
 
+    def record_start(request: bytes) -> object:
+        started = start_txn(request)
+        if started is not None:
+            sent.append(request)
+        return started
+
     client.txn_encoded = record  # type: ignore[method-assign]
+    client.start_txn = record_start  # type: ignore[method-assign,assignment]
     return sent
+
+
+def test_a_write_queued_while_the_batcher_is_idle_leaves_at_once(etcd: EtcdServer) -> None:
+    """With nothing in flight, enqueue plans and sends the transaction itself (no task switch
+    before etcd has it); the batcher's task takes the answer. A write queued meanwhile waits
+    for the next transaction; one too big to go at once is planned by the batcher's task."""
+
+    async def main() -> None:
+        prefix = f"/zetcd-batcher-{uuid.uuid4().hex[:8]}/".encode()
+        async with await EtcdClient.connect([etcd.endpoint]) as client:
+            backend = EtcdBackend(client, Options(prefix=prefix))
+            async with trio.open_nursery() as nursery:
+                await nursery.start(backend.run)
+                batcher = backend.batcher
+                await batcher.submit(
+                    plans.write(_ctx(), OpCode.CREATE, CreateRequest("/a", b"", OPEN, 0))
+                )
+                sent = _record_transactions(client)
+                first = batcher.enqueue(
+                    plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/a", b"1", -1))
+                )
+                assert len(sent) == 1 and not batcher.queue  # sent before enqueue returned
+                second = batcher.enqueue(
+                    plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/a", b"2", -1))
+                )
+                assert len(sent) == 1 and batcher.queue == [second]
+                zxid1, err1, resp1 = await batcher.outcome(first)
+                zxid2, err2, resp2 = await batcher.outcome(second)
+                assert err1 == err2 == 0 and len(sent) == 2
+                assert zxid1 < zxid2
+                assert (resp1.stat.version, resp2.stat.version) == (1, 2)  # type: ignore[attr-defined]
+                assert backend.mirror.tree.nodes["/a"].data == b"2"
+                # 100 KiB takes several HTTP/2 frames (etcd allows 16 KiB a frame): the batcher
+                # sends it from its own task
+                big = batcher.enqueue(
+                    plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/a", b"x" * 102400, -1))
+                )
+                assert len(sent) == 2 and batcher.queue == [big]
+                assert (await batcher.outcome(big))[1] == 0
+                assert len(sent) == 3 and backend.mirror.tree.nodes["/a"].data == b"x" * 102400
+                nursery.cancel_scope.cancel()
+
+    trio.run(main)
 
 
 @pytest.mark.parametrize("fence", [True, False], ids=["fence", "per-key"])
@@ -142,6 +193,8 @@ def test_a_set_data_stat_counts_a_child_another_zetcd_made_meanwhile(
                     return await txn_encoded(request)
 
                 client_a.txn_encoded = meanwhile  # type: ignore[method-assign]
+                # not sent at once by enqueue: the batcher's task plans it, then B writes
+                client_a.start_txn = lambda request: None  # type: ignore[method-assign,assignment,return-value]
                 zxid, err, resp = await a.batcher.submit(
                     plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/p", b"v", -1))
                 )

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import NamedTuple
 
 import trio
 
@@ -34,6 +35,7 @@ from zetcd.emulation.errors import OpError
 from zetcd.emulation.mirror import Mirror
 from zetcd.emulation.scratch import EtcdTxn, Scratch
 from zetcd.etcd import EtcdClient, EtcdUnavailable, encode_guarded_txn
+from zetcd.etcd.client import TxnStarted
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +99,16 @@ class Write:
         await self._event.wait()
 
 
+class _Early(NamedTuple):
+    """A batch planned and sent by ``enqueue`` while the batcher was idle."""
+
+    batch: list[Write]
+    fenced: bool
+    txn: EtcdTxn
+    planned: list[tuple[int, Builder | None]]
+    started: TxnStarted
+
+
 def encode(txn: EtcdTxn) -> bytes:
     """The serialized etcd TxnRequest."""
     return encode_guarded_txn(txn.mods, txn.creates, txn.ops)
@@ -121,13 +133,34 @@ class Batcher:
         self.use_fence = True  # False: per-key guards always
         self._fence_off_until = 0.0  # trio time until which the fence is not used
         self._unfenced_told = False
+        self._idle = False  # run() waits for a write
+        self._early: _Early | None = None  # a batch sent by enqueue, for run() to finish
 
     def enqueue(self, apply: Apply, exclusive: bool = False) -> Write:
         """Queue a write now (so writes commit in the order they were queued)."""
         w = Write(apply, exclusive)
         self.queue.append(w)
+        if self._idle and self._early is None:
+            self._send_early()
         self._wake.set()
         return w
+
+    def _send_early(self) -> None:
+        """The batcher is idle: plan and send the queued write now, from the task that queued
+        it, so that etcd has it one task switch sooner (at 1x1 a tenth of zetcd's own time
+        per write); the batcher's task takes the answer. If it cannot go at once, the batcher
+        plans it as usual."""
+        batch = self._take()
+        fenced = self._fence_usable()
+        try:
+            txn, planned = self.plan(batch, fenced)
+            started = self.client.start_txn(encode(txn))
+        except Exception:  # a bug: the batcher's own attempt fails these writes
+            started = None
+        if started is None:
+            self.queue[:0] = batch
+            return
+        self._early = _Early(batch, fenced, txn, planned, started)
 
     @staticmethod
     async def outcome(w: Write) -> tuple[int, int, object]:
@@ -154,13 +187,22 @@ class Batcher:
 
     async def run(self) -> None:
         while True:
-            if not self.queue:
-                await self._wake.wait()
+            early = self._early
+            if early is not None:
+                self._early = None
+                batch = early.batch
+            elif not self.queue:
+                self._idle = True
+                try:
+                    await self._wake.wait()
+                finally:
+                    self._idle = False
                 self._wake = trio.Event()
                 continue
-            batch = self._take()
+            else:
+                batch = self._take()
             try:
-                await self._commit(batch)
+                await self._commit(batch, early)
             except Exception as e:  # etcd unavailable, or a bug: fail these writes only
                 if not isinstance(e, trio.Cancelled):
                     log.debug("a batch of %d writes failed: %r", len(batch), e)
@@ -224,13 +266,18 @@ class Batcher:
         compares, ops, size = sc.estimate()
         return max(compares, ops) > limit or size > MAX_TXN_BYTES
 
-    async def _commit(self, batch: list[Write]) -> None:
+    async def _commit(self, batch: list[Write], early: _Early | None = None) -> None:
         mirror = self.mirror
         failures = 0
-        fenced = self._fence_usable()
+        fenced = self._fence_usable() if early is None else early.fenced
         while True:
-            txn, planned = self.plan(batch, fenced)
-            resp = await self.client.txn_encoded(encode(txn))
+            if early is not None:  # planned and sent by enqueue
+                txn, planned = early.txn, early.planned
+                resp = await self.client.finish_txn(early.started)
+                early = None
+            else:
+                txn, planned = self.plan(batch, fenced)
+                resp = await self.client.txn_encoded(encode(txn))
             revision = resp.header.revision
             if self.on_mirror_lag is None or mirror.revision >= revision:
                 await mirror.wait_for(revision)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 import trio
 from pyetcd.etcdrpc import rpc_pb2
 
-from ._http2 import CallError, Http2Connection, Http2Stream
+from ._http2 import CallError, Http2Connection, Http2Stream, _Call
 
 __all__ = [
     "FAILOVER_CODES",
@@ -114,6 +114,14 @@ STREAMS: dict[str, tuple[bytes, Any]] = {
 }
 
 
+class Started(NamedTuple):
+    """A unary call whose request has been sent (Endpoint.start)."""
+
+    conn: Http2Connection
+    call: _Call
+    deadline: float
+
+
 class Endpoint:
     """One etcd member and the HTTP/2 connection to it (opened when first needed, and again
     after it fails)."""
@@ -154,6 +162,24 @@ class Endpoint:
         if conn is not None:
             conn.retire()  # the member or the path to it may be gone: start afresh next time
         raise CallError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded", conn is None)
+
+    def start(self, path: bytes, message: bytes, timeout: float) -> Started | None:
+        """Send a unary call's request now, if its connection is open and can take it at once
+        (see Http2Connection.start); None if not. Then await :meth:`finish`."""
+        conn = self._conn
+        if conn is None:
+            return None
+        call = conn.start(path, message, timeout)
+        return None if call is None else Started(conn, call, trio.current_time() + timeout)
+
+    @staticmethod
+    async def finish(started: Started) -> bytes:
+        """The answer of a call begun by :meth:`start`, by its deadline; raises ``CallError``."""
+        conn = started.conn
+        with trio.move_on_at(started.deadline):
+            return await conn.finish(started.call)
+        conn.retire()
+        raise CallError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded", False)
 
     def open_stream(self, method: str) -> Http2Stream:
         """A streaming call of ``method`` (see STREAMS); it starts at its first receive()."""

@@ -215,19 +215,60 @@ class Http2Connection:
             raise self.error or CallError(
                 grpc.StatusCode.UNAVAILABLE, "connection closing", never_sent=True
             )
-        call = _Call(self._next_id, self._stream_window)
-        self._next_id += 2
-        if self._next_id > LAST_STREAM_ID:
-            self.closing = True
-        self._calls[call.id] = call
+        call = self._new_call()
         try:
             await self._send_request(call, path, message, timeout)
+        except BaseException:
+            self._abandon(call)
+            raise
+        return await self.finish(call)
+
+    def start(self, path: bytes, message: bytes, timeout: float) -> _Call | None:
+        """Send a unary call's request now, without waiting, if it can all go at once (the
+        connection usable, nothing queued before it, the send windows open); else None.
+        :meth:`finish` must then be awaited for its answer (or the call is abandoned)."""
+        n = len(message) + 5
+        if (
+            not self.usable
+            or self._out
+            or n > min(self._window, self._stream_window, self._max_frame)
+        ):
+            return None
+        call = self._new_call()
+        self._window -= n
+        call.window -= n
+        call.sent = True
+        self._write(
+            frame(HEADERS, END_HEADERS, call.id, self._request_block(path, timeout))
+            + frame(DATA, END_STREAM, call.id, b"\0" + len(message).to_bytes(4, "big") + message)
+        )
+        return call
+
+    async def finish(self, call: _Call) -> bytes:
+        """The response message of a call whose request is sent (see :meth:`call`)."""
+        try:
             await self._wait(call, lambda: call.done)
         except BaseException:
             self._abandon(call)
             raise
         self._after_call()
         return self._result(call)
+
+    def _new_call(self) -> _Call:
+        call = _Call(self._next_id, self._stream_window)
+        self._next_id += 2
+        if self._next_id > LAST_STREAM_ID:
+            self.closing = True
+        self._calls[call.id] = call
+        return call
+
+    def _request_block(self, path: bytes, timeout: float) -> bytes:
+        key = (path, grpc_timeout(timeout))
+        block = self._headers.get(key)
+        if block is None:
+            meta = (*self.metadata, ("grpc-timeout", key[1].decode()))
+            block = self._headers[key] = request_headers(path, self.authority, meta)
+        return block
 
     def retire(self) -> None:
         """Take no new calls; close once the ones in flight are over (a call on it passed its
@@ -236,11 +277,7 @@ class Http2Connection:
         self._after_call()
 
     async def _send_request(self, call: _Call, path: bytes, message: bytes, timeout: float) -> None:
-        key = (path, grpc_timeout(timeout))
-        block = self._headers.get(key)
-        if block is None:
-            meta = (*self.metadata, ("grpc-timeout", key[1].decode()))
-            block = self._headers[key] = request_headers(path, self.authority, meta)
+        block = self._request_block(path, timeout)
         body = memoryview(b"\0" + len(message).to_bytes(4, "big") + message)
         total = len(body)
         frames = [frame(HEADERS, END_HEADERS, call.id, block)]

@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 import grpc
 import trio
@@ -34,6 +34,7 @@ from ._conn import (
     UNARY,
     Endpoint,
     Rounds,
+    Started,
     is_never_sent,
     parse_endpoints,
 )
@@ -50,6 +51,17 @@ _RangeRequest: Any = rpc_pb2.RangeRequest
 _PutRequest: Any = rpc_pb2.PutRequest
 _DeleteRangeRequest: Any = rpc_pb2.DeleteRangeRequest
 _TxnRequest: Any = rpc_pb2.TxnRequest
+_TxnResponse: Any = rpc_pb2.TxnResponse
+_TXN_PATH = UNARY["Txn"][0]
+
+
+class TxnStarted(NamedTuple):
+    """A txn sent by EtcdClient.start_txn, its answer still to come."""
+
+    endpoint: int  # its index
+    started: Started
+    request: bytes
+    since: float  # perf_counter() when sent
 
 
 class EtcdClient:
@@ -247,6 +259,42 @@ class EtcdClient:
         """``txn`` of a request serialized by ``requests.encode_txn`` (a write: not retried
         once it may have been sent)."""
         return await self._unary("Txn", request, idempotent=False)
+
+    def start_txn(self, request: bytes) -> TxnStarted | None:
+        """Send a serialized txn now, from the caller's task, without waiting, when the
+        current endpoint's connection can take it at once; None if not (then use
+        :meth:`txn_encoded`). Its answer comes from :meth:`finish_txn`, which must be
+        awaited."""
+        if self._closed:
+            return None
+        index = self._current
+        started = self._endpoints[index].start(_TXN_PATH, request, self.timeout)
+        if started is None:
+            return None
+        return TxnStarted(index, started, request, time.perf_counter())
+
+    async def finish_txn(self, txn: TxnStarted) -> Any:
+        """The ``TxnResponse`` of a txn sent by :meth:`start_txn`; errors as :meth:`txn_encoded`
+        (one never sent goes again by :meth:`txn_encoded`)."""
+        ok = False
+        try:
+            try:
+                answer = await Endpoint.finish(txn.started)
+            except grpc.RpcError as err:
+                self._check_open()
+                if err.code() not in FAILOVER_CODES:
+                    raise translate_rpc_error(err) from None
+                self._failed(txn.endpoint)
+                if not is_never_sent(err):
+                    raise self._unavailable(err, indeterminate=True) from None
+                response = await self._unary_call("Txn", txn.request, idempotent=False)
+            else:
+                response = _TxnResponse.FromString(answer)
+            ok = True
+            return response
+        finally:
+            if self.observer is not None:
+                self.observer("Txn", ok, time.perf_counter() - txn.since)
 
     async def current_revision(self) -> int:
         """The cluster's current revision, by a linearizable (quorum) read."""
