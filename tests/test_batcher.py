@@ -9,13 +9,14 @@ import uuid
 
 import pytest
 import trio
+import trio.testing
 from pyetcd.etcdrpc import rpc_pb2
 
 from tests.servers import EtcdServer
 from zetcd.emulation import layout as L
 from zetcd.emulation import plans
 from zetcd.emulation.backend import EtcdBackend, Options
-from zetcd.emulation.batcher import GIVE_UP_AFTER, GuardsKeepFailing
+from zetcd.emulation.batcher import GIVE_UP_AFTER, GuardsKeepFailing, Write
 from zetcd.etcd import EtcdClient, EtcdUnavailable
 from zetcd.proto.constants import Err, OpCode
 from zetcd.proto.records import (
@@ -106,10 +107,17 @@ def _record_transactions(client: EtcdClient) -> list[bytes]:
     return sent
 
 
-def test_a_write_queued_while_the_batcher_is_idle_leaves_at_once(etcd: EtcdServer) -> None:
-    """With nothing in flight, enqueue plans and sends the transaction itself (no task switch
-    before etcd has it); the batcher's task takes the answer. A write queued meanwhile waits
-    for the next transaction; one too big to go at once is planned by the batcher's task."""
+def test_writes_queued_while_the_batcher_is_idle_leave_from_the_queuing_task(
+    etcd: EtcdServer,
+) -> None:
+    """With nothing in flight, send_queued (a connection's reader calls it once the requests of
+    one receive are queued) plans and sends them all in one transaction itself, with no task
+    switch before etcd has it; the batcher's task takes the answer. Writes queued meanwhile
+    wait for the next transaction. What cannot go at once is left to the batcher's task, and
+    is not planned again by later calls."""
+
+    def set_data(data: bytes) -> plans.Apply:
+        return plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/a", data, -1))
 
     async def main() -> None:
         prefix = f"/zetcd-batcher-{uuid.uuid4().hex[:8]}/".encode()
@@ -121,29 +129,127 @@ def test_a_write_queued_while_the_batcher_is_idle_leaves_at_once(etcd: EtcdServe
                 await batcher.submit(
                     plans.write(_ctx(), OpCode.CREATE, CreateRequest("/a", b"", OPEN, 0))
                 )
+                await trio.testing.wait_all_tasks_blocked()
                 sent = _record_transactions(client)
-                first = batcher.enqueue(
-                    plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/a", b"1", -1))
-                )
-                assert len(sent) == 1 and not batcher.queue  # sent before enqueue returned
-                second = batcher.enqueue(
-                    plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/a", b"2", -1))
-                )
-                assert len(sent) == 1 and batcher.queue == [second]
-                zxid1, err1, resp1 = await batcher.outcome(first)
-                zxid2, err2, resp2 = await batcher.outcome(second)
-                assert err1 == err2 == 0 and len(sent) == 2
-                assert zxid1 < zxid2
-                assert (resp1.stat.version, resp2.stat.version) == (1, 2)  # type: ignore[attr-defined]
-                assert backend.mirror.tree.nodes["/a"].data == b"2"
-                # 100 KiB takes several HTTP/2 frames (etcd allows 16 KiB a frame): the batcher
-                # sends it from its own task
-                big = batcher.enqueue(
-                    plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/a", b"x" * 102400, -1))
-                )
-                assert len(sent) == 2 and batcher.queue == [big]
-                assert (await batcher.outcome(big))[1] == 0
-                assert len(sent) == 3 and backend.mirror.tree.nodes["/a"].data == b"x" * 102400
+                burst = [batcher.enqueue(set_data(b"%d" % i)) for i in range(3)]
+                assert not sent
+                batcher.send_queued()
+                assert len(sent) == 1 and not batcher.queue  # all three, before any await
+                later = batcher.enqueue(set_data(b"later"))
+                batcher.send_queued()  # one in flight: it waits for the batcher's task
+                assert len(sent) == 1 and batcher.queue == [later]
+                outcomes = [await batcher.outcome(w) for w in (*burst, later)]
+                assert [err for _, err, _ in outcomes] == [0, 0, 0, 0] and len(sent) == 2
+                zxids = [zxid for zxid, _, _ in outcomes]
+                assert zxids == sorted(zxids) and zxids[0] >> 8 == zxids[2] >> 8 != zxids[3] >> 8
+                versions = [resp.stat.version for _, _, resp in outcomes]  # type: ignore[attr-defined]
+                assert versions == [1, 2, 3, 4]
+                assert backend.mirror.tree.nodes["/a"].data == b"later"
+                # 100 KiB takes several HTTP/2 frames (etcd allows 16 KiB a frame): planned,
+                # refused, left to the batcher's task, and not planned again by the next call
+                await trio.testing.wait_all_tasks_blocked()
+                planned = []
+                plan = batcher.plan
+
+                def counting_plan(batch: list[Write], fenced: bool = False) -> object:
+                    planned.append(len(batch))
+                    return plan(batch, fenced)
+
+                batcher.plan = counting_plan  # type: ignore[method-assign,assignment]
+                big = batcher.enqueue(set_data(b"x" * 102400))
+                batcher.send_queued()
+                small = batcher.enqueue(set_data(b"small"))
+                batcher.send_queued()
+                assert len(sent) == 2 and batcher.queue == [big, small] and planned == [1]
+                assert [(await batcher.outcome(w))[1] for w in (big, small)] == [0, 0]
+                assert len(sent) == 3 and planned == [1, 2]
+                assert backend.mirror.tree.nodes["/a"].data == b"small"
+                nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+@pytest.mark.parametrize("fence", [True, False], ids=["fence", "per-key"])
+def test_a_fenced_batch_is_bound_by_its_own_compares(etcd: EtcdServer, fence: bool) -> None:
+    """With etcd's default --max-txn-ops (128), 60 setData fit one fenced transaction (61
+    puts, one compare); guarded key by key (three compares each) they take several."""
+
+    async def main() -> None:
+        prefix = f"/zetcd-batcher-{uuid.uuid4().hex[:8]}/".encode()
+        async with await EtcdClient.connect([etcd.endpoint]) as client:
+            backend = EtcdBackend(client, Options(prefix=prefix, etcd_max_txn_ops=128))
+            async with trio.open_nursery() as nursery:
+                await nursery.start(backend.run)
+                batcher = backend.batcher
+                batcher.use_fence = fence
+                paths = [f"/n{i}" for i in range(60)]
+                creates = [
+                    batcher.enqueue(
+                        plans.write(_ctx(), OpCode.CREATE, CreateRequest(p, b"", OPEN, 0))
+                    )
+                    for p in paths
+                ]
+                for w in creates:
+                    assert (await batcher.outcome(w))[1] == 0
+                await trio.testing.wait_all_tasks_blocked()
+                sent = _record_transactions(client)
+                writes = [
+                    batcher.enqueue(
+                        plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest(p, b"v", -1))
+                    )
+                    for p in paths
+                ]
+                assert [(await batcher.outcome(w))[1] for w in writes] == [0] * 60
+                if fence:
+                    assert len(sent) == 1
+                else:
+                    assert len(sent) >= 2
+                    assert all(len(_compares(t)) <= 128 for t in sent)
+                nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def test_a_session_expiring_under_a_fenced_batch_does_not_turn_the_fence_off(
+    etcd: EtcdServer,
+) -> None:
+    """A fenced transaction whose session-record compare fails (the session's lease expired
+    between the plan and the commit) is planned again under the fence: the fence held, so no
+    other zetcd is writing, and the expired session's write now fails with SessionExpired."""
+
+    async def main() -> None:
+        prefix = f"/zetcd-batcher-{uuid.uuid4().hex[:8]}/".encode()
+        async with await EtcdClient.connect([etcd.endpoint]) as client:
+            backend = EtcdBackend(client, Options(prefix=prefix))
+            async with trio.open_nursery() as nursery:
+                await nursery.start(backend.run)
+                batcher = backend.batcher
+                tree = backend.mirror.tree
+                sid, _ = await backend.store.create(30000)
+                entry = tree.sessions[sid]
+                await client.lease_revoke(sid)
+                await backend.mirror.catch_up()
+                assert sid not in tree.sessions
+                tree.sessions[sid] = entry  # the mirror has not seen the expiry yet
+                sent = _record_transactions(client)
+                txn_encoded = client.txn_encoded
+
+                async def then_the_mirror_sees_it(request: bytes) -> object:
+                    tree.sessions.pop(sid, None)
+                    return await txn_encoded(request)
+
+                client.txn_encoded = then_the_mirror_sees_it  # type: ignore[method-assign]
+                client.start_txn = lambda request: None  # type: ignore[method-assign,assignment,return-value]
+                w = plans.write(plans.Ctx(sid), OpCode.CREATE, CreateRequest("/p", b"", OPEN, 0))
+                assert (await batcher.submit(w))[1] == Err.SESSION_EXPIRED
+                lay = backend.mirror.layout
+                session = rpc_pb2.Compare.CompareTarget.CREATE
+                assert [_compares(t) for t in sent] == [
+                    {(lay.fence, MOD), (lay.session(sid), session)},
+                    {(lay.fence, MOD)},
+                ]
+                assert batcher._fence_usable()
+                assert "/p" not in tree.nodes
                 nursery.cancel_scope.cancel()
 
     trio.run(main)

@@ -59,6 +59,10 @@ class Session(Protocol):
         still spends a zxid) and keeps the connection."""
         ...
 
+    # Optional, looked up with getattr: ``begin(header, body)`` (serve what can be served at
+    # once, see EtcdSession.begin) and ``end_of_input()`` (the requests of one receive from
+    # the client have all been handed over: a backend may send what it queued for them).
+
     async def detach(self) -> None:
         """The connection is gone without closeSession: the session lives on until it expires."""
         ...

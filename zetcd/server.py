@@ -251,6 +251,10 @@ class Connection:
                     if answer is not None:
                         self._queue(answer)
                     return
+            if self.session is not None:
+                end_of_input = getattr(self.session, "end_of_input", None)
+                if end_of_input is not None:
+                    end_of_input()
             self._flush()
 
     async def _request(self, header: RequestHeader, body: object | None) -> None:

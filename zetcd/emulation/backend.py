@@ -258,6 +258,11 @@ class EtcdSession:
             return _QueuedWrite(self, header.xid, w)
         return self._later(self.handle(header, body), queued=False)
 
+    def end_of_input(self) -> None:
+        """The requests of one receive are all begun: the writes they queued leave now if the
+        batcher is idle, together, without waiting for the batcher's task."""
+        self.backend.batcher.send_queued()
+
     def _later(self, work: Awaitable[Reply], queued: bool) -> Callable[[], Awaitable[Reply]]:
         self.deferred += 1
 

@@ -140,16 +140,18 @@ class Batcher:
         """Queue a write now (so writes commit in the order they were queued)."""
         w = Write(apply, exclusive)
         self.queue.append(w)
-        if self._idle and self._early is None:
-            self._send_early()
         self._wake.set()
         return w
 
-    def _send_early(self) -> None:
-        """The batcher is idle: plan and send the queued write now, from the task that queued
-        it, so that etcd has it one task switch sooner (at 1x1 a tenth of zetcd's own time
-        per write); the batcher's task takes the answer. If it cannot go at once, the batcher
-        plans it as usual."""
+    def send_queued(self) -> None:
+        """If the batcher is idle, plan and send what is queued now, from the caller's task
+        (a connection's reader, once it has queued the writes of one receive), so that etcd
+        has it one task switch sooner; the batcher's task takes the answer. If it cannot go
+        at once (too big for one HTTP/2 frame, the connection busy or down), the batcher's
+        task plans it as usual."""
+        if not self._idle or self._early is not None or not self.queue:
+            return
+        self._idle = False  # one try: whatever is queued next waits for the batcher's task
         batch = self._take()
         fenced = self._fence_usable()
         try:
@@ -186,6 +188,14 @@ class Batcher:
         return batch
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            early, self._early = self._early, None
+            if early is not None:  # sent just as this task was cancelled
+                self.client.abandon_txn(early.started)
+
+    async def _run(self) -> None:
         while True:
             early = self._early
             if early is not None:
@@ -239,7 +249,7 @@ class Batcher:
         planned: list[tuple[int, Builder | None]] = []
         limit = self.max_txn_ops - PER_WRITE
         for i, w in enumerate(batch):
-            if i and self._full(sc, limit):
+            if i and self._full(sc, limit, fenced):
                 self.queue[:0] = batch[i:]
                 del batch[i:]
                 break
@@ -258,12 +268,23 @@ class Batcher:
             txn.creates = {k: v for k, v in txn.creates.items() if k.startswith(sessions)}
         return txn, planned
 
+    def _sessions_changed(self, txn: EtcdTxn) -> bool:
+        """Does the (caught-up) mirror fail one of a fenced transaction's session-record
+        compares?"""
+        sessions = self.mirror.tree.sessions
+        skip = len(self.mirror.layout.session_prefix)
+        for key, revision in txn.creates.items():
+            entry = sessions.get(L.session_id_from_hex(key[skip:].decode()))
+            if (entry.create_revision if entry else 0) != revision:
+                return True
+        return False
+
     @staticmethod
-    def _full(sc: Scratch, limit: int) -> bool:
-        count, size = sc.rough_estimate()
+    def _full(sc: Scratch, limit: int, fenced: bool) -> bool:
+        count, size = sc.rough_estimate(fenced)
         if count <= limit and size <= MAX_TXN_BYTES:
             return False
-        compares, ops, size = sc.estimate()
+        compares, ops, size = sc.estimate(fenced)
         return max(compares, ops) > limit or size > MAX_TXN_BYTES
 
     async def _commit(self, batch: list[Write], early: _Early | None = None) -> None:
@@ -287,7 +308,10 @@ class Batcher:
                 self.on_mirror_lag(trio.current_time() - started)
             if resp.succeeded:
                 break
-            if fenced:  # another writer: plan again, key by key, on the caught-up mirror
+            if fenced and not self._sessions_changed(txn):
+                # another writer moved the fence: plan again, key by key, on the caught-up
+                # mirror (when a session record's compare failed instead, a session expired
+                # meanwhile: the next plan, still fenced, refuses its writes)
                 fenced = False
                 self._fence_off_until = trio.current_time() + FENCE_BACKOFF
                 continue

@@ -184,6 +184,7 @@ class Scratch:
         self.pos = 0  # position of the op being applied (group commit)
         self.needs_log = False  # a multi: its exact event order goes in the !log key
         self.data_bytes = 0  # data and ACLs written so far (a cheap bound for estimate())
+        self.guarded_sessions: set[int] = set()  # their records keep a compare under the fence
         self.key_bytes = 0  # keys and value headers of the nodes written so far
 
     # ------------------------------------------------------------------ reads (record guards)
@@ -212,6 +213,7 @@ class Scratch:
 
     def guard_session(self, session_id: int) -> None:
         """The session must still be alive (or, with no entry, still gone) at commit."""
+        self.guarded_sessions.add(session_id)
         entry = self.tree.sessions.get(session_id)
         self.txn.creates.setdefault(
             self.layout.session(session_id), entry.create_revision if entry else 0
@@ -302,16 +304,23 @@ class Scratch:
         self.log.clear()
 
     # ------------------------------------------------------------------ compile
-    def rough_estimate(self) -> tuple[int, int]:
+    def _fenced_compares(self) -> int:
+        """Compares of a transaction guarded by the fence: the fence, and one per session record
+        (batcher.py)."""
+        return 1 + len(self.guarded_sessions)
+
+    def rough_estimate(self, fenced: bool = False) -> tuple[int, int]:
         """Cheap upper bounds of (compares or operations, bytes): exact estimate() is needed only
-        once these come near a limit."""
+        once these come near a limit. ``fenced``: guarded by the fence, not key by key."""
         n = len(self.order)
-        count = self.txn.count_compares() + len(self.txn.ops) + 4 * n + 4
+        compares = self._fenced_compares() if fenced else self.txn.count_compares()
+        count = compares + len(self.txn.ops) + 4 * n + 4
         return count, 256 + 64 * len(self.log) + self.key_bytes + self.data_bytes
 
-    def estimate(self) -> tuple[int, int, int]:
+    def estimate(self, fenced: bool = False) -> tuple[int, int, int]:
         """Upper bounds of (compares, operations, bytes) that compile() would produce now: the
-        batcher keeps a transaction within etcd's --max-txn-ops and --max-request-bytes."""
+        batcher keeps a transaction within etcd's --max-txn-ops and --max-request-bytes.
+        ``fenced``: guarded by the fence, not key by key."""
         ops = 3  # !log, !zx, !fence
         extra_guards = 0
         size = 256 + 64 * len(self.log)
@@ -330,7 +339,8 @@ class Scratch:
                 size += (len(st.data) if st.d_dirty else 0) + (
                     32 * len(st.acl) if st.a_dirty else 0
                 )
-        compares = self.txn.count_compares() + extra_guards
+        per_key = self.txn.count_compares() + extra_guards
+        compares = self._fenced_compares() if fenced else per_key
         return compares, ops + len(self.txn.ops), size
 
     def compile(self, with_log: bool, positions: int = 1) -> EtcdTxn:

@@ -181,6 +181,11 @@ class Endpoint:
         conn.retire()
         raise CallError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded", False)
 
+    @staticmethod
+    def abandon(started: Started) -> None:
+        """Give up on a call begun by :meth:`start` (the server is told)."""
+        started.conn.abandon(started.call)
+
     def open_stream(self, method: str) -> Http2Stream:
         """A streaming call of ``method`` (see STREAMS); it starts at its first receive()."""
         path, response_type = STREAMS[method]

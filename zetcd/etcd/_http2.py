@@ -411,6 +411,10 @@ class Http2Connection:
         """Cancel a stream (its consumer is gone)."""
         self._abandon(call)
 
+    def abandon(self, call: _Call) -> None:
+        """Give up on a call begun by :meth:`start` without awaiting :meth:`finish`."""
+        self._abandon(call)
+
     def _abandon(self, call: _Call) -> None:
         """The caller gave up (cancelled, closed, or the connection failed)."""
         if self._calls.get(call.id) is call:

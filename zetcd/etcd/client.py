@@ -296,6 +296,11 @@ class EtcdClient:
             if self.observer is not None:
                 self.observer("Txn", ok, time.perf_counter() - txn.since)
 
+    def abandon_txn(self, txn: TxnStarted) -> None:
+        """Give up on a txn sent by :meth:`start_txn` whose answer no one will take (the
+        server is told; it may still have been applied)."""
+        Endpoint.abandon(txn.started)
+
     async def current_revision(self) -> int:
         """The cluster's current revision, by a linearizable (quorum) read."""
         request = _RangeRequest(key=_REVISION_PROBE_KEY, count_only=True)
