@@ -6,6 +6,9 @@ shows up."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 import trio
@@ -37,43 +40,52 @@ def _ctx() -> plans.Ctx:
     return plans.Ctx(0)
 
 
+@asynccontextmanager
+async def _backend(
+    etcd: EtcdServer, **options: Any
+) -> AsyncIterator[tuple[EtcdClient, EtcdBackend]]:
+    """A backend on a fresh prefix of ``etcd``, running until the block ends."""
+    prefix = f"/zetcd-batcher-{uuid.uuid4().hex[:8]}/".encode()
+    async with await EtcdClient.connect([etcd.endpoint]) as client:
+        backend = EtcdBackend(client, Options(prefix=prefix, **options))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(backend.run)
+            yield client, backend
+            nursery.cancel_scope.cancel()
+
+
 def test_a_write_whose_guards_never_pass_fails_alone(etcd: EtcdServer) -> None:
     async def main() -> None:
-        prefix = f"/zetcd-batcher-{uuid.uuid4().hex[:8]}/".encode()
-        async with await EtcdClient.connect([etcd.endpoint]) as client:
-            backend = EtcdBackend(client, Options(prefix=prefix))
-            async with trio.open_nursery() as nursery:
-                await nursery.start(backend.run)
-                batcher = backend.batcher
-                for path in ("/bad", "/good"):
-                    _, err, _ = await batcher.submit(
-                        plans.write(_ctx(), OpCode.CREATE, CreateRequest(path, b"", OPEN, 0))
-                    )
-                    assert err == 0
-                # the mirror now believes /bad's data key was last written at revision 1, so
-                # every plan touching it carries a compare etcd will refuse; and it believes the
-                # fence at revision 1, so the fence fails first and per-key guards take over
-                backend.mirror.tree.nodes["/bad"].d_mod = 1
-                backend.mirror.tree.fence = 1
-                bad = batcher.enqueue(
-                    plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/bad", b"x", 0))
-                )
-                good = batcher.enqueue(
-                    plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/good", b"y", 0))
-                )
-                with pytest.raises(GuardsKeepFailing) as failed:
-                    await batcher.outcome(bad)
-                _, err, _ = await batcher.outcome(good)  # split off, it committed on its own
-                assert err == 0
-                assert isinstance(failed.value, EtcdUnavailable)  # the connection is dropped
-                assert backend.mirror.tree.nodes["/good"].data == b"y"
-                assert backend.mirror.tree.nodes["/bad"].data == b""
-                # the batcher still serves writes
+        async with _backend(etcd) as (_, backend):
+            batcher = backend.batcher
+            for path in ("/bad", "/good"):
                 _, err, _ = await batcher.submit(
-                    plans.write(_ctx(), OpCode.CREATE, CreateRequest("/after", b"", OPEN, 0))
+                    plans.write(_ctx(), OpCode.CREATE, CreateRequest(path, b"", OPEN, 0))
                 )
                 assert err == 0
-                nursery.cancel_scope.cancel()
+            # the mirror now believes /bad's data key was last written at revision 1, so
+            # every plan touching it carries a compare etcd will refuse; and it believes the
+            # fence at revision 1, so the fence fails first and per-key guards take over
+            backend.mirror.tree.nodes["/bad"].d_mod = 1
+            backend.mirror.tree.fence = 1
+            bad = batcher.enqueue(
+                plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/bad", b"x", 0))
+            )
+            good = batcher.enqueue(
+                plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/good", b"y", 0))
+            )
+            with pytest.raises(GuardsKeepFailing) as failed:
+                await batcher.outcome(bad)
+            _, err, _ = await batcher.outcome(good)  # split off, it committed on its own
+            assert err == 0
+            assert isinstance(failed.value, EtcdUnavailable)  # the connection is dropped
+            assert backend.mirror.tree.nodes["/good"].data == b"y"
+            assert backend.mirror.tree.nodes["/bad"].data == b""
+            # the batcher still serves writes
+            _, err, _ = await batcher.submit(
+                plans.write(_ctx(), OpCode.CREATE, CreateRequest("/after", b"", OPEN, 0))
+            )
+            assert err == 0
 
     assert GIVE_UP_AFTER > 8
     trio.run(main)
@@ -120,51 +132,46 @@ def test_writes_queued_while_the_batcher_is_idle_leave_from_the_queuing_task(
         return plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/a", data, -1))
 
     async def main() -> None:
-        prefix = f"/zetcd-batcher-{uuid.uuid4().hex[:8]}/".encode()
-        async with await EtcdClient.connect([etcd.endpoint]) as client:
-            backend = EtcdBackend(client, Options(prefix=prefix))
-            async with trio.open_nursery() as nursery:
-                await nursery.start(backend.run)
-                batcher = backend.batcher
-                await batcher.submit(
-                    plans.write(_ctx(), OpCode.CREATE, CreateRequest("/a", b"", OPEN, 0))
-                )
-                await trio.testing.wait_all_tasks_blocked()
-                sent = _record_transactions(client)
-                burst = [batcher.enqueue(set_data(b"%d" % i)) for i in range(3)]
-                assert not sent
-                batcher.send_queued()
-                assert len(sent) == 1 and not batcher.queue  # all three, before any await
-                later = batcher.enqueue(set_data(b"later"))
-                batcher.send_queued()  # one in flight: it waits for the batcher's task
-                assert len(sent) == 1 and batcher.queue == [later]
-                outcomes = [await batcher.outcome(w) for w in (*burst, later)]
-                assert [err for _, err, _ in outcomes] == [0, 0, 0, 0] and len(sent) == 2
-                zxids = [zxid for zxid, _, _ in outcomes]
-                assert zxids == sorted(zxids) and zxids[0] >> 8 == zxids[2] >> 8 != zxids[3] >> 8
-                versions = [resp.stat.version for _, _, resp in outcomes]  # type: ignore[attr-defined]
-                assert versions == [1, 2, 3, 4]
-                assert backend.mirror.tree.nodes["/a"].data == b"later"
-                # 100 KiB takes several HTTP/2 frames (etcd allows 16 KiB a frame): planned,
-                # refused, left to the batcher's task, and not planned again by the next call
-                await trio.testing.wait_all_tasks_blocked()
-                planned = []
-                plan = batcher.plan
+        async with _backend(etcd) as (client, backend):
+            batcher = backend.batcher
+            await batcher.submit(
+                plans.write(_ctx(), OpCode.CREATE, CreateRequest("/a", b"", OPEN, 0))
+            )
+            await trio.testing.wait_all_tasks_blocked()
+            sent = _record_transactions(client)
+            burst = [batcher.enqueue(set_data(b"%d" % i)) for i in range(3)]
+            assert not sent
+            batcher.send_queued()
+            assert len(sent) == 1 and not batcher.queue  # all three, before any await
+            later = batcher.enqueue(set_data(b"later"))
+            batcher.send_queued()  # one in flight: it waits for the batcher's task
+            assert len(sent) == 1 and batcher.queue == [later]
+            outcomes = [await batcher.outcome(w) for w in (*burst, later)]
+            assert [err for _, err, _ in outcomes] == [0, 0, 0, 0] and len(sent) == 2
+            zxids = [zxid for zxid, _, _ in outcomes]
+            assert zxids == sorted(zxids) and zxids[0] >> 8 == zxids[2] >> 8 != zxids[3] >> 8
+            versions = [resp.stat.version for _, _, resp in outcomes]  # type: ignore[attr-defined]
+            assert versions == [1, 2, 3, 4]
+            assert backend.mirror.tree.nodes["/a"].data == b"later"
+            # 100 KiB takes several HTTP/2 frames (etcd allows 16 KiB a frame): planned,
+            # refused, left to the batcher's task, and not planned again by the next call
+            await trio.testing.wait_all_tasks_blocked()
+            planned = []
+            plan = batcher.plan
 
-                def counting_plan(batch: list[Write], fenced: bool = False) -> object:
-                    planned.append(len(batch))
-                    return plan(batch, fenced)
+            def counting_plan(batch: list[Write], fenced: bool = False) -> object:
+                planned.append(len(batch))
+                return plan(batch, fenced)
 
-                batcher.plan = counting_plan  # type: ignore[method-assign,assignment]
-                big = batcher.enqueue(set_data(b"x" * 102400))
-                batcher.send_queued()
-                small = batcher.enqueue(set_data(b"small"))
-                batcher.send_queued()
-                assert len(sent) == 2 and batcher.queue == [big, small] and planned == [1]
-                assert [(await batcher.outcome(w))[1] for w in (big, small)] == [0, 0]
-                assert len(sent) == 3 and planned == [1, 2]
-                assert backend.mirror.tree.nodes["/a"].data == b"small"
-                nursery.cancel_scope.cancel()
+            batcher.plan = counting_plan  # type: ignore[method-assign,assignment]
+            big = batcher.enqueue(set_data(b"x" * 102400))
+            batcher.send_queued()
+            small = batcher.enqueue(set_data(b"small"))
+            batcher.send_queued()
+            assert len(sent) == 2 and batcher.queue == [big, small] and planned == [1]
+            assert [(await batcher.outcome(w))[1] for w in (big, small)] == [0, 0]
+            assert len(sent) == 3 and planned == [1, 2]
+            assert backend.mirror.tree.nodes["/a"].data == b"small"
 
     trio.run(main)
 
@@ -175,37 +182,28 @@ def test_a_fenced_batch_is_bound_by_its_own_compares(etcd: EtcdServer, fence: bo
     puts, one compare); guarded key by key (three compares each) they take several."""
 
     async def main() -> None:
-        prefix = f"/zetcd-batcher-{uuid.uuid4().hex[:8]}/".encode()
-        async with await EtcdClient.connect([etcd.endpoint]) as client:
-            backend = EtcdBackend(client, Options(prefix=prefix, etcd_max_txn_ops=128))
-            async with trio.open_nursery() as nursery:
-                await nursery.start(backend.run)
-                batcher = backend.batcher
-                batcher.use_fence = fence
-                paths = [f"/n{i}" for i in range(60)]
-                creates = [
-                    batcher.enqueue(
-                        plans.write(_ctx(), OpCode.CREATE, CreateRequest(p, b"", OPEN, 0))
-                    )
-                    for p in paths
-                ]
-                for w in creates:
-                    assert (await batcher.outcome(w))[1] == 0
-                await trio.testing.wait_all_tasks_blocked()
-                sent = _record_transactions(client)
-                writes = [
-                    batcher.enqueue(
-                        plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest(p, b"v", -1))
-                    )
-                    for p in paths
-                ]
-                assert [(await batcher.outcome(w))[1] for w in writes] == [0] * 60
-                if fence:
-                    assert len(sent) == 1
-                else:
-                    assert len(sent) >= 2
-                    assert all(len(_compares(t)) <= 128 for t in sent)
-                nursery.cancel_scope.cancel()
+        async with _backend(etcd, etcd_max_txn_ops=128) as (client, backend):
+            batcher = backend.batcher
+            batcher.use_fence = fence
+            paths = [f"/n{i}" for i in range(60)]
+            creates = [
+                batcher.enqueue(plans.write(_ctx(), OpCode.CREATE, CreateRequest(p, b"", OPEN, 0)))
+                for p in paths
+            ]
+            for w in creates:
+                assert (await batcher.outcome(w))[1] == 0
+            await trio.testing.wait_all_tasks_blocked()
+            sent = _record_transactions(client)
+            writes = [
+                batcher.enqueue(plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest(p, b"v", -1)))
+                for p in paths
+            ]
+            assert [(await batcher.outcome(w))[1] for w in writes] == [0] * 60
+            if fence:
+                assert len(sent) == 1
+            else:
+                assert len(sent) >= 2
+                assert all(len(_compares(t)) <= 128 for t in sent)
 
     trio.run(main)
 
@@ -218,39 +216,34 @@ def test_a_session_expiring_under_a_fenced_batch_does_not_turn_the_fence_off(
     other zetcd is writing, and the expired session's write now fails with SessionExpired."""
 
     async def main() -> None:
-        prefix = f"/zetcd-batcher-{uuid.uuid4().hex[:8]}/".encode()
-        async with await EtcdClient.connect([etcd.endpoint]) as client:
-            backend = EtcdBackend(client, Options(prefix=prefix))
-            async with trio.open_nursery() as nursery:
-                await nursery.start(backend.run)
-                batcher = backend.batcher
-                tree = backend.mirror.tree
-                sid, _ = await backend.store.create(30000)
-                entry = tree.sessions[sid]
-                await client.lease_revoke(sid)
-                await backend.mirror.catch_up()
-                assert sid not in tree.sessions
-                tree.sessions[sid] = entry  # the mirror has not seen the expiry yet
-                sent = _record_transactions(client)
-                txn_encoded = client.txn_encoded
+        async with _backend(etcd) as (client, backend):
+            batcher = backend.batcher
+            tree = backend.mirror.tree
+            sid, _ = await backend.store.create(30000)
+            entry = tree.sessions[sid]
+            await client.lease_revoke(sid)
+            await backend.mirror.catch_up()
+            assert sid not in tree.sessions
+            tree.sessions[sid] = entry  # the mirror has not seen the expiry yet
+            sent = _record_transactions(client)
+            txn_encoded = client.txn_encoded
 
-                async def then_the_mirror_sees_it(request: bytes) -> object:
-                    tree.sessions.pop(sid, None)
-                    return await txn_encoded(request)
+            async def then_the_mirror_sees_it(request: bytes) -> object:
+                tree.sessions.pop(sid, None)
+                return await txn_encoded(request)
 
-                client.txn_encoded = then_the_mirror_sees_it  # type: ignore[method-assign]
-                client.start_txn = lambda request: None  # type: ignore[method-assign,assignment,return-value]
-                w = plans.write(plans.Ctx(sid), OpCode.CREATE, CreateRequest("/p", b"", OPEN, 0))
-                assert (await batcher.submit(w))[1] == Err.SESSION_EXPIRED
-                lay = backend.mirror.layout
-                session = rpc_pb2.Compare.CompareTarget.CREATE
-                assert [_compares(t) for t in sent] == [
-                    {(lay.fence, MOD), (lay.session(sid), session)},
-                    {(lay.fence, MOD)},
-                ]
-                assert batcher._fence_usable()
-                assert "/p" not in tree.nodes
-                nursery.cancel_scope.cancel()
+            client.txn_encoded = then_the_mirror_sees_it  # type: ignore[method-assign]
+            client.start_txn = lambda request: None  # type: ignore[method-assign]
+            w = plans.write(plans.Ctx(sid), OpCode.CREATE, CreateRequest("/p", b"", OPEN, 0))
+            assert (await batcher.submit(w))[1] == Err.SESSION_EXPIRED
+            lay = backend.mirror.layout
+            session = rpc_pb2.Compare.CompareTarget.CREATE
+            assert [_compares(t) for t in sent] == [
+                {(lay.fence, MOD), (lay.session(sid), session)},
+                {(lay.fence, MOD)},
+            ]
+            assert batcher._fence_usable()
+            assert "/p" not in tree.nodes
 
     trio.run(main)
 
@@ -300,7 +293,7 @@ def test_a_set_data_stat_counts_a_child_another_zetcd_made_meanwhile(
 
                 client_a.txn_encoded = meanwhile  # type: ignore[method-assign]
                 # not sent at once by enqueue: the batcher's task plans it, then B writes
-                client_a.start_txn = lambda request: None  # type: ignore[method-assign,assignment,return-value]
+                client_a.start_txn = lambda request: None  # type: ignore[method-assign]
                 zxid, err, resp = await a.batcher.submit(
                     plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/p", b"v", -1))
                 )
@@ -378,64 +371,60 @@ def test_every_write_of_a_session_etcd_no_longer_has_fails(etcd: EtcdServer) -> 
     writes ZooKeeper never applies)."""
 
     async def main() -> None:
-        prefix = f"/zetcd-batcher-{uuid.uuid4().hex[:8]}/".encode()
-        async with await EtcdClient.connect([etcd.endpoint]) as client:
-            backend = EtcdBackend(client, Options(prefix=prefix))
-            async with trio.open_nursery() as nursery:
-                await nursery.start(backend.run)
-                batcher = backend.batcher
-                sid, _ = await backend.store.create(30000)
-                ctx = plans.Ctx(sid)
-                lay = backend.mirror.layout
-                pinned = {
-                    (lay.fence, MOD),
-                    (lay.session(sid), rpc_pb2.Compare.CompareTarget.CREATE),
-                }
-                sent = _record_transactions(client)
-                for op, req in (
-                    (OpCode.CREATE, CreateRequest("/e", b"", OPEN, 1)),  # ephemeral
-                    (OpCode.CREATE, CreateRequest("/p", b"", OPEN, 0)),
-                    (OpCode.SET_DATA, SetDataRequest("/p", b"x", -1)),
-                    (OpCode.DELETE, DeleteRequest("/p", -1)),
-                ):
-                    assert (await batcher.submit(plans.write(ctx, op, req)))[1] == 0
-                    assert _compares(sent[-1]) == pinned
-                assert "/e" in backend.mirror.tree.nodes
-                await batcher.submit(
-                    plans.write(_ctx(), OpCode.CREATE, CreateRequest("/q", b"", OPEN, 0))
-                )
-                before = dict(backend.mirror.tree.nodes)
-                # gone: its lease revoked, as when it expires
-                await client.lease_revoke(sid)
-                await backend.mirror.catch_up()
-                assert sid not in backend.mirror.tree.sessions
-                expired = Err.SESSION_EXPIRED
-                for op, req in (
-                    (OpCode.CREATE, CreateRequest("/e2", b"", OPEN, 1)),
-                    (OpCode.CREATE, CreateRequest("/p2", b"", OPEN, 0)),
-                    (OpCode.SET_DATA, SetDataRequest("/q", b"y", -1)),
-                    (OpCode.SET_ACL, SetACLRequest("/q", OPEN, -1)),
-                    (OpCode.CHECK, CheckVersionRequest("/q", -1)),
-                    (OpCode.DELETE, DeleteRequest("/q", -1)),
-                    # checkSession comes before the path's validation
-                    (OpCode.SET_DATA, SetDataRequest("no-slash", b"", -1)),
-                ):
-                    assert (await batcher.submit(plans.write(ctx, op, req)))[1] == expired
-                ops = (
-                    MultiOp(OpCode.CREATE, CreateRequest("/m", b"", OPEN, 0)),
-                    MultiOp(OpCode.DELETE, DeleteRequest("/q", -1)),
-                )
-                _, err, resp = await batcher.submit(plans.multi(ctx, ops), exclusive=True)
-                assert err == 0
-                assert [r.err for r in resp.results] == [expired, Err.RUNTIME_INCONSISTENCY]  # type: ignore[attr-defined]
-                # nothing changed but the ephemeral's clean-up
-                after = backend.mirror.tree.nodes
-                with trio.fail_after(10):
-                    while "/e" in after:
-                        await trio.sleep(0.01)
-                assert {p: (n.data, n.version) for p, n in after.items() if p != "/e"} == {
-                    p: (n.data, n.version) for p, n in before.items() if p != "/e"
-                }
-                nursery.cancel_scope.cancel()
+        async with _backend(etcd) as (client, backend):
+            batcher = backend.batcher
+            sid, _ = await backend.store.create(30000)
+            ctx = plans.Ctx(sid)
+            lay = backend.mirror.layout
+            pinned = {
+                (lay.fence, MOD),
+                (lay.session(sid), rpc_pb2.Compare.CompareTarget.CREATE),
+            }
+            sent = _record_transactions(client)
+            for op, req in (
+                (OpCode.CREATE, CreateRequest("/e", b"", OPEN, 1)),  # ephemeral
+                (OpCode.CREATE, CreateRequest("/p", b"", OPEN, 0)),
+                (OpCode.SET_DATA, SetDataRequest("/p", b"x", -1)),
+                (OpCode.DELETE, DeleteRequest("/p", -1)),
+            ):
+                assert (await batcher.submit(plans.write(ctx, op, req)))[1] == 0
+                assert _compares(sent[-1]) == pinned
+            assert "/e" in backend.mirror.tree.nodes
+            await batcher.submit(
+                plans.write(_ctx(), OpCode.CREATE, CreateRequest("/q", b"", OPEN, 0))
+            )
+            before = dict(backend.mirror.tree.nodes)
+            # gone: its lease revoked, as when it expires
+            await client.lease_revoke(sid)
+            await backend.mirror.catch_up()
+            assert sid not in backend.mirror.tree.sessions
+            expired = Err.SESSION_EXPIRED
+            writes: tuple[tuple[int, object], ...] = (
+                (OpCode.CREATE, CreateRequest("/e2", b"", OPEN, 1)),
+                (OpCode.CREATE, CreateRequest("/p2", b"", OPEN, 0)),
+                (OpCode.SET_DATA, SetDataRequest("/q", b"y", -1)),
+                (OpCode.SET_ACL, SetACLRequest("/q", OPEN, -1)),
+                (OpCode.CHECK, CheckVersionRequest("/q", -1)),
+                (OpCode.DELETE, DeleteRequest("/q", -1)),
+                # checkSession comes before the path's validation
+                (OpCode.SET_DATA, SetDataRequest("no-slash", b"", -1)),
+            )
+            for opcode, request in writes:
+                assert (await batcher.submit(plans.write(ctx, opcode, request)))[1] == expired
+            ops = (
+                MultiOp(OpCode.CREATE, CreateRequest("/m", b"", OPEN, 0)),
+                MultiOp(OpCode.DELETE, DeleteRequest("/q", -1)),
+            )
+            _, err, resp = await batcher.submit(plans.multi(ctx, ops), exclusive=True)
+            assert err == 0
+            assert [r.err for r in resp.results] == [expired, Err.RUNTIME_INCONSISTENCY]  # type: ignore[attr-defined]
+            # nothing changed but the ephemeral's clean-up
+            after = backend.mirror.tree.nodes
+            with trio.fail_after(10):
+                while "/e" in after:
+                    await trio.sleep(0.01)
+            assert {p: (n.data, n.version) for p, n in after.items() if p != "/e"} == {
+                p: (n.data, n.version) for p, n in before.items() if p != "/e"
+            }
 
     trio.run(main)
