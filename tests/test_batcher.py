@@ -373,6 +373,9 @@ def test_every_write_of_a_session_etcd_no_longer_has_fails(etcd: EtcdServer) -> 
     async def main() -> None:
         async with _backend(etcd) as (client, backend):
             batcher = backend.batcher
+            # session 0, the server itself, skips checkSession but owns no ephemerals
+            own = plans.write(_ctx(), OpCode.CREATE, CreateRequest("/own", b"", OPEN, 1))
+            assert (await batcher.submit(own))[1] == Err.SESSION_EXPIRED
             sid, _ = await backend.store.create(30000)
             ctx = plans.Ctx(sid)
             lay = backend.mirror.layout

@@ -142,6 +142,8 @@ def _create(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
         owner = TTL_OWNER_BASE | ttl
     elif mode in EPHEMERAL_MODES:
         owner = ctx.session_id  # alive at commit (_check_session), so its clean-up finds it
+        if not owner:  # the server itself has no session to own an ephemeral
+            raise OpError(Err.SESSION_EXPIRED)
     else:
         owner = 0
     sc.create(st, parent, req.data, acl, owner, L.NODE_PLAIN, 0, sc.now)  # type: ignore[attr-defined]
