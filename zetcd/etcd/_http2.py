@@ -407,12 +407,9 @@ class Http2Connection:
         if late.cancelled_caught:
             self._fail(f"no answer to a keepalive ping from {self.host}:{self.port}")
 
-    def end_stream(self, call: _Call) -> None:
-        """Cancel a stream (its consumer is gone)."""
-        self._abandon(call)
-
     def abandon(self, call: _Call) -> None:
-        """Give up on a call begun by :meth:`start` without awaiting :meth:`finish`."""
+        """Give up on a call whose answer no one will take: a stream whose consumer is gone, or
+        a call begun by :meth:`start` whose :meth:`finish` is never awaited."""
         self._abandon(call)
 
     def _abandon(self, call: _Call) -> None:
@@ -814,4 +811,4 @@ class Http2Stream:
             return
         self.closed = True
         if self._conn is not None and self._call is not None:
-            self._conn.end_stream(self._call)
+            self._conn.abandon(self._call)

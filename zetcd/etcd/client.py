@@ -187,15 +187,20 @@ class EtcdClient:
                 answer = await self._endpoints[index].call(path, message, self.timeout)
                 return response_type.FromString(answer)
             except grpc.RpcError as err:
-                self._check_open()  # aclose() from another task ended the call
-                if err.code() not in FAILOVER_CODES:
-                    raise translate_rpc_error(err) from None
-                self._failed(index)
-                if not idempotent and not is_never_sent(err):
-                    raise self._unavailable(err, indeterminate=True) from None
+                self._retry_or_raise(err, index, idempotent)
                 rounds = rounds or Rounds(len(self._endpoints), self.timeout)
                 if not await rounds.failed():
                     raise self._unavailable(err) from None
+
+    def _retry_or_raise(self, err: Any, index: int, idempotent: bool) -> None:
+        """A call to endpoint ``index`` failed with ``err``: return if it may go again (on the
+        next endpoint), else raise what the caller sees."""
+        self._check_open()  # aclose() from another task ended the call
+        if err.code() not in FAILOVER_CODES:
+            raise translate_rpc_error(err) from None
+        self._failed(index)
+        if not idempotent and not is_never_sent(err):
+            raise self._unavailable(err, indeterminate=True) from None
 
     def _open_stream(self, index: int, method: str) -> Http2Stream:
         self._check_open()
@@ -281,12 +286,7 @@ class EtcdClient:
             try:
                 answer = await Endpoint.finish(txn.started)
             except grpc.RpcError as err:
-                self._check_open()
-                if err.code() not in FAILOVER_CODES:
-                    raise translate_rpc_error(err) from None
-                self._failed(txn.endpoint)
-                if not is_never_sent(err):
-                    raise self._unavailable(err, indeterminate=True) from None
+                self._retry_or_raise(err, txn.endpoint, idempotent=False)
                 response = await self._unary_call("Txn", txn.request, idempotent=False)
             else:
                 response = _TxnResponse.FromString(answer)
