@@ -360,3 +360,67 @@ def test_the_reader_role_is_never_left_unheld() -> None:
             conn.close()
 
     run(main)
+
+
+def test_a_started_call_nobody_reads_for_tells_its_owner() -> None:
+    """A call begun by start() is read by whichever task reads the connection. When the last
+    reader leaves with its answer still to come, ``notify`` tells the call's owner (maybe more
+    than once), whose finish() must then read it; when another task reads its answer,
+    ``notify`` says so and answered() takes it without waiting. (The batcher relies on both:
+    it sleeps while the mirror's task reads, and must be woken when no one does.)"""
+    encoder = hpack.Encoder()
+
+    def answer(stream_id: int, payload: bytes) -> bytes:
+        head = encoder.encode([(":status", "200"), ("content-type", "application/grpc")])
+        message = b"\0" + len(payload).to_bytes(4, "big") + payload
+        return (
+            frame(HEADERS, 0x4, stream_id, head)
+            + frame(0, 0, stream_id, message)
+            + frame(HEADERS, 0x5, stream_id, encoder.encode([("grpc-status", "0")]))
+        )
+
+    def serve(conn: socket.socket) -> None:
+        _read_preface(conn)
+        conn.sendall(frame(SETTINGS, 0, 0))
+        buf, opened = b"", set[int]()
+        while len(opened) < 3:
+            buf += conn.recv(65536)
+            while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+                n = int.from_bytes(buf[:3], "big")
+                if buf[3] == HEADERS:
+                    opened.add(int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF)
+                buf = buf[9 + n :]
+        # calls 1 and 3 are started, 5 is awaited: its answer first, theirs later, together
+        conn.sendall(answer(5, b"five"))
+        time.sleep(0.3)
+        conn.sendall(answer(3, b"three") + answer(1, b"one"))
+        while conn.recv(65536):
+            pass
+
+    async def main() -> None:
+        with fake_server(serve) as endpoint:
+            host, port = endpoint.split(":")
+            conn = _http2.Http2Connection(host, int(port))
+            await conn.open()
+            told: list[tuple[int, bool]] = []
+            calls: dict[int, _http2._Call] = {}
+
+            def teller(n: int) -> Callable[[], None]:
+                return lambda: told.append((n, calls[n].done))
+
+            for n in (1, 3):
+                call = conn.start(b"/x/Unary", b"", 30.0, teller(n))
+                assert call is not None
+                calls[n] = call
+            assert not conn.read_by_stream()
+            with trio.fail_after(5):
+                assert await conn.call(b"/x/Unary", b"", 30.0) == b"five"
+                # the reader left, the started calls' answers still to come: an owner is told
+                assert set(told) == {(1, False)} and conn.answered(calls[1]) is None
+                assert await conn.finish(calls[1]) == b"one"  # it reads call 3's answer too
+                assert set(told) == {(1, False), (3, True)}  # an awaited call is told no more
+                assert conn.answered(calls[3]) == b"three"
+                assert await conn.finish(calls[3]) == b"three"
+            conn.close()
+
+    run(main)

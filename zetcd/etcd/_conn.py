@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import grpc
@@ -163,13 +163,20 @@ class Endpoint:
             conn.retire()  # the member or the path to it may be gone: start afresh next time
         raise CallError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded", conn is None)
 
-    def start(self, path: bytes, message: bytes, timeout: float) -> Started | None:
+    def start(
+        self,
+        path: bytes,
+        message: bytes,
+        timeout: float,
+        notify: Callable[[], None] | None = None,
+    ) -> Started | None:
         """Send a unary call's request now, if its connection is open and can take it at once
-        (see Http2Connection.start); None if not. Then await :meth:`finish`."""
+        (see Http2Connection.start, also for ``notify``); None if not. Then await
+        :meth:`finish`, or take the answer with :meth:`answered`."""
         conn = self._conn
         if conn is None:
             return None
-        call = conn.start(path, message, timeout)
+        call = conn.start(path, message, timeout, notify)
         return None if call is None else Started(conn, call, trio.current_time() + timeout)
 
     @staticmethod
@@ -180,6 +187,18 @@ class Endpoint:
             return await conn.finish(started.call)
         conn.retire()
         raise CallError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded", False)
+
+    @staticmethod
+    def answered(started: Started) -> bytes | None:
+        """The answer of a call begun by :meth:`start` if it is already in; see
+        Http2Connection.answered."""
+        return started.conn.answered(started.call)
+
+    @staticmethod
+    def read_by_stream(started: Started) -> bool:
+        """Is the call's answer read without a task awaiting :meth:`finish` (a stream's
+        consumer reads the connection)?"""
+        return started.conn.read_by_stream()
 
     @staticmethod
     def abandon(started: Started) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, NamedTuple, Self
+from typing import Any, Self
 
 import grpc
 import trio
@@ -55,13 +55,17 @@ _TxnResponse: Any = rpc_pb2.TxnResponse
 _TXN_PATH = UNARY["Txn"][0]
 
 
-class TxnStarted(NamedTuple):
+class TxnStarted:
     """A txn sent by EtcdClient.start_txn, its answer still to come."""
 
-    endpoint: int  # its index
-    started: Started
-    request: bytes
-    since: float  # perf_counter() when sent
+    __slots__ = ("endpoint", "request", "response", "since", "started")
+
+    def __init__(self, endpoint: int, started: Started, request: bytes) -> None:
+        self.endpoint = endpoint  # its index
+        self.started = started
+        self.request = request
+        self.since = time.perf_counter()  # when sent
+        self.response: Any = None  # the TxnResponse, once taken
 
 
 class EtcdClient:
@@ -265,36 +269,66 @@ class EtcdClient:
         once it may have been sent)."""
         return await self._unary("Txn", request, idempotent=False)
 
-    def start_txn(self, request: bytes) -> TxnStarted | None:
+    def start_txn(
+        self, request: bytes, notify: Callable[[], None] | None = None
+    ) -> TxnStarted | None:
         """Send a serialized txn now, from the caller's task, without waiting, when the
         current endpoint's connection can take it at once; None if not (then use
         :meth:`txn_encoded`). Its answer comes from :meth:`finish_txn`, which must be
-        awaited."""
+        awaited, unless :meth:`txn_answered` takes it first.
+
+        ``notify`` is called when the call is over, or when no task is left to read its answer
+        (then :meth:`finish_txn` must be awaited); see :meth:`txn_read_by_stream`."""
         if self._closed:
             return None
         index = self._current
-        started = self._endpoints[index].start(_TXN_PATH, request, self.timeout)
+        started = self._endpoints[index].start(_TXN_PATH, request, self.timeout, notify)
         if started is None:
             return None
-        return TxnStarted(index, started, request, time.perf_counter())
+        return TxnStarted(index, started, request)
+
+    def txn_answered(self, txn: TxnStarted) -> Any:
+        """The ``TxnResponse`` of a txn sent by :meth:`start_txn` if etcd's answer is already
+        in (read by whichever task was reading the connection), taken without waiting; None if
+        it is not, or if the call failed (:meth:`finish_txn` then deals with that). Once
+        taken, :meth:`finish_txn` returns the same response at once."""
+        if txn.response is None:
+            answer = Endpoint.answered(txn.started)
+            if answer is None:
+                return None
+            txn.response = _TxnResponse.FromString(answer)
+            if self.observer is not None:
+                self.observer("Txn", True, time.perf_counter() - txn.since)
+        return txn.response
 
     async def finish_txn(self, txn: TxnStarted) -> Any:
         """The ``TxnResponse`` of a txn sent by :meth:`start_txn`; errors as :meth:`txn_encoded`
         (one never sent goes again by :meth:`txn_encoded`)."""
-        ok = False
+        if txn.response is not None:
+            return txn.response
         try:
+            answer = await Endpoint.finish(txn.started)
+        except grpc.RpcError as err:
+            ok = False
             try:
-                answer = await Endpoint.finish(txn.started)
-            except grpc.RpcError as err:
                 self._retry_or_raise(err, txn.endpoint, idempotent=False)
                 response = await self._unary_call("Txn", txn.request, idempotent=False)
-            else:
-                response = _TxnResponse.FromString(answer)
-            ok = True
-            return response
-        finally:
+                ok = True
+                return response
+            finally:
+                if self.observer is not None:
+                    self.observer("Txn", ok, time.perf_counter() - txn.since)
+        if txn.response is None:  # else txn_answered took it while this waited
+            txn.response = _TxnResponse.FromString(answer)
             if self.observer is not None:
-                self.observer("Txn", ok, time.perf_counter() - txn.since)
+                self.observer("Txn", True, time.perf_counter() - txn.since)
+        return txn.response
+
+    @staticmethod
+    def txn_read_by_stream(txn: TxnStarted) -> bool:
+        """Will the answer of a txn sent by :meth:`start_txn` be read without a task awaiting
+        :meth:`finish_txn` (a stream, the watch say, shares its connection)?"""
+        return Endpoint.read_by_stream(txn.started)
 
     def abandon_txn(self, txn: TxnStarted) -> None:
         """Give up on a txn sent by :meth:`start_txn` whose answer no one will take (the
