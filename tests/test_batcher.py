@@ -6,7 +6,7 @@ shows up."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -38,6 +38,11 @@ OPEN = (ACL(31, Id("world", "anyone")),)
 
 def _ctx() -> plans.Ctx:
     return plans.Ctx(0)
+
+
+def _never_at_once(request: bytes, notify: Callable[[], None] | None = None) -> None:
+    """A stand-in for EtcdClient.start_txn: every txn is left to the batcher's task."""
+    return None
 
 
 @asynccontextmanager
@@ -108,8 +113,8 @@ def _record_transactions(client: EtcdClient) -> list[bytes]:
         sent.append(request)
         return await txn_encoded(request)
 
-    def record_start(request: bytes) -> object:
-        started = start_txn(request)
+    def record_start(request: bytes, notify: Callable[[], None] | None = None) -> object:
+        started = start_txn(request, notify)
         if started is not None:
             sent.append(request)
         return started
@@ -124,8 +129,7 @@ def test_writes_queued_while_the_batcher_is_idle_leave_from_the_queuing_task(
 ) -> None:
     """With nothing in flight, send_queued (a connection's reader calls it once the requests of
     one receive are queued) plans and sends them all in one transaction itself, with no task
-    switch before etcd has it; the batcher's task takes the answer. Writes queued meanwhile
-    wait for the next transaction. What cannot go at once is left to the batcher's task, and
+    switch before etcd has it. Writes queued meanwhile wait for the next transaction. What cannot go at once is left to the batcher's task, and
     is not planned again by later calls."""
 
     def set_data(data: bytes) -> plans.Apply:
@@ -139,12 +143,12 @@ def test_writes_queued_while_the_batcher_is_idle_leave_from_the_queuing_task(
             )
             await trio.testing.wait_all_tasks_blocked()
             sent = _record_transactions(client)
-            burst = [batcher.enqueue(set_data(b"%d" % i)) for i in range(3)]
+            burst = [batcher.enqueue(set_data(b"%d" % i), hold=True) for i in range(3)]
             assert not sent
             batcher.send_queued()
             assert len(sent) == 1 and not batcher.queue  # all three, before any await
-            later = batcher.enqueue(set_data(b"later"))
-            batcher.send_queued()  # one in flight: it waits for the batcher's task
+            later = batcher.enqueue(set_data(b"later"), hold=True)
+            batcher.send_queued()  # one in flight: its landing wakes the batcher's task
             assert len(sent) == 1 and batcher.queue == [later]
             outcomes = [await batcher.outcome(w) for w in (*burst, later)]
             assert [err for _, err, _ in outcomes] == [0, 0, 0, 0] and len(sent) == 2
@@ -164,14 +168,81 @@ def test_writes_queued_while_the_batcher_is_idle_leave_from_the_queuing_task(
                 return plan(batch, fenced)
 
             batcher.plan = counting_plan  # type: ignore[method-assign,assignment]
-            big = batcher.enqueue(set_data(b"x" * 102400))
+            big = batcher.enqueue(set_data(b"x" * 102400), hold=True)
             batcher.send_queued()
-            small = batcher.enqueue(set_data(b"small"))
+            small = batcher.enqueue(set_data(b"small"), hold=True)
             batcher.send_queued()
             assert len(sent) == 2 and batcher.queue == [big, small] and planned == [1]
             assert [(await batcher.outcome(w))[1] for w in (big, small)] == [0, 0]
             assert len(sent) == 3 and planned == [1, 2]
             assert backend.mirror.tree.nodes["/a"].data == b"small"
+
+    trio.run(main)
+
+
+class _Steps(trio.abc.Instrument):
+    """Counts the steps each task takes, by task name."""
+
+    def __init__(self) -> None:
+        self.steps: dict[str, int] = {}
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self.steps[task.name] = self.steps.get(task.name, 0) + 1
+
+    def of_batcher(self) -> int:
+        return sum(n for name, n in self.steps.items() if name.endswith("Batcher.run"))
+
+
+def test_a_batch_the_reader_sent_lands_in_the_task_that_reads_its_answer(
+    etcd: EtcdServer,
+) -> None:
+    """The answer of a batch send_queued sent is read by the mirror's task (the watch shares
+    the connection), which finishes the batch once it has applied the revision: the batcher's
+    task is not woken at all. Failed guards, or a connection that fails under the batch, wake
+    it: it plans again, or fails the writes; nothing waits for ever."""
+
+    def set_data(data: bytes) -> plans.Apply:
+        return plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/a", data, -1))
+
+    async def main() -> None:
+        async with _backend(etcd) as (client, backend):
+            batcher, tree = backend.batcher, backend.mirror.tree
+            await batcher.submit(
+                plans.write(_ctx(), OpCode.CREATE, CreateRequest("/a", b"", OPEN, 0))
+            )
+            await trio.testing.wait_all_tasks_blocked()
+            steps = _Steps()
+            trio.lowlevel.add_instrument(steps)
+            w = batcher.enqueue(set_data(b"in place"), hold=True)
+            batcher.send_queued()
+            assert not batcher.queue
+            with trio.fail_after(10):
+                _, err, resp = await batcher.outcome(w)
+            assert err == 0 and resp.stat.version == 1  # type: ignore[attr-defined]
+            assert tree.nodes["/a"].data == b"in place" and steps.of_batcher() == 0
+            # the fence moved behind the mirror's back: the transaction fails, the batcher's
+            # task plans it again key by key, and it commits
+            await trio.testing.wait_all_tasks_blocked()
+            tree.fence = 1
+            w = batcher.enqueue(set_data(b"guarded"), hold=True)
+            batcher.send_queued()
+            with trio.fail_after(10):
+                _, err, _ = await batcher.outcome(w)
+            assert err == 0 and tree.nodes["/a"].data == b"guarded" and steps.of_batcher() > 0
+            # the connection fails with the answer still to come
+            await trio.testing.wait_all_tasks_blocked()
+            w = batcher.enqueue(set_data(b"lost"), hold=True)
+            batcher.send_queued()
+            conn = client._endpoints[0]._conn
+            assert conn is not None
+            conn.close()
+            with trio.fail_after(10), pytest.raises(EtcdUnavailable):
+                await batcher.outcome(w)
+            trio.lowlevel.remove_instrument(steps)
+            # and the batcher goes on
+            with trio.fail_after(10):
+                _, err, _ = await batcher.submit(set_data(b"after"))
+            assert err == 0 and tree.nodes["/a"].data == b"after"
 
     trio.run(main)
 
@@ -233,7 +304,7 @@ def test_a_session_expiring_under_a_fenced_batch_does_not_turn_the_fence_off(
                 return await txn_encoded(request)
 
             client.txn_encoded = then_the_mirror_sees_it  # type: ignore[method-assign]
-            client.start_txn = lambda request: None  # type: ignore[method-assign]
+            client.start_txn = _never_at_once  # type: ignore[method-assign]
             w = plans.write(plans.Ctx(sid), OpCode.CREATE, CreateRequest("/p", b"", OPEN, 0))
             assert (await batcher.submit(w))[1] == Err.SESSION_EXPIRED
             lay = backend.mirror.layout
@@ -293,7 +364,7 @@ def test_a_set_data_stat_counts_a_child_another_zetcd_made_meanwhile(
 
                 client_a.txn_encoded = meanwhile  # type: ignore[method-assign]
                 # not sent at once by enqueue: the batcher's task plans it, then B writes
-                client_a.start_txn = lambda request: None  # type: ignore[method-assign]
+                client_a.start_txn = _never_at_once  # type: ignore[method-assign]
                 zxid, err, resp = await a.batcher.submit(
                     plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/p", b"v", -1))
                 )

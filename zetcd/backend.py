@@ -61,7 +61,9 @@ class Session(Protocol):
 
     # Optional, looked up with getattr: ``begin(header, body)`` (serve what can be served at
     # once, see EtcdSession.begin) and ``end_of_input()`` (the requests of one receive from
-    # the client have all been handed over: a backend may send what it queued for them).
+    # the client have all been handed over: a backend may send what it queued for them). The
+    # server calls ``end_of_input`` before its reader awaits anything after ``begin``, on every
+    # path, so a backend may hold what ``begin`` queued until then.
 
     async def detach(self) -> None:
         """The connection is gone without closeSession: the session lives on until it expires."""

@@ -206,7 +206,17 @@ class Connection:
         try:
             await self._read_requests()
         finally:
+            self._end_of_input()
             self._flush()
+
+    def _end_of_input(self) -> None:
+        """Tell a backend session with ``end_of_input`` that the requests begun so far are all
+        it gets before the reader next awaits anything (the writes they queued may leave
+        together now); see ``EtcdSession.end_of_input``."""
+        if self.session is not None:
+            end_of_input = getattr(self.session, "end_of_input", None)
+            if end_of_input is not None:
+                end_of_input()
 
     async def _read_requests(self) -> None:
         proto = self.proto
@@ -241,6 +251,7 @@ class Connection:
                         return
                     await self._request(ev.header, ev.body)
                 elif isinstance(ev, Connect):
+                    self._end_of_input()
                     self._flush()
                     await self._connect(ev)
                 elif isinstance(ev, FourLetterWord):
@@ -251,10 +262,7 @@ class Connection:
                     if answer is not None:
                         self._queue(answer)
                     return
-            if self.session is not None:
-                end_of_input = getattr(self.session, "end_of_input", None)
-                if end_of_input is not None:
-                    end_of_input()
+            self._end_of_input()
             self._flush()
 
     async def _request(self, header: RequestHeader, body: object | None) -> None:
@@ -275,6 +283,7 @@ class Connection:
                 return
             self._defer(header, answer, started)
         if len(self.pending) >= MAX_PENDING:
+            self._end_of_input()
             self._flush()
             self.drained = trio.Event()
             await self.drained.wait()

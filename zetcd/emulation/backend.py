@@ -249,10 +249,11 @@ class EtcdSession:
         if op == OpCode.MULTI and _reads_in_multi(body):
             return self._later(self.malformed(header.xid, op), queued=False)
         if self.deferred == self.queued_writes and (op in plans.OPS or op == OpCode.MULTI):
+            batcher = self.backend.batcher
             if op == OpCode.MULTI:
-                w = self.backend.batcher.enqueue(plans.multi(self.ctx(), body.ops), exclusive=True)  # type: ignore[union-attr]
+                w = batcher.enqueue(plans.multi(self.ctx(), body.ops), True, hold=True)  # type: ignore[union-attr]
             else:
-                w = self.backend.batcher.enqueue(plans.write(self.ctx(), op, body))
+                w = batcher.enqueue(plans.write(self.ctx(), op, body), hold=True)
             self.queued_writes += 1
             self.deferred += 1
             return _QueuedWrite(self, header.xid, w)
@@ -260,7 +261,9 @@ class EtcdSession:
 
     def end_of_input(self) -> None:
         """The requests of one receive are all begun: the writes they queued leave now if the
-        batcher is idle, together, without waiting for the batcher's task."""
+        batcher is idle, together, without waiting for the batcher's task. The server calls
+        this before its reader awaits anything after ``begin``: until then, the writes
+        ``begin`` queued may wait (they are queued with ``hold``)."""
         self.backend.batcher.send_queued()
 
     def _later(self, work: Awaitable[Reply], queued: bool) -> Callable[[], Awaitable[Reply]]:

@@ -21,8 +21,13 @@ work on a batch of setData.
 Replies are released only once the mirror has applied the revision, so every session reads its
 own write and every notification it triggered is queued before the reply.
 
-When the batcher is idle, a connection's reader that has just queued writes sends them itself
-(``send_queued``): etcd has them one task switch sooner, and the batcher's task takes the answer.
+When the batcher is idle, a connection's reader that has queued writes (with ``hold``: the
+batcher's task is not woken for them) sends them itself once it has queued those of one receive
+(``send_queued``): etcd has them one task switch sooner. The mirror's task reads the answer too
+(the watch and the transactions share a connection), and the batch lands (``_land``) in
+whichever task has both the successful answer and the mirror at its revision, without waking
+the batcher's task; an error, failed guards, the mirror failing or no task left reading the
+answer wake it, and it takes the answer as usual.
 """
 
 from __future__ import annotations
@@ -136,36 +141,51 @@ class Batcher:
         self.use_fence = True  # False: per-key guards always
         self._fence_off_until = 0.0  # trio time until which the fence is not used
         self._unfenced_told = False
-        self._idle = False  # run() waits for a write
-        self._early: _Early | None = None  # sent by send_queued, for run() to finish
+        self._parked = False  # run() waits for work, and no one has woken it yet
+        self._flight: _Early | None = None  # sent by send_queued, not finished yet
+        mirror.batch_listeners.append(self._answer_in_place)
 
-    def enqueue(self, apply: Apply, exclusive: bool = False) -> Write:
-        """Queue a write now (so writes commit in the order they were queued)."""
+    def enqueue(self, apply: Apply, exclusive: bool = False, hold: bool = False) -> Write:
+        """Queue a write now (so writes commit in the order they were queued). With ``hold``,
+        the caller promises to call :meth:`send_queued` before it next awaits anything; until
+        then the batcher's task is not woken for it."""
         w = Write(apply, exclusive)
         self.queue.append(w)
-        self._wake.set()
+        if not hold:
+            self._rouse()
         return w
 
+    def _rouse(self) -> None:
+        """Wake the batcher's task if it waits for work."""
+        if self._parked:
+            self._parked = False
+            self._wake.set()
+
     def send_queued(self) -> None:
-        """If the batcher is idle, plan and send what is queued now, from the caller's task
-        (a connection's reader, once it has queued the writes of one receive), so that etcd
-        has it one task switch sooner; the batcher's task takes the answer. If it cannot go
-        at once (too big for one HTTP/2 frame, the connection busy or down), the batcher's
-        task plans it as usual."""
-        if not self._idle or self._early is not None or not self.queue:
-            return
-        self._idle = False  # one try: whatever is queued next waits for the batcher's task
+        """If the batcher's task waits for work, plan and send what is queued now, from the
+        caller's task (a connection's reader, once it has queued the writes of one receive),
+        so that etcd has it one task switch sooner. The answer is usually read by the
+        mirror's task, which finishes the batch in place (``_land``) without waking the
+        batcher's task; an error, failed guards or no one else reading the connection wake
+        it. If the batch cannot go at once (too big for one HTTP/2 frame, the connection busy
+        or down), the batcher's task plans it as usual."""
+        if not self.queue or not self._parked or self._flight is not None:
+            return  # the busy task, or the landing of the batch in flight, takes the queue
         batch = self._take()
         fenced = self._fence_usable()
         try:
             txn, planned = self.plan(batch, fenced)
-            started = self.client.start_txn(encode(txn))
+            started = self.client.start_txn(encode(txn), self._flight_news)
         except Exception:  # a bug: the batcher's own attempt fails these writes
+            log.exception("sending %d writes at once failed", len(batch))
             started = None
         if started is None:
             self.queue[:0] = batch
+            self._rouse()  # one try: the task plans it, and what is queued after it
             return
-        self._early = _Early(batch, fenced, txn, planned, started)
+        self._flight = _Early(batch, fenced, txn, planned, started)
+        if not self.client.txn_read_by_stream(started):
+            self._rouse()  # no stream reads the connection: the task awaits the answer
 
     @staticmethod
     async def outcome(w: Write) -> tuple[int, int, object]:
@@ -194,34 +214,73 @@ class Batcher:
         try:
             await self._run()
         finally:
-            early, self._early = self._early, None
-            if early is not None:  # sent just as this task was cancelled
-                self.client.abandon_txn(early.started)
+            flight, self._flight = self._flight, None
+            if flight is not None:  # in flight as this task was cancelled
+                self.client.abandon_txn(flight.started)
 
     async def _run(self) -> None:
         while True:
-            early = self._early
-            if early is not None:
-                self._early = None
+            early = self._flight
+            if early is not None:  # sent by send_queued: this task takes the answer
                 batch = early.batch
-            elif not self.queue:
-                self._idle = True
+            elif self.queue:
+                batch = self._take()
+            else:
+                self._parked = True
                 try:
                     await self._wake.wait()
                 finally:
-                    self._idle = False
+                    self._parked = False
                 self._wake = trio.Event()
                 continue
-            else:
-                batch = self._take()
             try:
                 await self._commit(batch, early)
             except Exception as e:  # etcd unavailable, or a bug: fail these writes only
-                if not isinstance(e, trio.Cancelled):
-                    log.debug("a batch of %d writes failed: %r", len(batch), e)
-                for w in batch:
-                    w.error = e
-                    w.finish()
+                log.debug("a batch of %d writes failed: %r", len(batch), e)
+                self._fail(batch, e)
+
+    @staticmethod
+    def _fail(batch: list[Write], error: BaseException) -> None:
+        for w in batch:
+            if not w.finished:
+                w.error = error
+                w.finish()
+
+    def _answer_in_place(self) -> None:
+        """The mirror has applied a watch response (or failed)."""
+        flight = self._flight
+        if flight is not None:
+            self._land(flight, notified=False)
+
+    def _flight_news(self) -> None:
+        """The batch in flight's call is over, or no task is left to read its answer."""
+        flight = self._flight
+        if flight is not None:
+            self._land(flight, notified=True)
+
+    def _land(self, flight: _Early, notified: bool) -> None:
+        """Finish the batch in flight here, in whichever task has just read its answer or
+        applied its revision, once both are in (the answer a success, the mirror at its
+        revision). Anything else (an error, failed guards, no task reading its answer, the
+        mirror gone) is left to the batcher's task, woken for it."""
+        resp = self.client.txn_answered(flight.started)
+        if self.mirror.failed is None:
+            if resp is None:
+                if not notified:
+                    return  # the answer is still to come
+            elif resp.succeeded:
+                if resp.header.revision > self.mirror.revision:
+                    return  # the mirror lands it once it has applied the revision
+                self._flight = None
+                try:
+                    self._settle(flight.batch, flight.planned, resp.header.revision)
+                except Exception as e:  # a bug: fail these writes only, never the caller
+                    log.exception("finishing a batch of %d writes failed", len(flight.batch))
+                    self._fail(flight.batch, e)
+                if self.queue:
+                    self._rouse()
+                return
+        self._rouse()
 
     def _fence_usable(self) -> bool:
         if not self.use_fence:
@@ -297,7 +356,13 @@ class Batcher:
         while True:
             if early is not None:  # planned and sent by send_queued
                 txn, planned = early.txn, early.planned
-                resp = await self.client.finish_txn(early.started)
+                try:
+                    resp = await self.client.finish_txn(early.started)
+                finally:
+                    landed = self._flight is not early  # by _land, meanwhile
+                    self._flight = None
+                if landed:
+                    return
                 early = None
             else:
                 txn, planned = self.plan(batch, fenced)
@@ -335,6 +400,12 @@ class Batcher:
                 raise GuardsKeepFailing(
                     f"a write failed its etcd guards {failures} times", indeterminate=False
                 )
+        self._settle(batch, planned, revision)
+
+    def _settle(
+        self, batch: list[Write], planned: list[tuple[int, Builder | None]], revision: int
+    ) -> None:
+        """A batch committed at ``revision`` (and mirrored): its writes' results, in order."""
         if self.on_batch is not None:
             self.on_batch(len(batch))
         base = L.zxid(revision)

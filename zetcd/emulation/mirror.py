@@ -58,6 +58,8 @@ class Mirror:
         self._waiters: list[tuple[int, int, trio.Event]] = []
         self._seq = itertools.count()
         self.session_listeners: list[Callable[[Applied], None]] = []
+        # called once the events of each watch response are applied, and once if it fails
+        self.batch_listeners: list[Callable[[], None]] = []
         self.ready = trio.Event()
         self.failed: BaseException | None = None
 
@@ -109,8 +111,12 @@ class Mirror:
             ) as batches:
                 async for batch in batches:
                     self._apply_batch(batch.events)
+                    for listener in self.batch_listeners:
+                        listener()
         except BaseException as exc:
             self.failed = exc
+            for listener in self.batch_listeners:
+                listener()
             raise
 
     def _apply_batch(self, events: list[object]) -> None:
