@@ -129,8 +129,9 @@ def test_writes_queued_while_the_batcher_is_idle_leave_from_the_queuing_task(
 ) -> None:
     """With nothing in flight, send_queued (a connection's reader calls it once the requests of
     one receive are queued) plans and sends them all in one transaction itself, with no task
-    switch before etcd has it. Writes queued meanwhile wait for the next transaction. What cannot go at once is left to the batcher's task, and
-    is not planned again by later calls."""
+    switch before etcd has it. Writes queued meanwhile wait for the next transaction. What
+    cannot go at once is left to the batcher's task, and is not planned again by later
+    calls."""
 
     def set_data(data: bytes) -> plans.Apply:
         return plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/a", data, -1))

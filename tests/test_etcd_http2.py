@@ -16,6 +16,7 @@ import grpc
 import hpack
 import pytest
 import trio
+import trio.testing
 from pyetcd.etcdrpc import rpc_pb2
 
 from zetcd.etcd import EtcdClient, EtcdError, EtcdUnavailable, _h2wire, _http2, op_put
@@ -412,7 +413,7 @@ def test_a_started_call_nobody_reads_for_tells_its_owner() -> None:
                 call = conn.start(b"/x/Unary", b"", 30.0, teller(n))
                 assert call is not None
                 calls[n] = call
-            assert not conn.read_by_stream()
+            assert not conn.has_reader()
             with trio.fail_after(5):
                 assert await conn.call(b"/x/Unary", b"", 30.0) == b"five"
                 # the reader left, the started calls' answers still to come: an owner is told
@@ -421,6 +422,66 @@ def test_a_started_call_nobody_reads_for_tells_its_owner() -> None:
                 assert set(told) == {(1, False), (3, True)}  # an awaited call is told no more
                 assert conn.answered(calls[3]) == b"three"
                 assert await conn.finish(calls[3]) == b"three"
+            conn.close()
+
+    run(main)
+
+
+def test_a_stream_that_keeps_reading_reads_for_started_calls() -> None:
+    """While a stream opened with ``keeps_reading`` (the mirror's watch) lives on the
+    connection, a started call's owner is not told to read when that stream's consumer stops
+    to take a message: it will come back. Once the stream is closed, the owner is told."""
+    encoder = hpack.Encoder()
+
+    def serve(conn: socket.socket) -> None:
+        _read_preface(conn)
+        conn.sendall(frame(SETTINGS, 0, 0))
+        buf, opened = b"", set[int]()
+        while len(opened) < 2:
+            buf += conn.recv(65536)
+            while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+                n = int.from_bytes(buf[:3], "big")
+                if buf[3] == HEADERS:
+                    opened.add(int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF)
+                buf = buf[9 + n :]
+        head = encoder.encode([(":status", "200"), ("content-type", "application/grpc")])
+        conn.sendall(frame(HEADERS, 0x4, 1, head) + frame(0, 0, 1, b"\0\0\0\0\0"))  # stream 1
+        time.sleep(0.3)
+        conn.sendall(  # call 3's whole answer
+            frame(HEADERS, 0x4, 3, encoder.encode([(":status", "200")]))
+            + frame(0, 0, 3, b"\0\0\0\0\1a")
+            + frame(HEADERS, 0x5, 3, encoder.encode([("grpc-status", "0")]))
+        )
+        while conn.recv(65536):
+            pass
+
+    async def main() -> None:
+        with fake_server(serve) as endpoint:
+            host, port = endpoint.split(":")
+            conn = _http2.Http2Connection(host, int(port))
+            await conn.open()
+
+            async def connect() -> _http2.Http2Connection:
+                return conn
+
+            stream = _http2.Http2Stream(
+                connect, b"/x/Watch", rpc_pb2.RangeResponse, keeps_reading=True
+            )
+            stream.send(rpc_pb2.RangeRequest())
+            told: list[bool] = []
+            with trio.fail_after(5):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(stream.receive)  # reads until its message comes
+                    await trio.testing.wait_all_tasks_blocked()
+                    calls: list[_http2._Call] = []
+                    call = conn.start(b"/x/Unary", b"", 30.0, lambda: told.append(calls[0].done))
+                    assert call is not None and conn.has_reader()
+                    calls.append(call)
+                # the stream's consumer took its message and left: no one is told yet
+                assert told == []
+                stream.close()
+                assert told == [False] and not conn.has_reader()
+                assert await conn.finish(call) == b"a"
             conn.close()
 
     run(main)

@@ -316,7 +316,8 @@ class Connection:
 
     def reply_ready(self) -> None:
         """The answer at the head of ``pending`` has its reply (the backend calls this from
-        its own task): if the emitter is idle, send the replies ready now, in one send()."""
+        whichever of its tasks finished it, never this connection's): if the emitter is idle,
+        send the replies ready now, in one send()."""
         if not self.emitter_idle or self.closing:
             return
         try:

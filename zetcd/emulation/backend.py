@@ -349,8 +349,9 @@ class _QueuedWrite:
         return self._reply() if self.w.finished else None
 
     def when_ready(self, callback: Callable[[], None]) -> bool:
-        """Have ``callback`` called (from the batcher's task) once ``poll`` has the reply;
-        False if it has it already."""
+        """Have ``callback`` called once ``poll`` has the reply (from the task that finishes
+        the write: the batcher's, the mirror's, or any task reading etcd's answer); False if
+        it has it already."""
         if self.w.finished:
             return False
         self.w.on_finish = callback

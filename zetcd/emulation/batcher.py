@@ -23,18 +23,17 @@ own write and every notification it triggered is queued before the reply.
 
 When the batcher is idle, a connection's reader that has queued writes (with ``hold``: the
 batcher's task is not woken for them) sends them itself once it has queued those of one receive
-(``send_queued``): etcd has them one task switch sooner. The mirror's task reads the answer too
-(the watch and the transactions share a connection), and the batch lands (``_land``) in
-whichever task has both the successful answer and the mirror at its revision, without waking
-the batcher's task; an error, failed guards, the mirror failing or no task left reading the
-answer wake it, and it takes the answer as usual.
+(``send_queued``): etcd has them one task switch sooner. When the transaction goes over the
+mirror's watch connection, the mirror's task reads the answer too, and the batch lands
+(``_land``) in whichever task has both the successful answer and the mirror at its revision,
+without waking the batcher's task; an error, failed guards, the mirror failing or no task left
+reading the answer wake it, and it takes the answer as usual.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import NamedTuple
 
 import trio
 
@@ -107,14 +106,25 @@ class Write:
         await self._event.wait()
 
 
-class _Early(NamedTuple):
-    """A batch planned and sent by ``send_queued`` while the batcher was idle."""
+class _Flight:
+    """A batch planned and sent by ``send_queued``, not finished yet."""
 
-    batch: list[Write]
-    fenced: bool
-    txn: EtcdTxn
-    planned: list[tuple[int, Builder | None]]
-    started: TxnStarted
+    __slots__ = ("batch", "behind_since", "fenced", "planned", "started", "txn")
+
+    def __init__(
+        self,
+        batch: list[Write],
+        fenced: bool,
+        txn: EtcdTxn,
+        planned: list[tuple[int, Builder | None]],
+        started: TxnStarted,
+    ) -> None:
+        self.batch = batch
+        self.fenced = fenced
+        self.txn = txn
+        self.planned = planned
+        self.started = started
+        self.behind_since: float | None = None  # its answer came before the mirror's revision
 
 
 def encode(txn: EtcdTxn) -> bytes:
@@ -142,7 +152,7 @@ class Batcher:
         self._fence_off_until = 0.0  # trio time until which the fence is not used
         self._unfenced_told = False
         self._parked = False  # run() waits for work, and no one has woken it yet
-        self._flight: _Early | None = None  # sent by send_queued, not finished yet
+        self._flight: _Flight | None = None  # sent by send_queued, not finished yet
         mirror.batch_listeners.append(self._answer_in_place)
 
     def enqueue(self, apply: Apply, exclusive: bool = False, hold: bool = False) -> Write:
@@ -166,8 +176,7 @@ class Batcher:
         caller's task (a connection's reader, once it has queued the writes of one receive),
         so that etcd has it one task switch sooner. The answer is usually read by the
         mirror's task, which finishes the batch in place (``_land``) without waking the
-        batcher's task; an error, failed guards or no one else reading the connection wake
-        it. If the batch cannot go at once (too big for one HTTP/2 frame, the connection busy
+        batcher's task; an error, failed guards or no watch reading that connection wake it. If the batch cannot go at once (too big for one HTTP/2 frame, the connection busy
         or down), the batcher's task plans it as usual."""
         if not self.queue or not self._parked or self._flight is not None:
             return  # the busy task, or the landing of the batch in flight, takes the queue
@@ -183,9 +192,9 @@ class Batcher:
             self.queue[:0] = batch
             self._rouse()  # one try: the task plans it, and what is queued after it
             return
-        self._flight = _Early(batch, fenced, txn, planned, started)
-        if not self.client.txn_read_by_stream(started):
-            self._rouse()  # no stream reads the connection: the task awaits the answer
+        self._flight = _Flight(batch, fenced, txn, planned, started)
+        if not self.client.txn_has_reader(started):
+            self._rouse()  # no watch reads that connection: the task awaits the answer
 
     @staticmethod
     async def outcome(w: Write) -> tuple[int, int, object]:
@@ -220,9 +229,9 @@ class Batcher:
 
     async def _run(self) -> None:
         while True:
-            early = self._flight
-            if early is not None:  # sent by send_queued: this task takes the answer
-                batch = early.batch
+            flight = self._flight
+            if flight is not None:  # sent by send_queued: this task takes the answer
+                batch = flight.batch
             elif self.queue:
                 batch = self._take()
             else:
@@ -234,7 +243,7 @@ class Batcher:
                 self._wake = trio.Event()
                 continue
             try:
-                await self._commit(batch, early)
+                await self._commit(batch, flight)
             except Exception as e:  # etcd unavailable, or a bug: fail these writes only
                 log.debug("a batch of %d writes failed: %r", len(batch), e)
                 self._fail(batch, e)
@@ -258,28 +267,35 @@ class Batcher:
         if flight is not None:
             self._land(flight, notified=True)
 
-    def _land(self, flight: _Early, notified: bool) -> None:
+    def _land(self, flight: _Flight, notified: bool) -> None:
         """Finish the batch in flight here, in whichever task has just read its answer or
         applied its revision, once both are in (the answer a success, the mirror at its
         revision). Anything else (an error, failed guards, no task reading its answer, the
         mirror gone) is left to the batcher's task, woken for it."""
-        resp = self.client.txn_answered(flight.started)
-        if self.mirror.failed is None:
-            if resp is None:
-                if not notified:
-                    return  # the answer is still to come
-            elif resp.succeeded:
-                if resp.header.revision > self.mirror.revision:
-                    return  # the mirror lands it once it has applied the revision
-                self._flight = None
-                try:
-                    self._settle(flight.batch, flight.planned, resp.header.revision)
-                except Exception as e:  # a bug: fail these writes only, never the caller
-                    log.exception("finishing a batch of %d writes failed", len(flight.batch))
-                    self._fail(flight.batch, e)
-                if self.queue:
-                    self._rouse()
-                return
+        try:
+            resp = self.client.txn_answered(flight.started)
+            if self.mirror.failed is None:
+                if resp is None:
+                    if not notified:
+                        return  # the answer is still to come
+                elif resp.succeeded:
+                    revision = resp.header.revision
+                    if revision > self.mirror.revision:
+                        if flight.behind_since is None:
+                            flight.behind_since = trio.current_time()
+                        return  # the mirror lands it once it has applied the revision
+                    self._flight = None
+                    if flight.behind_since is not None and self.on_mirror_lag is not None:
+                        self.on_mirror_lag(trio.current_time() - flight.behind_since)
+                    self._settle(flight.batch, flight.planned, revision)
+                    if self.queue:
+                        self._rouse()
+                    return
+        except Exception as e:  # a bug: fail these writes only, never the caller's task
+            log.exception("finishing a batch of %d writes failed", len(flight.batch))
+            if self._flight is not flight:  # past the point of no return: fail them here
+                self._fail(flight.batch, e)
+        # the batcher's task deals with the flight, or takes what is queued after it
         self._rouse()
 
     def _fence_usable(self) -> bool:
@@ -349,21 +365,21 @@ class Batcher:
         compares, ops, size = sc.estimate(fenced)
         return max(compares, ops) > limit or size > MAX_TXN_BYTES
 
-    async def _commit(self, batch: list[Write], early: _Early | None = None) -> None:
+    async def _commit(self, batch: list[Write], flight: _Flight | None = None) -> None:
         mirror = self.mirror
         failures = 0
-        fenced = self._fence_usable() if early is None else early.fenced
+        fenced = self._fence_usable() if flight is None else flight.fenced
         while True:
-            if early is not None:  # planned and sent by send_queued
-                txn, planned = early.txn, early.planned
+            if flight is not None:  # planned and sent by send_queued
+                txn, planned = flight.txn, flight.planned
                 try:
-                    resp = await self.client.finish_txn(early.started)
+                    resp = await self.client.finish_txn(flight.started)
                 finally:
-                    landed = self._flight is not early  # by _land, meanwhile
+                    landed = self._flight is not flight  # by _land, meanwhile
                     self._flight = None
                 if landed:
                     return
-                early = None
+                flight = None
             else:
                 txn, planned = self.plan(batch, fenced)
                 resp = await self.client.txn_encoded(encode(txn))

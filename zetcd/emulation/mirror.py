@@ -106,8 +106,10 @@ class Mirror:
         task_status.started()
         start = self.layout.prefix
         try:
+            # keeps_reading: this task iterates for as long as the watch is open, so the
+            # batcher may leave the answers of its transactions to it (Batcher._land)
             async with self.client.watch(
-                start, prefix_end(start), start_revision=self.tree.revision + 1
+                start, prefix_end(start), start_revision=self.tree.revision + 1, keeps_reading=True
             ) as batches:
                 async for batch in batches:
                     self._apply_batch(batch.events)

@@ -195,20 +195,21 @@ class Endpoint:
         return started.conn.answered(started.call)
 
     @staticmethod
-    def read_by_stream(started: Started) -> bool:
-        """Is the call's answer read without a task awaiting :meth:`finish` (a stream's
-        consumer reads the connection)?"""
-        return started.conn.read_by_stream()
+    def has_reader(started: Started) -> bool:
+        """Is the call's answer read without a task awaiting :meth:`finish` (see
+        Http2Connection.has_reader)?"""
+        return started.conn.has_reader()
 
     @staticmethod
     def abandon(started: Started) -> None:
         """Give up on a call begun by :meth:`start` (the server is told)."""
         started.conn.abandon(started.call)
 
-    def open_stream(self, method: str) -> Http2Stream:
-        """A streaming call of ``method`` (see STREAMS); it starts at its first receive()."""
+    def open_stream(self, method: str, keeps_reading: bool = False) -> Http2Stream:
+        """A streaming call of ``method`` (see STREAMS); it starts at its first receive().
+        ``keeps_reading``: see Http2Connection.open_stream."""
         path, response_type = STREAMS[method]
-        return Http2Stream(self._connection, path, response_type)
+        return Http2Stream(self._connection, path, response_type, keeps_reading)
 
     def close(self) -> None:
         self._closed = True

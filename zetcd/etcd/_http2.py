@@ -101,6 +101,7 @@ class _Call:
         "event",
         "headers",
         "id",
+        "keeps_reading",
         "notify",
         "pending",
         "sent",
@@ -113,6 +114,8 @@ class _Call:
     def __init__(self, stream_id: int, window: int, stream: bool = False) -> None:
         self.id = stream_id
         self.stream = stream  # a streaming call: messages both ways until either side ends it
+        # a stream whose consumer comes back to read it until it is closed (the mirror's watch)
+        self.keeps_reading = False
         self.taken = 0  # of data, the bytes of messages a stream's consumer took
         self.credit = 0  # bytes received since the stream's window was last topped up
         self.pending = bytearray()  # a stream's request bytes waiting for send window
@@ -245,9 +248,10 @@ class Http2Connection:
         answer taken by :meth:`answered`.
 
         Until a task awaits :meth:`finish`, the answer is read only if another task reads the
-        connection (a stream's consumer, say). ``notify`` is called (from whichever task is
-        running) when the call is over, and whenever no task is left reading for it: then
-        :meth:`finish` must be awaited for the call to end."""
+        connection: see :meth:`has_reader`. ``notify`` is called (from whichever task is
+        running) when the call is over, and whenever the last task reading for it leaves with
+        no stream left that keeps reading: then :meth:`finish` must be awaited for the call
+        to end."""
         n = len(message) + 5
         if (
             not self.usable
@@ -291,9 +295,10 @@ class Http2Connection:
         self._after_call()
         return result
 
-    def read_by_stream(self) -> bool:
-        """Does a stream live on this connection (whose consumer reads it for every call)?"""
-        return any(c.stream for c in self._calls.values())
+    def has_reader(self) -> bool:
+        """Does a stream that keeps reading (see :meth:`open_stream`) live on this connection?
+        Its consumer reads the answers of every call on it, whoever awaits them."""
+        return any(c.keeps_reading for c in self._calls.values())
 
     def _new_call(self) -> _Call:
         call = _Call(self._next_id, self._stream_window)
@@ -363,13 +368,16 @@ class Http2Connection:
         return bytes(data[5:])
 
     # ------------------------------------------------------------------ streams
-    def open_stream(self, path: bytes) -> _Call:
-        """Start a streaming call (no deadline); see Http2Stream."""
+    def open_stream(self, path: bytes, keeps_reading: bool = False) -> _Call:
+        """Start a streaming call (no deadline); see Http2Stream. ``keeps_reading``: its
+        consumer promises to come back to read it until it closes it (see
+        :meth:`has_reader`)."""
         if not self.usable:
             raise self.error or CallError(
                 grpc.StatusCode.UNAVAILABLE, "connection closing", never_sent=True
             )
         call = _Call(self._next_id, self._stream_window, stream=True)
+        call.keeps_reading = keeps_reading
         self._next_id += 2
         if self._next_id > LAST_STREAM_ID:
             self.closing = True
@@ -504,7 +512,10 @@ class Http2Connection:
             if event is not None and not event.is_set():
                 event.set()
                 return
-        for c in list(self._calls.values()):
+        calls = list(self._calls.values())
+        if any(c.keeps_reading for c in calls):
+            return  # that stream's consumer comes back to read
+        for c in calls:
             if c.notify is not None:  # no task reads for it: its owner must await finish()
                 self._notify(c)
                 return
@@ -805,10 +816,12 @@ class Http2Stream:
         connect: Callable[[], Awaitable[Http2Connection]],
         path: bytes,
         response_type: Any,
+        keeps_reading: bool = False,
     ) -> None:
         self._connect = connect
         self._path = path
         self._type = response_type
+        self._keeps_reading = keeps_reading  # see Http2Connection.open_stream
         self._conn: Http2Connection | None = None
         self._call: _Call | None = None
         self._queued: list[bytes] = []
@@ -853,7 +866,7 @@ class Http2Stream:
         conn = await self._connect()
         if self.closed:
             raise StreamEnded(None, True)
-        call = conn.open_stream(self._path)
+        call = conn.open_stream(self._path, self._keeps_reading)
         self._conn, self._call = conn, call
         for message in self._queued:
             conn.stream_send(call, message)

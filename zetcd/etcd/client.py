@@ -206,11 +206,11 @@ class EtcdClient:
         if not idempotent and not is_never_sent(err):
             raise self._unavailable(err, indeterminate=True) from None
 
-    def _open_stream(self, index: int, method: str) -> Http2Stream:
+    def _open_stream(self, index: int, method: str, keeps_reading: bool = False) -> Http2Stream:
         self._check_open()
         for old in [s for s in self._streams if s.closed]:
             self._streams.discard(old)
-        stream = self._endpoints[index].open_stream(method)
+        stream = self._endpoints[index].open_stream(method, keeps_reading)
         self._streams.add(stream)
         return stream
 
@@ -278,7 +278,7 @@ class EtcdClient:
         awaited, unless :meth:`txn_answered` takes it first.
 
         ``notify`` is called when the call is over, or when no task is left to read its answer
-        (then :meth:`finish_txn` must be awaited); see :meth:`txn_read_by_stream`."""
+        (then :meth:`finish_txn` must be awaited); see :meth:`txn_has_reader`."""
         if self._closed:
             return None
         index = self._current
@@ -306,29 +306,29 @@ class EtcdClient:
         (one never sent goes again by :meth:`txn_encoded`)."""
         if txn.response is not None:
             return txn.response
+        ok: bool | None = False
         try:
-            answer = await Endpoint.finish(txn.started)
-        except grpc.RpcError as err:
-            ok = False
             try:
+                answer = await Endpoint.finish(txn.started)
+            except grpc.RpcError as err:
                 self._retry_or_raise(err, txn.endpoint, idempotent=False)
                 response = await self._unary_call("Txn", txn.request, idempotent=False)
-                ok = True
-                return response
-            finally:
-                if self.observer is not None:
-                    self.observer("Txn", ok, time.perf_counter() - txn.since)
-        if txn.response is None:  # else txn_answered took it while this waited
-            txn.response = _TxnResponse.FromString(answer)
-            if self.observer is not None:
-                self.observer("Txn", True, time.perf_counter() - txn.since)
-        return txn.response
+            else:
+                if txn.response is not None:  # taken (and observed) by txn_answered meanwhile
+                    ok = None
+                    return txn.response
+                response = txn.response = _TxnResponse.FromString(answer)
+            ok = True
+            return response
+        finally:
+            if ok is not None and self.observer is not None:
+                self.observer("Txn", ok, time.perf_counter() - txn.since)
 
     @staticmethod
-    def txn_read_by_stream(txn: TxnStarted) -> bool:
+    def txn_has_reader(txn: TxnStarted) -> bool:
         """Will the answer of a txn sent by :meth:`start_txn` be read without a task awaiting
-        :meth:`finish_txn` (a stream, the watch say, shares its connection)?"""
-        return Endpoint.read_by_stream(txn.started)
+        :meth:`finish_txn` (a watch opened with ``keeps_reading`` shares its connection)?"""
+        return Endpoint.has_reader(txn.started)
 
     def abandon_txn(self, txn: TxnStarted) -> None:
         """Give up on a txn sent by :meth:`start_txn` whose answer no one will take (the
@@ -434,6 +434,7 @@ class EtcdClient:
         start_revision: int,
         prev_kv: bool = False,
         progress_notify: bool = False,
+        keeps_reading: bool = False,
     ) -> Watch:
         """``async with client.watch(k, end, start_revision=r) as batches: async for b in ...``
 
@@ -442,6 +443,10 @@ class EtcdClient:
         next endpoint, for up to ``reconnect_timeout`` s, else ``EtcdUnavailable``) from the
         revision after the last one delivered. ``CompactedError`` if that revision has been
         compacted. ``start_revision=0`` means "from now on".
+
+        ``keeps_reading``: the caller promises to iterate for as long as the watch is open, so
+        the watch's connection always has a reader for the answers of calls begun by
+        :meth:`start_txn` (see :meth:`txn_has_reader`).
         """
         return Watch(
             self,
@@ -450,4 +455,5 @@ class EtcdClient:
             start_revision=start_revision,
             prev_kv=prev_kv,
             progress_notify=progress_notify,
+            keeps_reading=keeps_reading,
         )

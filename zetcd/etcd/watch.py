@@ -56,8 +56,10 @@ class Watch:
         start_revision: int,
         prev_kv: bool = False,
         progress_notify: bool = False,
+        keeps_reading: bool = False,
     ) -> None:
         self._client = client
+        self._keeps_reading = keeps_reading  # see EtcdClient.watch
         self._key = key
         self._range_end = range_end or b""
         self._prev_kv = prev_kv
@@ -175,7 +177,7 @@ class Watch:
         while True:
             client._check_open()
             index = client._current
-            stream = client._open_stream(index, "Watch")
+            stream = client._open_stream(index, "Watch", self._keeps_reading)
             create = rpc_pb2.WatchCreateRequest(
                 key=self._key,
                 range_end=self._range_end,
