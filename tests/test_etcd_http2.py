@@ -9,7 +9,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -127,6 +127,35 @@ def _read_preface(conn: socket.socket) -> None:
         if not chunk:
             return
         data += chunk
+
+
+def _await_streams(conn: socket.socket, count: int) -> None:
+    """Read the client's frames until it has opened ``count`` streams (HEADERS seen)."""
+    buf, opened = b"", set[int]()
+    while len(opened) < count:
+        chunk = conn.recv(65536)
+        if not chunk:
+            raise ConnectionError("the client went away")
+        buf += chunk
+        while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+            n = int.from_bytes(buf[:3], "big")
+            if buf[3] == HEADERS:
+                opened.add(int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF)
+            buf = buf[9 + n :]
+
+
+async def _fake_connection(
+    endpoint: str,
+) -> tuple[_http2.Http2Connection, Callable[[], Awaitable[_http2.Http2Connection]]]:
+    """An open connection to ``endpoint`` (a fake_server), and a connect() for its streams."""
+    host, port = endpoint.split(":")
+    conn = _http2.Http2Connection(host, int(port))
+    await conn.open()
+
+    async def connect() -> _http2.Http2Connection:
+        return conn
+
+    return conn, connect
 
 
 def answers_http1(conn: socket.socket) -> None:
@@ -311,14 +340,7 @@ def test_the_reader_role_is_never_left_unheld() -> None:
     def serve(conn: socket.socket) -> None:
         _read_preface(conn)
         conn.sendall(frame(SETTINGS, 0, 0))  # first, as HTTP/2 wants (it wakes every waiter)
-        buf, opened = b"", set()
-        while len(opened) < 3:
-            buf += conn.recv(65536)
-            while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
-                n = int.from_bytes(buf[:3], "big")
-                if buf[3] == HEADERS:
-                    opened.add(int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF)
-                buf = buf[9 + n :]
+        _await_streams(conn, 3)
         # stream 3's message and call 1's whole answer in one write; call 5's answer later
         conn.sendall(head(3) + message(3) + head(1) + message(1) + trailers(1))
         time.sleep(0.5)
@@ -328,13 +350,7 @@ def test_the_reader_role_is_never_left_unheld() -> None:
 
     async def main() -> None:
         with fake_server(serve) as endpoint:
-            host, port = endpoint.split(":")
-            conn = _http2.Http2Connection(host, int(port))
-            await conn.open()
-
-            async def connect() -> _http2.Http2Connection:
-                return conn
-
+            conn, connect = await _fake_connection(endpoint)
             stream = _http2.Http2Stream(connect, b"/x/Watch", rpc_pb2.RangeResponse)
             stream.send(rpc_pb2.RangeRequest())
             done: dict[str, float] = {}
@@ -383,14 +399,7 @@ def test_a_started_call_nobody_reads_for_tells_its_owner() -> None:
     def serve(conn: socket.socket) -> None:
         _read_preface(conn)
         conn.sendall(frame(SETTINGS, 0, 0))
-        buf, opened = b"", set[int]()
-        while len(opened) < 3:
-            buf += conn.recv(65536)
-            while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
-                n = int.from_bytes(buf[:3], "big")
-                if buf[3] == HEADERS:
-                    opened.add(int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF)
-                buf = buf[9 + n :]
+        _await_streams(conn, 3)
         # calls 1 and 3 are started, 5 is awaited: its answer first, theirs later, together
         conn.sendall(answer(5, b"five"))
         time.sleep(0.3)
@@ -400,9 +409,7 @@ def test_a_started_call_nobody_reads_for_tells_its_owner() -> None:
 
     async def main() -> None:
         with fake_server(serve) as endpoint:
-            host, port = endpoint.split(":")
-            conn = _http2.Http2Connection(host, int(port))
-            await conn.open()
+            conn, _ = await _fake_connection(endpoint)
             told: list[tuple[int, bool]] = []
             calls: dict[int, _http2._Call] = {}
 
@@ -436,14 +443,7 @@ def test_a_stream_that_keeps_reading_reads_for_started_calls() -> None:
     def serve(conn: socket.socket) -> None:
         _read_preface(conn)
         conn.sendall(frame(SETTINGS, 0, 0))
-        buf, opened = b"", set[int]()
-        while len(opened) < 2:
-            buf += conn.recv(65536)
-            while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
-                n = int.from_bytes(buf[:3], "big")
-                if buf[3] == HEADERS:
-                    opened.add(int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF)
-                buf = buf[9 + n :]
+        _await_streams(conn, 2)
         head = encoder.encode([(":status", "200"), ("content-type", "application/grpc")])
         conn.sendall(frame(HEADERS, 0x4, 1, head) + frame(0, 0, 1, b"\0\0\0\0\0"))  # stream 1
         time.sleep(0.3)
@@ -457,13 +457,7 @@ def test_a_stream_that_keeps_reading_reads_for_started_calls() -> None:
 
     async def main() -> None:
         with fake_server(serve) as endpoint:
-            host, port = endpoint.split(":")
-            conn = _http2.Http2Connection(host, int(port))
-            await conn.open()
-
-            async def connect() -> _http2.Http2Connection:
-                return conn
-
+            conn, connect = await _fake_connection(endpoint)
             stream = _http2.Http2Stream(
                 connect, b"/x/Watch", rpc_pb2.RangeResponse, keeps_reading=True
             )
