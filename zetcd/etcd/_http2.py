@@ -15,8 +15,8 @@ the server's windows allow), then the server's HEADERS, DATA and trailers, whose
 There is no background task: a caller waiting for its answer (or for send window) reads the
 socket on behalf of every call on the connection, one reader at a time, and once its own wait is
 over hands the role to another waiting call. A call begun by :meth:`Http2Connection.start` may
-instead be left to whoever reads (a stream's consumer): its ``notify`` callback says when its
-answer is in, or when no reader is left for it.
+instead be left to whoever reads (the consumer of a stream opened with ``keeps_reading``): its
+``notify`` callback says when its answer is in, or when no reader is left for it.
 
 Errors look like grpc's: :class:`CallError` has ``code()`` and ``details()``, and ``never_sent``
 when the request certainly did not reach etcd (the connection could not be made, the server
