@@ -6,6 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from kazoo.client import KazooClient
@@ -23,9 +24,11 @@ from zetcd.proto.records import (
     ExistsRequest,
     GetDataRequest,
     Id,
+    RequestHeader,
     SetDataRequest,
     SyncRequest,
 )
+from zetcd.server import MAX_PENDING
 
 OPEN = (ACL(31, Id("world", "anyone")),)
 
@@ -163,6 +166,40 @@ def test_pipelined_replies_leave_in_request_order(diff: Diff) -> None:
         return out
 
     assert transcript(diff.zetcd) == transcript(diff.zookeeper)
+
+
+def test_more_pipelined_writes_than_a_connection_may_have_outstanding(diff: Diff) -> None:
+    """A client sends more writes in one burst than zetcd lets a connection have outstanding
+    (server.MAX_PENDING): its reader pauses, and the writes it has queued must still go to etcd
+    (they are queued held until the reader's end of input, which comes before the pause), or
+    the connection stalls for good. Every reply comes, in order, as on ZooKeeper."""
+    count = MAX_PENDING + 200
+
+    def transcript(address: str) -> list[tuple[int, int]]:
+        path = f"/burst-{uuid.uuid4().hex[:8]}"
+        c = RawClient(address, timeout=30)
+        c.connect()
+        c.call(OpCode.CREATE, CreateRequest(path, b"", OPEN, 0))
+        burst = bytearray()
+        for i in range(count):
+            c.xid += 1
+            burst += c.proto.send_request(
+                RequestHeader(c.xid, OpCode.SET_DATA), SetDataRequest(path, b"%d" % i, -1)
+            )
+        first = c.xid - count + 1
+        c.send_raw(bytes(burst))
+        out = []
+        for i in range(count):
+            rep = c.reply()
+            assert rep.header.xid == first + i
+            body: Any = rep.body
+            out.append((rep.header.err, body.stat.version if body is not None else -1))
+        c.close()
+        return out
+
+    ours = transcript(diff.zetcd)
+    assert ours == [(0, i + 1) for i in range(count)]
+    assert ours == transcript(diff.zookeeper)
 
 
 def test_pipelined_sessions_keep_their_order_with_notifications_before_replies(
