@@ -13,9 +13,9 @@ Guards: a transaction is first guarded by the fence (layout.py: one compare, "no
 committed since the mirror's view") and its session-record compares (each client write pins its
 session's record, a session's clean-up pins it gone: etcd deletes an expired session's record
 without moving the fence), which hold whenever this zetcd is the only one writing. When the
-fence fails, the same writes are planned again with per-key guards (each key the plan read is pinned), and later transactions
-keep those for FENCE_BACKOFF seconds: with other zetcds writing, per-key guards let writes to
-different nodes commit side by side. The compares the fence saves are about a fifth of etcd's
+fence fails, the same writes are planned again with per-key guards (each key the plan read is
+pinned), and later transactions keep those for FENCE_BACKOFF seconds: with other zetcds
+writing, per-key guards let writes to different nodes commit side by side. The compares the fence saves are about a fifth of etcd's
 work on a batch of setData.
 
 Replies are released only once the mirror has applied the revision, so every session reads its
@@ -176,8 +176,9 @@ class Batcher:
         caller's task (a connection's reader, once it has queued the writes of one receive),
         so that etcd has it one task switch sooner. The answer is usually read by the
         mirror's task, which finishes the batch in place (``_land``) without waking the
-        batcher's task; an error, failed guards or no watch reading that connection wake it. If the batch cannot go at once (too big for one HTTP/2 frame, the connection busy
-        or down), the batcher's task plans it as usual."""
+        batcher's task; an error, failed guards or no watch reading that connection wake it.
+        If the batch cannot go at once (too big for one HTTP/2 frame, the connection busy or
+        down), the batcher's task plans it as usual."""
         if not self.queue or not self._parked or self._flight is not None:
             return  # the busy task, or the landing of the batch in flight, takes the queue
         batch = self._take()
