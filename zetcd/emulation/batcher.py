@@ -15,8 +15,8 @@ session's record, a session's clean-up pins it gone: etcd deletes an expired ses
 without moving the fence), which hold whenever this zetcd is the only one writing. When the
 fence fails, the same writes are planned again with per-key guards (each key the plan read is
 pinned), and later transactions keep those for FENCE_BACKOFF seconds: with other zetcds
-writing, per-key guards let writes to different nodes commit side by side. The compares the fence saves are about a fifth of etcd's
-work on a batch of setData.
+writing, per-key guards let writes to different nodes commit side by side. The compares the
+fence saves are about a fifth of etcd's work on a batch of setData.
 
 Replies are released only once the mirror has applied the revision, so every session reads its
 own write and every notification it triggered is queued before the reply.
