@@ -411,7 +411,7 @@ def test_a_started_call_nobody_reads_for_tells_its_owner() -> None:
         with fake_server(serve) as endpoint:
             conn, _ = await _fake_connection(endpoint)
             told: list[tuple[int, bool]] = []
-            calls: dict[int, _http2._Call] = {}
+            calls: dict[int, _http2.Call] = {}
 
             def teller(n: int) -> Callable[[], None]:
                 return lambda: told.append((n, calls[n].done))
@@ -467,7 +467,7 @@ def test_a_stream_that_keeps_reading_reads_for_started_calls() -> None:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(stream.receive)  # reads until its message comes
                     await trio.testing.wait_all_tasks_blocked()
-                    calls: list[_http2._Call] = []
+                    calls: list[_http2.Call] = []
                     call = conn.start(b"/x/Unary", b"", 30.0, lambda: told.append(calls[0].done))
                     assert call is not None and conn.has_reader()
                     calls.append(call)

@@ -9,7 +9,7 @@ import grpc
 import trio
 from pyetcd.etcdrpc import rpc_pb2
 
-from ._http2 import CallError, Http2Connection, Http2Stream, _Call
+from ._http2 import Call, CallError, Http2Connection, Http2Stream
 
 __all__ = [
     "FAILOVER_CODES",
@@ -118,7 +118,7 @@ class Started(NamedTuple):
     """A unary call whose request has been sent (Endpoint.start)."""
 
     conn: Http2Connection
-    call: _Call
+    call: Call
     deadline: float
 
 

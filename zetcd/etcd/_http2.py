@@ -91,7 +91,12 @@ RECV_SIZE = 256 * 1024
 LAST_STREAM_ID = 2**31 - 1
 
 
-class _Call:
+class Call:
+    """One call's stream: what was sent and received on it, and who waits for what.
+
+    Opened by :meth:`Http2Connection.start` or :meth:`Http2Connection.open_stream`; the caller
+    keeps it only as a handle to pass back to the connection's methods."""
+
     __slots__ = (
         "blocked",
         "credit",
@@ -146,7 +151,7 @@ class Http2Connection:
         self.sock: socket.socket | None = None
         self.error: CallError | None = None  # the connection failed: every call fails so
         self.closing = False  # no new calls (GOAWAY, stream ids used up, a deadline passed)
-        self._calls: dict[int, _Call] = {}
+        self._calls: dict[int, Call] = {}
         self._next_id = 1
         self._window = DEFAULT_WINDOW  # connection-level send window
         self._stream_window = DEFAULT_WINDOW  # the server's initial stream window
@@ -241,7 +246,7 @@ class Http2Connection:
         message: bytes,
         timeout: float,
         notify: Callable[[], None] | None = None,
-    ) -> _Call | None:
+    ) -> Call | None:
         """Send a unary call's request now, without waiting, if it can all go at once (the
         connection usable, nothing queued before it, the send windows open); else None.
         :meth:`finish` must then be awaited for its answer (or the call is abandoned), or its
@@ -270,7 +275,7 @@ class Http2Connection:
         )
         return call
 
-    async def finish(self, call: _Call) -> bytes:
+    async def finish(self, call: Call) -> bytes:
         """The response message of a call whose request is sent (see :meth:`call`)."""
         call.notify = None  # this task reads for it if need be
         try:
@@ -281,7 +286,7 @@ class Http2Connection:
         self._after_call()
         return self._result(call)
 
-    def answered(self, call: _Call) -> bytes | None:
+    def answered(self, call: Call) -> bytes | None:
         """The response message of a call begun by :meth:`start` if its answer is already in
         (read by whichever task was reading), without waiting; None if it is not, or if the
         call failed (then :meth:`finish` raises as usual). :meth:`finish` may still be awaited
@@ -300,8 +305,8 @@ class Http2Connection:
         Its consumer reads the answers of every call on it, whoever awaits them."""
         return any(c.keeps_reading for c in self._calls.values())
 
-    def _new_call(self) -> _Call:
-        call = _Call(self._next_id, self._stream_window)
+    def _new_call(self) -> Call:
+        call = Call(self._next_id, self._stream_window)
         self._next_id += 2
         if self._next_id > LAST_STREAM_ID:
             self.closing = True
@@ -322,7 +327,7 @@ class Http2Connection:
         self.closing = True
         self._after_call()
 
-    async def _send_request(self, call: _Call, path: bytes, message: bytes, timeout: float) -> None:
+    async def _send_request(self, call: Call, path: bytes, message: bytes, timeout: float) -> None:
         block = self._request_block(path, timeout)
         body = memoryview(b"\0" + len(message).to_bytes(4, "big") + message)
         total = len(body)
@@ -355,7 +360,7 @@ class Http2Connection:
             if call.done:
                 return
 
-    def _result(self, call: _Call) -> bytes:
+    def _result(self, call: Call) -> bytes:
         error = call.error or status_error(call.headers, call.trailers)
         if error is not None:
             raise error
@@ -368,7 +373,7 @@ class Http2Connection:
         return bytes(data[5:])
 
     # ------------------------------------------------------------------ streams
-    def open_stream(self, path: bytes, keeps_reading: bool = False) -> _Call:
+    def open_stream(self, path: bytes, keeps_reading: bool = False) -> Call:
         """Start a streaming call (no deadline); see Http2Stream. ``keeps_reading``: its
         consumer promises to come back to read it until it closes it (see
         :meth:`has_reader`)."""
@@ -376,7 +381,7 @@ class Http2Connection:
             raise self.error or CallError(
                 grpc.StatusCode.UNAVAILABLE, "connection closing", never_sent=True
             )
-        call = _Call(self._next_id, self._stream_window, stream=True)
+        call = Call(self._next_id, self._stream_window, stream=True)
         call.keeps_reading = keeps_reading
         self._next_id += 2
         if self._next_id > LAST_STREAM_ID:
@@ -390,14 +395,14 @@ class Http2Connection:
         self._write(frame(HEADERS, END_HEADERS, call.id, block))
         return call
 
-    def stream_send(self, call: _Call, message: bytes) -> None:
+    def stream_send(self, call: Call, message: bytes) -> None:
         """Queue one message on a stream; it leaves as the server's windows allow."""
         if call.done:
             return
         call.pending += b"\0" + len(message).to_bytes(4, "big") + message
         self._send_pending(call)
 
-    def _send_pending(self, call: _Call) -> None:
+    def _send_pending(self, call: Call) -> None:
         pending = call.pending
         while pending:
             n = min(len(pending), self._window, call.window, self._max_frame)
@@ -408,7 +413,7 @@ class Http2Connection:
             self._write(frame(DATA, 0, call.id, bytes(pending[:n])))
             del pending[:n]
 
-    def next_message(self, call: _Call) -> bytes | None:
+    def next_message(self, call: Call) -> bytes | None:
         """A stream's next whole message, if it has arrived; raises CallError if malformed."""
         data = call.data
         pos = call.taken
@@ -429,14 +434,14 @@ class Http2Connection:
             call.taken = 0
         return message
 
-    def has_message(self, call: _Call) -> bool:
+    def has_message(self, call: Call) -> bool:
         data = call.data
         pos = call.taken
         return len(data) - pos >= 5 and len(data) - pos - 5 >= int.from_bytes(
             data[pos + 1 : pos + 5], "big"
         )
 
-    async def wait_message(self, call: _Call) -> None:
+    async def wait_message(self, call: Call) -> None:
         """Wait until a stream has a whole message or is over. When nothing at all has come
         from the server for PING_AFTER seconds, ping it (one ping per connection at a time:
         etcd's server counts pings closer than 5 s together against the client)."""
@@ -446,7 +451,7 @@ class Http2Connection:
             if idle.cancelled_caught and trio.current_time() - self._heard >= PING_AFTER:
                 await self._ping(call)
 
-    async def _ping(self, call: _Call) -> None:
+    async def _ping(self, call: Call) -> None:
         if self._pongs >= self._pings:  # none outstanding: send one
             self._pings += 1
             self._write(frame(PING, 0, 0, struct.pack(">Q", self._pings)))
@@ -456,12 +461,12 @@ class Http2Connection:
         if late.cancelled_caught:
             self._fail(f"no answer to a keepalive ping from {self.host}:{self.port}")
 
-    def abandon(self, call: _Call) -> None:
+    def abandon(self, call: Call) -> None:
         """Give up on a call whose answer no one will take: a stream whose consumer is gone, or
         a call begun by :meth:`start` whose :meth:`finish` is never awaited."""
         self._abandon(call)
 
-    def _abandon(self, call: _Call) -> None:
+    def _abandon(self, call: Call) -> None:
         """The caller gave up (cancelled, closed, or the connection failed)."""
         if self._calls.get(call.id) is call:
             if self.error is None and call.sent:
@@ -476,7 +481,7 @@ class Http2Connection:
             self._handover()
 
     # ------------------------------------------------------------------ waiting and reading
-    async def _wait(self, call: _Call, ready: Callable[[], bool]) -> None:
+    async def _wait(self, call: Call, ready: Callable[[], bool]) -> None:
         """Until ``ready()``: read for every call if no one else does, else sleep until woken.
         However this ends (ready, failed, cancelled), a task that leaves while no one reads
         wakes a waiting call to take over, so that the role is never left unheld."""
@@ -712,7 +717,7 @@ class Http2Connection:
         if not self._calls:
             self._fail("connection closed after GOAWAY", never_sent=False)
 
-    def _finish(self, c: _Call, error: CallError | None) -> None:
+    def _finish(self, c: Call, error: CallError | None) -> None:
         c.done = True
         c.error = error
         del self._calls[c.id]
@@ -721,7 +726,7 @@ class Http2Connection:
         if c.notify is not None:
             self._notify(c)
 
-    def _notify(self, c: _Call) -> None:
+    def _notify(self, c: Call) -> None:
         notify = c.notify
         if c.done:
             c.notify = None
@@ -823,7 +828,7 @@ class Http2Stream:
         self._type = response_type
         self._keeps_reading = keeps_reading  # see Http2Connection.open_stream
         self._conn: Http2Connection | None = None
-        self._call: _Call | None = None
+        self._call: Call | None = None
         self._queued: list[bytes] = []
         self._end: StreamEnded | None = None
         self.closed = False
