@@ -293,6 +293,27 @@ def test_set_watches2_rearms_persistent_watches(diff: Diff) -> None:
     both(diff, scenario)
 
 
+def _all_children_beyond_a_walk(c: RawClient, path: str) -> tuple[int, int]:
+    """getAllChildrenNumber(path) for the whole tree ("/" or ""), as its error and how many
+    more nodes it counts than a walk of the tree by getChildren finds below the root (taken
+    again until nothing changed meanwhile: earlier tests' ephemerals may still be expiring)."""
+    for _ in range(20):
+        before = c.call(OpCode.GET_ALL_CHILDREN_NUMBER, GetAllChildrenNumberRequest(path))
+        walked, todo = 0, ["/"]
+        while todo:
+            parent = todo.pop()
+            r = c.call(OpCode.GET_CHILDREN, GetChildrenRequest(parent, False))
+            if r.header.err:  # deleted while walking
+                continue
+            kids = [parent.rstrip("/") + "/" + name for name in r.body.children]
+            walked += len(kids)
+            todo.extend(kids)
+        after = c.call(OpCode.GET_ALL_CHILDREN_NUMBER, GetAllChildrenNumberRequest(path))
+        if before.header.err or before.body.totalNumber == after.body.totalNumber:
+            break
+    return before.header.err, before.body and before.body.totalNumber - walked
+
+
 def test_other_3_6_ops(diff: Diff) -> None:
     def scenario(address: str, root: str) -> list[Any]:
         c = RawClient(address)
@@ -322,6 +343,8 @@ def test_other_3_6_ops(diff: Diff) -> None:
                     r.body and r.body.totalNumber,
                 )
             )
+        for path in ("/", ""):  # the whole tree: compared with a walk of it on the same server
+            out.append(("all children", path, _all_children_beyond_a_walk(c, path)))
         reads = MultiRequest(
             (
                 MultiOp(OpCode.GET_DATA, GetDataRequest(root + "/a", False)),

@@ -218,9 +218,13 @@ def _get_all_children_number(s: EtcdSession, req: Any) -> Result:
     err, node = _node(s, req.path, READ)
     if node is None:
         return err, None
-    path = req.path or "/"
-    nodes = s.mirror.tree.nodes
-    if path == "/":  # ZooKeeper counts every key starting with "/", the root's own included
+    path = req.path
+    nodes = s.mirror.tree.nodes  # the root's key is "/"
+    # ZooKeeper's DataTree keeps the root under both "" and "/": for "/" it counts every node
+    # but those two; for "" every key that starts with "/", the root's "/" alias included
+    if path == "/":
+        return 0, GetAllChildrenNumberResponse(len(nodes) - 1)
+    if path == "":
         return 0, GetAllChildrenNumberResponse(len(nodes))
     prefix = path + "/"
     return 0, GetAllChildrenNumberResponse(sum(1 for p in nodes if p.startswith(prefix)))
