@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -50,7 +51,20 @@ def test_go_flag_spellings_are_translated() -> None:
     assert translate_go_flags(argv) == [
         "--zkaddr", "127.0.0.1:1", "--endpoints=10.0.0.1:2379", "--logtostderr", "-v", "2",
     ]  # fmt: skip
+    # Go's flag package also takes -flag=bool, -v=N, -h, and ours spelled with one dash
+    argv = ["-logtostderr=false", "-logtostderr=true", "-v=2", "-h", "-prefix=/p/", "-x"]
+    assert translate_go_flags(argv, frozenset({"--prefix"})) == [
+        "--no-logtostderr", "--logtostderr", "-v", "2", "--help", "--prefix=/p/", "-x",
+    ]  # fmt: skip
     assert parse_endpoints("a:1, http://b:2") == ["http://a:1", "http://b:2"]
+
+
+def test_go_spellings_reach_the_command() -> None:
+    out = subprocess.run(
+        [*ZETCD, "-v=2", "-logtostderr=true", "-prefix", "/p/", "-h"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert out.returncode == 0 and "--zkaddr" in out.stdout, out.stderr
 
 
 def test_missing_etcd_binary_is_a_clear_one_line_error(tmp_path: Path) -> None:
@@ -65,11 +79,69 @@ def test_missing_etcd_binary_is_a_clear_one_line_error(tmp_path: Path) -> None:
     assert "no etcd binary found" in lines[0] and "apt-get install etcd-server" in lines[0]
 
 
-@pytest.mark.parametrize("bad", [["--zkaddr", "127.0.0.1:notaport"], ["--tick-time", "0"]])
-def test_bad_flags_are_rejected(bad: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [
+        (["--zkaddr", "127.0.0.1:notaport"], "bad port"),
+        (["--tick-time", "0"], "--tick-time must be positive"),
+        (["--endpoints", ""], "no endpoint given"),
+        (["--endpoints", "https://127.0.0.1:2379"], "TLS is not supported"),
+        (["--endpoints", "ftp://127.0.0.1:2379"], "endpoints are http://host:port"),
+        (["--prefix", ""], "--prefix must not be empty"),
+        (["--max-packet", "0"], "--max-packet must be positive"),
+        (["--min-session-timeout", "10000", "--max-session-timeout", "5000"], "not be larger"),
+        (["--divergence-log", "x.jsonl"], "add --debug-zkbridge"),
+        (["--fail-on-divergence"], "add --debug-zkbridge"),
+        (["--debug-oracle", "etcd"], "add --debug-zkbridge"),
+        (["--debug-zkbridge", "127.0.0.1:1"], "cannot reach ZooKeeper at 127.0.0.1:1"),
+    ],
+)
+def test_bad_flags_are_rejected(bad: list[str], says: str) -> None:
     proc = subprocess.run([*ZETCD, *bad], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
-    assert "Invalid value" in proc.stderr or "Error" in proc.stderr
+    assert "Invalid value" in proc.stderr and says in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def _one_line_failure(args: list[str]) -> str:
+    proc = subprocess.run([*ZETCD, "-v", "0", *args], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def test_an_address_that_cannot_be_served_is_a_one_line_error(etcd: EtcdServer) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = _one_line_failure(["--endpoints", etcd.endpoint, "--zkaddr", f"127.0.0.1:{port}"])
+    assert line == f"zetcd: cannot serve on 127.0.0.1:{port}: Address already in use"
+    line = _one_line_failure(["--endpoints", etcd.endpoint, "--zkaddr", "nohost.invalid:2181"])
+    assert line.startswith("zetcd: cannot serve on nohost.invalid:2181: ")
+
+
+def test_an_endpoint_that_is_not_etcd_is_a_one_line_error() -> None:
+    port = free_port()
+    web = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "http.server did not start"
+                time.sleep(0.1)
+        line = _one_line_failure(["--endpoints", f"127.0.0.1:{port}"])
+    finally:
+        web.kill()
+        web.wait()
+    assert line.endswith(f"127.0.0.1:{port} does not speak HTTP/2: not etcd's gRPC"), line
 
 
 def test_embedded_etcd_go_flags_and_clean_sigterm(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -16,7 +17,8 @@ from zetcd import __version__
 app = typer.Typer(add_completion=False, no_args_is_help=False, rich_markup_mode=None)
 log = logging.getLogger("zetcd")
 
-# Go zetcd spellings (single dash), rewritten to ours so existing scripts keep working
+# Go zetcd spellings (single dash) of its flags, rewritten to ours so existing scripts keep
+# working; Go's flag package also takes -name=value, -flag=true|false, and -h for help
 GO_FLAGS = {
     "-zkaddr": "--zkaddr",
     "-endpoints": "--endpoints",
@@ -24,19 +26,38 @@ GO_FLAGS = {
     "-debug-zkbridge": "--debug-zkbridge",
     "-debug-oracle": "--debug-oracle",
 }
+_GO_BOOLEAN = {"--logtostderr"}
+_TRUE, _FALSE = {"true", "t", "1"}, {"false", "f", "0"}
 
 
-def translate_go_flags(argv: list[str]) -> list[str]:
-    out = []
+def translate_go_flags(argv: list[str], long_options: frozenset[str] = frozenset()) -> list[str]:
+    """Go-style arguments rewritten to ours: the Go zetcd's flags, and ``-name`` for any of our
+    ``long_options`` (``--name``), each also as ``-name=value``; ``-v=N``; ``-h``."""
+    out: list[str] = []
     for arg in argv:
         name, eq, value = arg.partition("=")
-        if name in GO_FLAGS:
-            arg = GO_FLAGS[name] + eq + value
+        if name in GO_FLAGS or (name.startswith("-") and "-" + name in long_options):
+            ours = GO_FLAGS.get(name, "-" + name)
+            if ours in _GO_BOOLEAN and eq:
+                if value.lower() in _TRUE:
+                    arg = ours
+                elif value.lower() in _FALSE:
+                    arg = "--no-" + ours[2:]
+                else:
+                    arg = ours + eq + value  # rejected, with click's message
+            else:
+                arg = ours + eq + value
+        elif name == "-v" and eq:
+            out.append("-v")
+            arg = value
+        elif arg == "-h":
+            arg = "--help"
         out.append(arg)
     return out
 
 
-def parse_hostport(text: str, default_port: int) -> tuple[str, int]:
+def parse_hostport(text: str, default_port: int, empty_host: str = "127.0.0.1") -> tuple[str, int]:
+    """``host:port``, ``[v6]:port``, ``:port`` (host ``empty_host``) or ``host``."""
     host, sep, port = text.rpartition(":")
     if not sep:
         return text, default_port
@@ -46,7 +67,7 @@ def parse_hostport(text: str, default_port: int) -> tuple[str, int]:
         raise typer.BadParameter(f"bad port in {text!r}") from None
     if not 0 <= p <= 65535:
         raise typer.BadParameter(f"port out of range in {text!r}")
-    return host.strip("[]") or "127.0.0.1", p
+    return host.strip("[]") or empty_host, p
 
 
 def parse_endpoints(text: str) -> list[str]:
@@ -55,8 +76,15 @@ def parse_endpoints(text: str) -> list[str]:
         part = part.strip()
         if not part:
             continue
-        if "://" not in part:
+        scheme, sep, _ = part.partition("://")
+        if not sep:
             part = "http://" + part
+        elif scheme.lower() == "https":
+            raise typer.BadParameter(
+                f"{part}: TLS is not supported; zetcd talks plain HTTP/2 (http://) to etcd"
+            )
+        elif scheme.lower() != "http":
+            raise typer.BadParameter(f"{part}: endpoints are http://host:port or host:port")
         eps.append(part)
     if not eps:
         raise typer.BadParameter("no endpoint given")
@@ -77,7 +105,12 @@ def main_command(
         ),
     ] = None,
     data_dir: Annotated[
-        Path | None, typer.Option(help="Data directory of the embedded etcd.")
+        Path | None,
+        typer.Option(
+            help="Data directory of the embedded etcd (its log, etcd.log, goes beside it). "
+            "Default: $XDG_DATA_HOME/zetcd/etcd, or ~/.local/share/zetcd/etcd.",
+            show_default=False,
+        ),
     ] = None,
     etcd_binary: Annotated[
         str | None, typer.Option(help="etcd binary for the embedded etcd.")
@@ -168,9 +201,21 @@ def main_command(
     from zetcd.emulation.sessions import SessionLimits
     from zetcd.runner import RunConfig, run
 
-    host, port = parse_hostport(zkaddr, 2181)
+    logging.getLogger("hpack").setLevel(logging.WARNING)  # its DEBUG lines are per header
+    host, port = parse_hostport(zkaddr, 2181, empty_host="")  # ":port": every interface, as Go
     if tick_time <= 0:
         raise typer.BadParameter("--tick-time must be positive")
+    if not prefix:
+        raise typer.BadParameter("--prefix must not be empty")
+    if max_packet <= 0:
+        raise typer.BadParameter("--max-packet must be positive")
+    if min_session_timeout < 0 or max_session_timeout < 0:
+        raise typer.BadParameter("session timeouts must be positive (0: the default)")
+    # ZooKeeper refuses the same configuration (QuorumPeerConfig)
+    if (min_session_timeout or 2 * tick_time) > (max_session_timeout or 20 * tick_time):
+        raise typer.BadParameter(
+            "--min-session-timeout must not be larger than --max-session-timeout"
+        )
     if super_digest is not None and super_digest.count(":") != 1:
         raise typer.BadParameter("--super-digest must look like user:base64(sha1(user:password))")
     if etcd_max_txn_ops < 32:
@@ -185,7 +230,7 @@ def main_command(
     config = RunConfig(
         host=host,
         port=port,
-        endpoints=parse_endpoints(endpoints) if endpoints else None,
+        endpoints=parse_endpoints(endpoints) if endpoints is not None else None,
         data_dir=data_dir,
         etcd_binary=etcd_binary,
         options=Options(
@@ -197,7 +242,7 @@ def main_command(
         ),
         max_packet=max_packet,
         four_letter_words=words,
-        metrics_addr=parse_hostport(metrics_addr, 9181) if metrics_addr else None,
+        metrics_addr=parse_hostport(metrics_addr, 9181, "0.0.0.0") if metrics_addr else None,
         own_process=True,
     )
     if debug_zkbridge is not None:
@@ -209,24 +254,57 @@ def main_command(
             answer = Side.from_flag(debug_oracle)
         except ValueError as e:
             raise typer.BadParameter(str(e)) from None
+        _check_reachable(zk_host, zk_port)
         config.crosscheck = CrossCheckConfig(zk_host, zk_port, answer, divergence_log)
-    from zetcd.embedded import EmbeddedEtcdError
-    from zetcd.etcd import EtcdUnavailable
-
+    else:
+        for flag, given in (
+            ("--debug-oracle", debug_oracle != "zk"),
+            ("--divergence-log", divergence_log is not None),
+            ("--fail-on-divergence", fail_on_divergence),
+        ):
+            if given:
+                raise typer.BadParameter(f"{flag} is for cross-check mode: add --debug-zkbridge")
     try:
         divergences = trio.run(run, config)
-    except EmbeddedEtcdError as e:
-        typer.echo(f"zetcd: {e}", err=True)
-        raise typer.Exit(2) from None
-    except EtcdUnavailable as e:
-        typer.echo(f"zetcd: etcd unreachable: {e}", err=True)
-        raise typer.Exit(2) from None
-    except OSError as e:
-        typer.echo(f"zetcd: {e}", err=True)
+    except Exception as e:
+        message = _failure_message(e)
+        if message is None:
+            raise
+        typer.echo(f"zetcd: {message}", err=True)
         raise typer.Exit(2) from None
     if fail_on_divergence and divergences:
         typer.echo(f"zetcd: cross-check recorded {divergences} divergences", err=True)
         raise typer.Exit(1)
+
+
+def _check_reachable(host: str, port: int) -> None:
+    """Cross-check mode needs its ZooKeeper from the start: say so now if it cannot be
+    reached, rather than failing every client."""
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as e:
+        raise typer.BadParameter(
+            f"cannot reach ZooKeeper at {host}:{port}: {e.strerror or e}",
+            param_hint="'--debug-zkbridge'",
+        ) from None
+
+
+def _failure_message(exc: BaseException) -> str | None:
+    """The one line to print for a failure that is not a bug (etcd missing or refusing, an
+    address that cannot be served, a data dir that cannot be used); None for anything else.
+    trio may hand it over inside exception groups of one."""
+    from zetcd.embedded import EmbeddedEtcdError
+    from zetcd.etcd import EtcdError, EtcdUnavailable
+
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    if isinstance(exc, EmbeddedEtcdError | OSError):
+        return str(exc)
+    if isinstance(exc, EtcdUnavailable):
+        return str(exc)
+    if isinstance(exc, EtcdError):
+        return f"etcd answered with an error (is the endpoint an etcd v3 server?): {exc}"
+    return None
 
 
 @app.command("report")
@@ -251,4 +329,6 @@ def report_command(
 def main() -> None:
     # SIGPIPE stays ignored (Python's default): a server writing to a connection its client
     # reset must get EPIPE, not be killed (tests/test_resets.py)
-    app(args=translate_go_flags(sys.argv[1:]), prog_name="zetcd")
+    command = typer.main.get_command(app)
+    long_options = frozenset(o for p in command.params for o in p.opts if o.startswith("--"))
+    app(args=translate_go_flags(sys.argv[1:], long_options), prog_name="zetcd")

@@ -429,8 +429,9 @@ async def serve(
     task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
     connections: set[Connection] | None = None,
 ) -> None:
-    """Serve the ZooKeeper protocol on host:port until cancelled; ``connections`` tracks the
-    open ones."""
+    """Serve the ZooKeeper protocol on host:port (host "": every interface) until cancelled;
+    ``connections`` tracks the open ones. An address that cannot be served raises OSError,
+    its message naming the address."""
     live = connections if connections is not None else set()
 
     async def handler(stream: trio.SocketStream) -> None:
@@ -441,7 +442,10 @@ async def serve(
         finally:
             live.discard(conn)
 
-    listeners = await trio.open_tcp_listeners(port, host=host)
+    try:  # host "": every interface
+        listeners = await trio.open_tcp_listeners(port, host=host or None)
+    except OSError as e:
+        raise OSError(f"cannot serve on {host}:{port}: {e.strerror or e}") from e
     async with trio.open_nursery() as nursery:
         await nursery.start(trio.serve_listeners, handler, listeners)
         task_status.started(listeners)

@@ -158,6 +158,7 @@ class Http2Connection:
         self._max_frame = DEFAULT_MAX_FRAME
         self._received = 0  # bytes of DATA since the connection window was last topped up
         self._inbuf = bytearray()
+        self._greeted = False  # the server's SETTINGS came
         self._out = bytearray()  # bytes a full socket buffer kept back
         self._flushing = False
         self._reading = False
@@ -549,6 +550,11 @@ class Http2Connection:
         end = len(buf)
         while end - pos >= 9 and self.error is None:
             n = buf[pos] << 16 | buf[pos + 1] << 8 | buf[pos + 2]
+            if not self._greeted:  # a server's first frame is its SETTINGS
+                if n > DEFAULT_MAX_FRAME or buf[pos + 3] != SETTINGS:
+                    self._fail(f"{self.host}:{self.port} does not speak HTTP/2: not etcd's gRPC")
+                    return
+                self._greeted = True
             if n > DEFAULT_MAX_FRAME:
                 self._fail(f"frame of {n} bytes from the server: larger than allowed")
                 return
