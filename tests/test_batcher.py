@@ -5,6 +5,8 @@ shows up."""
 
 from __future__ import annotations
 
+import os
+import signal
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -246,6 +248,40 @@ def test_a_batch_the_reader_sent_lands_in_the_task_that_reads_its_answer(
             assert err == 0 and tree.nodes["/a"].data == b"after"
 
     trio.run(main)
+
+
+def test_a_batch_left_in_flight_fails_by_its_deadline_when_etcd_stops_answering() -> None:
+    """etcd frozen under a batch that send_queued left to the mirror's task: nobody lands it,
+    so the batcher's task takes it over at its answer's deadline (the client's timeout) and
+    fails it, as it would a batch it sent itself; not only when the watch's keepalive gives
+    up on the connection (15 s). Then the batcher goes on."""
+
+    def set_data(data: bytes) -> plans.Apply:
+        return plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/a", data, -1))
+
+    async def main(etcd: EtcdServer) -> None:
+        async with _backend(etcd) as (client, backend):
+            batcher = backend.batcher
+            await batcher.submit(
+                plans.write(_ctx(), OpCode.CREATE, CreateRequest("/a", b"", OPEN, 0))
+            )
+            await trio.testing.wait_all_tasks_blocked()
+            client.timeout = 1.0
+            os.kill(etcd.pid, signal.SIGSTOP)
+            try:
+                w = batcher.enqueue(set_data(b"unanswered"), hold=True)
+                batcher.send_queued()
+                assert batcher._flight is not None and not batcher.queue
+                with trio.fail_after(8), pytest.raises(EtcdUnavailable):
+                    await batcher.outcome(w)
+            finally:
+                os.kill(etcd.pid, signal.SIGCONT)
+            with trio.fail_after(30):
+                _, err, _ = await batcher.submit(set_data(b"after"))
+            assert err == 0 and backend.mirror.tree.nodes["/a"].data == b"after"
+
+    with EtcdServer() as etcd:
+        trio.run(main, etcd)
 
 
 @pytest.mark.parametrize("fence", [True, False], ids=["fence", "per-key"])

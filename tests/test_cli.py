@@ -202,3 +202,6 @@ def test_etcd_outage_gives_connection_loss_and_recovers() -> None:
         assert zk.get("/after")[0] == b"ok"
         zk.stop()
         zk.close()
+        # the log at the default verbosity says what happened to the client
+        log = zetcd.log_path.read_text()
+        assert "etcd unavailable" in log and "closing the connection of session 0x" in log, log

@@ -321,8 +321,10 @@ class EtcdSession:
                 return Reply(xid, zxid, 0, None, close=True)
             else:
                 return Reply(xid, -1, Err.UNIMPLEMENTED, None, close=True)
-        except EtcdUnavailable:
-            log.warning("etcd unavailable: closing the connection of session 0x%x", self.session_id)
+        except EtcdUnavailable as e:
+            log.warning(
+                "etcd unavailable (%s): closing the connection of session 0x%x", e, self.session_id
+            )
             raise DropConnection() from None
         return Reply(xid, zxid, err, resp if err == 0 else None)
 
@@ -375,6 +377,11 @@ class _QueuedWrite:
         w = self.w
         if w.error is not None:
             if isinstance(w.error, EtcdUnavailable):
+                log.warning(
+                    "etcd unavailable (%s): closing the connection of session 0x%x",
+                    w.error,
+                    self.session.session_id,
+                )
                 raise DropConnection() from None
             raise w.error
         assert w.result is not None

@@ -153,6 +153,7 @@ class Batcher:
         self._unfenced_told = False
         self._parked = False  # run() waits for work, and no one has woken it yet
         self._flight: _Flight | None = None  # sent by send_queued, not finished yet
+        self._park: trio.CancelScope | None = None  # around run()'s wait for work
         mirror.batch_listeners.append(self._answer_in_place)
 
     def enqueue(self, apply: Apply, exclusive: bool = False, hold: bool = False) -> Write:
@@ -194,6 +195,8 @@ class Batcher:
             self._rouse()  # one try: the task plans it, and what is queued after it
             return
         self._flight = _Flight(batch, fenced, txn, planned, started)
+        if self._park is not None:  # unless it has landed by its deadline, the task takes it
+            self._park.deadline = started.deadline
         if not self.client.txn_has_reader(started):
             self._rouse()  # no watch reads that connection: the task awaits the answer
 
@@ -237,10 +240,15 @@ class Batcher:
                 batch = self._take()
             else:
                 self._parked = True
-                try:
-                    await self._wake.wait()
-                finally:
-                    self._parked = False
+                # send_queued sets the deadline of the answer of a batch it leaves in flight:
+                # if etcd has not answered by then, this task takes the flight (finish_txn
+                # then fails it at once), as it would a batch it sent itself
+                with trio.CancelScope() as self._park:
+                    try:
+                        await self._wake.wait()
+                    finally:
+                        self._parked = False
+                        self._park = None
                 self._wake = trio.Event()
                 continue
             try:

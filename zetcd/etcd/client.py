@@ -67,6 +67,11 @@ class TxnStarted:
         self.since = time.perf_counter()  # when sent
         self.response: Any = None  # the TxnResponse, once taken
 
+    @property
+    def deadline(self) -> float:
+        """When (trio time) :meth:`EtcdClient.finish_txn` gives up on the answer."""
+        return self.started.deadline
+
 
 class EtcdClient:
     """See the module docstring. Build with :meth:`connect` (which checks reachability)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     from .client import EtcdClient
 
 __all__ = ["Watch", "WatchBatch"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,7 @@ class Watch:
         self._closed = False
         self._failed: BaseException | None = None
         self._pending: WatchBatch | None = None
+        self._lost = False  # the stream failed and is being opened again (logged both ways)
 
     @property
     def next_revision(self) -> int:
@@ -129,6 +133,12 @@ class Watch:
                 if not _retriable(end.error):
                     self._failed = translate_rpc_error(end.error)
                     raise self._failed from None
+                log.warning(
+                    "etcd watch lost on %s (%s); reconnecting",
+                    self._client._endpoints[self._index].target,
+                    end.error or "stream ended",
+                )
+                self._lost = True
                 self._client._failed(self._index)
                 continue
             batch = self._handle(response)
@@ -205,6 +215,13 @@ class Watch:
                 if not ok:
                     stream.close()
             if ok:
+                if self._lost:
+                    self._lost = False
+                    log.warning(
+                        "etcd watch re-established on %s from revision %d",
+                        client._endpoints[index].target,
+                        self._next_revision,
+                    )
                 # etcd answers "created" first; anything else is kept for __anext__.
                 self._pending = self._handle(response)
                 return
