@@ -63,6 +63,9 @@ def test_four_letter_word_formats(diff: Diff) -> None:
     for w in ("srvr", "stat"):  # line 1 names the version: 3.8.0-<build>
         assert _shape(ours[w])[1:] == _shape(zk[w])[1:], w
     assert ours["srvr"].startswith("Zookeeper version: 3.8.0-")
+    for words in (zk, ours):  # whole milliseconds, so the average lies between the bounds
+        low, avg, high = re.findall(r"Latency min/avg/max: (\S+)/(\S+)/(\S+)", words["srvr"])[0]
+        assert low.isdigit() and high.isdigit() and int(low) <= float(avg) <= int(high), words
     # cons: one line per connection, ZooKeeper's fields in ZooKeeper's order
     assert _cons_fields(ours["cons"]) and _cons_fields(ours["cons"]) == _cons_fields(zk["cons"])
     # watches: data-table watches only, per session and per path

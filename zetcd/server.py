@@ -389,7 +389,8 @@ class Connection:
     def _account(self, xid: int, opcode: int, reply: Reply, started: float) -> None:
         now = time.perf_counter()
         seconds = now - started
-        ms = seconds * 1000
+        # whole ms, as ZooKeeper's difference of two millisecond clocks: min <= avg <= max
+        ms = int(now * 1000) - int(started * 1000)
         st, server = self.stats, self.config.stats
         st.received += 1
         st.sent += 1

@@ -16,12 +16,14 @@ OP_NAMES = {
 
 @dataclass
 class Latency:
-    count: int = 0
-    total: float = 0.0
-    low: float = 0.0
-    high: float = 0.0
+    """Request latencies in whole milliseconds, as ZooKeeper's ServerStats keeps them."""
 
-    def add(self, ms: float) -> None:
+    count: int = 0
+    total: int = 0
+    low: int = 0
+    high: int = 0
+
+    def add(self, ms: int) -> None:
         if self.count == 0 or ms < self.low:
             self.low = ms
         if ms > self.high:
@@ -34,7 +36,7 @@ class Latency:
         return self.total / self.count if self.count else 0.0
 
     def reset(self) -> None:
-        self.count, self.total, self.low, self.high = 0, 0.0, 0.0, 0.0
+        self.count, self.total, self.low, self.high = 0, 0, 0, 0
 
 
 @dataclass
