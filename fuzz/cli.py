@@ -90,20 +90,24 @@ def run(
     zetcd: ZetcdOpt = None,
     zookeeper: ZooKeeperOpt = None,
     spawn: SpawnOpt = False,
-    examples: Annotated[int, typer.Option(help="Examples (op sequences) to generate.")] = 100,
-    max_steps: Annotated[int, typer.Option(help="Steps per example, at most.")] = 25,
+    examples: Annotated[
+        int, typer.Option(help="Examples (op sequences) to generate.", min=1)
+    ] = 100,
+    max_steps: Annotated[int, typer.Option(help="Steps per example, at most.", min=1)] = 25,
     seed: Annotated[
         int | None, typer.Option(help="Seed: the same seed generates the same campaign.")
     ] = None,
     time_budget: Annotated[
-        float, typer.Option(help="Seconds after which no example starts.")
+        float, typer.Option(help="Seconds after which no example starts.", min=0)
     ] = 300.0,
     out: Annotated[
         Path, typer.Option(help="Report, replay files and hypothesis' example database.")
     ] = Path("reports/fuzz"),
-    shrink_budget: Annotated[float, typer.Option(help="Seconds to shrink a divergence.")] = 120.0,
+    shrink_budget: Annotated[
+        float, typer.Option(help="Seconds to shrink a divergence.", min=0)
+    ] = 120.0,
     expiry_odds: Annotated[
-        int, typer.Option(help="Session expiry (seconds each) is enabled in 1 example in N.")
+        int, typer.Option(help="Session expiry (seconds each) is enabled in 1 example in N.", min=1)
     ] = 16,
     plant: Annotated[
         str | None,

@@ -34,6 +34,9 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert fuzz("run", "--zetcd", "127.0.0.1:1").returncode == 2
     assert fuzz("run", "--spawn", "--zetcd", "127.0.0.1:1").returncode == 2
     assert fuzz("replay", str(tmp_path / "missing.json"), "--spawn").returncode == 2
+    for flag in ("--examples", "--max-steps", "--expiry-odds"):
+        assert fuzz("run", "--spawn", flag, "0").returncode == 2, flag
+    assert fuzz("run", "--spawn", "--time-budget", "-1").returncode == 2
 
 
 @pytest.mark.timeout(120)
