@@ -185,7 +185,7 @@ def replay(
         raise typer.Exit(2) from None
     with _targets(zetcd, zookeeper, spawn, None) as (candidate, oracle):
         run = replays.run_steps({CANDIDATE: candidate, ORACLE: oracle}, steps)
-    out = Console()
+    out = Console(width=None if sys.stdout.isatty() else 160)  # a pipe or CI log: no wrapping
     replays.show(run, out)
     expected = data.get("signature")
     if run.divergences:

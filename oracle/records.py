@@ -155,6 +155,18 @@ class DivergenceLog:
 
 
 def load(path: Path) -> list[dict[str, Any]]:
-    """Every record of a divergence log (blank lines skipped)."""
+    """Every record of a divergence log (blank lines skipped); a line that is not a JSON
+    object raises ValueError naming the file and the line."""
+    records = []
     with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as e:
+                raise ValueError(f"{path}, line {number}: not a divergence record ({e})") from None
+            if not isinstance(record, dict):
+                raise ValueError(f"{path}, line {number}: not a divergence record")
+            records.append(record)
+    return records

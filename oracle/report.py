@@ -4,6 +4,7 @@ CI job to publish."""
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,8 @@ def markdown(records: list[dict[str, Any]], source: str) -> str:
 def main(path: Path, *, as_markdown: bool = False, console: Console | None = None) -> None:
     """Print the report of the divergence log at ``path`` on stdout."""
     records = load(path)
-    console = console or Console()
+    # not on a terminal (a CI log, a pipe): wide enough that the tables do not wrap
+    console = console or Console(width=None if sys.stdout.isatty() else 160)
     if as_markdown:
         console.file.write(markdown(records, str(path)))
         return

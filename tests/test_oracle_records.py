@@ -131,6 +131,11 @@ def test_zetcd_report_command(tmp_path: Path) -> None:
     empty.write_text("")
     none = runner.invoke(app, ["report", str(empty)])
     assert none.exit_code == 0 and "0 divergences" in none.output
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(path.read_text() + "\nnot json\n")
+    garbage = runner.invoke(app, ["report", str(bad)])
+    assert garbage.exit_code == 2
+    assert f"{bad}, line 3: not a divergence record" in garbage.output
 
 
 def test_debug_oracle_must_be_zk_or_etcd() -> None:
