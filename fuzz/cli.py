@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from hypothesis.configuration import set_hypothesis_home_dir
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -124,6 +125,8 @@ def run(
     ] = True,
 ) -> None:
     """Fuzz zetcd against ZooKeeper; exit 1 if anything diverged."""
+    # hypothesis' own files (its constants cache) go under --out too, not ./.hypothesis
+    set_hypothesis_home_dir(out / "hypothesis")
     with _targets(zetcd, zookeeper, spawn, plant) as (candidate, oracle):
         config = Config(
             zetcd=candidate,
