@@ -44,6 +44,12 @@ ZooKeeperOpt = Annotated[
 SpawnOpt = Annotated[
     bool, typer.Option("--spawn", help="Start etcd, zetcd and ZooKeeper on loopback.")
 ]
+PlantOpt = Annotated[
+    str | None,
+    typer.Option(
+        help=f"Put a proxy that plants a divergence in front of zetcd: {', '.join(RULES)}."
+    ),
+]
 
 
 @contextlib.contextmanager
@@ -110,12 +116,7 @@ def run(
     expiry_odds: Annotated[
         int, typer.Option(help="Session expiry (seconds each) is enabled in 1 example in N.", min=1)
     ] = 16,
-    plant: Annotated[
-        str | None,
-        typer.Option(
-            help=f"Put a proxy that plants a divergence in front of zetcd: {', '.join(RULES)}."
-        ),
-    ] = None,
+    plant: PlantOpt = None,
     tour: Annotated[
         bool,
         typer.Option(
@@ -179,6 +180,7 @@ def replay(
     zetcd: ZetcdOpt = None,
     zookeeper: ZooKeeperOpt = None,
     spawn: SpawnOpt = False,
+    plant: PlantOpt = None,
 ) -> None:
     """Re-run a replay file against both sides and show the diff; exit 1 if it diverges."""
     try:
@@ -186,7 +188,7 @@ def replay(
     except (OSError, ValueError, KeyError) as e:
         console.print(f"zetcd-fuzz: {file}: {e}")
         raise typer.Exit(2) from None
-    with _targets(zetcd, zookeeper, spawn, None) as (candidate, oracle):
+    with _targets(zetcd, zookeeper, spawn, plant) as (candidate, oracle):
         run = replays.run_steps({CANDIDATE: candidate, ORACLE: oracle}, steps)
     out = Console(width=None if sys.stdout.isatty() else 160)  # a pipe or CI log: no wrapping
     replays.show(run, out)

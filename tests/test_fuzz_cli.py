@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fuzz.ops import Create, GetData, Open, Step, step_to_json
+from fuzz.ops import Create, GetChildren, GetData, Open, SetData, Step, step_to_json
 from fuzz.replay import FORMAT
 
 FUZZ = [sys.executable, "-m", "fuzz"]
@@ -48,3 +48,12 @@ def test_replay_with_spawned_servers(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no divergence" in result.stdout
     assert "getData" in result.stdout
+    # the planted divergence's case (a child's setData fires the parent's child watch) is
+    # clean on its own, and diverges through the proxy that plants it
+    steps = [Step(0, Open()), Step(0, Create("/a", b"x")), Step(0, GetChildren("/", True)),
+             Step(0, SetData("/a", b"y"))]  # fmt: skip
+    case.write_text(json.dumps({"format": FORMAT, "steps": [step_to_json(s) for s in steps]}))
+    assert fuzz("replay", str(case), "--spawn").returncode == 0
+    planted = fuzz("replay", str(case), "--spawn", "--plant", "setdata-child-watch")
+    assert planted.returncode == 1, planted.stdout + planted.stderr
+    assert "diverges: " in planted.stdout
