@@ -175,6 +175,22 @@ def test_embedded_etcd_go_flags_and_clean_sigterm(tmp_path: Path) -> None:
     assert left.stdout.split() == [], "the embedded etcd outlived zetcd"
 
 
+def test_debug_logging_tells_sessions_without_hpack_noise(etcd: EtcdServer) -> None:
+    with ZetcdServer(etcd.endpoint, extra_args=("-v", "2")) as zetcd:
+        zk = KazooClient(zetcd.address, timeout=10)
+        zk.start(timeout=15)
+        session = zk.client_id[0]
+        zk.stop()
+        zk.close()
+        deadline = time.monotonic() + 10
+        while "connection closed" not in zetcd.log_path.read_text():
+            assert time.monotonic() < deadline, zetcd.log_path.read_text()
+            time.sleep(0.1)
+        log = zetcd.log_path.read_text()
+    assert f"session 0x{session:x} established, timeout 10000 ms" in log, log
+    assert "DEBUG zetcd" in log and "hpack" not in log, log
+
+
 def test_etcd_outage_gives_connection_loss_and_recovers() -> None:
     """etcd frozen: clients see ConnectionLoss and retry, zetcd keeps running; when etcd is
     back everything works again and no data is lost."""

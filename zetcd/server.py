@@ -140,6 +140,7 @@ class Connection:
             # a bug must cost only this connection, never the process or other sessions
             log.exception("internal error serving %s; closing its connection", self.peer)
         finally:
+            log.debug("%s: connection closed", self.peer)
             if self.session is not None:
                 with trio.CancelScope(shield=True), trio.move_on_after(5):
                     await self.session.detach()
@@ -416,8 +417,21 @@ class Connection:
             self.close()
             return
         self._queue(self.proto.send_connect_response(accepted.response))
+        resp = accepted.response
         if accepted.session is None:
+            log.debug(
+                "%s: session 0x%x refused (expired or unknown)", self.peer, ev.request.sessionId
+            )
             self.close()
+        elif ev.request.sessionId:
+            log.debug("%s: session 0x%x resumed", self.peer, resp.sessionId)
+        else:
+            log.debug(
+                "%s: session 0x%x established, timeout %d ms",
+                self.peer,
+                resp.sessionId,
+                resp.timeOut,
+            )
         self.session = accepted.session
 
 
