@@ -17,7 +17,7 @@ from kazoo.exceptions import ConnectionLoss, SessionExpiredError
 
 from tests.servers import EtcdServer, four_letter_word, free_port
 from tests.zetcd_server import ZetcdServer
-from zetcd.cli import parse_endpoints, translate_go_flags
+from zetcd.cli import parse_endpoints, parse_hostport, translate_go_flags
 
 ZETCD = [sys.executable, "-m", "zetcd"]
 
@@ -57,6 +57,9 @@ def test_go_flag_spellings_are_translated() -> None:
         "--no-logtostderr", "--logtostderr", "-v", "2", "--help", "--prefix=/p/", "-x",
     ]  # fmt: skip
     assert parse_endpoints("a:1, http://b:2") == ["http://a:1", "http://b:2"]
+    # ":port" is every interface for --zkaddr (as Go's net.Listen), loopback elsewhere
+    assert parse_hostport(":31183", 2181, empty_host="") == ("", 31183)
+    assert parse_hostport(":2182", 2181) == ("127.0.0.1", 2182)
 
 
 def test_go_spellings_reach_the_command() -> None:
