@@ -1,13 +1,24 @@
-"""A local etcd that zetcd starts and owns when no --endpoints are given."""
+"""A local etcd that zetcd starts and owns when no --endpoints are given.
+
+The etcd runs in its own session (process group), so a Ctrl-C at the terminal reaches zetcd
+only, which stops etcd after its clients. It is always stopped with everything it started: by
+``__aexit__``, by a start that fails or is cancelled, and, on Linux, by the kernel if zetcd dies
+(even by SIGKILL), so that no etcd outlives zetcd holding the data dir's lock.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
-import time
+import sys
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import trio
@@ -21,6 +32,14 @@ INSTALL_HINT = (
 # the embedded etcd allows larger transactions than etcd's default (128), for group commit
 MAX_TXN_OPS = 1024
 
+STARTUP_TIMEOUT = 30.0
+# how long etcd has to exit after SIGTERM before it gets SIGKILL
+STOP_GRACE = 10.0
+
+_PR_SET_PDEATHSIG = 1
+# what etcd logs while another process holds its data dir's lock (3.4, 3.5)
+_LOCKED_MARKERS = ("holds the file lock", "flocked by another process")
+
 
 class EmbeddedEtcdError(RuntimeError):
     pass
@@ -32,11 +51,13 @@ def default_data_dir() -> Path:
 
 
 def find_etcd(explicit: str | None = None) -> str:
-    """The etcd binary: --etcd-binary if given (it must exist), else etcd on PATH or in the
-    usual places."""
+    """The etcd binary: --etcd-binary if given (a path, or a name looked up on PATH), else etcd
+    on PATH or in the usual places."""
     if explicit is not None:
-        if os.path.isfile(explicit) and os.access(explicit, os.X_OK):
-            return explicit
+        # a bare name is looked up on PATH, as a shell would
+        found = explicit if os.sep in explicit else shutil.which(explicit)
+        if found and os.path.isfile(found) and os.access(found, os.X_OK):
+            return found
         raise EmbeddedEtcdError(f"{explicit} is not an executable: {INSTALL_HINT}")
     for candidate in (shutil.which("etcd"), "/usr/bin/etcd", "/usr/local/bin/etcd"):
         if candidate and os.access(candidate, os.X_OK):
@@ -50,8 +71,70 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _die_with_zetcd() -> Callable[[], None] | None:
+    """On Linux, a ``preexec_fn`` that has the kernel send the child SIGTERM when zetcd dies.
+
+    The kernel sends it when the *thread* that forked exits, so the child must be forked by
+    the thread running trio, which outlives the etcd it starts: hence a plain Popen, not
+    trio's ``open_process`` (which forks in a worker thread)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # zetcd died before prctl
+            os._exit(1)
+
+    return preexec
+
+
+def _killpg(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def _running(proc: subprocess.Popen[bytes]) -> bool:
+    """Whether etcd, or anything else in its process group (its session), still runs."""
+    if proc.poll() is None:
+        return True
+    try:
+        os.killpg(proc.pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def describe_exit(status: int) -> str:
+    """``exited with status 1`` or ``was killed by SIGKILL``, for a Popen returncode."""
+    if status >= 0:
+        return f"exited with status {status}"
+    try:
+        return f"was killed by {signal.Signals(-status).name}"
+    except ValueError:
+        return f"was killed by signal {-status}"
+
+
+def _lock_holder(log: str) -> str | None:
+    """etcd's words, from its log, if another process holds the data dir's lock."""
+    for line in reversed(log.splitlines()):
+        if any(marker in line for marker in _LOCKED_MARKERS):
+            try:  # etcd 3.5 logs JSON
+                record = json.loads(line)
+                return f"{record['msg']}: {record.get('path', '')}"
+            except (ValueError, KeyError, TypeError):  # etcd 3.4: "<time> W | etcdserver: ..."
+                return line.partition(" | ")[2] or line
+    return None
+
+
 class EmbeddedEtcd:
-    """``async with EmbeddedEtcd(data_dir) as endpoint:`` runs etcd on loopback."""
+    """``async with EmbeddedEtcd(data_dir) as endpoint:`` runs etcd on loopback.
+
+    Entering starts etcd and waits until it is healthy; if that fails or is cancelled
+    (SIGINT, SIGTERM), etcd is stopped before the exception propagates. :meth:`exited`
+    reports an etcd that exits while zetcd uses it. The data dir is created 0700, and etcd
+    logs to ``etcd.log`` beside it."""
 
     def __init__(self, data_dir: Path, binary: str | None = None, client_port: int = 0) -> None:
         self.data_dir = Path(data_dir)
@@ -60,10 +143,11 @@ class EmbeddedEtcd:
         self.peer_port = _free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.endpoint = f"http://127.0.0.1:{self.client_port}"
+        self.log_path = self.data_dir.parent / "etcd.log"
+        self._stopping = False
 
     async def __aenter__(self) -> str:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        log_path = self.data_dir.parent / "etcd.log"
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         peer = f"http://127.0.0.1:{self.peer_port}"
         args = [
             self.binary,
@@ -78,18 +162,41 @@ class EmbeddedEtcd:
             "--auto-compaction-retention", "100000",
             "--max-txn-ops", str(MAX_TXN_OPS),
         ]  # fmt: skip
-        with open(log_path, "ab") as logf:
-            self.proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise EmbeddedEtcdError(
-                    f"etcd exited with status {self.proc.returncode}; see {log_path}"
-                )
-            if await trio.to_thread.run_sync(self._healthy):
-                return self.endpoint
+        with open(self.log_path, "ab") as logf:
+            log_start = logf.tell()
+            self.proc = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_zetcd(),
+            )
+        try:
+            await self._wait_healthy(log_start)
+        except BaseException:
+            await self._stop()
+            raise
+        return self.endpoint
+
+    async def _wait_healthy(self, log_start: int) -> None:
+        assert self.proc is not None
+        deadline = trio.current_time() + STARTUP_TIMEOUT
+        while trio.current_time() < deadline:
+            status = self.proc.poll()
+            if status is not None:
+                raise EmbeddedEtcdError(f"etcd {describe_exit(status)}; see {self.log_path}")
+            if await trio.to_thread.run_sync(self._healthy, abandon_on_cancel=True):
+                return
             await trio.sleep(0.05)
-        raise EmbeddedEtcdError(f"etcd did not start within 30 s; see {log_path}")
+        with open(self.log_path, "rb") as logf:
+            logf.seek(max(log_start, logf.seek(0, os.SEEK_END) - 65536))
+            cause = _lock_holder(logf.read().decode("utf-8", "replace"))
+        raise EmbeddedEtcdError(
+            f"etcd did not start within {STARTUP_TIMEOUT:.0f} s"
+            + (f" ({cause})" if cause else "")
+            + f"; see {self.log_path}"
+        )
 
     def _healthy(self) -> bool:
         try:
@@ -98,14 +205,30 @@ class EmbeddedEtcd:
         except (OSError, ValueError):
             return False
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def exited(self) -> int:
+        """Wait until etcd exits unasked (not stopped by ``__aexit__``); its returncode."""
+        assert self.proc is not None
+        while True:
+            await trio.sleep(0.5)
+            status = self.proc.poll()
+            if status is not None and not self._stopping:
+                return status
+
+    async def _stop(self) -> None:
+        """SIGTERM to etcd's process group, SIGKILL to what is left of it after STOP_GRACE;
+        reaps etcd. Runs to the end even if cancelled."""
         proc = self.proc
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
-        proc.terminate()
-        with trio.move_on_after(10):
-            while proc.poll() is None:
-                await trio.sleep(0.05)
-        if proc.poll() is None:
-            proc.kill()
+        self._stopping = True
+        with trio.CancelScope(shield=True):
+            _killpg(proc.pid, signal.SIGTERM)
+            with trio.move_on_after(STOP_GRACE):
+                while _running(proc):
+                    await trio.sleep(0.05)
+            if _running(proc):
+                _killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stop()

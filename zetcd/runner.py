@@ -15,7 +15,7 @@ import trio
 from prometheus_client import Gauge
 
 from zetcd.embedded import MAX_TXN_OPS as embedded_max_txn_ops
-from zetcd.embedded import EmbeddedEtcd, default_data_dir
+from zetcd.embedded import EmbeddedEtcd, EmbeddedEtcdError, default_data_dir, describe_exit
 from zetcd.emulation.backend import EtcdBackend, Options
 from zetcd.etcd import EtcdClient
 from zetcd.fourlw import FourLetterWords, ServerView
@@ -97,11 +97,79 @@ def _conf_view(config: RunConfig) -> dict[str, object]:
     }
 
 
+class _Stop:
+    """What ends :func:`run`: a signal, or the embedded etcd's exit (``error``). Before zetcd
+    serves, stopping cancels the start-up (``scope``); after, it wakes the orderly shutdown
+    (``requested``)."""
+
+    def __init__(self) -> None:
+        self.scope = trio.CancelScope()
+        self.requested = trio.Event()
+        self.serving = False
+        self.error: EmbeddedEtcdError | None = None
+
+    def __call__(self, error: EmbeddedEtcdError | None = None) -> None:
+        if self.requested.is_set():
+            return
+        self.error = error
+        self.requested.set()
+        if not self.serving:
+            self.scope.cancel()
+
+
+async def _watch_signals(stop: _Stop, *, task_status: trio.TaskStatus[None]) -> None:
+    """The first SIGINT or SIGTERM stops zetcd; a second one, during a slow stop, gets the
+    default action (SIGINT: KeyboardInterrupt; SIGTERM: death, and the kernel then stops the
+    embedded etcd)."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
+        async for signum in signals:
+            log.info("signal %d: shutting down", signum)
+            stop()
+            return
+
+
+async def _watch_etcd(embedded: EmbeddedEtcd, stop: _Stop) -> None:
+    """An embedded etcd that exits while zetcd runs stops zetcd, with an error."""
+    status = await embedded.exited()
+    message = f"embedded etcd {describe_exit(status)}; see {embedded.log_path}"
+    log.error("%s", message)
+    stop(EmbeddedEtcdError(message))
+
+
 async def run(
     config: RunConfig, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
 ) -> int:
     """Run until SIGINT/SIGTERM (or cancellation); reports the bound port via task_status.
-    Returns how many divergences cross-check mode recorded (0 outside it)."""
+    Returns how many divergences cross-check mode recorded (0 outside it).
+
+    A signal while zetcd is still starting (waiting for its etcd, loading the tree) is an
+    ordinary stop too: what has started is stopped, the embedded etcd included, and run
+    returns normally (the command exits 0), as a service manager expects of a stop. If the
+    embedded etcd exits while zetcd runs, zetcd closes its client connections and raises
+    :class:`EmbeddedEtcdError` (the command exits 2, so that a supervisor restarts it).
+    Exceptions leave run as themselves, never wrapped in a group by its own nursery."""
+    stop = _Stop()
+    divergences = 0
+    failure: Exception | None = None
+    async with trio.open_nursery() as watchers:
+        await watchers.start(_watch_signals, stop)
+        try:
+            with stop.scope:
+                divergences = await _run(config, stop, watchers, task_status)
+        except Exception as e:  # raised below, outside the nursery, so not in a group
+            failure = e
+        watchers.cancel_scope.cancel()
+    if stop.error is not None:
+        raise stop.error from failure
+    if failure is not None:
+        raise failure
+    return divergences
+
+
+async def _run(
+    config: RunConfig, stop: _Stop, watchers: trio.Nursery, task_status: trio.TaskStatus[int]
+) -> int:
     async with AsyncExitStack() as stack:
         endpoints = config.endpoints
         options = config.options
@@ -111,6 +179,7 @@ async def run(
             embedded = EmbeddedEtcd(data_dir, config.etcd_binary)
             endpoint = await stack.enter_async_context(embedded)
             log.info("started embedded etcd at %s (data dir %s)", endpoint, data_dir)
+            watchers.start_soon(_watch_etcd, embedded, stop)
             endpoints = [endpoint]
         client = await EtcdClient.connect(endpoints)
         stack.push_async_callback(client.aclose)
@@ -169,10 +238,8 @@ async def run(
                 ",".join(endpoints),
             )
             task_status.started(port)
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for signum in signals:
-                    log.info("signal %d: shutting down", signum)
-                    break
+            stop.serving = True
+            await stop.requested.wait()
             for conn in list(connections):
                 conn.close()
             if crosscheck is not None:
