@@ -12,6 +12,7 @@ or server error.
 from __future__ import annotations
 
 import contextlib
+import enum
 import sys
 import time
 from collections.abc import Iterator
@@ -44,11 +45,18 @@ ZooKeeperOpt = Annotated[
 SpawnOpt = Annotated[
     bool, typer.Option("--spawn", help="Start etcd, zetcd and ZooKeeper on loopback.")
 ]
+
+
+class Rule(enum.StrEnum):
+    """The divergences fuzz/proxy.py can plant."""
+
+    SETDATA_CHILD_WATCH = RULES[0]
+    GETDATA_CVERSION = RULES[1]
+
+
 PlantOpt = Annotated[
-    str | None,
-    typer.Option(
-        help=f"Put a proxy that plants a divergence in front of zetcd: {', '.join(RULES)}."
-    ),
+    Rule | None,
+    typer.Option(help="Put a proxy that plants a divergence in front of zetcd."),
 ]
 
 
@@ -128,7 +136,7 @@ def run(
     """Fuzz zetcd against ZooKeeper; exit 1 if anything diverged."""
     # hypothesis' own files (its constants cache) go under --out too, not ./.hypothesis
     set_hypothesis_home_dir(out / "hypothesis")
-    with _targets(zetcd, zookeeper, spawn, plant) as (candidate, oracle):
+    with _targets(zetcd, zookeeper, spawn, plant and plant.value) as (candidate, oracle):
         config = Config(
             zetcd=candidate,
             zookeeper=oracle,
@@ -188,7 +196,7 @@ def replay(
     except (OSError, ValueError, KeyError) as e:
         console.print(f"zetcd-fuzz: {file}: {e}")
         raise typer.Exit(2) from None
-    with _targets(zetcd, zookeeper, spawn, plant) as (candidate, oracle):
+    with _targets(zetcd, zookeeper, spawn, plant and plant.value) as (candidate, oracle):
         run = replays.run_steps({CANDIDATE: candidate, ORACLE: oracle}, steps)
     out = Console(width=None if sys.stdout.isatty() else 160)  # a pipe or CI log: no wrapping
     replays.show(run, out)

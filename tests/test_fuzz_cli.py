@@ -39,7 +39,7 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert fuzz("run", "--spawn", "--time-budget", "-1").returncode == 2
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(400)
 def test_replay_with_spawned_servers(tmp_path: Path) -> None:
     steps = [Step(0, Open()), Step(0, Create("/a", b"x")), Step(0, GetData("/a", True))]
     case = tmp_path / "case.json"

@@ -9,10 +9,13 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import grpc
 import trio
 import typer
 
 from zetcd import __version__
+
+UNIMPLEMENTED = grpc.StatusCode.UNIMPLEMENTED
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, rich_markup_mode=None)
 log = logging.getLogger("zetcd")
@@ -26,19 +29,23 @@ GO_FLAGS = {
     "-debug-zkbridge": "--debug-zkbridge",
     "-debug-oracle": "--debug-oracle",
 }
-_GO_BOOLEAN = {"--logtostderr"}
 _TRUE, _FALSE = {"true", "t", "1"}, {"false", "f", "0"}
 
 
-def translate_go_flags(argv: list[str], long_options: frozenset[str] = frozenset()) -> list[str]:
+def translate_go_flags(
+    argv: list[str],
+    long_options: frozenset[str] = frozenset(),
+    flags: frozenset[str] = frozenset({"--logtostderr"}),
+) -> list[str]:
     """Go-style arguments rewritten to ours: the Go zetcd's flags, and ``-name`` for any of our
-    ``long_options`` (``--name``), each also as ``-name=value``; ``-v=N``; ``-h``."""
+    ``long_options`` (``--name``), each also as ``-name=value`` (for the boolean ``flags``,
+    ``-name=true|false``); ``-v=N``; ``-h``."""
     out: list[str] = []
     for arg in argv:
         name, eq, value = arg.partition("=")
         if name in GO_FLAGS or (name.startswith("-") and "-" + name in long_options):
             ours = GO_FLAGS.get(name, "-" + name)
-            if ours in _GO_BOOLEAN and eq:
+            if ours in flags and eq:
                 if value.lower() in _TRUE:
                     arg = ours
                 elif value.lower() in _FALSE:
@@ -88,6 +95,12 @@ def parse_endpoints(text: str) -> list[str]:
         eps.append(part)
     if not eps:
         raise typer.BadParameter("no endpoint given")
+    from zetcd.etcd import parse_endpoints as targets
+
+    try:
+        targets(eps)  # what the etcd client will make of them
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
     return eps
 
 
@@ -242,7 +255,7 @@ def main_command(
         ),
         max_packet=max_packet,
         four_letter_words=words,
-        metrics_addr=parse_hostport(metrics_addr, 9181, "0.0.0.0") if metrics_addr else None,
+        metrics_addr=parse_hostport(metrics_addr, 9181) if metrics_addr else None,
         own_process=True,
     )
     if debug_zkbridge is not None:
@@ -292,18 +305,33 @@ def _check_reachable(host: str, port: int) -> None:
 def _failure_message(exc: BaseException) -> str | None:
     """The one line to print for a failure that is not a bug (etcd missing or refusing, an
     address that cannot be served, a data dir that cannot be used); None for anything else.
-    trio may hand it over inside exception groups of one."""
-    from zetcd.embedded import EmbeddedEtcdError
-    from zetcd.etcd import EtcdError, EtcdUnavailable
+    trio may hand failures over in exception groups: the first one speaks for the rest when
+    none of them is a bug."""
+    leaves: list[BaseException] = []
 
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    if isinstance(exc, EmbeddedEtcdError | OSError):
-        return str(exc)
-    if isinstance(exc, EtcdUnavailable):
+    def collect(e: BaseException) -> None:
+        if isinstance(e, BaseExceptionGroup):
+            for inner in e.exceptions:
+                collect(inner)
+        else:
+            leaves.append(e)
+
+    collect(exc)
+    messages = [_known_failure(e) for e in leaves]
+    if not messages or None in messages:
+        return None
+    return messages[0]
+
+
+def _known_failure(exc: BaseException) -> str | None:
+    from zetcd.embedded import EmbeddedEtcdError
+    from zetcd.etcd import CompactedError, EtcdError, EtcdUnavailable
+
+    if isinstance(exc, EmbeddedEtcdError | OSError | EtcdUnavailable | CompactedError):
         return str(exc)
     if isinstance(exc, EtcdError):
-        return f"etcd answered with an error (is the endpoint an etcd v3 server?): {exc}"
+        hint = " (is the endpoint an etcd v3 server?)" if exc.code == UNIMPLEMENTED else ""
+        return f"etcd refused a request{hint}: {exc}"
     return None
 
 
@@ -330,5 +358,9 @@ def main() -> None:
     # SIGPIPE stays ignored (Python's default): a server writing to a connection its client
     # reset must get EPIPE, not be killed (tests/test_resets.py)
     command = typer.main.get_command(app)
-    long_options = frozenset(o for p in command.params for o in p.opts if o.startswith("--"))
-    app(args=translate_go_flags(sys.argv[1:], long_options), prog_name="zetcd")
+    params = [p for p in command.params if getattr(p, "opts", None)]
+    long_options = frozenset(o for p in params for o in p.opts if o.startswith("--"))
+    flags = frozenset(
+        o for p in params if getattr(p, "is_flag", False) for o in p.opts if o.startswith("--")
+    )
+    app(args=translate_go_flags(sys.argv[1:], long_options, flags), prog_name="zetcd")

@@ -153,8 +153,8 @@ async def run(
     divergences = 0
     failure: Exception | None = None
     async with trio.open_nursery() as watchers:
-        await watchers.start(_watch_signals, stop)
         try:
+            await watchers.start(_watch_signals, stop)
             with stop.scope:
                 divergences = await _run(config, stop, watchers, task_status)
         except Exception as e:  # raised below, outside the nursery, so not in a group

@@ -3,6 +3,7 @@
 See ``client.py`` for behaviour (failover, timeouts, cancellation) and ``watch.py`` for watches.
 """
 
+from ._conn import parse_endpoints
 from .client import EtcdClient
 from .errors import CompactedError, EtcdError, EtcdUnavailable
 from .requests import (
@@ -35,5 +36,6 @@ __all__ = [
     "op_delete",
     "op_put",
     "op_range",
+    "parse_endpoints",
     "prefix_end",
 ]
