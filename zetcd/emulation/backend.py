@@ -322,11 +322,14 @@ class EtcdSession:
             else:
                 return Reply(xid, -1, Err.UNIMPLEMENTED, None, close=True)
         except EtcdUnavailable as e:
-            log.warning(
-                "etcd unavailable (%s): closing the connection of session 0x%x", e, self.session_id
-            )
-            raise DropConnection() from None
+            raise _dropped(e, self.session_id) from None
         return Reply(xid, zxid, err, resp if err == 0 else None)
+
+
+def _dropped(error: EtcdUnavailable, session_id: int) -> DropConnection:
+    """What a session's connection gets when etcd failed its write: logged, then closed."""
+    log.warning("etcd unavailable (%s): closing the connection of session 0x%x", error, session_id)
+    return DropConnection()
 
 
 def _reads_in_multi(body: Any) -> bool:
@@ -377,12 +380,7 @@ class _QueuedWrite:
         w = self.w
         if w.error is not None:
             if isinstance(w.error, EtcdUnavailable):
-                log.warning(
-                    "etcd unavailable (%s): closing the connection of session 0x%x",
-                    w.error,
-                    self.session.session_id,
-                )
-                raise DropConnection() from None
+                raise _dropped(w.error, self.session.session_id) from None
             raise w.error
         assert w.result is not None
         zxid, err, resp = w.result
