@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kazoo.security import make_acl, make_digest_acl
+from kazoo.security import OPEN_ACL_UNSAFE, make_acl, make_digest_acl
 
 from tests.differential import Diff, Recorder
 
@@ -239,5 +239,25 @@ def test_ephemeral_expiry_fires_watches(diff: Diff) -> None:
         r.note("gone", gone.wait(1))
         r.note("kids", kids.wait(1))
         r.call("parent", obs.exists, "/x")
+
+    diff(scenario)
+
+
+def test_long_acl_ids_and_long_acl_lists(diff: Diff) -> None:
+    """ZooKeeper bounds neither an ACL id's length nor an ACL list's (only the request size)."""
+
+    def scenario(r: Recorder) -> None:
+        zk = r.client()
+        zk.create("/a")
+        long_id = make_acl("digest", "u:" + "h" * 70_000, all=True)
+        r.call("setACL long id", zk.set_acls, "/a", [long_id, *OPEN_ACL_UNSAFE])
+        r.call(
+            "getACL", lambda: [(a.perms, a.id.scheme, len(a.id.id)) for a in zk.get_acls("/a")[0]]
+        )
+        r.call("create with it", zk.create, "/a/c", acl=[*OPEN_ACL_UNSAFE, long_id])
+        many = [make_acl("ip", f"10.{i // 256}.{i % 256}.1", read=True) for i in range(3000)]
+        r.call("setACL 3000 entries", zk.set_acls, "/a/c", [*many, *many[:10], *OPEN_ACL_UNSAFE])
+        r.call("their count", lambda: len(zk.get_acls("/a/c")[0]))
+        r.call("delete", zk.delete, "/a/c")
 
     diff(scenario)

@@ -225,3 +225,20 @@ def test_the_writing_zetcd_sees_what_a_watching_one_sees(
             zk.stop()
             zk.close()
         other.stop()
+
+
+def test_acl_values_with_ids_of_64_kib_and_more_round_trip() -> None:
+    """ZooKeeper takes an ACL id of any length; a value with one that needs more than 16 bits
+    keeps its lengths in 32 (flagged by a complemented count), others keep the 16-bit form
+    that zetcds before it wrote and read."""
+    from zetcd.proto.records import ACL, Id
+
+    short = (ACL(31, Id("digest", "u:" + "x" * 0xFFFC)), ACL(1, Id("ip", "127.0.0.1")))
+    value = L.encode_acl_value(3, short)
+    assert int.from_bytes(value[4:8], "big") == 2  # the 16-bit form
+    assert L.decode_acl_value(value) == (3, short)
+    for n in (0xFFFF, 0x10000, 500_000):
+        acl = (ACL(1, Id("ip", "10.0.0.1")), ACL(31, Id("digest", "é" * n)), ACL(2, Id("w", "")))
+        value = L.encode_acl_value(7, acl)
+        assert int.from_bytes(value[4:8], "big", signed=True) == ~3
+        assert L.decode_acl_value(value) == (7, acl)

@@ -66,12 +66,8 @@ def fixup(acl: tuple[ACL, ...] | None, auth: tuple[tuple[str, str], ...]) -> tup
         return acl
     if not acl:
         raise OpError(Err.INVALID_ACL)
-    uniq: list[ACL] = []
-    for a in acl:
-        if a not in uniq:
-            uniq.append(a)
     out: list[ACL] = []
-    for a in uniq:
+    for a in dict.fromkeys(acl):  # without duplicates, in order
         scheme, ident = a.id.scheme, a.id.id
         if scheme is None:
             raise OpError(Err.INVALID_ACL)

@@ -108,6 +108,9 @@ _DATA_HEAD = struct.Struct(">iqqqqBBqBB")
 _INT = struct.Struct(">i")
 _LONG = struct.Struct(">q")
 _ACL_HEAD = struct.Struct(">iH")
+_ACL_HEAD_WIDE = struct.Struct(">iI")
+_USHORT = struct.Struct(">H")
+_UINT = struct.Struct(">I")
 
 
 @dataclass(slots=True)  # one per write and per mirrored data change: frozen __init__ is slower
@@ -178,14 +181,25 @@ def revision_of(zxid_: int) -> int:
 
 
 def encode_acl_value(aversion: int, acl: tuple[ACL, ...]) -> bytes:
+    """aversion, the entry count, then each entry: perms, scheme and id with their lengths
+    (16-bit; when a scheme or id is 64 KiB or longer, which ZooKeeper allows, the count is
+    stored as its bitwise complement and every length takes 32 bits)."""
+    parts = [
+        (
+            a.perms,
+            (a.id.scheme or "").encode("utf-8", "surrogatepass"),
+            (a.id.id or "").encode("utf-8", "surrogatepass"),
+        )
+        for a in acl
+    ]
+    wide = any(len(scheme) >= 0xFFFF or len(ident) >= 0xFFFF for _, scheme, ident in parts)
+    head, length = (_ACL_HEAD_WIDE, _UINT) if wide else (_ACL_HEAD, _USHORT)
     out = bytearray(_INT.pack(aversion))
-    out += _INT.pack(len(acl))
-    for a in acl:
-        scheme = (a.id.scheme or "").encode("utf-8", "surrogatepass")
-        ident = (a.id.id or "").encode("utf-8", "surrogatepass")
-        out += _ACL_HEAD.pack(a.perms, len(scheme))
+    out += _INT.pack(~len(acl) if wide else len(acl))
+    for perms, scheme, ident in parts:
+        out += head.pack(perms, len(scheme))
         out += scheme
-        out += struct.pack(">H", len(ident))
+        out += length.pack(len(ident))
         out += ident
     return bytes(out)
 
@@ -193,15 +207,16 @@ def encode_acl_value(aversion: int, acl: tuple[ACL, ...]) -> bytes:
 def decode_acl_value(raw: bytes) -> tuple[int, tuple[ACL, ...]]:
     (aversion,) = _INT.unpack_from(raw, 0)
     (count,) = _INT.unpack_from(raw, 4)
+    head, length = (_ACL_HEAD, _USHORT) if count >= 0 else (_ACL_HEAD_WIDE, _UINT)
     pos = 8
     acl = []
-    for _ in range(count):
-        perms, slen = _ACL_HEAD.unpack_from(raw, pos)
-        pos += _ACL_HEAD.size
+    for _ in range(count if count >= 0 else ~count):
+        perms, slen = head.unpack_from(raw, pos)
+        pos += head.size
         scheme = raw[pos : pos + slen].decode("utf-8", "surrogatepass")
         pos += slen
-        (ilen,) = struct.unpack_from(">H", raw, pos)
-        pos += 2
+        (ilen,) = length.unpack_from(raw, pos)
+        pos += length.size
         ident = raw[pos : pos + ilen].decode("utf-8", "surrogatepass")
         pos += ilen
         acl.append(ACL(perms, Id(scheme, ident)))
