@@ -25,6 +25,7 @@ from zetcd.emulation.sessions import (
 )
 from zetcd.etcd import (
     EtcdClient,
+    EtcdError,
     EtcdUnavailable,
 )
 from zetcd.proto.constants import PING_XID, Err, OpCode
@@ -87,9 +88,28 @@ class EtcdBackend:
 
     async def _clean_up(self, session_id: int) -> None:
         try:
-            await self.batcher.submit(plans.end_session(self.mirror.tree, session_id, False))
+            await self.end_session(session_id, False)
         except EtcdUnavailable:
             log.warning("etcd unavailable: ephemerals of session 0x%x left for later", session_id)
+        except EtcdError as e:
+            log.error("etcd refused the deletion of session 0x%x's ephemerals: %s", session_id, e)
+
+    async def end_session(self, session_id: int, closing: bool) -> int:
+        """Delete a session's ephemerals (and, ``closing``, its record): in one transaction, or
+        in several when they are more than one etcd transaction takes. The last one's zxid."""
+        while True:
+            zxid, err, resp = await self.batcher.submit(
+                plans.end_session(self.mirror.tree, session_id, closing)
+            )
+            if resp is not plans.MORE_EPHEMERALS:
+                break
+        if err:
+            log.error(
+                "the ephemerals of session 0x%x could not be deleted: an ephemeral takes more"
+                " than etcd's --max-request-bytes to delete",
+                session_id,
+            )
+        return zxid
 
     async def _container_manager(self) -> None:
         """Delete empty containers and expired TTL nodes, as ZooKeeper's ContainerManager.
@@ -103,6 +123,8 @@ class EtcdBackend:
                 except EtcdUnavailable:
                     log.warning("etcd unavailable: container clean-up postponed")
                     break
+                except EtcdError as e:
+                    log.error("etcd refused the deletion of container %s: %s", path, e)
 
     def _ctx(self, session_id: int, auth: tuple[tuple[str, str], ...] = ()) -> plans.Ctx:
         return plans.Ctx(session_id, auth, self.options.ttl_enabled)
@@ -294,7 +316,6 @@ class EtcdSession:
                 return Reply(xid, 0, err, None, close=err != 0)
             return Reply(xid, self.mirror.last_zxid, err, resp)
         b = self.backend
-        tree = self.mirror.tree
         try:
             if op in plans.OPS:
                 zxid, err, resp = await b.batcher.submit(plans.write(self.ctx(), op, body))
@@ -314,21 +335,20 @@ class EtcdSession:
                 if b.local.get(self.session_id) is self:
                     del b.local[self.session_id]
                 b.keeper.forget(self.lease)
-                zxid, err, resp = await b.batcher.submit(
-                    plans.end_session(tree, self.session_id, True)
-                )
+                zxid = await b.end_session(self.session_id, True)
                 await b.client.lease_revoke(self.lease)
                 return Reply(xid, zxid, 0, None, close=True)
             else:
                 return Reply(xid, -1, Err.UNIMPLEMENTED, None, close=True)
-        except EtcdUnavailable as e:
+        except (EtcdUnavailable, EtcdError) as e:
             raise _dropped(e, self.session_id) from None
         return Reply(xid, zxid, err, resp if err == 0 else None)
 
 
-def _dropped(error: EtcdUnavailable, session_id: int) -> DropConnection:
+def _dropped(error: EtcdUnavailable | EtcdError, session_id: int) -> DropConnection:
     """What a session's connection gets when etcd failed its write: logged, then closed."""
-    log.warning("etcd unavailable (%s): closing the connection of session 0x%x", error, session_id)
+    what = "unavailable" if isinstance(error, EtcdUnavailable) else "refused a write"
+    log.warning("etcd %s (%s): closing the connection of session 0x%x", what, error, session_id)
     return DropConnection()
 
 

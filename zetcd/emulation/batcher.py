@@ -43,6 +43,7 @@ from zetcd.emulation.mirror import Mirror
 from zetcd.emulation.scratch import EtcdTxn, Scratch
 from zetcd.etcd import EtcdClient, EtcdUnavailable, encode_guarded_txn
 from zetcd.etcd.client import TxnStarted
+from zetcd.proto.constants import Err
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,9 @@ Apply = Callable[[Scratch], Builder]  # raises OpError
 MAX_BATCH = L.MAX_POSITIONS
 ETCD_MAX_TXN_OPS = 128  # etcd's default --max-txn-ops
 PER_WRITE = 16  # compares or operations one more write may add (a create: two nodes)
-# etcd's default --max-request-bytes is 1.5 MiB; one write may carry 1 MiB of data
+# etcd's default --max-request-bytes is 1.5 MiB (a larger request is refused); one write may
+# carry 1 MiB of data, so a batch takes no more writes past MAX_TXN_BYTES
+MAX_REQUEST_BYTES = 1536 * 1024 - 1024
 MAX_TXN_BYTES = 1536 * 1024 - 1100 * 1024
 
 
@@ -330,13 +333,15 @@ class Batcher:
         fence if ``fenced``, else by per-key compares.
 
         Stops early, leaving ``batch`` holding only the writes planned, when one more write
-        could take the transaction past etcd's limit of operations per transaction; the rest
-        go back to the front of the queue."""
+        could take the transaction past etcd's limits (operations per transaction, request
+        bytes); the rest go back to the front of the queue. A write that alone takes it past
+        them (a multi of too many ops) cannot be committed: it fails with BadArguments."""
         sc = Scratch(self.mirror.tree)
         planned: list[tuple[int, Builder | None]] = []
         limit = self.max_txn_ops - PER_WRITE
+        sc.limits = (limit, MAX_TXN_BYTES, fenced)
         for i, w in enumerate(batch):
-            if i and self._full(sc, limit, fenced):
+            if i and sc.full(limit, MAX_TXN_BYTES, fenced):
                 self.queue[:0] = batch[i:]
                 del batch[i:]
                 break
@@ -345,6 +350,22 @@ class Batcher:
                 planned.append((0, w.apply(sc)))
             except OpError as e:  # the position still spends its zxid
                 planned.append((e.code, None))
+            if sc.full(self.max_txn_ops, MAX_REQUEST_BYTES, fenced):
+                if i:  # the writes before it fit: they go alone, it goes first next time
+                    self.queue[:0] = batch[i:]
+                    del batch[i:]
+                    return self.plan(batch, fenced)
+                self.queue[:0] = batch[1:]
+                del batch[1:]
+                log.warning(
+                    "a write needs more than etcd's --max-txn-ops (%d) operations or"
+                    " --max-request-bytes in one transaction: refused with BadArguments"
+                    " (raise etcd's --max-txn-ops and zetcd's --etcd-max-txn-ops)",
+                    self.max_txn_ops,
+                )
+                sc = Scratch(self.mirror.tree)
+                planned = [(Err.BAD_ARGUMENTS, None)]
+                break
         txn = sc.compile(with_log=len(batch) > 1 or sc.needs_log, positions=len(batch))
         if fenced:
             # the fence replaces the per-key compares, except a session record's: its deletion
@@ -365,14 +386,6 @@ class Batcher:
             if (entry.create_revision if entry else 0) != revision:
                 return True
         return False
-
-    @staticmethod
-    def _full(sc: Scratch, limit: int, fenced: bool) -> bool:
-        count, size = sc.rough_estimate(fenced)
-        if count <= limit and size <= MAX_TXN_BYTES:
-            return False
-        compares, ops, size = sc.estimate(fenced)
-        return max(compares, ops) > limit or size > MAX_TXN_BYTES
 
     async def _commit(self, batch: list[Write], flight: _Flight | None = None) -> None:
         mirror = self.mirror

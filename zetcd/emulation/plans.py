@@ -368,21 +368,38 @@ def multi(ctx: Ctx, ops: tuple[object, ...]) -> Apply:
     return apply
 
 
+# what end_session's write answers when the session had more ephemerals than one etcd
+# transaction can delete: submit it again for the rest
+MORE_EPHEMERALS = object()
+
+
 def end_session(tree: Tree, session_id: int, closing: bool) -> Apply:
     """Delete a session's ephemerals, bumping each parent's cversion and pzxid.
 
     ``closing`` (closeSession): also delete the session record. Otherwise (the lease expired)
     the record must still be gone at commit, so a clean-up can never touch a live session, and
     running it twice is harmless.
+
+    When the transaction reaches etcd's limits (``Scratch.limits``) before every ephemeral is
+    deleted, the write answers MORE_EPHEMERALS and keeps the session record: the caller
+    submits it again until it answers None.
     """
 
     def apply(sc: Scratch) -> Builder:
+        more = False
+        deleted = 0
         for path in tree.ephemerals_in_java_order(session_id):  # ZooKeeper's deletion order
             st = sc.node(path)
             if st.exists:
+                if deleted and sc.at_limit():
+                    more = True
+                    break
                 sc.guard_data(st)
                 sc.delete(st, sc.node(path[: path.rfind("/")] or "/"))
+                deleted += 1
         sc.guard_session(session_id)
+        if more:
+            return _more_ephemerals
         if closing:
             sc.txn.delete(tree.layout.session(session_id))
         return _no_body
@@ -392,3 +409,7 @@ def end_session(tree: Tree, session_id: int, closing: bool) -> Apply:
 
 def _no_body(base: int) -> None:
     return None
+
+
+def _more_ephemerals(base: int) -> object:
+    return MORE_EPHEMERALS

@@ -184,8 +184,12 @@ class Scratch:
         self.pos = 0  # position of the op being applied (group commit)
         self.needs_log = False  # a multi: its exact event order goes in the !log key
         self.data_bytes = 0  # data and ACLs written so far (a cheap bound for estimate())
+        self.log_bytes = 0  # a bound of the !log value's size
         self.guarded_sessions: set[int] = set()  # their records keep a compare under the fence
         self.key_bytes = 0  # keys and value headers of the nodes written so far
+        # (operations, bytes, fenced): the batcher's room for this transaction, for a write that
+        # can stop early and leave the rest of its work to another transaction (at_limit)
+        self.limits: tuple[int, int, bool] | None = None
 
     # ------------------------------------------------------------------ reads (record guards)
     def node(self, path: str) -> NodeState:
@@ -224,7 +228,8 @@ class Scratch:
         if st.path not in self._written:
             self._written.add(st.path)
             self.order.append(st.path)
-            self.key_bytes += 4 * (len(st.path) + 96)
+            # a node's four keys, each in an operation and a compare, and a value header
+            self.key_bytes += 8 * len(st.dkey) + 96
 
     def create(
         self,
@@ -242,7 +247,7 @@ class Scratch:
         st.exists = True
         st.data = data or b""
         st.acl = acl
-        self.data_bytes += len(st.data) + 32 * len(acl)
+        self.data_bytes += len(st.data) + _acl_bytes(acl)
         st.version = 0
         st.cversion = 0
         st.aversion = 0
@@ -259,13 +264,17 @@ class Scratch:
         st.d_dirty = st.a_dirty = True
         self._touch(st)
         self._child_changed(parent, True)
-        self.log.append(("c", st.path))
+        self._log("c", st)
 
     def delete(self, st: NodeState, parent: NodeState) -> None:
+        # compile() deletes only the node's keys that exist: pin its children key (which pins
+        # its adjust key) and its ACL key, so that one written meanwhile fails the transaction
+        self.guard_children(st)
+        self.guard_acl(st)
         st.exists = False
         self._touch(st)
         self._child_changed(parent, False)
-        self.log.append(("d", st.path))
+        self._log("d", st)
 
     def set_data(self, st: NodeState, data: bytes | None, now: int) -> None:
         st.data = data or b""
@@ -279,14 +288,19 @@ class Scratch:
             st.flags |= L.FLAG_NULL_DATA
         st.d_dirty = True
         self._touch(st)
-        self.log.append(("s", st.path))
+        self._log("s", st)
 
     def set_acl(self, st: NodeState, acl: tuple[ACL, ...]) -> None:
         st.acl = acl
-        self.data_bytes += 32 * len(acl)
+        self.data_bytes += _acl_bytes(acl)
         st.aversion = _inc(st.aversion)
         st.a_dirty = True
         self._touch(st)
+
+    def _log(self, kind: str, st: NodeState) -> None:
+        self.log.append((kind, st.path))
+        # JSON escapes a non-ASCII character in at most 12 bytes: 3 per byte of UTF-8
+        self.log_bytes += 3 * len(st.dkey) + 8
 
     def _child_changed(self, parent: NodeState, added: bool) -> None:
         # a plan creates only a child that does not exist and deletes only one that does
@@ -302,6 +316,7 @@ class Scratch:
         self.order.clear()
         self._written.clear()
         self.log.clear()
+        self.log_bytes = 0
 
     # ------------------------------------------------------------------ compile
     def _fenced_compares(self) -> int:
@@ -315,33 +330,84 @@ class Scratch:
         n = len(self.order)
         compares = self._fenced_compares() if fenced else self.txn.count_compares()
         count = compares + len(self.txn.ops) + 4 * n + 4
-        return count, 256 + 64 * len(self.log) + self.key_bytes + self.data_bytes
+        return count, 256 + self.log_bytes + self.key_bytes + self.data_bytes
+
+    def full(self, max_ops: int, max_bytes: int, fenced: bool) -> bool:
+        """Would the transaction compiled now have more than ``max_ops`` compares or operations,
+        or more than ``max_bytes`` bytes? (Exact only when the cheap bounds say it might.)"""
+        count, size = self.rough_estimate(fenced)
+        if count <= max_ops and size <= max_bytes:
+            return False
+        compares, ops, size = self.estimate(fenced)
+        return max(compares, ops) > max_ops or size > max_bytes
+
+    def at_limit(self) -> bool:
+        """Has the transaction reached the room the batcher gave it (``limits``)?"""
+        return self.limits is not None and self.full(*self.limits)
 
     def estimate(self, fenced: bool = False) -> tuple[int, int, int]:
-        """Upper bounds of (compares, operations, bytes) that compile() would produce now: the
-        batcher keeps a transaction within etcd's --max-txn-ops and --max-request-bytes.
+        """Upper bounds of (compares, operations, bytes) that compile() would produce now, close
+        to the exact figures: the batcher keeps a transaction within etcd's --max-txn-ops and
+        --max-request-bytes, and refuses a write that alone does not fit.
         ``fenced``: guarded by the fence, not key by key."""
-        ops = 3  # !log, !zx, !fence
-        extra_guards = 0
-        size = 256 + 64 * len(self.log)
+        ops = 1  # !fence
+        size = 256
+        if self.pos:
+            ops += 1  # !zx
+        if self.pos or self.needs_log:
+            ops += 1  # !log
+            size += self.log_bytes
+        guards = 0  # compares compile() may add
+        guard_bytes = 0
         for path in self.order:
             st = self.states[path]
-            size += 4 * (len(path) + 96)
+            o = st.orig
+            key = len(st.dkey) + 16  # a key (the same length for all four) and its framing
             if not st.exists:
-                ops += 4 if st.orig is not None else 0
-            elif st.orig is None or st.recreated:
-                ops += 4
-                extra_guards += 2
-                size += len(st.data) + 32 * len(st.acl)
+                if o is not None:
+                    n = 1 + bool(o.c_mod) + bool(o.a_mod) + bool(o.x_mod)
+                    ops += n
+                    size += n * key
+                continue
+            value = 0
+            if o is None:
+                n = 1 + (bool(st.aversion) or st.acl != L.OPEN_ACL)
+                value = len(st.data) + 64 + _acl_bytes(st.acl)
+                if st.c_changes:
+                    adjust = st.cversion != 1
+                    n += 1 + adjust
+                    guards += adjust
+            elif st.recreated:
+                adjust = bool(st.cversion - o.c_ver or o.x_mod)
+                n = 3 + adjust
+                guards += adjust
+                value = len(st.data) + 64 + _acl_bytes(st.acl)
             else:
-                ops += st.d_dirty + st.a_dirty + (2 if st.c_changes else 0)
-                extra_guards += st.d_dirty + st.a_dirty + (2 if st.c_changes > 1 else 0)
-                size += (len(st.data) if st.d_dirty else 0) + (
-                    32 * len(st.acl) if st.a_dirty else 0
+                many = st.c_changes > 1
+                n = st.d_dirty + st.a_dirty + bool(st.c_changes) + many
+                guards += st.d_dirty + st.a_dirty + many
+                value = (len(st.data) + 64 if st.d_dirty else 0) + (
+                    _acl_bytes(st.acl) if st.a_dirty else 0
                 )
-        per_key = self.txn.count_compares() + extra_guards
-        compares = self._fenced_compares() if fenced else per_key
-        return compares, ops + len(self.txn.ops), size
+            ops += n
+            size += n * (key + 16) + value
+            guard_bytes += n * key  # at most one compare per key written
+        if fenced:
+            compares = self._fenced_compares()
+            size += 64 * compares
+        else:
+            txn = self.txn
+            compares = txn.count_compares() + guards
+            size += (
+                guard_bytes
+                + sum(len(k) + 16 for k in txn.mods)
+                + sum(len(k) + 16 for k in txn.creates)
+            )
+        return (
+            compares,
+            ops + len(self.txn.ops),
+            size + sum(len(k) + len(v or b"") + 16 for k, v, _ in self.txn.ops),
+        )
 
     def compile(self, with_log: bool, positions: int = 1) -> EtcdTxn:
         """The transaction. ``with_log``: the ZooKeeper-level changes go in the !log key
@@ -355,10 +421,14 @@ class Scratch:
             o = st.orig
             d = st.dkey
             if not st.exists:
-                if o is not None:
-                    c, a, x = lay.children(path), lay.acl(path), lay.adjust(path)
-                    for k in (d, c, a, x):
-                        txn.delete(k)
+                if o is not None:  # its keys that exist (delete() pinned the absent ones)
+                    txn.delete(d)
+                    if o.c_mod:
+                        txn.delete(lay.children(path))
+                    if o.a_mod:
+                        txn.delete(lay.acl(path))
+                    if o.x_mod:
+                        txn.delete(lay.adjust(path))
                     if implied is not None:
                         implied.append(("d", path))
                 continue
@@ -426,6 +496,17 @@ class Scratch:
             st.mpos,
             st.data,
         )
+
+
+def _acl_bytes(acl: tuple[ACL, ...]) -> int:
+    """A bound of an ACL list's encoded size (layout.encode_acl_value)."""
+    if acl is L.OPEN_ACL:
+        return 64
+    return 8 + sum(16 + _utf8_bound(a.id.scheme or "") + _utf8_bound(a.id.id or "") for a in acl)
+
+
+def _utf8_bound(s: str) -> int:
+    return len(s) if s.isascii() else 4 * len(s)
 
 
 def _inc(v: int) -> int:

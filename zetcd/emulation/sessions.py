@@ -7,8 +7,9 @@ While a client is connected to this process, the keeper task renews the lease ev
 TTL; when the connection goes, one last renewal starts the expiry clock, as ZooKeeper's
 session timeout starts when the server last heard from the client. When etcd expires the lease the
 record vanishes; every zetcd's mirror sees that, and the session's ephemerals are deleted in one
-transaction that also bumps each parent's cversion and pzxid (plans.plan_end_session), guarded so
-that a live session is never touched and running it twice is harmless.
+transaction that also bumps each parent's cversion and pzxid (plans.end_session; in several when
+they do not fit one), guarded so that a live session is never touched and running it twice is
+harmless.
 """
 
 from __future__ import annotations
