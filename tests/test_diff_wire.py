@@ -15,17 +15,25 @@ import pytest
 
 from tests.differential import Diff
 from tests.rawclient import Closed, RawClient
-from zetcd.proto.constants import OpCode
+from zetcd.proto import decode_connect_response, encode_connect_request
+from zetcd.proto.constants import OpCode, WatcherType
 from zetcd.proto.records import (
     ACL,
     AuthPacket,
+    CheckWatchesRequest,
+    ConnectRequest,
     CreateRequest,
+    DeleteRequest,
     ExistsRequest,
     GetChildrenRequest,
     GetDataRequest,
     Id,
+    MultiOp,
+    MultiRequest,
+    RemoveWatchesRequest,
     RequestHeader,
     SetDataRequest,
+    SetWatches,
     SyncRequest,
 )
 
@@ -374,6 +382,90 @@ def test_trailing_bytes_are_ignored_and_malformed_auth(diff: Diff) -> None:
         out.append(("malformed auth", got, bad.is_closed(1.0)))
         bad.close()
         c.close()
+        return out
+
+    both(diff, scenario)
+
+
+def test_a_create_with_ttl_flags_inside_a_multi(diff: Diff) -> None:
+    """Inside a multi, a create, create2 or createContainer op with TTL flags becomes a createTTL
+    op that still holds a CreateRequest: ZooKeeper 3.8 fails the whole multi with
+    MarshallingError (a zxid spent) when it reaches that op, and not when an earlier op failed."""
+
+    def scenario(address: str, root: str) -> list[Any]:
+        c, t = _setup(address, root)
+        out: list[Any] = [observe(c.call(OpCode.EXISTS, ExistsRequest(root, False)), t)]
+        for opcode, flags in (
+            (OpCode.CREATE, 5),
+            (OpCode.CREATE2, 6),
+            (OpCode.CREATE_CONTAINER, 5),
+        ):
+            first = MultiOp(OpCode.CREATE, CreateRequest(f"{root}/a", b"", OPEN, 0))
+            ttl = MultiOp(opcode, CreateRequest(f"{root}/b", b"", OPEN, flags))
+            r = c.call(OpCode.MULTI, MultiRequest((first, ttl)))
+            out.append((opcode, observe(r, t, write=True)))
+            failing = MultiOp(OpCode.CREATE, CreateRequest(f"{root}/no/a", b"", OPEN, 0))
+            r = c.call(OpCode.MULTI, MultiRequest((failing, ttl)))
+            out.append((opcode, observe(r, t, write=True), [x.err for x in r.body.results]))
+        for child in ("a", "b"):
+            r = c.call(OpCode.EXISTS, ExistsRequest(f"{root}/{child}", False))
+            out.append((child, r.header.err))
+        c.close()
+        return out
+
+    both(diff, scenario)
+
+
+def test_watches_on_the_empty_path(diff: Diff) -> None:
+    """ZooKeeper's DataTree finds the root under "" too: setWatches fires for "" as for the root
+    (the watch it may leave on "" never fires), and checkWatches of "" is always NoWatcher,
+    though removeWatches does remove a watch set on "" by a read."""
+
+    def scenario(address: str, root: str) -> list[Any]:
+        c, t = _setup(address, root)
+        out: list[Any] = []
+        for lists in (([""], [], []), ([], [""], []), ([], [], [""])):
+            w = RawClient(address)
+            w.connect()
+            w.request(OpCode.SET_WATCHES, SetWatches(0, *map(tuple, lists)), xid=-8)
+            out.append(("setWatches", lists, w.reply().header.err))
+            w.call(OpCode.EXISTS, ExistsRequest(root, False))  # what setWatches fired is in
+            c.call(OpCode.SET_DATA, SetDataRequest(root, b"again", -1))
+            c.call(OpCode.CREATE, CreateRequest(root + "/kid", b"", OPEN, 0))
+            c.call(OpCode.DELETE, DeleteRequest(root + "/kid", -1))
+            w.call(OpCode.EXISTS, ExistsRequest(root, False))
+            out.append(("events", [(e.type, e.path) for e in w.pending]))
+            w.close()
+        w = RawClient(address)
+        w.connect()
+        out.append(("getData ''", observe(w.call(OpCode.GET_DATA, GetDataRequest("", True)), t)[2]))
+        for kind in (WatcherType.DATA, WatcherType.ANY):
+            r = w.call(OpCode.CHECK_WATCHES, CheckWatchesRequest("", kind))
+            out.append(("checkWatches ''", kind, r.header.err))
+        r = w.call(OpCode.REMOVE_WATCHES, RemoveWatchesRequest("", WatcherType.DATA))
+        out.append(("removeWatches ''", r.header.err))
+        r = w.call(OpCode.REMOVE_WATCHES, RemoveWatchesRequest("", WatcherType.DATA))
+        out.append(("removeWatches '' again", r.header.err))
+        w.close()
+        c.close()
+        return out
+
+    both(diff, scenario)
+
+
+def test_bytes_after_the_connect_requests_read_only_byte_are_ignored(diff: Diff) -> None:
+    def scenario(address: str, root: str) -> list[Any]:
+        out: list[Any] = []
+        for extra in (b"\0", b"\x07" * 100):
+            c = RawClient(address)
+            body = encode_connect_request(ConnectRequest(0, 0, 10000, 0, bytes(16), False))
+            c.send_raw(struct.pack(">i", len(body + extra)) + body + extra)
+            answer = decode_connect_response(c.raw_reply())
+            ping = struct.pack(">ii", -2, OpCode.PING)
+            c.send_raw(struct.pack(">i", len(ping)) + ping)
+            xid, _zxid, err = struct.unpack(">iqi", c.raw_reply()[:16])
+            out.append((len(extra), answer.timeOut, answer.sessionId != 0, xid, err))
+            c.close()
         return out
 
     both(diff, scenario)

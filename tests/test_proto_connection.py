@@ -212,12 +212,11 @@ def test_server_closes_after_an_unknown_opcode() -> None:
 @pytest.mark.parametrize(
     "stream",
     [
-        frame(encode_connect_request(CONNECT_REQUEST) + b"\0\0"),  # 47-byte connect
         frame(b"\0" * 10),  # truncated connect
         struct.pack(">i", DEFAULT_MAX_PACKET + 1),  # oversized first frame
         b"abcd",  # not a four-letter word ZooKeeper knows: a huge length
     ],
-    ids=["connect-trailing", "connect-truncated", "oversized", "unknown-word"],
+    ids=["connect-truncated", "oversized", "unknown-word"],
 )
 def test_server_bad_openings_close(stream: bytes) -> None:
     server = ServerProtocol()
@@ -225,6 +224,12 @@ def test_server_bad_openings_close(stream: bytes) -> None:
     with pytest.raises(ProtocolError):
         server.next_event()
     assert server.state is ServerState.CLOSED
+
+
+def test_server_ignores_bytes_after_the_connect_requests_read_only_byte() -> None:
+    server = ServerProtocol()
+    server.receive_data(frame(encode_connect_request(CONNECT_REQUEST) + b"\0\7"))
+    assert server.next_event() == Connect(CONNECT_REQUEST)
 
 
 def test_server_send_helpers_frame_their_bytes() -> None:

@@ -222,8 +222,8 @@ def test_connect_request_44_and_45_bytes() -> None:
     assert encode_connect_request(old) == CONNECT_44
     assert encode_connect_request(new) == CONNECT_45
     assert decode_connect_request(CONNECT_44 + b"\x01").readOnly is True
-    with pytest.raises(ProtocolError):
-        decode_connect_request(CONNECT_45 + b"\x00")
+    # bytes after the readOnly byte are ignored, as ZooKeeper does
+    assert decode_connect_request(CONNECT_45 + b"\x00\x07") == new
     with pytest.raises(ProtocolError):
         decode_connect_request(CONNECT_44[:-1])
 

@@ -345,6 +345,12 @@ def multi(ctx: Ctx, ops: tuple[object, ...]) -> Apply:
             request = op.request  # type: ignore[attr-defined]
             if optype in _CREATES:
                 rebuilt = multi_create_opcode(request.flags)
+                if rebuilt == OpCode.CREATE_TTL and optype != OpCode.CREATE_TTL:
+                    # Op.create made a createTTL op of a CreateRequest: ZooKeeper 3.8's
+                    # PrepRequestProcessor casts it to CreateTTLRequest and fails the whole
+                    # multi, a zxid spent (when an earlier op failed, it never gets here)
+                    sc.discard_writes()
+                    raise OpError(Err.MARSHALLING_ERROR)
                 if optype == OpCode.CREATE_TTL and rebuilt != OpCode.CREATE_TTL:
                     # Op.create(..., ttl) ignores the ttl of a mode that has none
                     request = CreateRequest(request.path, request.data, request.acl, request.flags)

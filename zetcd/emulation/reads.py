@@ -133,8 +133,9 @@ def _set_watches(s: EtcdSession, req: Any) -> Result:
     rel = req.relativeZxid
     nodes = s.mirror.tree.nodes
     watches = s.mirror.watches
+    # DataTree.getNode: "" is the root too (a watch set on "" itself is never triggered)
     for path in req.dataWatches or ():
-        node = nodes.get(path)
+        node = nodes.get("/" if path == "" else path)
         if node is None:
             s.notify(EventType.NODE_DELETED, path)
         elif node.mzxid > rel:
@@ -142,12 +143,12 @@ def _set_watches(s: EtcdSession, req: Any) -> Result:
         else:
             watches.data.add(path, s)
     for path in req.existWatches or ():
-        if path in nodes:
+        if ("/" if path == "" else path) in nodes:
             s.notify(EventType.NODE_CREATED, path)
         else:
             watches.data.add(path, s)
     for path in req.childWatches or ():
-        node = nodes.get(path)
+        node = nodes.get("/" if path == "" else path)
         if node is None:
             s.notify(EventType.NODE_DELETED, path)
         elif node.pzxid > rel:
@@ -176,11 +177,14 @@ def _check_watches(s: EtcdSession, req: Any) -> Result:
     """NoWatcher unless the path is watched; as in ZooKeeper 3.8.0 any session's watch counts.
 
     ZooKeeper walks the path with its PathParentIterator, which fails on a null path and on a
-    path without a '/' (other than ""): MarshallingError."""
+    path without a '/' (other than ""): MarshallingError. For "" it yields no path at all:
+    NoWatcher, even with a watch on "" (which removeWatches does remove)."""
     tables = _tables(s, req.type)
     path = req.path
     if tables is None or path is None or (path and "/" not in path):
         return Err.MARSHALLING_ERROR, None
+    if not path:
+        return Err.NO_WATCHER, None
     if any(t.watched(path) for t in tables):
         return 0, None
     return Err.NO_WATCHER, None

@@ -7,8 +7,9 @@ record; a reply with xid -1 is a notification carrying a ``WatcherEvent``. The o
 table in :mod:`zetcd.proto.opcodes` decides every body. The connect handshake has no
 header: a ``ConnectRequest``/``ConnectResponse`` with an optional trailing readOnly byte.
 
-Strictness: every decoder consumes the whole body; any byte left over is an error
-(ZooKeeper itself ignores trailing bytes after a record).
+Strictness: every decoder consumes the whole body; any byte left over is an error (ZooKeeper
+itself ignores trailing bytes after a record: the server layer answers as it does), except
+the ConnectRequest's, which are ignored here.
 """
 
 from __future__ import annotations
@@ -70,8 +71,11 @@ def encode(record: object) -> bytes:
 
 
 def decode_connect_request(body: Body) -> ConnectRequest:
-    """Accept the 44-byte form (no readOnly) and the 45-byte form; nothing else trails."""
-    return decode(ConnectRequest, body)
+    """The form without the readOnly byte (3.3 clients) and the form with it. Bytes after the
+    readOnly byte are ignored, as ZooKeeper's NIO/Netty connection reads the record and one
+    boolean and never looks further."""
+    request: ConnectRequest = DECODERS[ConnectRequest](Reader(body))
+    return request
 
 
 def _encode_as(cls: type, record: object) -> bytes:
