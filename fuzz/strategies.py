@@ -123,7 +123,11 @@ def creates(draw: st.DrawFn, paths: st.SearchStrategy[str], *, in_multi: bool = 
         # never a non-TTL mode with ttl < 0: that request crashes ZooKeeper 3.8
         ttl = draw(TTLS if flags in TTL_MODES else st.sampled_from((3_600_000, 0)))
     else:
-        flags = draw(weighted((0, 6), (1, 3), (2, 3), (3, 2), (4, 2)) if in_multi else MODES)
+        flags = draw(
+            weighted((0, 12), (1, 6), (2, 6), (3, 4), (4, 4), (5, 1), (6, 1), (7, 1), (-1, 1))
+            if in_multi
+            else MODES
+        )
         ttl = -1
     acl = WORLD if in_multi else draw(ACLS)
     return Create(path, draw(DATA), acl, flags, opcode, ttl)

@@ -200,6 +200,10 @@ class SideOutbox:
         self.side = side
         self.peer_host = xs.outbox.peer_host
 
+    @property
+    def heard(self) -> float:
+        return self.xs.outbox.heard
+
     def notify(self, event_type: int, path: str) -> None:
         self.xs.on_event(self.side, event_type, path)
 

@@ -101,6 +101,10 @@ class EventFilter:
         self.on_event = on_event
         self.peer_host = outbox.peer_host
 
+    @property
+    def heard(self) -> float:
+        return self.outbox.heard
+
     def notify(self, event_type: int, path: str) -> None:
         self.on_event(self.outbox, event_type, path)
 

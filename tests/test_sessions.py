@@ -12,7 +12,7 @@ import pytest
 from kazoo.client import KazooClient
 
 from tests.differential import Diff
-from tests.rawclient import RawClient
+from tests.rawclient import Closed, RawClient
 from tests.servers import EtcdServer
 from tests.zetcd_server import ZetcdServer
 from zetcd.proto.connection import Notification
@@ -351,3 +351,132 @@ def test_a_timeout_renegotiated_after_expiry_does_not_revive_the_session(
                 nursery.cancel_scope.cancel()
 
     trio.run(main)
+
+
+def _silent_client_transcript(address: str) -> list[object]:
+    """A client that stops sending (a frozen process) while its connection stays open: the
+    server expires its session after the timeout, deletes its ephemeral and closes the
+    connection."""
+    root = f"/silent-{uuid.uuid4().hex[:10]}"
+    obs = _kazoo(address)
+    obs.create(root)
+    owner = RawClient(address)
+    owner.connect(timeout=4000)
+    owner.call(OpCode.CREATE, CreateRequest(root + "/e", b"", OPEN, 1))
+    gone = threading.Event()
+    obs.exists(root + "/e", watch=lambda ev: gone.set())
+    started = time.monotonic()
+    deleted = gone.wait(15)
+    took = time.monotonic() - started
+    closed = owner.is_closed(5.0)
+    owner.close()
+    obs.stop()
+    obs.close()
+    return [("deleted", deleted), ("not before 3 s", took > 3.0), ("connection closed", closed)]
+
+
+def test_a_silent_client_with_an_open_connection_expires(diff: Diff) -> None:
+    assert _silent_client_transcript(diff.zetcd) == _silent_client_transcript(diff.zookeeper)
+
+
+def test_connections_without_a_connect_request_are_closed(diff: Diff) -> None:
+    """ZooKeeper closes a connection that has not sent its ConnectRequest 10 to 20 s after it
+    opened (zookeeper.nio.sessionlessCnxnTimeout, 10 s, on an expiry queue of 10 s rounds);
+    zetcd after 10 s."""
+    socks = {}
+    for kind, address in (("zookeeper", diff.zookeeper), ("zetcd", diff.zetcd)):
+        silent = RawClient(address)
+        half = RawClient(address)
+        half.send_raw(b"\x00\x00\x00\x2d\x00\x00\x00\x00")  # 8 bytes of a 49-byte frame
+        socks[kind] = (silent, half)
+    time.sleep(9.0)
+    for silent, half in socks.values():  # everyone still waits for the deadline
+        assert not silent.is_closed(0.1) and not half.is_closed(0.1)
+    time.sleep(13.0)  # ZooKeeper's expiry queue rounds 10 s up to its next 10 s boundary
+    outcome = {kind: [s.is_closed(1.0) for s in pair] for kind, pair in socks.items()}
+    for pair in socks.values():
+        for s in pair:
+            s.close()
+    assert outcome == {"zookeeper": [True, True], "zetcd": [True, True]}
+    with RawClient(diff.zetcd) as c:  # the server still serves
+        c.connect()
+        assert c.call(OpCode.EXISTS, ExistsRequest("/", False)).header.err == 0
+
+
+@pytest.mark.timeout(120)
+def test_ephemerals_of_a_session_that_expired_while_etcd_stalled_are_deleted_later() -> None:
+    """The clean-up of an expired session that etcd could not take at first is tried again
+    until it succeeds (it was tried once: the ephemeral stayed until a zetcd restarted)."""
+    import os
+    import signal
+
+    etcd = EtcdServer().start()
+    try:
+        z = ZetcdServer(etcd.endpoint).start()
+        try:
+            owner = RawClient(z.address)
+            owner.connect(timeout=4000)
+            assert owner.call(OpCode.CREATE, CreateRequest("/orphan", b"", OPEN, 1)).header.err == 0
+            owner.close()  # no closeSession: the lease runs out about 4 s after this
+            time.sleep(2.0)
+            os.kill(z.pid, signal.SIGSTOP)  # the expiry's watch event waits in its socket
+            try:
+                time.sleep(5.0)
+                os.kill(etcd.pid, signal.SIGSTOP)
+            finally:
+                os.kill(z.pid, signal.SIGCONT)
+            try:
+                time.sleep(8.0)  # zetcd's clean-up meets a stalled etcd
+            finally:
+                os.kill(etcd.pid, signal.SIGCONT)
+            check = RawClient(z.address)
+            check.connect()
+            deadline = time.monotonic() + 40
+            while check.call(OpCode.EXISTS, ExistsRequest("/orphan", False)).header.err == 0:
+                assert time.monotonic() < deadline, "the expired session's ephemeral stayed"
+                time.sleep(0.5)
+            check.close()
+            assert "are deleted again" in z.log_tail(200)
+        finally:
+            z.stop()
+    finally:
+        etcd.stop()
+
+
+@pytest.mark.timeout(120)
+def test_a_zetcd_cut_off_from_etcd_closes_its_clients_connections() -> None:
+    """While etcd does not answer, zetcd cannot renew the sessions' leases: rather than keep
+    answering pings from its mirror while the sessions run out in etcd, it closes each client's
+    connection once its lease has gone unrenewed for two thirds of its timeout, as a ZooKeeper
+    server without a quorum drops its clients."""
+    import os
+    import signal
+
+    etcd = EtcdServer().start()
+    try:
+        z = ZetcdServer(etcd.endpoint).start()
+        try:
+            c = RawClient(z.address)
+            c.connect(timeout=6000)
+            os.kill(etcd.pid, signal.SIGSTOP)
+            try:
+                started = time.monotonic()
+                closed = False
+                while time.monotonic() - started < 20 and not closed:
+                    try:  # a live client's pings, answered from the mirror
+                        c.request(OpCode.PING, xid=-2)
+                        c.reply()
+                    except (Closed, OSError):
+                        closed = True
+                    time.sleep(1.0)
+                took = time.monotonic() - started
+            finally:
+                os.kill(etcd.pid, signal.SIGCONT)
+            assert closed, "zetcd kept the client's connection for 20 s without etcd"
+            assert took > 3.0
+            assert "not renewed" in z.log_tail(200)
+            c.close()
+        finally:
+            z.stop()
+    finally:
+        etcd.stop()

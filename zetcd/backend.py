@@ -23,6 +23,10 @@ class Outbox(Protocol):
 
     peer_host: str
 
+    @property
+    def heard(self) -> float:
+        """time.monotonic() when the client last sent anything."""
+
     def notify(self, event_type: int, path: str) -> None:
         """Queue a watch notification (state SyncConnected)."""
 

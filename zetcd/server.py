@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 RECV_SIZE = 256 * 1024
 _NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
 MAX_PENDING = 1024  # requests a connection may have outstanding before reading pauses
+# a connection without a ConnectRequest (or a four-letter word) by then is closed, as ZooKeeper's
+# zookeeper.nio.sessionlessCnxnTimeout (10 s by default)
+SESSIONLESS_TIMEOUT = 10.0
 
 
 class RequestObserver(Protocol):
@@ -67,6 +70,8 @@ class Connection:
         self.sending = False  # the writer is in send_all
         self.closing = False
         self.session: Session | None = None
+        self.greeted = False  # a ConnectRequest or a four-letter word has come in
+        self.heard = time.monotonic()  # when the client last sent anything
         self.stats = ConnStats()
         # deferred requests, in order: (header, reply or how to get it, start time)
         self.pending: deque[tuple[RequestHeader, Reply | Callable[[], Awaitable[Reply]], float]] = (
@@ -131,6 +136,7 @@ class Connection:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._write_then_stop, nursery.cancel_scope)
                 nursery.start_soon(self.emitter)
+                nursery.start_soon(self._sessionless_deadline, nursery.cancel_scope)
                 await self._read()
                 await self._drain()
                 self.close()
@@ -145,6 +151,14 @@ class Connection:
                 with trio.CancelScope(shield=True), trio.move_on_after(5):
                     await self.session.detach()
             await trio.aclose_forcefully(self.stream)
+
+    async def _sessionless_deadline(self, scope: trio.CancelScope) -> None:
+        """Close a connection that has sent neither a ConnectRequest nor a four-letter word
+        within SESSIONLESS_TIMEOUT, as ZooKeeper does (zookeeper.nio.sessionlessCnxnTimeout)."""
+        await trio.sleep(SESSIONLESS_TIMEOUT)
+        if not self.greeted:
+            log.info("closing %s: no ConnectRequest within %.0f s", self.peer, SESSIONLESS_TIMEOUT)
+            scope.cancel()
 
     async def _drain(self) -> None:
         """The client stopped sending: let the replies already owed go out first."""
@@ -225,6 +239,7 @@ class Connection:
             data = await self._receive()
             if not data:
                 return
+            self.heard = time.monotonic()
             proto.receive_data(data)
             self.holding = True
             while not self.closing:
@@ -252,10 +267,12 @@ class Connection:
                         return
                     await self._request(ev.header, ev.body)
                 elif isinstance(ev, Connect):
+                    self.greeted = True
                     self._end_of_input()
                     self._flush()
                     await self._connect(ev)
                 elif isinstance(ev, FourLetterWord):
+                    self.greeted = True
                     words = self.config.four_letter_words
                     self.stats.received += 1
                     self.trace_mask = ev.trace_mask

@@ -60,6 +60,9 @@ class Options:
     etcd_max_txn_ops: int = 128
 
 
+CLEAN_UP_RETRY_MAX = 10.0  # seconds between two tries at an ended session's ephemerals
+
+
 class EtcdBackend:
     def __init__(self, client: EtcdClient, options: Options = Options()) -> None:
         self.client = client
@@ -87,12 +90,27 @@ class EtcdBackend:
             s.expired()
 
     async def _clean_up(self, session_id: int) -> None:
-        try:
-            await self.end_session(session_id, False)
-        except EtcdUnavailable:
-            log.warning("etcd unavailable: ephemerals of session 0x%x left for later", session_id)
-        except EtcdError as e:
-            log.error("etcd refused the deletion of session 0x%x's ephemerals: %s", session_id, e)
+        """Delete an ended session's ephemerals; while etcd is unavailable, try again (with
+        a growing pause, up to CLEAN_UP_RETRY_MAX) for as long as they are there."""
+        tree = self.mirror.tree
+        pause = 0.5
+        while session_id in tree.ephemerals and session_id not in tree.sessions:
+            try:
+                await self.end_session(session_id, False)
+                return
+            except EtcdUnavailable:
+                log.warning(
+                    "etcd unavailable: the ephemerals of session 0x%x are deleted again in %.1f s",
+                    session_id,
+                    pause,
+                )
+            except EtcdError as e:
+                log.error(
+                    "etcd refused the deletion of session 0x%x's ephemerals: %s", session_id, e
+                )
+                return
+            await trio.sleep(pause)
+            pause = min(pause * 2, CLEAN_UP_RETRY_MAX)
 
     async def end_session(self, session_id: int, closing: bool) -> int:
         """Delete a session's ephemerals (and, ``closing``, its record): in one transaction, or
@@ -180,9 +198,19 @@ class EtcdBackend:
                 if moved is None:  # it expired meanwhile
                     return Accepted(ConnectResponse(0, 0, 0, EXPIRED_PASSWD, ro), None)
                 lease = moved
+            elif (await self.client.keepalive([lease])).get(lease, 0) <= 0:
+                # renewed now, so that a zetcd cut off from etcd (whose mirror still holds
+                # the session) refuses the client instead of keeping it
+                return Accepted(ConnectResponse(0, 0, 0, EXPIRED_PASSWD, ro), None)
         session = EtcdSession(self, sid, lease, passwd, timeout, outbox)
         self.local[sid] = session
-        self.keeper.attach(lease, lease_ttl(timeout), session.expired)
+        self.keeper.attach(
+            lease,
+            lease_ttl(timeout),
+            session.expired,
+            timeout=timeout,
+            heard=lambda: outbox.heard,
+        )
         return Accepted(ConnectResponse(0, timeout, sid, passwd, ro), session)
 
     # ------------------------------------------------------------------ writes

@@ -341,16 +341,13 @@ class Batcher:
         limit = self.max_txn_ops - PER_WRITE
         sc.limits = (limit, MAX_TXN_BYTES, fenced)
         for i, w in enumerate(batch):
-            if i and sc.full(limit, MAX_TXN_BYTES, fenced):
-                self.queue[:0] = batch[i:]
-                del batch[i:]
-                break
             sc.pos = i
             try:
                 planned.append((0, w.apply(sc)))
             except OpError as e:  # the position still spends its zxid
                 planned.append((e.code, None))
-            if sc.full(self.max_txn_ops, MAX_REQUEST_BYTES, fenced):
+            count, size = sc.measure(limit, MAX_TXN_BYTES, fenced)
+            if count > self.max_txn_ops or size > MAX_REQUEST_BYTES:
                 if i:  # the writes before it fit: they go alone, it goes first next time
                     self.queue[:0] = batch[i:]
                     del batch[i:]
@@ -365,6 +362,10 @@ class Batcher:
                 )
                 sc = Scratch(self.mirror.tree)
                 planned = [(Err.BAD_ARGUMENTS, None)]
+                break
+            if (count > limit or size > MAX_TXN_BYTES) and i + 1 < len(batch):
+                self.queue[:0] = batch[i + 1 :]  # one more write could take it past the limits
+                del batch[i + 1 :]
                 break
         txn = sc.compile(with_log=len(batch) > 1 or sc.needs_log, positions=len(batch))
         if fenced:

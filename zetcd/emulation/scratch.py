@@ -332,14 +332,20 @@ class Scratch:
         count = compares + len(self.txn.ops) + 4 * n + 4
         return count, 256 + self.log_bytes + self.key_bytes + self.data_bytes
 
-    def full(self, max_ops: int, max_bytes: int, fenced: bool) -> bool:
-        """Would the transaction compiled now have more than ``max_ops`` compares or operations,
-        or more than ``max_bytes`` bytes? (Exact only when the cheap bounds say it might.)"""
+    def measure(self, max_ops: int, max_bytes: int, fenced: bool) -> tuple[int, int]:
+        """Bounds of (compares or operations, bytes) of the transaction compiled now: the cheap
+        ones when they are within ``max_ops`` and ``max_bytes``, else estimate()'s."""
         count, size = self.rough_estimate(fenced)
         if count <= max_ops and size <= max_bytes:
-            return False
+            return count, size
         compares, ops, size = self.estimate(fenced)
-        return max(compares, ops) > max_ops or size > max_bytes
+        return max(compares, ops), size
+
+    def full(self, max_ops: int, max_bytes: int, fenced: bool) -> bool:
+        """Would the transaction compiled now have more than ``max_ops`` compares or operations,
+        or more than ``max_bytes`` bytes?"""
+        count, size = self.measure(max_ops, max_bytes, fenced)
+        return count > max_ops or size > max_bytes
 
     def at_limit(self) -> bool:
         """Has the transaction reached the room the batcher gave it (``limits``)?"""

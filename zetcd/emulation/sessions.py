@@ -50,17 +50,61 @@ def lease_ttl(timeout_ms: int) -> int:
     return max(2, math.ceil(timeout_ms / 1000))
 
 
+class _Attached:
+    __slots__ = ("heard", "on_cut_off", "on_expired", "renewed", "timeout", "ttl")
+
+    def __init__(
+        self,
+        ttl: int,
+        timeout: int,
+        heard: Callable[[], float],
+        on_expired: Callable[[], None],
+        on_cut_off: Callable[[], None],
+    ) -> None:
+        self.ttl = ttl
+        self.timeout = timeout / 1000  # the negotiated session timeout, in seconds
+        self.heard = heard
+        self.on_expired = on_expired
+        self.on_cut_off = on_cut_off
+        self.renewed = time.monotonic()  # the lease was granted or renewed just now
+
+
 class SessionKeeper:
-    """Renews the leases of the sessions connected to this process (keyed by lease id)."""
+    """Renews the leases of the sessions connected to this process (keyed by lease id), as
+    ZooKeeper's session tracker keeps a session alive while its client is heard from.
+
+    - A session whose client has sent nothing for its whole timeout, though its connection is
+      still open (a frozen process), is expired: its lease is revoked.
+    - A session whose lease could not be renewed for two thirds of its timeout (etcd cut off)
+      loses its connection, so that its client looks for another server before the session
+      can expire in etcd, as a ZooKeeper server without a quorum drops its clients.
+    """
 
     def __init__(self, client: EtcdClient) -> None:
         self.client = client
-        self.attached: dict[int, tuple[int, Callable[[], None]]] = {}  # id -> (ttl, on_expired)
+        self.attached: dict[int, _Attached] = {}
         self._due: dict[int, float] = {}
         self._wake = trio.Event()
 
-    def attach(self, session_id: int, ttl: int, on_expired: Callable[[], None]) -> None:
-        self.attached[session_id] = (ttl, on_expired)
+    def attach(
+        self,
+        session_id: int,
+        ttl: int,
+        on_expired: Callable[[], None],
+        *,
+        timeout: int | None = None,
+        heard: Callable[[], float] = time.monotonic,
+        on_cut_off: Callable[[], None] | None = None,
+    ) -> None:
+        """Renew ``session_id``'s lease every third of ``ttl`` while ``heard()`` (when its
+        client last sent anything) is within ``timeout`` ms (default: the TTL)."""
+        self.attached[session_id] = _Attached(
+            ttl,
+            ttl * 1000 if timeout is None else timeout,
+            heard,
+            on_expired,
+            on_expired if on_cut_off is None else on_cut_off,
+        )
         self._due[session_id] = time.monotonic() + ttl / 3
         self._wake.set()
 
@@ -82,11 +126,13 @@ class SessionKeeper:
         while True:
             now = time.monotonic()
             due = [sid for sid, t in self._due.items() if t <= now]
+            due = [sid for sid in due if not await self._silent(sid, now)]
             if due:
                 try:
                     ttls = await self.client.keepalive(due)
                 except EtcdUnavailable:
                     log.warning("etcd unavailable: could not renew %d session leases", len(due))
+                    self._cut_off(due)
                     await trio.sleep(0.5)
                     continue
                 now = time.monotonic()
@@ -95,15 +141,45 @@ class SessionKeeper:
                     if entry is None:
                         continue
                     if ttl <= 0:
-                        self.attached.pop(sid, None)
-                        self._due.pop(sid, None)
-                        entry[1]()
+                        self.forget(sid)
+                        entry.on_expired()
                     else:
-                        self._due[sid] = now + entry[0] / 3
+                        entry.renewed = now
+                        self._due[sid] = now + entry.ttl / 3
             nxt = min(self._due.values(), default=now + 1.0)
             self._wake = trio.Event()
             with trio.move_on_after(max(0.05, nxt - time.monotonic())):
                 await self._wake.wait()
+
+    async def _silent(self, sid: int, now: float) -> bool:
+        """Expire the session if its client has been silent for its whole timeout."""
+        entry = self.attached.get(sid)
+        if entry is None or now - entry.heard() <= entry.timeout:
+            return False
+        log.info(
+            "session 0x%x: nothing heard from its client for %.0f ms, its timeout: expired",
+            sid,
+            entry.timeout * 1000,
+        )
+        self.forget(sid)
+        entry.on_cut_off()
+        with contextlib.suppress(EtcdUnavailable):
+            await self.client.lease_revoke(sid)  # else the lease runs out on its own
+        return True
+
+    def _cut_off(self, due: list[int]) -> None:
+        now = time.monotonic()
+        for sid in due:
+            entry = self.attached.get(sid)
+            if entry is not None and now - entry.renewed > entry.timeout * 2 / 3:
+                log.warning(
+                    "session 0x%x: its lease not renewed for %.1f s: closing its connection so"
+                    " that its client finds another server before the session times out",
+                    sid,
+                    now - entry.renewed,
+                )
+                self.forget(sid)
+                entry.on_cut_off()
 
 
 class SessionStore:
