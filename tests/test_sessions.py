@@ -123,6 +123,28 @@ def test_session_resumes_on_another_zetcd(twin_zetcds: tuple[ZetcdServer, ZetcdS
     check.close()
 
 
+def test_a_session_resumed_on_another_zetcd_closes_its_old_connection(
+    twin_zetcds: tuple[ZetcdServer, ZetcdServer],
+) -> None:
+    """As ZooKeeper closes a resumed session's old connection, the zetcd that still holds one
+    closes it when another zetcd resumes the session; the session lives on there."""
+    a, b = twin_zetcds
+    ca = RawClient(a.address)
+    conn = ca.connect(timeout=10000)
+    assert ca.call(OpCode.CREATE, CreateRequest("/mine", b"", OPEN, 1)).header.err == 0
+    cb = RawClient(b.address)
+    resumed = cb.connect(session_id=conn.sessionId, passwd=conn.passwd)
+    assert resumed.sessionId == conn.sessionId
+    assert ca.is_closed(5.0), "the first zetcd kept the session's old connection"
+    assert cb.call(OpCode.EXISTS, ExistsRequest("/mine", False)).header.err == 0
+    time.sleep(1.0)  # nothing the first zetcd does with the closed connection ends the session
+    got = cb.call(OpCode.GET_DATA, GetDataRequest("/mine", False))
+    assert got.header.err == 0 and got.body.stat.ephemeralOwner == conn.sessionId
+    cb.call(OpCode.CLOSE_SESSION)
+    cb.close()
+    ca.close()
+
+
 def test_restart_loses_no_session(etcd: EtcdServer) -> None:
     prefix = f"/zetcd-restart-{uuid.uuid4().hex[:8]}/"
     first = ZetcdServer(etcd.endpoint, prefix=prefix).start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -80,7 +81,9 @@ class EtcdBackend:
             nursery.start_soon(self.keeper.run)
             nursery.start_soon(self.batcher.run)
             nursery.start_soon(self._container_manager)
-            watch_session_ends(self.mirror, nursery, self._session_ended, self._clean_up)
+            watch_session_ends(
+                self.mirror, nursery, self._session_ended, self._clean_up, self._session_claimed
+            )
             task_status.started()
 
     # ------------------------------------------------------------------ sessions
@@ -88,6 +91,19 @@ class EtcdBackend:
         s = self.local.pop(session_id, None)
         if s is not None:
             s.expired()
+
+    def _session_claimed(self, session_id: int) -> None:
+        """A session's record was rewritten: if another connection (on another zetcd) holds
+        the session now, close this process's, as ZooKeeper closes a resumed session's old
+        connection."""
+        s = self.local.get(session_id)
+        entry = self.mirror.tree.sessions.get(session_id)
+        if s is None or entry is None or entry.value.owner == s.owner:
+            return
+        log.info("session 0x%x resumed elsewhere: closing its connection here", session_id)
+        del self.local[session_id]
+        self.keeper.forget(s.lease)
+        s.expired()
 
     async def _clean_up(self, session_id: int) -> None:
         """Delete an ended session's ephemerals; while etcd is unavailable, try again (with
@@ -171,8 +187,9 @@ class EtcdBackend:
         timeout = self.options.limits.negotiate(request.timeOut)
         # a standalone server is never read-only: it answers False to a client that asked
         ro = None if request.readOnly is None else False
+        owner = os.urandom(8).hex()
         if request.sessionId == 0:
-            sid, passwd = await self.store.create(timeout)
+            sid, passwd = await self.store.create(timeout, owner)
             lease = sid
         else:
             sid = request.sessionId
@@ -194,15 +211,19 @@ class EtcdBackend:
             lease = entry.lease
             if timeout != entry.value.timeout:
                 # a reconnect renegotiates the timeout; an etcd lease's TTL is fixed at grant
-                moved = await self.store.move(sid, entry, timeout)
+                moved = await self.store.move(sid, entry, timeout, owner)
                 if moved is None:  # it expired meanwhile
                     return Accepted(ConnectResponse(0, 0, 0, EXPIRED_PASSWD, ro), None)
                 lease = moved
-            elif (await self.client.keepalive([lease])).get(lease, 0) <= 0:
-                # renewed now, so that a zetcd cut off from etcd (whose mirror still holds
-                # the session) refuses the client instead of keeping it
+            elif (await self.client.keepalive([lease])).get(lease, 0) <= 0 or not (
+                await self.store.claim(sid, entry, owner)
+            ):
+                # renewed now (the lease may have little time left), so that a zetcd cut off
+                # from etcd (whose mirror still holds the session) refuses the client; the
+                # claim tells a zetcd still holding an old connection of it to close that
                 return Accepted(ConnectResponse(0, 0, 0, EXPIRED_PASSWD, ro), None)
         session = EtcdSession(self, sid, lease, passwd, timeout, outbox)
+        session.owner = owner
         self.local[sid] = session
         self.keeper.attach(
             lease,
@@ -233,6 +254,7 @@ class EtcdSession:
         self.passwd = passwd
         self.timeout = timeout
         self.outbox = outbox
+        self.owner = ""  # its token in the session record (SessionValue.owner)
         # the connection's auth ids in the order they were added, its ip first; as in
         # ZooKeeper they belong to the connection: a resumed session starts again from its ip
         self.auth_ids: tuple[tuple[str, str], ...] = (("ip", outbox.peer_host),)

@@ -238,16 +238,20 @@ class SessionValue:
 
     passwd: bytes
     timeout: int
+    # the connection that holds the session now (a token its zetcd made up): when another
+    # zetcd resumes the session it writes its own, and the first closes its connection
+    owner: str = ""
 
     def encode(self) -> bytes:
-        return json.dumps(
-            {"p": self.passwd.hex(), "t": self.timeout}, separators=(",", ":")
-        ).encode()
+        obj: dict[str, object] = {"p": self.passwd.hex(), "t": self.timeout}
+        if self.owner:
+            obj["o"] = self.owner
+        return json.dumps(obj, separators=(",", ":")).encode()
 
 
 def decode_session_value(raw: bytes) -> SessionValue:
     obj = json.loads(raw)  # records of older versions also hold "a" (auth ids): ignored
-    return SessionValue(bytes.fromhex(obj["p"]), int(obj["t"]))
+    return SessionValue(bytes.fromhex(obj["p"]), int(obj["t"]), str(obj.get("o", "")))
 
 
 class Layout:

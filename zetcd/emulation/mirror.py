@@ -131,7 +131,7 @@ class Mirror:
             self.last_zxid = L.zxid(revision, applied.positions - 1)
         if applied.changes:
             self.watches.trigger(applied.changes, partial(applied.acl_of, self.tree))
-        if applied.sessions_ended or applied.sessions_started:
+        if applied.sessions_ended or applied.sessions_started or applied.sessions_claimed:
             for listener in self.session_listeners:
                 listener(applied)
         w = self._waiters

@@ -190,13 +190,29 @@ class SessionStore:
         self.mirror = mirror
         self.layout = mirror.layout
 
-    async def move(self, session_id: int, entry: SessionEntry, timeout: int) -> int | None:
+    async def claim(self, session_id: int, entry: SessionEntry, owner: str) -> bool:
+        """Write ``owner`` into the session record (a resumption), while the record is the one
+        the mirror has; False if the session expired meanwhile."""
+        value = SessionValue(entry.value.passwd, entry.value.timeout, owner)
+        key = self.layout.session(session_id)
+        resp = await self.client.txn(
+            [compare_create(key, "=", entry.create_revision)],
+            [op_put(key, value.encode(), entry.lease)],
+        )
+        if not resp.succeeded:
+            return False
+        await self.mirror.wait_for(resp.header.revision)
+        return True
+
+    async def move(
+        self, session_id: int, entry: SessionEntry, timeout: int, owner: str = ""
+    ) -> int | None:
         """Attach the session record to a new lease with the TTL of a renegotiated timeout;
         the session keeps its id. Returns the new lease id, or None if the session expired
         meanwhile: the record is rewritten only while it is the one the mirror has, so an
         expired session (whose clean-up may be under way) never comes back."""
         lease, _ = await self.client.lease_grant(lease_ttl(timeout))
-        value = SessionValue(entry.value.passwd, timeout)
+        value = SessionValue(entry.value.passwd, timeout, owner)
         key = self.layout.session(session_id)
         resp = await self.client.txn(
             [compare_create(key, "=", entry.create_revision)],
@@ -209,11 +225,11 @@ class SessionStore:
         await self.client.lease_revoke(entry.lease)  # holds nothing any more
         return lease
 
-    async def create(self, timeout: int) -> tuple[int, bytes]:
+    async def create(self, timeout: int, owner: str = "") -> tuple[int, bytes]:
         ttl = lease_ttl(timeout)
         session_id, _ = await self.client.lease_grant(ttl)
         passwd = os.urandom(16)
-        value = SessionValue(passwd, timeout)
+        value = SessionValue(passwd, timeout, owner)
         resp = await self.client.put(
             self.layout.session(session_id), value.encode(), lease=session_id
         )
@@ -226,10 +242,15 @@ def watch_session_ends(
     nursery: trio.Nursery,
     on_end: Callable[[int], None],
     clean_up: Callable[[int], Awaitable[None]],
+    on_claimed: Callable[[int], None] | None = None,
 ) -> None:
-    """Call ``on_end`` for every session that ends and clean up its ephemerals."""
+    """Call ``on_end`` for every session that ends and clean up its ephemerals; call
+    ``on_claimed`` for every session whose record was rewritten (resumed somewhere)."""
 
     def listener(applied: Applied) -> None:
+        if on_claimed is not None:
+            for sid in applied.sessions_claimed:
+                on_claimed(sid)
         for sid in applied.sessions_ended:
             on_end(sid)
             if sid in mirror.tree.ephemerals:

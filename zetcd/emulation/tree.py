@@ -202,6 +202,7 @@ class Applied:
     touched: set[str]
     sessions_ended: list[int]
     sessions_started: list[int]
+    sessions_claimed: list[int] = field(default_factory=list)  # records rewritten (resumed)
     positions: int = 1  # zxids the revision spent
     deleted_acls: dict[str, tuple[ACL, ...]] = field(default_factory=dict)  # for watch delivery
 
@@ -371,8 +372,11 @@ class Tree:
                 kv.create_revision,  # type: ignore[attr-defined]
                 L.decode_session_value(kv.value),  # type: ignore[attr-defined]
             )
-            if out is not None and kv.version == 1:  # type: ignore[attr-defined]
-                out.sessions_started.append(sid)
+            if out is not None:
+                if kv.version == 1:  # type: ignore[attr-defined]
+                    out.sessions_started.append(sid)
+                else:
+                    out.sessions_claimed.append(sid)
             return
         if kind == L.KIND_SPECIAL:
             return
