@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 import uuid
@@ -81,6 +83,29 @@ def test_session_expiry_deletes_ephemerals_and_fires_watches(diff: Diff) -> None
     assert _expiry_transcript(diff.zetcd) == _expiry_transcript(diff.zookeeper)
 
 
+def _wait_gone(address: str, path: str, within: float, why: str) -> None:
+    with RawClient(address) as check:
+        check.connect()
+        deadline = time.monotonic() + within
+        while check.call(OpCode.EXISTS, ExistsRequest(path, False)).header.err == 0:
+            assert time.monotonic() < deadline, why
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def own_etcd() -> Iterator[tuple[EtcdServer, ZetcdServer]]:
+    """An etcd of the test's own (it may be stopped with SIGSTOP) and a zetcd on it."""
+    etcd = EtcdServer().start()
+    try:
+        z = ZetcdServer(etcd.endpoint).start()
+        try:
+            yield etcd, z
+        finally:
+            z.stop()
+    finally:
+        etcd.stop()
+
+
 @pytest.fixture
 def twin_zetcds(etcd: EtcdServer) -> Iterator[tuple[ZetcdServer, ZetcdServer]]:
     prefix = f"/zetcd-twin-{uuid.uuid4().hex[:8]}/"
@@ -114,13 +139,7 @@ def test_session_resumes_on_another_zetcd(twin_zetcds: tuple[ZetcdServer, ZetcdS
     assert cb.call(OpCode.EXISTS, ExistsRequest("/eph", False)).header.err == 0
     cb.call(OpCode.CLOSE_SESSION)
     cb.close()
-    check = RawClient(a.address)
-    check.connect()
-    deadline = time.monotonic() + 5
-    while check.call(OpCode.EXISTS, ExistsRequest("/eph", False)).header.err == 0:
-        assert time.monotonic() < deadline, "the other zetcd never saw the close"
-        time.sleep(0.05)
-    check.close()
+    _wait_gone(a.address, "/eph", 5, "the other zetcd never saw the close")
 
 
 def test_a_session_resumed_on_another_zetcd_closes_its_old_connection(
@@ -426,79 +445,56 @@ def test_connections_without_a_connect_request_are_closed(diff: Diff) -> None:
 
 
 @pytest.mark.timeout(120)
-def test_ephemerals_of_a_session_that_expired_while_etcd_stalled_are_deleted_later() -> None:
+def test_ephemerals_of_a_session_that_expired_while_etcd_stalled_are_deleted_later(
+    own_etcd: tuple[EtcdServer, ZetcdServer],
+) -> None:
     """The clean-up of an expired session that etcd could not take at first is tried again
     until it succeeds (it was tried once: the ephemeral stayed until a zetcd restarted)."""
-    import os
-    import signal
-
-    etcd = EtcdServer().start()
+    etcd, z = own_etcd
+    owner = RawClient(z.address)
+    owner.connect(timeout=4000)
+    assert owner.call(OpCode.CREATE, CreateRequest("/orphan", b"", OPEN, 1)).header.err == 0
+    owner.close()  # no closeSession: the lease runs out about 4 s after this
+    time.sleep(2.0)
+    os.kill(z.pid, signal.SIGSTOP)  # the expiry's watch event waits in its socket
     try:
-        z = ZetcdServer(etcd.endpoint).start()
-        try:
-            owner = RawClient(z.address)
-            owner.connect(timeout=4000)
-            assert owner.call(OpCode.CREATE, CreateRequest("/orphan", b"", OPEN, 1)).header.err == 0
-            owner.close()  # no closeSession: the lease runs out about 4 s after this
-            time.sleep(2.0)
-            os.kill(z.pid, signal.SIGSTOP)  # the expiry's watch event waits in its socket
-            try:
-                time.sleep(5.0)
-                os.kill(etcd.pid, signal.SIGSTOP)
-            finally:
-                os.kill(z.pid, signal.SIGCONT)
-            try:
-                time.sleep(8.0)  # zetcd's clean-up meets a stalled etcd
-            finally:
-                os.kill(etcd.pid, signal.SIGCONT)
-            check = RawClient(z.address)
-            check.connect()
-            deadline = time.monotonic() + 40
-            while check.call(OpCode.EXISTS, ExistsRequest("/orphan", False)).header.err == 0:
-                assert time.monotonic() < deadline, "the expired session's ephemeral stayed"
-                time.sleep(0.5)
-            check.close()
-            assert "are deleted again" in z.log_tail(200)
-        finally:
-            z.stop()
+        time.sleep(5.0)
+        os.kill(etcd.pid, signal.SIGSTOP)
     finally:
-        etcd.stop()
+        os.kill(z.pid, signal.SIGCONT)
+    try:
+        time.sleep(8.0)  # zetcd's clean-up meets a stalled etcd
+    finally:
+        os.kill(etcd.pid, signal.SIGCONT)
+    _wait_gone(z.address, "/orphan", 40, "the expired session's ephemeral stayed")
+    assert "are deleted again" in z.log_tail(200)
 
 
-@pytest.mark.timeout(120)
-def test_a_zetcd_cut_off_from_etcd_closes_its_clients_connections() -> None:
+def test_a_zetcd_cut_off_from_etcd_closes_its_clients_connections(
+    own_etcd: tuple[EtcdServer, ZetcdServer],
+) -> None:
     """While etcd does not answer, zetcd cannot renew the sessions' leases: rather than keep
     answering pings from its mirror while the sessions run out in etcd, it closes each client's
     connection once its lease has gone unrenewed for two thirds of its timeout, as a ZooKeeper
     server without a quorum drops its clients."""
-    import os
-    import signal
-
-    etcd = EtcdServer().start()
+    etcd, z = own_etcd
+    c = RawClient(z.address)
+    c.connect(timeout=6000)
+    os.kill(etcd.pid, signal.SIGSTOP)
     try:
-        z = ZetcdServer(etcd.endpoint).start()
-        try:
-            c = RawClient(z.address)
-            c.connect(timeout=6000)
-            os.kill(etcd.pid, signal.SIGSTOP)
-            try:
-                started = time.monotonic()
-                closed = False
-                while time.monotonic() - started < 20 and not closed:
-                    try:  # a live client's pings, answered from the mirror
-                        c.request(OpCode.PING, xid=-2)
-                        c.reply()
-                    except (Closed, OSError):
-                        closed = True
-                    time.sleep(1.0)
-                took = time.monotonic() - started
-            finally:
-                os.kill(etcd.pid, signal.SIGCONT)
-            assert closed, "zetcd kept the client's connection for 20 s without etcd"
-            assert took > 3.0
-            assert "not renewed" in z.log_tail(200)
-            c.close()
-        finally:
-            z.stop()
+        started = time.monotonic()
+        closed = False
+        while time.monotonic() - started < 20 and not closed:
+            try:  # a live client's pings, answered from the mirror
+                c.request(OpCode.PING, xid=-2)
+                c.reply()
+            except (Closed, OSError):
+                closed = True
+            time.sleep(1.0)
+        took = time.monotonic() - started
     finally:
-        etcd.stop()
+        os.kill(etcd.pid, signal.SIGCONT)
+    assert closed, "zetcd kept the client's connection for 20 s without etcd"
+    assert took > 3.0
+    assert "not renewed" in z.log_tail(200)
+    c.close()
