@@ -27,7 +27,7 @@ import trio
 from zetcd.emulation.layout import SessionValue
 from zetcd.emulation.mirror import Mirror
 from zetcd.emulation.tree import Applied, SessionEntry
-from zetcd.etcd import EtcdClient, EtcdUnavailable, compare_create, op_put
+from zetcd.etcd import EtcdClient, EtcdError, EtcdUnavailable, compare_create, op_put
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +163,9 @@ class SessionKeeper:
         )
         self.forget(sid)
         entry.on_cut_off()
-        with contextlib.suppress(EtcdUnavailable):
-            await self.client.lease_revoke(sid)  # else the lease runs out on its own
+        # else the lease runs out on its own (or it is gone already: another zetcd's doing)
+        with contextlib.suppress(EtcdUnavailable, EtcdError):
+            await self.client.lease_revoke(sid)
         return True
 
     def _cut_off(self, due: list[int]) -> None:
