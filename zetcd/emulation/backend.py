@@ -101,9 +101,16 @@ class EtcdBackend:
         if s is None or entry is None or entry.value.owner == s.owner:
             return
         log.info("session 0x%x resumed elsewhere: closing its connection here", session_id)
-        del self.local[session_id]
-        self.keeper.forget(s.lease)
-        s.expired()
+        self._close_local(session_id)
+
+    def _close_local(self, session_id: int) -> EtcdSession | None:
+        """Close this process's connection of a session taken over by another one; its
+        lease is no longer renewed from here."""
+        s = self.local.pop(session_id, None)
+        if s is not None:
+            self.keeper.forget(s.lease)
+            s.expired()
+        return s
 
     async def _clean_up(self, session_id: int) -> None:
         """Delete an ended session's ephemerals; while etcd is unavailable, try again (with
@@ -198,11 +205,7 @@ class EtcdBackend:
                 await mirror.catch_up()
                 entry = mirror.tree.sessions.get(sid)
             # ZooKeeper closes the session's current connection before it checks the password
-            old = self.local.pop(sid, None)
-            if old is not None:
-                old.outbox.close()
-                self.mirror.watches.drop_watcher(old)
-                self.keeper.forget(old.lease)
+            old = self._close_local(sid)
             if entry is None or entry.value.passwd != (request.passwd or b""):
                 if old is not None:
                     await self.keeper.renew_once(old.lease)

@@ -51,9 +51,14 @@ _GetChildrenResponse = constructor(GetChildrenResponse)
 _GetChildren2Response = constructor(GetChildren2Response)
 
 
+def _root_alias(path: str) -> str:
+    """ZooKeeper's DataTree keeps the root under "" too (DataTree.getNode)."""
+    return "/" if path == "" else path
+
+
 def _node(s: EtcdSession, path: str | None, perm: int) -> tuple[int, Node | None]:
     """Look a node up for a read ("" is the root), with checkACL(node, perm)."""
-    node = s.mirror.tree.nodes.get(path or "/") if path is not None else None
+    node = s.mirror.tree.nodes.get(_root_alias(path)) if path is not None else None
     if node is None:
         return NO_NODE, None
     if perm and not acls.allowed(node.acl, perm, s.auth_ids):
@@ -133,9 +138,9 @@ def _set_watches(s: EtcdSession, req: Any) -> Result:
     rel = req.relativeZxid
     nodes = s.mirror.tree.nodes
     watches = s.mirror.watches
-    # DataTree.getNode: "" is the root too (a watch set on "" itself is never triggered)
+    # a watch set on "" itself is never triggered
     for path in req.dataWatches or ():
-        node = nodes.get("/" if path == "" else path)
+        node = nodes.get(_root_alias(path))
         if node is None:
             s.notify(EventType.NODE_DELETED, path)
         elif node.mzxid > rel:
@@ -143,12 +148,12 @@ def _set_watches(s: EtcdSession, req: Any) -> Result:
         else:
             watches.data.add(path, s)
     for path in req.existWatches or ():
-        if ("/" if path == "" else path) in nodes:
+        if _root_alias(path) in nodes:
             s.notify(EventType.NODE_CREATED, path)
         else:
             watches.data.add(path, s)
     for path in req.childWatches or ():
-        node = nodes.get("/" if path == "" else path)
+        node = nodes.get(_root_alias(path))
         if node is None:
             s.notify(EventType.NODE_DELETED, path)
         elif node.pzxid > rel:
