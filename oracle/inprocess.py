@@ -119,7 +119,12 @@ class ThreadedCrossCheck:
                 await nursery.start(checker.run)
                 listeners = await nursery.start(
                     partial(
-                        serve, checker, LOOPBACK, 0, ServerConfig(), connections=self._connections
+                        serve,
+                        checker,
+                        LOOPBACK,
+                        0,
+                        ServerConfig(max_client_cnxns=0),
+                        connections=self._connections,
                     )
                 )
                 self.port = listeners[0].socket.getsockname()[1]

@@ -52,6 +52,8 @@ class ZetcdServer(_Server):
             self.prefix,
             "--4lw-whitelist",
             "*",  # as the test ZooKeeper's 4lw.commands.whitelist
+            "--max-client-cnxns",
+            "0",  # as the test ZooKeeper's maxClientCnxns
             *self.extra_args,
         ]
 

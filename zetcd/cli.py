@@ -141,6 +141,13 @@ def main_command(
     max_packet: Annotated[
         int, typer.Option(help="Largest accepted frame in bytes (ZooKeeper's jute.maxbuffer).")
     ] = 0xFFFFF,
+    max_client_cnxns: Annotated[
+        int,
+        typer.Option(
+            help="Connections one client address may hold open at once, 0 for no limit "
+            "(ZooKeeper's maxClientCnxns). Over it, a new connection is closed at once."
+        ),
+    ] = 60,
     four_letter_words: Annotated[
         str,
         typer.Option(
@@ -222,6 +229,8 @@ def main_command(
         raise typer.BadParameter("--prefix must not be empty")
     if max_packet <= 0:
         raise typer.BadParameter("--max-packet must be positive")
+    if max_client_cnxns < 0:
+        raise typer.BadParameter("--max-client-cnxns must be 0 (no limit) or more")
     if min_session_timeout < 0 or max_session_timeout < 0:
         raise typer.BadParameter("session timeouts must be positive (0: the default)")
     # ZooKeeper refuses the same configuration (QuorumPeerConfig)
@@ -254,6 +263,7 @@ def main_command(
             etcd_max_txn_ops=etcd_max_txn_ops,
         ),
         max_packet=max_packet,
+        max_client_cnxns=max_client_cnxns,
         four_letter_words=words,
         metrics_addr=parse_hostport(metrics_addr, 9181) if metrics_addr else None,
         own_process=True,

@@ -20,7 +20,7 @@ from zetcd.emulation.backend import EtcdBackend, Options
 from zetcd.etcd import EtcdClient
 from zetcd.fourlw import FourLetterWords, ServerView
 from zetcd.metrics import Metrics
-from zetcd.server import Connection, ServerConfig, serve
+from zetcd.server import DEFAULT_MAX_CLIENT_CNXNS, Connection, ServerConfig, serve
 
 if TYPE_CHECKING:
     from oracle.wiring import CrossCheckConfig
@@ -37,6 +37,7 @@ class RunConfig:
     etcd_binary: str | None = None
     options: Options = field(default_factory=Options)
     max_packet: int = 0xFFFFF
+    max_client_cnxns: int = DEFAULT_MAX_CLIENT_CNXNS
     four_letter_words: frozenset[str] | None = None
     metrics_addr: tuple[str, int] | None = None
     # cross-check mode (--debug-zkbridge): requests also go to a real ZooKeeper and are compared
@@ -89,7 +90,7 @@ def _conf_view(config: RunConfig) -> dict[str, object]:
         "dataLogDir": data_dir,
         "dataLogSize": 0,
         "tickTime": limits.tick_time,
-        "maxClientCnxns": 0,
+        "maxClientCnxns": config.max_client_cnxns,
         "minSessionTimeout": limits.min_timeout or 2 * limits.tick_time,
         "maxSessionTimeout": limits.max_timeout or 20 * limits.tick_time,
         "clientPortListenBacklog": -1,
@@ -199,6 +200,7 @@ async def _run(
         )
         server_config = ServerConfig(
             max_packet=config.max_packet,
+            max_client_cnxns=config.max_client_cnxns,
             four_letter_words=FourLetterWords(view, config.four_letter_words),
             stats=view.stats,
         )

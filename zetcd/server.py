@@ -37,6 +37,9 @@ MAX_PENDING = 1024  # requests a connection may have outstanding before reading 
 # a connection without a ConnectRequest (or a four-letter word) by then is closed, as ZooKeeper's
 # zookeeper.nio.sessionlessCnxnTimeout (10 s by default)
 SESSIONLESS_TIMEOUT = 10.0
+# ZooKeeper's maxClientCnxns default: connections one client address may hold open at once
+DEFAULT_MAX_CLIENT_CNXNS = 60
+REFUSAL_LOG_INTERVAL = 10.0  # seconds between two warnings about refused connections
 
 
 class RequestObserver(Protocol):
@@ -49,6 +52,8 @@ class ServerConfig:
     four_letter_words: FourLetterWords | None = None
     stats: ServerStats = field(default_factory=ServerStats)
     observe: RequestObserver | None = None  # metrics hook
+    # connections one client address may hold open (0: no limit), as ZooKeeper's maxClientCnxns
+    max_client_cnxns: int = DEFAULT_MAX_CLIENT_CNXNS
 
 
 class Connection:
@@ -465,14 +470,30 @@ async def serve(
     ``connections`` tracks the open ones. An address that cannot be served raises OSError,
     its message naming the address."""
     live = connections if connections is not None else set()
+    per_host: dict[str, int] = {}
+    refusals = _RefusalLog(config.max_client_cnxns)
 
     async def handler(stream: trio.SocketStream) -> None:
         conn = Connection(stream, backend, config)
+        host = conn.peer_host
+        held = per_host.get(host, 0)
+        if 0 < config.max_client_cnxns <= held:
+            # as ZooKeeper's accept thread: closed at once, before anything is read
+            refusals.refused(host)
+            _discard_received(conn._sock)  # so the close is a FIN, not a reset
+            await trio.aclose_forcefully(stream)
+            return
+        per_host[host] = held + 1
         live.add(conn)
         try:
             await conn.serve()
         finally:
             live.discard(conn)
+            left = per_host[host] - 1
+            if left:
+                per_host[host] = left
+            else:
+                del per_host[host]
 
     try:  # host "": every interface
         listeners = await trio.open_tcp_listeners(port, host=host or None)
@@ -481,3 +502,38 @@ async def serve(
     async with trio.open_nursery() as nursery:
         await nursery.start(trio.serve_listeners, handler, listeners)
         task_status.started(listeners)
+
+
+def _discard_received(sock: socket.socket | None) -> None:
+    """Read and drop what the peer has sent so far, without waiting."""
+    if sock is None:
+        return
+    try:
+        while sock.recv(RECV_SIZE, socket.MSG_DONTWAIT):
+            pass
+    except OSError:  # BlockingIOError: nothing more for now
+        pass
+
+
+class _RefusalLog:
+    """Warns about connections refused by the per-address cap, at most once per
+    REFUSAL_LOG_INTERVAL (a client retrying in a loop must not flood the log)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.quiet_until = 0.0
+        self.unreported = 0
+
+    def refused(self, host: str) -> None:
+        self.unreported += 1
+        now = time.monotonic()
+        if now < self.quiet_until:
+            return
+        log.warning(
+            "too many connections from %s - max is %d (%d refused since the last warning)",
+            host,
+            self.limit,
+            self.unreported,
+        )
+        self.unreported = 0
+        self.quiet_until = now + REFUSAL_LOG_INTERVAL
