@@ -50,6 +50,10 @@ def lease_ttl(timeout_ms: int) -> int:
     return max(2, math.ceil(timeout_ms / 1000))
 
 
+# the shortest wait for a keep-alive answer (a session already past its cut-off moment)
+CUT_OFF_MIN_WAIT = 0.25
+
+
 class _Attached:
     __slots__ = ("heard", "on_cut_off", "on_expired", "renewed", "timeout", "ttl")
 
@@ -128,9 +132,15 @@ class SessionKeeper:
             due = [sid for sid, t in self._due.items() if t <= now]
             due = [sid for sid in due if not await self._silent(sid, now)]
             if due:
+                # the etcd client would retry for several of its deadlines (5 s each): give up
+                # when a session reaches the moment it must be cut off, not after
+                ttls: dict[int, int] | None = None
                 try:
-                    ttls = await self.client.keepalive(due)
+                    with trio.move_on_after(self._until_cut_off(due, now)):
+                        ttls = await self.client.keepalive(due)
                 except EtcdUnavailable:
+                    pass
+                if ttls is None:
                     log.warning("etcd unavailable: could not renew %d session leases", len(due))
                     self._cut_off(due)
                     await trio.sleep(0.5)
@@ -167,6 +177,13 @@ class SessionKeeper:
         with contextlib.suppress(EtcdUnavailable, EtcdError):
             await self.client.lease_revoke(sid)
         return True
+
+    def _until_cut_off(self, due: list[int], now: float) -> float:
+        """Seconds until the first of ``due`` has gone unrenewed for 2/3 of its timeout."""
+        moments = [
+            e.renewed + e.timeout * 2 / 3 for e in map(self.attached.get, due) if e is not None
+        ]
+        return max(CUT_OFF_MIN_WAIT, min(moments, default=now) - now)
 
     def _cut_off(self, due: list[int]) -> None:
         now = time.monotonic()
