@@ -346,9 +346,8 @@ def test_a_session_expiring_under_a_fenced_batch_does_not_turn_the_fence_off(
             w = plans.write(plans.Ctx(sid), OpCode.CREATE, CreateRequest("/p", b"", OPEN, 0))
             assert (await batcher.submit(w))[1] == Err.SESSION_EXPIRED
             lay = backend.mirror.layout
-            session = rpc_pb2.Compare.CompareTarget.CREATE
             assert [_compares(t) for t in sent] == [
-                {(lay.fence, MOD), (lay.session(sid), session)},
+                {(lay.fence, MOD), (lay.session(sid), MOD)},
                 {(lay.fence, MOD)},
             ]
             assert batcher._fence_usable()
@@ -470,6 +469,56 @@ def test_a_writer_that_does_not_put_the_fence_turns_the_fence_off(
     assert any("without putting the fence key" in r.getMessage() for r in caplog.records)
 
 
+def test_a_write_from_a_connection_that_no_longer_holds_its_session_is_session_moved(
+    etcd: EtcdServer,
+) -> None:
+    """ZooKeeper's checkSession also checks the session's owner: after a resumption on another
+    connection (whose token the session record names), a write or closeSession from the old
+    one answers SessionMoved and changes nothing; a write planned before the mirror saw the
+    resumption fails its guard on the record's mod revision and is refused when planned again."""
+
+    async def main() -> None:
+        async with _backend(etcd) as (client, backend):
+            batcher = backend.batcher
+            tree = backend.mirror.tree
+            sid, _ = await backend.store.create(30000, "old")
+            old, new = plans.Ctx(sid, owner="old"), plans.Ctx(sid, owner="new")
+            create = CreateRequest("/a", b"", OPEN, 0)
+            assert (await batcher.submit(plans.write(old, OpCode.CREATE, create)))[1] == 0
+            entry = tree.sessions[sid]
+            assert await backend.store.claim(sid, entry, "new")
+            claimed = tree.sessions[sid]
+            assert claimed.mod_revision > entry.mod_revision
+            # as if the mirror had not seen the claim when the write was planned
+            tree.sessions[sid] = entry
+            sent = _record_transactions(client)
+            txn_encoded = client.txn_encoded
+            client.start_txn = _never_at_once  # type: ignore[method-assign]
+
+            async def the_mirror_sees_it_meanwhile(request: bytes) -> object:
+                tree.sessions[sid] = claimed
+                return await txn_encoded(request)
+
+            client.txn_encoded = the_mirror_sees_it_meanwhile  # type: ignore[method-assign]
+            late = plans.write(old, OpCode.SET_DATA, SetDataRequest("/a", b"late", -1))
+            assert (await batcher.submit(late))[1] == Err.SESSION_MOVED
+            assert len(sent) == 2  # the first failed its guard on the record
+            client.txn_encoded = txn_encoded  # type: ignore[method-assign]
+            assert tree.nodes["/a"].data == b""
+            delete = plans.write(old, OpCode.DELETE, DeleteRequest("/a", -1))
+            assert (await batcher.submit(delete))[1] == Err.SESSION_MOVED
+            moved = plans.end_session(tree, sid, True, "old")
+            assert (await batcher.submit(moved))[1] == Err.SESSION_MOVED
+            assert sid in tree.sessions
+            # the connection that holds it, and the server's own writes, go on
+            ok = plans.write(new, OpCode.SET_DATA, SetDataRequest("/a", b"new", -1))
+            assert (await batcher.submit(ok))[1] == 0
+            assert (await batcher.submit(plans.end_session(tree, sid, True, "new")))[1] == 0
+            assert sid not in tree.sessions
+
+    trio.run(main)
+
+
 def test_every_write_of_a_session_etcd_no_longer_has_fails(etcd: EtcdServer) -> None:
     """ZooKeeper's checkSession comes first in every write (a create's, after its TTL checks).
     A session's record reaches the mirror before the session's first request, so a missing
@@ -488,10 +537,7 @@ def test_every_write_of_a_session_etcd_no_longer_has_fails(etcd: EtcdServer) -> 
             sid, _ = await backend.store.create(30000)
             ctx = plans.Ctx(sid)
             lay = backend.mirror.layout
-            pinned = {
-                (lay.fence, MOD),
-                (lay.session(sid), rpc_pb2.Compare.CompareTarget.CREATE),
-            }
+            pinned = {(lay.fence, MOD), (lay.session(sid), MOD)}
             sent = _record_transactions(client)
             for op, req in (
                 (OpCode.CREATE, CreateRequest("/e", b"", OPEN, 1)),  # ephemeral

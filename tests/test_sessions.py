@@ -24,6 +24,7 @@ from zetcd.proto.records import (
     AuthPacket,
     CreateRequest,
     ExistsRequest,
+    GetChildrenRequest,
     GetDataRequest,
     Id,
     RequestHeader,
@@ -500,3 +501,66 @@ def test_a_zetcd_cut_off_from_etcd_closes_its_clients_connections(
     assert 1.0 < took < 6.0, f"closed {took:.1f} s after etcd stopped"
     assert "not renewed" in z.log_tail(200)
     c.close()
+
+
+def test_writes_from_a_moved_sessions_old_connection_never_commit_after_the_resumption(
+    twin_zetcds: tuple[ZetcdServer, ZetcdServer], etcd: EtcdServer
+) -> None:
+    """ZooKeeper checks a write's session owner: once a session is resumed on another
+    connection, a write that its old connection sent answers SessionMoved and changes nothing.
+    Here the old connection (on the first zetcd) has a stream of creates in flight when the
+    session resumes on the second zetcd: no create commits after the resumption does."""
+    import pyetcd
+
+    a, b = twin_zetcds
+    parent = f"/moved-{uuid.uuid4().hex[:8]}"
+    ca = RawClient(a.address, timeout=20)
+    conn = ca.connect(timeout=10000)
+    assert ca.call(OpCode.CREATE, CreateRequest(parent, b"", OPEN, 0)).header.err == 0
+    total = 3000
+    for _ in range(total):  # sequential creates, pipelined
+        ca.request(OpCode.CREATE, CreateRequest(parent + "/n-", b"", OPEN, 2))
+    answers: list[tuple[int, int]] = []  # (err, zxid) of the old connection's creates
+    resumed = threading.Event()
+
+    def resume() -> None:
+        cb = RawClient(b.address)
+        try:
+            cb.connect(session_id=conn.sessionId, passwd=conn.passwd, timeout=10000)
+        finally:
+            resumed.set()
+        cb.close()  # the session lives on (10 s); the ZetcdServer's stop ends it
+
+    resumer: threading.Thread | None = None
+    try:
+        while len(answers) < total:
+            reply = ca.reply()
+            answers.append((reply.header.err, reply.header.zxid))
+            if len(answers) == 100:  # 2,900 creates still queued or in flight
+                resumer = threading.Thread(target=resume)
+                resumer.start()
+    except (Closed, OSError):
+        pass  # the first zetcd closes the old connection once its mirror sees the resumption
+    finally:
+        ca.close()
+    if resumer is not None:
+        resumer.join(20)
+    assert resumed.is_set() and len(answers) >= 100
+    kv = pyetcd.client(host=etcd.host, port=etcd.port, timeout=10)
+    _, meta = kv.get(a.prefix.encode() + b"s/%016x" % conn.sessionId)
+    claimed = meta.mod_revision  # the resumption's revision
+    kv.close()
+    check = RawClient(b.address)
+    check.connect()
+    children = check.call(OpCode.GET_CHILDREN, GetChildrenRequest(parent, False)).body.children
+    czxids = [
+        check.call(OpCode.EXISTS, ExistsRequest(f"{parent}/{name}", False)).body.stat.czxid
+        for name in children
+    ]
+    check.close()
+    late = [z for z in czxids if z >> 8 >= claimed]
+    assert not late, f"{len(late)} of {len(czxids)} creates committed after the resumption"
+    ok = [z for err, z in answers if err == 0]
+    assert ok and all(z >> 8 < claimed for z in ok)
+    moved = {err for err, _ in answers if err}
+    assert moved <= {-118}, moved  # SessionMoved, for those answered before the close

@@ -135,22 +135,27 @@ class EtcdBackend:
             await trio.sleep(pause)
             pause = min(pause * 2, CLEAN_UP_RETRY_MAX)
 
-    async def end_session(self, session_id: int, closing: bool) -> int:
-        """Delete a session's ephemerals (and, ``closing``, its record): in one transaction, or
-        in several when they are more than one etcd transaction takes. The last one's zxid."""
+    async def end_session(self, session_id: int, closing: bool, owner: str = "") -> tuple[int, int]:
+        """Delete a session's ephemerals (and, ``closing``, its record, if it still names
+        ``owner``'s connection): in one transaction, or in several when they are more than one
+        etcd transaction takes. The last one's zxid, and SESSION_MOVED (nothing deleted) if
+        the session was resumed on another connection, else 0."""
         while True:
             zxid, err, resp = await self.batcher.submit(
-                plans.end_session(self.mirror.tree, session_id, closing)
+                plans.end_session(self.mirror.tree, session_id, closing, owner)
             )
+            if err == Err.SESSION_MOVED:
+                return zxid, err
             if resp is not plans.MORE_EPHEMERALS:
                 break
+            owner = ""  # a close under way is finished, whoever resumes the session meanwhile
         if err:
             log.error(
                 "the ephemerals of session 0x%x could not be deleted: an ephemeral takes more"
                 " than etcd's --max-request-bytes to delete",
                 session_id,
             )
-        return zxid
+        return zxid, 0
 
     async def _container_manager(self) -> None:
         """Delete empty containers and expired TTL nodes, as ZooKeeper's ContainerManager.
@@ -167,8 +172,10 @@ class EtcdBackend:
                 except EtcdError as e:
                     log.error("etcd refused the deletion of container %s: %s", path, e)
 
-    def _ctx(self, session_id: int, auth: tuple[tuple[str, str], ...] = ()) -> plans.Ctx:
-        return plans.Ctx(session_id, auth, self.options.ttl_enabled)
+    def _ctx(
+        self, session_id: int, auth: tuple[tuple[str, str], ...] = (), owner: str = ""
+    ) -> plans.Ctx:
+        return plans.Ctx(session_id, auth, self.options.ttl_enabled, owner)
 
     async def connect(self, request: ConnectRequest, outbox: Outbox) -> Accepted:
         try:
@@ -302,7 +309,7 @@ class EtcdSession:
     def ctx(self) -> plans.Ctx:
         ctx = self._ctx
         if ctx is None:
-            ctx = self._ctx = self.backend._ctx(self.session_id, self.auth_ids)
+            ctx = self._ctx = self.backend._ctx(self.session_id, self.auth_ids, self.owner)
         return ctx
 
     def begin(
@@ -385,10 +392,12 @@ class EtcdSession:
             elif op == OpCode.CLOSE_SESSION:
                 # detach first: the record's deletion must not read as an expiry of this session
                 self.closed = True
-                if b.local.get(self.session_id) is self:
+                if b.local.get(self.session_id) is self:  # else another connection holds it
                     del b.local[self.session_id]
-                b.keeper.forget(self.lease)
-                zxid = await b.end_session(self.session_id, True)
+                    b.keeper.forget(self.lease)
+                zxid, err = await b.end_session(self.session_id, True, self.owner)
+                if err:  # resumed on another connection: that one holds it now
+                    return Reply(xid, zxid, err, None, close=True)
                 await b.client.lease_revoke(self.lease)
                 return Reply(xid, zxid, 0, None, close=True)
             else:

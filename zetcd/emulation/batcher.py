@@ -372,20 +372,23 @@ class Batcher:
             # the fence replaces the per-key compares, except a session record's: its deletion
             # by lease expiry does not move the fence
             tree = self.mirror.tree
-            txn.mods = {tree.layout.fence: tree.fence}
             sessions = tree.layout.session_prefix
-            txn.creates = {k: v for k, v in txn.creates.items() if k.startswith(sessions)}
+            kept = {k: v for k, v in txn.mods.items() if k.startswith(sessions)}
+            txn.mods = {tree.layout.fence: tree.fence, **kept}
+            txn.creates = {}
         return txn, planned
 
     def _sessions_changed(self, txn: EtcdTxn) -> bool:
         """Does the (caught-up) mirror fail one of a fenced transaction's session-record
         compares?"""
         sessions = self.mirror.tree.sessions
-        skip = len(self.mirror.layout.session_prefix)
-        for key, revision in txn.creates.items():
-            entry = sessions.get(L.session_id_from_hex(key[skip:].decode()))
-            if (entry.create_revision if entry else 0) != revision:
-                return True
+        prefix = self.mirror.layout.session_prefix
+        skip = len(prefix)
+        for key, revision in txn.mods.items():
+            if key.startswith(prefix):
+                entry = sessions.get(L.session_id_from_hex(key[skip:].decode()))
+                if (entry.mod_revision if entry else 0) != revision:
+                    return True
         return False
 
     async def _commit(self, batch: list[Write], flight: _Flight | None = None) -> None:

@@ -16,7 +16,7 @@ from zetcd.emulation import layout as L
 from zetcd.emulation.errors import OpError
 from zetcd.emulation.paths import is_valid_path
 from zetcd.emulation.scratch import NodeState, Scratch, resolve_stat
-from zetcd.emulation.tree import Tree
+from zetcd.emulation.tree import SessionEntry, Tree
 from zetcd.proto.constants import CreateMode, Err, OpCode, Perm
 from zetcd.proto.records import (
     Create2Response,
@@ -50,6 +50,7 @@ class Ctx:
     session_id: int
     auth: tuple[tuple[str, str], ...] = ()
     ttl_enabled: bool = True
+    owner: str = ""  # the connection's token (SessionValue.owner); "" checks no owner
 
 
 def _split_parent(path: str) -> str:
@@ -66,9 +67,21 @@ def _check_session(sc: Scratch, ctx: Ctx) -> None:
     session's clean-up had started, which ZooKeeper never lets happen."""
     session_id = ctx.session_id
     if session_id:
-        if session_id not in sc.tree.sessions:
+        entry = sc.tree.sessions.get(session_id)
+        if entry is None:
             raise OpError(Err.SESSION_EXPIRED)
+        _check_owner(entry, ctx.owner)
         sc.guard_session(session_id)
+
+
+def _check_owner(entry: SessionEntry, owner: str) -> None:
+    """ZooKeeper's session owner check: a request from a connection that no longer holds its
+    session (resumed on another connection, here or on another zetcd) gets SessionMoved. The
+    guard on the record's mod revision makes a resumption that commits first fail the write,
+    which is then planned again and refused here."""
+    held_by = entry.value.owner
+    if owner and held_by and held_by != owner:
+        raise OpError(Err.SESSION_MOVED)
 
 
 def _check_version(current: int, expected: int) -> None:
@@ -379,12 +392,13 @@ def multi(ctx: Ctx, ops: tuple[object, ...]) -> Apply:
 MORE_EPHEMERALS = object()
 
 
-def end_session(tree: Tree, session_id: int, closing: bool) -> Apply:
+def end_session(tree: Tree, session_id: int, closing: bool, owner: str = "") -> Apply:
     """Delete a session's ephemerals, bumping each parent's cversion and pzxid.
 
-    ``closing`` (closeSession): also delete the session record. Otherwise (the lease expired)
-    the record must still be gone at commit, so a clean-up can never touch a live session, and
-    running it twice is harmless.
+    ``closing`` (closeSession): also delete the session record, unless the record names
+    another connection than ``owner`` (SessionMoved). Otherwise (the lease expired) the record
+    must still be gone at commit, so a clean-up can never touch a live session, and running it
+    twice is harmless.
 
     When the transaction reaches etcd's limits (``Scratch.limits``) before every ephemeral is
     deleted, the write answers MORE_EPHEMERALS and keeps the session record: the caller
@@ -392,6 +406,10 @@ def end_session(tree: Tree, session_id: int, closing: bool) -> Apply:
     """
 
     def apply(sc: Scratch) -> Builder:
+        if closing:
+            entry = sc.tree.sessions.get(session_id)
+            if entry is not None:
+                _check_owner(entry, owner)
         more = False
         deleted = 0
         for path in tree.ephemerals_in_java_order(session_id):  # ZooKeeper's deletion order

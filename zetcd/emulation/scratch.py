@@ -216,11 +216,12 @@ class Scratch:
         self.txn.mods.setdefault(self.layout.acl(st.path), st.orig.a_mod if st.orig else 0)
 
     def guard_session(self, session_id: int) -> None:
-        """The session must still be alive (or, with no entry, still gone) at commit."""
+        """The session's record must be the one the mirror has at commit: still alive and
+        not rewritten by a resumption (or, with no entry, still gone)."""
         self.guarded_sessions.add(session_id)
         entry = self.tree.sessions.get(session_id)
-        self.txn.creates.setdefault(
-            self.layout.session(session_id), entry.create_revision if entry else 0
+        self.txn.mods.setdefault(
+            self.layout.session(session_id), entry.mod_revision if entry else 0
         )
 
     # ------------------------------------------------------------------ writes

@@ -191,6 +191,7 @@ class SessionEntry:
     session_id: int
     lease: int
     create_revision: int
+    mod_revision: int  # moves when a resumption rewrites the record (a claim or a move)
     value: L.SessionValue
 
 
@@ -370,6 +371,7 @@ class Tree:
                 sid,
                 kv.lease,  # type: ignore[attr-defined]
                 kv.create_revision,  # type: ignore[attr-defined]
+                kv.mod_revision,  # type: ignore[attr-defined]
                 L.decode_session_value(kv.value),  # type: ignore[attr-defined]
             )
             if out is not None:
