@@ -507,13 +507,13 @@ def test_a_write_from_a_connection_that_no_longer_holds_its_session_is_session_m
             assert tree.nodes["/a"].data == b""
             delete = plans.write(old, OpCode.DELETE, DeleteRequest("/a", -1))
             assert (await batcher.submit(delete))[1] == Err.SESSION_MOVED
-            moved = plans.end_session(tree, sid, True, "old")
+            moved = plans.end_session(sid, True, "old")
             assert (await batcher.submit(moved))[1] == Err.SESSION_MOVED
             assert sid in tree.sessions
             # the connection that holds it, and the server's own writes, go on
             ok = plans.write(new, OpCode.SET_DATA, SetDataRequest("/a", b"new", -1))
             assert (await batcher.submit(ok))[1] == 0
-            assert (await batcher.submit(plans.end_session(tree, sid, True, "new")))[1] == 0
+            assert (await batcher.submit(plans.end_session(sid, True, "new")))[1] == 0
             assert sid not in tree.sessions
 
     trio.run(main)

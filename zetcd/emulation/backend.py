@@ -84,7 +84,14 @@ class EtcdBackend:
             watch_session_ends(
                 self.mirror, nursery, self._session_ended, self._clean_up, self._session_claimed
             )
+            self.mirror.reload_listeners.append(self._drop_every_connection)
             task_status.started()
+
+    def _drop_every_connection(self) -> None:
+        """The mirror is about to be rebuilt: every client reconnects, as from a ZooKeeper
+        follower that resyncs, and resumes its session (its watches replayed by setWatches)."""
+        for session in list(self.local.values()):
+            session.expired()  # closes the connection; its end renews the lease once more
 
     # ------------------------------------------------------------------ sessions
     def _session_ended(self, session_id: int) -> None:
@@ -112,12 +119,16 @@ class EtcdBackend:
             s.expired()
         return s
 
+    def _orphaned(self, session_id: int) -> bool:
+        """Does an ended session still own ephemerals?"""
+        tree = self.mirror.tree
+        return session_id in tree.ephemerals and session_id not in tree.sessions
+
     async def _clean_up(self, session_id: int) -> None:
         """Delete an ended session's ephemerals; while etcd is unavailable, try again (with
         a growing pause, up to CLEAN_UP_RETRY_MAX) for as long as they are there."""
-        tree = self.mirror.tree
         pause = 0.5
-        while session_id in tree.ephemerals and session_id not in tree.sessions:
+        while self._orphaned(session_id):
             try:
                 await self.end_session(session_id, False)
                 return
@@ -142,7 +153,7 @@ class EtcdBackend:
         the session was resumed on another connection, else 0."""
         while True:
             zxid, err, resp = await self.batcher.submit(
-                plans.end_session(self.mirror.tree, session_id, closing, owner)
+                plans.end_session(session_id, closing, owner)
             )
             if err == Err.SESSION_MOVED:
                 return zxid, err

@@ -7,6 +7,13 @@ listeners hear about ended sessions, and tasks waiting for that revision wake. B
 happens in one trio task, a notification always reaches a session's outgoing queue before the
 reply of any request that could observe the change.
 
+When the watch cannot go on because etcd has compacted the revisions it still needs (a zetcd cut
+off from etcd while other zetcds wrote more than etcd keeps), the mirror is rebuilt in place, as
+a ZooKeeper follower resyncs from a snapshot: ``reload_listeners`` first close every client
+connection (their clients resume their sessions and replay their watches with setWatches, as
+after a restart), then a fresh range replaces the tree, and ``reloaded_listeners`` hear of the
+new tree (the clean-up of sessions that ended meanwhile).
+
 ``last_zxid`` is the zxid of the last change that ZooKeeper would count as a transaction (its
 revision, and the last position in it); the ``!sync`` key that ``sync`` writes to learn how far
 etcd has got is not one of them.
@@ -27,7 +34,7 @@ import trio
 from zetcd.emulation import layout as L
 from zetcd.emulation.tree import Applied, Tree
 from zetcd.emulation.watches import WatchManager
-from zetcd.etcd import EtcdClient, compare_create, op_put, prefix_end
+from zetcd.etcd import CompactedError, EtcdClient, compare_create, op_put, prefix_end
 from zetcd.proto.records import ACL, Id
 
 log = logging.getLogger(__name__)
@@ -60,6 +67,10 @@ class Mirror:
         self.session_listeners: list[Callable[[Applied], None]] = []
         # called once the events of each watch response are applied, and once if it fails
         self.batch_listeners: list[Callable[[], None]] = []
+        # called before and after the tree is rebuilt from a fresh range (see above)
+        self.reload_listeners: list[Callable[[], None]] = []
+        self.reloaded_listeners: list[Callable[[], None]] = []
+        self.reloads = 0
         self.ready = trio.Event()
         self.failed: BaseException | None = None
 
@@ -83,6 +94,13 @@ class Mirror:
         await self.client.txn([compare_create(lay.data("/"), "=", 0)], ops, [])
 
     async def load(self) -> None:
+        kvs, revision = await self._read_all()
+        self.tree.load(kvs, revision)
+        # an upper bound of every zxid issued so far (deletions leave no key behind)
+        self.last_zxid = L.zxid(revision, L.MAX_POSITIONS - 1)
+
+    async def _read_all(self) -> tuple[list[Any], int]:
+        """Every key of the prefix, at one revision."""
         start = self.layout.prefix
         end = prefix_end(start)
         first = await self.client.range(start, end, limit=PAGE)
@@ -94,9 +112,25 @@ class Mirror:
             page = await self.client.range(nxt, end, revision=revision, limit=PAGE)
             kvs.extend(page.kvs)
             more = page.more
-        self.tree.load(kvs, revision)
-        # an upper bound of every zxid issued so far (deletions leave no key behind)
-        self.last_zxid = L.zxid(revision, L.MAX_POSITIONS - 1)
+        return kvs, revision
+
+    async def reload(self) -> None:
+        """Rebuild the tree from a fresh range (the watch fell behind etcd's compaction)."""
+        for listener in self.reload_listeners:
+            listener()
+        kvs, revision = await self._read_all()
+        tree = Tree(self.layout)
+        tree.load(kvs, revision)
+        self.tree = tree
+        self.last_zxid = max(self.last_zxid, L.zxid(revision, L.MAX_POSITIONS - 1))
+        self.reloads += 1
+        w = self._waiters
+        while w and w[0][0] <= revision:
+            heapq.heappop(w)[2].set()
+        for listener in self.batch_listeners:  # a write in flight may land now
+            listener()
+        for listener in self.reloaded_listeners:
+            listener()
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Bootstrap, load, then follow the watch until cancelled."""
@@ -104,22 +138,38 @@ class Mirror:
         await self.load()
         self.ready.set()
         task_status.started()
-        start = self.layout.prefix
         try:
-            # keeps_reading: this task iterates for as long as the watch is open, so the
-            # batcher may leave the answers of its transactions to it (Batcher._land)
-            async with self.client.watch(
-                start, prefix_end(start), start_revision=self.tree.revision + 1, keeps_reading=True
-            ) as batches:
-                async for batch in batches:
-                    self._apply_batch(batch.events)
-                    for listener in self.batch_listeners:
-                        listener()
+            while True:
+                try:
+                    await self._follow()
+                    return
+                except CompactedError as e:
+                    log.warning(
+                        "the etcd watch fell behind etcd's compaction (%s; the mirror is at"
+                        " revision %d): closing every client connection and reloading the tree",
+                        e,
+                        self.tree.revision,
+                    )
+                    await self.reload()
+                    log.warning("tree reloaded at revision %d", self.tree.revision)
         except BaseException as exc:
             self.failed = exc
             for listener in self.batch_listeners:
                 listener()
             raise
+
+    async def _follow(self) -> None:
+        """Apply the watch's changes from the tree's revision on, until the watch ends."""
+        start = self.layout.prefix
+        # keeps_reading: this task iterates for as long as the watch is open, so the batcher
+        # may leave the answers of its transactions to it (Batcher._land)
+        async with self.client.watch(
+            start, prefix_end(start), start_revision=self.tree.revision + 1, keeps_reading=True
+        ) as batches:
+            async for batch in batches:
+                self._apply_batch(batch.events)
+                for listener in self.batch_listeners:
+                    listener()
 
     def _apply_batch(self, events: list[object]) -> None:
         for rev, group in groupby(events, key=lambda e: e.kv.mod_revision):  # type: ignore[attr-defined]

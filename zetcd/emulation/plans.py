@@ -392,7 +392,7 @@ def multi(ctx: Ctx, ops: tuple[object, ...]) -> Apply:
 MORE_EPHEMERALS = object()
 
 
-def end_session(tree: Tree, session_id: int, closing: bool, owner: str = "") -> Apply:
+def end_session(session_id: int, closing: bool, owner: str = "") -> Apply:
     """Delete a session's ephemerals, bumping each parent's cversion and pzxid.
 
     ``closing`` (closeSession): also delete the session record, unless the record names
@@ -412,7 +412,7 @@ def end_session(tree: Tree, session_id: int, closing: bool, owner: str = "") -> 
                 _check_owner(entry, owner)
         more = False
         deleted = 0
-        for path in tree.ephemerals_in_java_order(session_id):  # ZooKeeper's deletion order
+        for path in sc.tree.ephemerals_in_java_order(session_id):  # ZooKeeper's deletion order
             st = sc.node(path)
             if st.exists:
                 if deleted and sc.at_limit():
@@ -425,7 +425,7 @@ def end_session(tree: Tree, session_id: int, closing: bool, owner: str = "") -> 
         if more:
             return _more_ephemerals
         if closing:
-            sc.txn.delete(tree.layout.session(session_id))
+            sc.txn.delete(sc.tree.layout.session(session_id))
         return _no_body
 
     return apply

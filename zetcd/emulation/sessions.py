@@ -274,7 +274,14 @@ def watch_session_ends(
             if sid in mirror.tree.ephemerals:
                 nursery.start_soon(clean_up, sid)
 
+    def orphans() -> None:
+        """Clean up the ephemerals of sessions that ended while no one was watching (before
+        this process started, or while its mirror had fallen behind)."""
+        tree = mirror.tree
+        for owner in list(tree.ephemerals):
+            if owner not in tree.sessions:
+                nursery.start_soon(clean_up, owner)
+
     mirror.session_listeners.append(listener)
-    for owner in list(mirror.tree.ephemerals):
-        if owner not in mirror.tree.sessions:
-            nursery.start_soon(clean_up, owner)
+    mirror.reloaded_listeners.append(orphans)
+    orphans()

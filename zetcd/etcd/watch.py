@@ -22,6 +22,10 @@ __all__ = ["Watch", "WatchBatch"]
 log = logging.getLogger(__name__)
 
 
+# how long a watch whose start revision a range found compacted waits for etcd's own notice
+COMPACTION_NOTICE_WAIT = 1.0
+
+
 @dataclass(frozen=True, slots=True)
 class WatchBatch:
     """One watch response.
@@ -176,6 +180,32 @@ class Watch:
         self._next_revision = max(self._next_revision, revision + 1)
         return WatchBatch(revision, events, progress=True)
 
+    async def _check_not_compacted(self, stream: Http2Stream) -> None:
+        """Raise CompactedError if the revision the watch starts from is compacted. etcd 3.4
+        should say so on the stream, but a watch created from a compacted revision can stay
+        silent for ever instead (seen after etcd dropped a stopped client's connection: its
+        metrics count the watcher as unsynced and it never syncs); a range at that revision
+        tells. etcd's own answer, which names the compaction point, is then awaited for a
+        moment (COMPACTION_NOTICE_WAIT)."""
+        try:
+            await self._client.range(
+                self._key, self._range_end, revision=self._next_revision, count_only=True
+            )
+            return
+        except CompactedError:
+            pass
+        with trio.move_on_after(COMPACTION_NOTICE_WAIT):
+            try:
+                while True:  # _handle raises etcd's CompactedError when it comes
+                    self._handle(await stream.receive())
+            except StreamEnded:
+                pass
+        self._drop(stream)
+        self._failed = CompactedError(
+            f"watch from revision {self._next_revision} failed: history compacted"
+        )
+        raise self._failed
+
     async def _establish(self, *, patience: float) -> None:
         """Open the stream on the current endpoint (failing over) and wait for "created".
 
@@ -224,6 +254,8 @@ class Watch:
                     )
                 # etcd answers "created" first; anything else is kept for __anext__.
                 self._pending = self._handle(response)
+                if 0 < self._next_revision <= int(response.header.revision):
+                    await self._check_not_compacted(stream)
                 return
             client._failed(index)
             rounds = rounds or Rounds(len(client._endpoints), patience)
