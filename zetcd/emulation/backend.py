@@ -34,7 +34,9 @@ from zetcd.proto.opcodes import MULTI_READ_OPS
 from zetcd.proto.records import (
     ConnectRequest,
     ConnectResponse,
+    MultiResponse,
     RequestHeader,
+    SetSASLResponse,
     SyncResponse,
 )
 
@@ -276,6 +278,7 @@ class EtcdSession:
         self.timeout = timeout
         self.outbox = outbox
         self.owner = ""  # its token in the session record (SessionValue.owner)
+        self.null_path_watch = False  # it has added a persistent watch on a null path
         # the connection's auth ids in the order they were added, its ip first; as in
         # ZooKeeper they belong to the connection: a resumed session starts again from its ip
         self.auth_ids: tuple[tuple[str, str], ...] = (("ip", outbox.peer_host),)
@@ -305,7 +308,7 @@ class EtcdSession:
                 await self.backend.keeper.detach(self.lease)
 
     async def malformed(self, xid: int, opcode: int) -> Reply:
-        if opcode == OpCode.AUTH:  # ZooKeeper drops the connection without a reply
+        if opcode in (OpCode.AUTH, OpCode.SASL):  # ZooKeeper drops the connection, no reply
             raise DropConnection()
         if opcode in plans.OPS or opcode == OpCode.MULTI:
             try:
@@ -316,6 +319,9 @@ class EtcdSession:
                 raise DropConnection() from None
             return Reply(xid, zxid, Err.MARSHALLING_ERROR)
         return Reply(xid, self.mirror.last_zxid, Err.MARSHALLING_ERROR)
+
+    async def _null_path_multi(self, xid: int) -> Reply:
+        return Reply(xid, self.mirror.last_zxid, Err.MARSHALLING_ERROR, MultiResponse(()))
 
     def ctx(self) -> plans.Ctx:
         ctx = self._ctx
@@ -341,6 +347,8 @@ class EtcdSession:
             )
         if op == OpCode.MULTI and _reads_in_multi(body):
             return self._later(self.malformed(header.xid, op), queued=False)
+        if op == OpCode.MULTI and _null_path_in_multi(body):
+            return self._later(self._null_path_multi(header.xid), queued=False)
         if self.deferred == self.queued_writes and (op in plans.OPS or op == OpCode.MULTI):
             batcher = self.backend.batcher
             if op == OpCode.MULTI:
@@ -393,6 +401,8 @@ class EtcdSession:
             elif op == OpCode.MULTI:
                 if _reads_in_multi(body):
                     return await self.malformed(xid, op)
+                if _null_path_in_multi(body):
+                    return await self._null_path_multi(xid)
                 ops = req.ops
                 zxid, err, resp = await b.batcher.submit(
                     plans.multi(self.ctx(), ops), exclusive=True
@@ -400,6 +410,12 @@ class EtcdSession:
             elif op == OpCode.SYNC:
                 zxid = await self.mirror.catch_up()
                 return Reply(xid, zxid, 0, _sync_response(body))
+            elif op == OpCode.SASL:
+                # a server without SASL configured answers a token with no token, zxid 0,
+                # and drops a connection whose token is null (ZooKeeperServer.processSasl)
+                if req.token is None:
+                    raise DropConnection()
+                return Reply(xid, 0, 0, SetSASLResponse(None))
             elif op == OpCode.CLOSE_SESSION:
                 # detach first: the record's deletion must not read as an expiry of this session
                 self.closed = True
@@ -423,6 +439,12 @@ def _dropped(error: EtcdUnavailable | EtcdError, session_id: int) -> DropConnect
     what = "unavailable" if isinstance(error, EtcdUnavailable) else "refused a write"
     log.warning("etcd %s (%s): closing the connection of session 0x%x", what, error, session_id)
     return DropConnection()
+
+
+def _null_path_in_multi(body: Any) -> bool:
+    """An op with a null path throws in ZooKeeper's multi loop before the multi has a txn:
+    MarshallingError, no zxid spent, and only the result list's end marker."""
+    return any(getattr(op.request, "path", "") is None for op in body.ops)
 
 
 def _reads_in_multi(body: Any) -> bool:

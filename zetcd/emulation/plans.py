@@ -130,7 +130,9 @@ def _create(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
     ):
         raise OpError(Err.BAD_ARGUMENTS)
     _check_session(sc, ctx)
-    if path is None or path.rfind("/") == -1 or "\0" in path:
+    if path is None:  # path.lastIndexOf throws: MarshallingError
+        raise OpError(Err.MARSHALLING_ERROR)
+    if path.rfind("/") == -1 or "\0" in path:
         raise OpError(Err.BAD_ARGUMENTS)
     acl = acls.fixup(req.acl, ctx.auth)  # type: ignore[attr-defined]
     parent = sc.node(path[: path.rfind("/")] or "/")
@@ -173,7 +175,9 @@ _SPECIAL = frozenset(("/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"
 def _delete(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
     _check_session(sc, ctx)
     path: str | None = req.path  # type: ignore[attr-defined]
-    if path is None or path.rfind("/") == -1 or "\0" in path or path in _SPECIAL:
+    if path is None:  # path.lastIndexOf throws: MarshallingError
+        raise OpError(Err.MARSHALLING_ERROR)
+    if path.rfind("/") == -1 or "\0" in path or path in _SPECIAL:
         raise OpError(Err.BAD_ARGUMENTS)
     parent = sc.node(path[: path.rfind("/")] or "/")
     if not parent.exists:

@@ -8,6 +8,7 @@ slip between them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from zetcd.emulation import acls
@@ -57,8 +58,11 @@ def _root_alias(path: str) -> str:
 
 
 def _node(s: EtcdSession, path: str | None, perm: int) -> tuple[int, Node | None]:
-    """Look a node up for a read ("" is the root), with checkACL(node, perm)."""
-    node = s.mirror.tree.nodes.get(_root_alias(path)) if path is not None else None
+    """Look a node up for a read ("" is the root), with checkACL(node, perm). A null path
+    throws in ZooKeeper's lookup (a ConcurrentHashMap refuses null keys): MarshallingError."""
+    if path is None:
+        return Err.MARSHALLING_ERROR, None
+    node = s.mirror.tree.nodes.get(_root_alias(path))
     if node is None:
         return NO_NODE, None
     if perm and not acls.allowed(node.acl, perm, s.auth_ids):
@@ -69,7 +73,7 @@ def _node(s: EtcdSession, path: str | None, perm: int) -> tuple[int, Node | None
 def _exists(s: EtcdSession, req: Any) -> Result:
     path = req.path
     if path is None:
-        return Err.NO_NODE, None
+        return Err.MARSHALLING_ERROR, None
     if "\0" in path:
         return Err.BAD_ARGUMENTS, None
     if req.watch:
@@ -138,8 +142,11 @@ def _set_watches(s: EtcdSession, req: Any) -> Result:
     rel = req.relativeZxid
     nodes = s.mirror.tree.nodes
     watches = s.mirror.watches
-    # a watch set on "" itself is never triggered
-    for path in req.dataWatches or ():
+    # a watch set on "" itself is never triggered. A null list or path throws in ZooKeeper's
+    # loop: MarshallingError, after what the entries before it did
+    for path in _entries(req.dataWatches):
+        if path is None:
+            return Err.MARSHALLING_ERROR, None
         node = nodes.get(_root_alias(path))
         if node is None:
             s.notify(EventType.NODE_DELETED, path)
@@ -147,12 +154,16 @@ def _set_watches(s: EtcdSession, req: Any) -> Result:
             s.notify(EventType.NODE_DATA_CHANGED, path)
         else:
             watches.data.add(path, s)
-    for path in req.existWatches or ():
+    for path in _entries(req.existWatches):
+        if path is None:
+            return Err.MARSHALLING_ERROR, None
         if _root_alias(path) in nodes:
             s.notify(EventType.NODE_CREATED, path)
         else:
             watches.data.add(path, s)
-    for path in req.childWatches or ():
+    for path in _entries(req.childWatches):
+        if path is None:
+            return Err.MARSHALLING_ERROR, None
         node = nodes.get(_root_alias(path))
         if node is None:
             s.notify(EventType.NODE_DELETED, path)
@@ -160,11 +171,21 @@ def _set_watches(s: EtcdSession, req: Any) -> Result:
             s.notify(EventType.NODE_CHILDREN_CHANGED, path)
         else:
             watches.child.add(path, s)
-    for path in getattr(req, "persistentWatches", None) or ():
-        watches.add_persistent(path, s, recursive=False)
-    for path in getattr(req, "persistentRecursiveWatches", None) or ():
-        watches.add_persistent(path, s, recursive=True)
+    # setWatches (101) has no persistent lists: ZooKeeper passes empty ones
+    for recursive, paths in (
+        (False, getattr(req, "persistentWatches", ())),
+        (True, getattr(req, "persistentRecursiveWatches", ())),
+    ):
+        for path in _entries(paths):
+            if path is None:
+                return Err.MARSHALLING_ERROR, None
+            watches.add_persistent(path, s, recursive=recursive)
     return 0, None
+
+
+def _entries(paths: tuple[str | None, ...] | None) -> tuple[str | None, ...]:
+    """A jute vector's entries; a null vector reads as one null entry."""
+    return (None,) if paths is None else paths
 
 
 def _tables(s: EtcdSession, kind: int) -> tuple[WatchTable, ...] | None:
@@ -197,7 +218,7 @@ def _check_watches(s: EtcdSession, req: Any) -> Result:
 
 def _remove_watches(s: EtcdSession, req: Any) -> Result:
     tables = _tables(s, req.type)
-    if tables is None:
+    if tables is None or (req.path is None and s.null_path_watch):
         return Err.MARSHALLING_ERROR, None
     removed = [t.remove(req.path, s) for t in tables]
     return (0, None) if any(removed) else (Err.NO_WATCHER, None)
@@ -207,6 +228,14 @@ def _add_watch(s: EtcdSession, req: Any) -> Result:
     if req.mode not in (AddWatchMode.PERSISTENT, AddWatchMode.PERSISTENT_RECURSIVE):
         return Err.MARSHALLING_ERROR, None
     recursive = req.mode == AddWatchMode.PERSISTENT_RECURSIVE
+    if req.path is None:
+        # ZooKeeper 3.8 keeps a session's first watch on a null path (no event can reach it)
+        # and throws on the next one, or on removing watches from a null path, after it:
+        # MarshallingError. Here only that it has one is kept.
+        if s.null_path_watch:
+            return Err.MARSHALLING_ERROR, None
+        s.null_path_watch = True
+        return 0, ErrorResponse(0)
     s.mirror.watches.add_persistent(req.path, s, recursive=recursive)
     return 0, ErrorResponse(0)
 
@@ -217,8 +246,10 @@ _JAVA_TRIM = "".join(map(chr, range(33)))  # String.trim() strips every char <= 
 def _get_ephemerals(s: EtcdSession, req: Any) -> Result:
     prefix = req.prefixPath
     mine = s.mirror.tree.ephemerals_in_java_order(s.session_id)
-    # StringUtils.isBlank(prefix) || "/".equals(prefix.trim()): all of them
-    everything = prefix is None or not prefix.strip() or prefix.strip(_JAVA_TRIM) == "/"
+    # StringUtils.isBlank(prefix) || "/".equals(prefix.trim()): all of them (both by Java's
+    # trim, which strips the control characters and keeps Unicode's other spaces)
+    trimmed = None if prefix is None else prefix.strip(_JAVA_TRIM)
+    everything = not trimmed or trimmed == "/"
     found = mine if everything else [p for p in mine if p.startswith(prefix)]
     return 0, GetEphemeralsResponse(tuple(found))
 
@@ -256,10 +287,14 @@ def _multi_read(s: EtcdSession, req: Any) -> Result:
     if any(op.type not in _MULTI_READ for op in req.ops):
         # ZooKeeper fails the whole request, still writing the (empty) result list
         return Err.MARSHALLING_ERROR, MultiResponse(())
-    results = []
+    results: list[MultiResult] = []
     for op in req.ops:
         fn = _MULTI_READ.get(op.type)
-        err, resp = (Err.BAD_ARGUMENTS, None) if fn is None else fn(s, op.request)
+        # ZooKeeper runs each op as Op.getData(path) / Op.getChildren(path): never a watch
+        request = replace(op.request, watch=False)
+        err, resp = (Err.BAD_ARGUMENTS, None) if fn is None else fn(s, request)
+        if err == Err.MARSHALLING_ERROR:  # a null path throws: the results so far, then -5
+            return err, MultiResponse(tuple(results))
         results.append(
             MultiResult(op.type, 0, resp) if err == 0 else MultiResult(-1, err, ErrorResponse(err))
         )

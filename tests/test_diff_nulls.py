@@ -1,0 +1,205 @@
+"""Null paths, multiRead's watch flags, getEphemerals' blank prefixes and SASL packets, sent
+byte for byte to real ZooKeeper 3.8 and to zetcd (docs/zk-facts.md, section 7)."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from tests.differential import Diff
+from tests.rawclient import Closed, RawClient
+from tests.test_diff_wire import OPEN, ZxidTrack, both
+from zetcd.proto.codec import encode_request
+from zetcd.proto.constants import OpCode, WatcherType
+from zetcd.proto.framing import frame
+from zetcd.proto.records import (
+    AddWatchRequest,
+    CheckVersionRequest,
+    CheckWatchesRequest,
+    CreateRequest,
+    DeleteRequest,
+    ExistsRequest,
+    GetACLRequest,
+    GetAllChildrenNumberRequest,
+    GetChildren2Request,
+    GetChildrenRequest,
+    GetDataRequest,
+    GetEphemeralsRequest,
+    MultiOp,
+    MultiRequest,
+    RemoveWatchesRequest,
+    RequestHeader,
+    SetDataRequest,
+    SetWatches,
+    SetWatches2,
+)
+
+
+def _raw(c: RawClient, opcode: int, record: Any) -> tuple[int, int, str]:
+    """(zxid, err, body as hex) of one request, its reply read undecoded; the notifications
+    that come before it are noted in ``c.pending`` as raw frames."""
+    c.xid += 1
+    c.send_raw(frame(encode_request(RequestHeader(c.xid, opcode), record)))
+    while True:
+        raw = c.raw_reply()
+        xid, zxid, err = struct.unpack(">iqi", raw[:16])
+        if xid != -1:
+            return zxid, err, raw[16:].hex()
+        c.pending.append(raw[16:].hex())
+
+
+def _multi(*ops: tuple[int, Any]) -> MultiRequest:
+    return MultiRequest(tuple(MultiOp(t, r) for t, r in ops))
+
+
+def test_null_paths_get_marshalling_error(diff: Diff) -> None:
+    """A null path (length -1) throws inside ZooKeeper: MarshallingError, a zxid spent for a
+    create or delete (an error txn); a session's first persistent watch on a null path is kept
+    and the next one throws (so does removeWatches of a null path then); a multi with one gets -5 and only the end marker, with no
+    zxid spent; a multiRead gets the results before it. setData, setACL and check alone
+    validate the path first: BadArguments."""
+
+    def scenario(address: str, root: str) -> list[Any]:
+        c = RawClient(address)
+        c.connect()
+        t = ZxidTrack()
+        c.call(OpCode.CREATE, CreateRequest(root, b"r", OPEN, 0))
+        out: list[Any] = []
+        requests: list[tuple[str, int, Any]] = [
+            ("exists", OpCode.EXISTS, ExistsRequest(None, True)),
+            ("getData", OpCode.GET_DATA, GetDataRequest(None, True)),
+            ("getChildren", OpCode.GET_CHILDREN, GetChildrenRequest(None, False)),
+            ("getChildren2", OpCode.GET_CHILDREN2, GetChildren2Request(None, False)),
+            ("getACL", OpCode.GET_ACL, GetACLRequest(None)),
+            ("allChildren", OpCode.GET_ALL_CHILDREN_NUMBER, GetAllChildrenNumberRequest(None)),
+            ("create", OpCode.CREATE, CreateRequest(None, b"", OPEN, 0)),
+            ("create2", OpCode.CREATE2, CreateRequest(None, b"", OPEN, 0)),
+            ("delete", OpCode.DELETE, DeleteRequest(None, -1)),
+            ("setData", OpCode.SET_DATA, SetDataRequest(None, b"", -1)),
+            ("check", OpCode.CHECK, CheckVersionRequest(None, -1)),
+            ("persistent watch", OpCode.ADD_WATCH, AddWatchRequest(None, 0)),
+            ("recursive watch", OpCode.ADD_WATCH, AddWatchRequest(None, 1)),
+            ("removeWatches", OpCode.REMOVE_WATCHES, RemoveWatchesRequest(None, WatcherType.ANY)),
+            ("setWatches exist", OpCode.SET_WATCHES, SetWatches(0, (), (None,), ())),
+            ("setWatches2 null list", OpCode.SET_WATCHES2, SetWatches2(0, None, (), (), (), ())),
+            ("setWatches2 data", OpCode.SET_WATCHES2, SetWatches2(0, (root, None), (), (), (), ())),
+            (
+                "setWatches2 persistent",
+                OpCode.SET_WATCHES2,
+                SetWatches2(0, (), (), (), (None,), ()),
+            ),
+            (
+                "multi",
+                OpCode.MULTI,
+                _multi(
+                    (OpCode.CREATE, CreateRequest(root + "/m", b"", OPEN, 0)),
+                    (OpCode.SET_DATA, SetDataRequest(None, b"", -1)),
+                ),
+            ),
+            ("multi check", OpCode.MULTI, _multi((OpCode.CHECK, CheckVersionRequest(None, -1)))),
+            (
+                "multiRead",
+                OpCode.MULTI_READ,
+                _multi(
+                    (OpCode.GET_DATA, GetDataRequest(root, False)),
+                    (OpCode.GET_CHILDREN, GetChildrenRequest(None, False)),
+                ),
+            ),
+        ]
+        for label, opcode, record in requests:
+            write = opcode in (OpCode.CREATE, OpCode.CREATE2, OpCode.DELETE, OpCode.MULTI)
+            zxid, err, body = _raw(c, opcode, record)
+            # the multiRead's body holds the root's Stat: its zxids and times differ
+            shown = body if opcode != OpCode.MULTI_READ else (len(body), body[-18:])
+            out.append((label, t.rel(zxid, write), err, shown))
+        out.append(
+            (
+                "multi created nothing",
+                c.call(OpCode.EXISTS, ExistsRequest(root + "/m", False)).header.err,
+            )
+        )
+        # no watch was left on the root by the requests above
+        check = c.call(OpCode.CHECK_WATCHES, CheckWatchesRequest(root, WatcherType.ANY))
+        out.append(("watches on the root", check.header.err))
+        c.close()
+        return out
+
+    both(diff, scenario)
+
+
+def test_multiread_sets_no_watches(diff: Diff) -> None:
+    """ZooKeeper runs a multiRead's ops as Op.getData(path) and Op.getChildren(path): their
+    watch flags are dropped, so nothing fires later."""
+
+    def scenario(address: str, root: str) -> list[Any]:
+        w = RawClient(address)
+        w.connect()
+        w.call(OpCode.CREATE, CreateRequest(root, b"r", OPEN, 0))
+        read = _multi(
+            (OpCode.GET_DATA, GetDataRequest(root, True)),
+            (OpCode.GET_CHILDREN, GetChildrenRequest(root, True)),
+        )
+        out: list[Any] = [("multiRead", w.call(OpCode.MULTI_READ, read).header.err)]
+        for kind in (WatcherType.DATA, WatcherType.CHILDREN):
+            r = w.call(OpCode.CHECK_WATCHES, CheckWatchesRequest(root, kind))
+            out.append(("checkWatches", kind, r.header.err))
+        x = RawClient(address)
+        x.connect()
+        x.call(OpCode.SET_DATA, SetDataRequest(root, b"changed", -1))
+        x.call(OpCode.CREATE, CreateRequest(root + "/kid", b"", OPEN, 0))
+        w.call(OpCode.EXISTS, ExistsRequest(root, False))  # what fired is in by now
+        out.append(("events", [(e.type, e.path) for e in w.pending]))
+        x.close()
+        w.close()
+        return out
+
+    both(diff, scenario)
+
+
+def test_get_ephemerals_blank_prefixes_are_javas(diff: Diff) -> None:
+    """getEphemerals lists every ephemeral of the session for a blank prefix or "/", both by
+    Java's String.trim, which strips the characters up to U+0020 and keeps Unicode's other
+    spaces."""
+
+    def scenario(address: str, root: str) -> list[Any]:
+        c = RawClient(address)
+        c.connect()
+        c.call(OpCode.CREATE, CreateRequest(root, b"", OPEN, 0))
+        c.call(OpCode.CREATE, CreateRequest(root + "/e", b"", OPEN, 1))
+        out: list[Any] = []
+        for prefix in ("\x01", "\x1f/\x00", "\xa0", "\u2003", "\u3000", " ", "/\t", root):
+            r = c.call(OpCode.GET_EPHEMERALS, GetEphemeralsRequest(prefix))
+            out.append((prefix, r.header.err, [p.removeprefix(root) for p in r.body.ephemerals]))
+        c.close()
+        return out
+
+    both(diff, scenario)
+
+
+def test_sasl_packets_on_a_server_without_sasl(diff: Diff) -> None:
+    """A server with no SASL configured answers a SASL token (op 102) with no token, zxid 0,
+    and keeps the connection; a null token or a body it cannot read closes the connection."""
+
+    def scenario(address: str, root: str) -> list[Any]:
+        out: list[Any] = []
+        for label, body in (
+            ("token", b"\x00\x00\x00\x03abc"),
+            ("null", b"\xff\xff\xff\xff"),
+            ("none", b""),
+        ):
+            c = RawClient(address)
+            c.connect()
+            c.xid += 1
+            frame = struct.pack(">ii", c.xid, OpCode.SASL) + body
+            c.send_raw(struct.pack(">i", len(frame)) + frame)
+            try:
+                raw = c.raw_reply()
+                _xid, zxid, err = struct.unpack(">iqi", raw[:16])
+                after = c.call(OpCode.EXISTS, ExistsRequest("/", False)).header.err
+                out.append((label, zxid, err, raw[16:].hex(), after))
+            except (Closed, OSError):
+                out.append((label, "closed"))
+            c.close()
+        return out
+
+    both(diff, scenario)
