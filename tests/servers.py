@@ -83,6 +83,20 @@ class ServerStartError(RuntimeError):
     """A server did not become ready; the message ends with the tail of its log."""
 
 
+def freeze(pid: int, within: float = 5.0) -> None:
+    """SIGSTOP a process and return once all of it has stopped: kill() returns before every
+    thread of a busy process has, and a request sent in between may still be answered."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        tasks = Path(f"/proc/{pid}/task")
+        states = [(t / "stat").read_text().rsplit(")", 1)[1].split()[0] for t in tasks.iterdir()]
+        if all(state in "tT" for state in states):
+            return
+        time.sleep(0.001)
+    raise AssertionError(f"process {pid} did not stop within {within} s")
+
+
 def free_port(host: str = LOOPBACK) -> int:
     """A TCP port on ``host`` that was free a moment ago (bound to port 0, then released)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -17,7 +17,7 @@ import trio
 import trio.testing
 from pyetcd.etcdrpc import rpc_pb2
 
-from tests.servers import EtcdServer
+from tests.servers import EtcdServer, freeze
 from zetcd.emulation import layout as L
 from zetcd.emulation import plans
 from zetcd.emulation.backend import EtcdBackend, Options
@@ -267,7 +267,7 @@ def test_a_batch_left_in_flight_fails_by_its_deadline_when_etcd_stops_answering(
             )
             await trio.testing.wait_all_tasks_blocked()
             client.timeout = 1.0
-            os.kill(etcd.pid, signal.SIGSTOP)
+            freeze(etcd.pid)
             try:
                 w = batcher.enqueue(set_data(b"unanswered"), hold=True)
                 batcher.send_queued()

@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyetcd.etcdrpc import rpc_pb2
 
+from tests.servers import freeze
 from zetcd.etcd import (
     CompactedError,
     EtcdClient,
@@ -730,7 +731,7 @@ def test_unanswered_requests_time_out(tmp_path: Path) -> None:
         try:
             async with await EtcdClient.connect([endpoint], timeout=0.5) as client:
                 await client.put(b"k", b"v")
-                process.send_signal(signal.SIGSTOP)
+                freeze(process.pid)
                 try:
                     with pytest.raises(EtcdUnavailable) as read_exc:
                         await client.range(b"k")

@@ -19,6 +19,7 @@ import trio
 import trio.testing
 from pyetcd.etcdrpc import rpc_pb2
 
+from tests.servers import freeze
 from zetcd.etcd import EtcdClient, EtcdError, EtcdUnavailable, _h2wire, _http2, op_put
 from zetcd.etcd._h2wire import CONTINUATION, GOAWAY, HEADERS, SETTINGS, frame
 
@@ -234,7 +235,7 @@ def test_a_watch_on_a_frozen_etcd_notices(tmp_path: Path, monkeypatch: pytest.Mo
                     await w.__anext__()
                 await c.put(b"/frozen/k", b"w")
                 assert [ev.kv.value for ev in (await w.__anext__()).events] == [b"w"]
-                process.send_signal(signal.SIGSTOP)
+                freeze(process.pid)
                 try:
                     with pytest.raises(EtcdUnavailable):
                         await w.__anext__()
