@@ -9,10 +9,11 @@ reply of any request that could observe the change.
 
 When the watch cannot go on because etcd has compacted the revisions it still needs (a zetcd cut
 off from etcd while other zetcds wrote more than etcd keeps), the mirror is rebuilt in place, as
-a ZooKeeper follower resyncs from a snapshot: ``reload_listeners`` first close every client
-connection (their clients resume their sessions and replay their watches with setWatches, as
-after a restart), then a fresh range replaces the tree, and ``reloaded_listeners`` hear of the
-new tree (the clean-up of sessions that ended meanwhile).
+a ZooKeeper follower resyncs from a snapshot: ``reload_listeners`` close every client connection
+(their clients resume their sessions and replay their watches with setWatches, as after a
+restart), before a fresh range is read and again before it replaces the tree (for clients that
+connected meanwhile), and ``reloaded_listeners`` hear of the new tree (the clean-up of sessions
+that ended meanwhile).
 
 ``last_zxid`` is the zxid of the last change that ZooKeeper would count as a transaction (its
 revision, and the last position in it); the ``!sync`` key that ``sync`` writes to learn how far
@@ -70,7 +71,6 @@ class Mirror:
         # called before and after the tree is rebuilt from a fresh range (see above)
         self.reload_listeners: list[Callable[[], None]] = []
         self.reloaded_listeners: list[Callable[[], None]] = []
-        self.reloads = 0
         self.ready = trio.Event()
         self.failed: BaseException | None = None
 
@@ -121,9 +121,11 @@ class Mirror:
         kvs, revision = await self._read_all()
         tree = Tree(self.layout)
         tree.load(kvs, revision)
+        # a client that connected during the read saw the old tree: it reconnects too
+        for listener in self.reload_listeners:
+            listener()
         self.tree = tree
         self.last_zxid = max(self.last_zxid, L.zxid(revision, L.MAX_POSITIONS - 1))
-        self.reloads += 1
         w = self._waiters
         while w and w[0][0] <= revision:
             heapq.heappop(w)[2].set()
