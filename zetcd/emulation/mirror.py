@@ -7,7 +7,9 @@ listeners hear about ended sessions, and tasks waiting for that revision wake. B
 happens in one trio task, a notification always reaches a session's outgoing queue before the
 reply of any request that could observe the change.
 
-When the watch cannot go on because etcd has compacted the revisions it still needs (a zetcd cut
+While etcd does not answer, the watch keeps trying (its etcd client gives up after
+``reconnect_timeout``; the mirror then starts it again): zetcd waits for etcd however long it is
+away. When the watch cannot go on because etcd has compacted the revisions it still needs (a zetcd cut
 off from etcd while other zetcds wrote more than etcd keeps), the mirror is rebuilt in place, as
 a ZooKeeper follower resyncs from a snapshot: ``reload_listeners`` close every client connection
 (their clients resume their sessions and replay their watches with setWatches, as after a
@@ -35,7 +37,14 @@ import trio
 from zetcd.emulation import layout as L
 from zetcd.emulation.tree import Applied, Tree
 from zetcd.emulation.watches import WatchManager
-from zetcd.etcd import CompactedError, EtcdClient, compare_create, op_put, prefix_end
+from zetcd.etcd import (
+    CompactedError,
+    EtcdClient,
+    EtcdUnavailable,
+    compare_create,
+    op_put,
+    prefix_end,
+)
 from zetcd.proto.records import ACL, Id
 
 log = logging.getLogger(__name__)
@@ -53,6 +62,9 @@ BOOTSTRAP: tuple[tuple[str, bytes, tuple[ACL, ...], int, int], ...] = (
 )
 
 PAGE = 5000
+# after the watch gave up on an unreachable etcd (the etcd client's reconnect_timeout), the
+# pause before it tries again: zetcd waits for etcd as long as it takes
+WATCH_RETRY_PAUSE = 1.0
 
 
 class Mirror:
@@ -145,6 +157,17 @@ class Mirror:
                 try:
                     await self._follow()
                     return
+                except EtcdUnavailable as e:
+                    # the clients are dropped meanwhile (SessionKeeper's cut-off) and new ones
+                    # refused; the watch resumes where it stopped once etcd answers again
+                    log.warning(
+                        "etcd unavailable (%s): the mirror stays at revision %d and watches"
+                        " again in %.0f s",
+                        e,
+                        self.tree.revision,
+                        WATCH_RETRY_PAUSE,
+                    )
+                    await trio.sleep(WATCH_RETRY_PAUSE)
                 except CompactedError as e:
                     log.warning(
                         "the etcd watch fell behind etcd's compaction (%s; the mirror is at"
