@@ -38,7 +38,7 @@ def test_help_lists_the_readme_flags() -> None:
     out = subprocess.run([*ZETCD, "--help"], capture_output=True, text=True, check=True).stdout
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     for flag in ("--zkaddr", "--endpoints", "--data-dir", "--prefix", "--tick-time",
-                 "--max-packet", "--4lw-whitelist", "--container-check-interval",
+                 "--max-packet", "--max-client-cnxns", "--4lw-whitelist", "--container-check-interval",
                  "--super-digest", "--etcd-binary", "--etcd-max-txn-ops", "--metrics-addr",
                  "--debug-zkbridge", "--debug-oracle", "--divergence-log",
                  "--fail-on-divergence"):  # fmt: skip
@@ -95,6 +95,13 @@ def test_missing_etcd_binary_is_a_clear_one_line_error(tmp_path: Path) -> None:
         (["--endpoints", "https://127.0.0.1:2379"], "TLS is not supported"),
         (["--endpoints", "ftp://127.0.0.1:2379"], "endpoints are http://host:port"),
         (["--endpoints", "http://127.0.0.1:2379/v3"], "bad etcd endpoint"),
+        (["--endpoints", "127.0.0.1:abc"], "bad etcd endpoint"),
+        (["--endpoints", "127.0.0.1:2379,http://127.0.0.1:"], "bad etcd endpoint"),
+        (["--endpoints", "127.0.0.1:99999"], "port 1-65535"),
+        (["--zkaddr", ""], "--zkaddr is empty"),
+        (["--tick-time", str(1 << 30)], "must not exceed 2147483647 ms"),
+        (["--min-session-timeout", str(1 << 40), "--max-session-timeout", str(1 << 41)], "exceed"),
+        (["--max-client-cnxns", "-1"], "--max-client-cnxns must be 0"),
         (["--prefix", ""], "--prefix must not be empty"),
         (["--max-packet", "0"], "--max-packet must be positive"),
         (["--min-session-timeout", "10000", "--max-session-timeout", "5000"], "not be larger"),
@@ -125,7 +132,10 @@ def test_an_address_that_cannot_be_served_is_a_one_line_error(etcd: EtcdServer) 
         taken.listen()
         port = taken.getsockname()[1]
         line = _one_line_failure(["--endpoints", etcd.endpoint, "--zkaddr", f"127.0.0.1:{port}"])
-    assert line == f"zetcd: cannot serve on 127.0.0.1:{port}: Address already in use"
+        assert line == f"zetcd: cannot serve on 127.0.0.1:{port}: Address already in use"
+        metrics = ["--metrics-addr", f"127.0.0.1:{port}", "--zkaddr", "127.0.0.1:0"]
+        line = _one_line_failure(["--endpoints", etcd.endpoint, *metrics])
+        assert line == f"zetcd: --metrics-addr 127.0.0.1:{port}: Address already in use"
     line = _one_line_failure(["--endpoints", etcd.endpoint, "--zkaddr", "nohost.invalid:2181"])
     assert line.startswith("zetcd: cannot serve on nohost.invalid:2181: ")
 

@@ -16,6 +16,7 @@ import typer
 from zetcd import __version__
 
 UNIMPLEMENTED = grpc.StatusCode.UNIMPLEMENTED
+INT32_MAX = 2**31 - 1
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, rich_markup_mode=None)
 log = logging.getLogger("zetcd")
@@ -222,6 +223,8 @@ def main_command(
     from zetcd.runner import RunConfig, run
 
     logging.getLogger("hpack").setLevel(logging.WARNING)  # its DEBUG lines are per header
+    if not zkaddr.strip():
+        raise typer.BadParameter("--zkaddr is empty (:PORT serves on every interface)")
     host, port = parse_hostport(zkaddr, 2181, empty_host="")  # ":port": every interface, as Go
     if tick_time <= 0:
         raise typer.BadParameter("--tick-time must be positive")
@@ -233,6 +236,12 @@ def main_command(
         raise typer.BadParameter("--max-client-cnxns must be 0 (no limit) or more")
     if min_session_timeout < 0 or max_session_timeout < 0:
         raise typer.BadParameter("session timeouts must be positive (0: the default)")
+    if (min_session_timeout or 2 * tick_time) > INT32_MAX:
+        # the negotiated timeout goes back to the client as a 32-bit int
+        raise typer.BadParameter(
+            f"the minimum session timeout (--min-session-timeout, else 2 x --tick-time) must not"
+            f" exceed {INT32_MAX} ms"
+        )
     # ZooKeeper refuses the same configuration (QuorumPeerConfig)
     if (min_session_timeout or 2 * tick_time) > (max_session_timeout or 20 * tick_time):
         raise typer.BadParameter(

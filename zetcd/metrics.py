@@ -87,5 +87,9 @@ class Metrics:
         pair[1].observe(seconds)
 
     def serve(self, host: str, port: int) -> None:
-        """Serve /metrics over HTTP from a daemon thread."""
-        start_http_server(port, addr=host, registry=self.registry)
+        """Serve /metrics over HTTP from a daemon thread. An address that cannot be served
+        raises OSError, its message naming the flag and the address."""
+        try:
+            start_http_server(port, addr=host, registry=self.registry)
+        except OSError as e:
+            raise OSError(f"--metrics-addr {host}:{port}: {e.strerror or e}") from e

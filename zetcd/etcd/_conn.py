@@ -51,6 +51,9 @@ def parse_endpoints(endpoints: str | Sequence[str]) -> list[str]:
                 raise ValueError(f"bad etcd endpoint {raw!r}")
             if not part.rsplit("]", 1)[-1].count(":"):
                 part += ":2379"
+            host, _, port = part.rpartition(":")
+            if not host.strip("[]") or not port.isdigit() or not 0 < int(port) <= 65535:
+                raise ValueError(f"bad etcd endpoint {raw.strip()!r}: want host:port, port 1-65535")
             targets.append(part)
     if not targets:
         raise ValueError("no etcd endpoint given")
