@@ -241,3 +241,30 @@ def test_etcd_outage_gives_connection_loss_and_recovers() -> None:
         # the log at the default verbosity says what happened to the client
         log = zetcd.log_path.read_text()
         assert "etcd unavailable" in log and "closing the connection of session 0x" in log, log
+
+
+def test_a_stop_while_python_still_imports_zetcd_exits_0() -> None:
+    """SIGTERM or SIGINT during the imports (about 0.3 s after the command starts, before the
+    server's own signal handling) is an ordinary stop: exit 0, no traceback. The signal is sent
+    from inside the import of zetcd.cli, so the test does not depend on timing."""
+    for signame in ("SIGTERM", "SIGINT"):
+        code = (
+            "import builtins, os, signal\n"
+            "from zetcd import entry\n"
+            "real = builtins.__import__\n"
+            "def importing(name, *args, **kwargs):\n"
+            "    if name == 'zetcd.cli':\n"
+            f"        os.kill(os.getpid(), signal.{signame})\n"
+            "    return real(name, *args, **kwargs)\n"
+            "builtins.__import__ = importing\n"
+            "entry.main()\n"
+            "print('served')\n"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", code, "--zkaddr", "127.0.0.1:0"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0, (signame, proc.stderr)
+        assert "Traceback" not in proc.stderr and "served" not in proc.stdout

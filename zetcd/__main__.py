@@ -1,3 +1,3 @@
-from zetcd.cli import main
+from zetcd.entry import main
 
 main()
