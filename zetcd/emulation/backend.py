@@ -320,6 +320,14 @@ class EtcdSession:
             return Reply(xid, zxid, Err.MARSHALLING_ERROR)
         return Reply(xid, self.mirror.last_zxid, Err.MARSHALLING_ERROR)
 
+    def _refused_multi(self, xid: int, body: Any) -> Awaitable[Reply] | None:
+        """ZooKeeper's answer to a multi it fails before planning any op, or None."""
+        if _reads_in_multi(body):
+            return self.malformed(xid, OpCode.MULTI)
+        if _null_path_in_multi(body):
+            return self._null_path_multi(xid)
+        return None
+
     async def _null_path_multi(self, xid: int) -> Reply:
         return Reply(xid, self.mirror.last_zxid, Err.MARSHALLING_ERROR, MultiResponse(()))
 
@@ -345,10 +353,9 @@ class EtcdSession:
             return Reply(
                 PING_XID if op == OpCode.PING else header.xid, self.mirror.last_zxid, err, resp
             )
-        if op == OpCode.MULTI and _reads_in_multi(body):
-            return self._later(self.malformed(header.xid, op), queued=False)
-        if op == OpCode.MULTI and _null_path_in_multi(body):
-            return self._later(self._null_path_multi(header.xid), queued=False)
+        refused = self._refused_multi(header.xid, body) if op == OpCode.MULTI else None
+        if refused is not None:
+            return self._later(refused, queued=False)
         if self.deferred == self.queued_writes and (op in plans.OPS or op == OpCode.MULTI):
             batcher = self.backend.batcher
             if op == OpCode.MULTI:
@@ -399,10 +406,9 @@ class EtcdSession:
             if op in plans.OPS:
                 zxid, err, resp = await b.batcher.submit(plans.write(self.ctx(), op, body))
             elif op == OpCode.MULTI:
-                if _reads_in_multi(body):
-                    return await self.malformed(xid, op)
-                if _null_path_in_multi(body):
-                    return await self._null_path_multi(xid)
+                refused = self._refused_multi(xid, body)
+                if refused is not None:
+                    return await refused
                 ops = req.ops
                 zxid, err, resp = await b.batcher.submit(
                     plans.multi(self.ctx(), ops), exclusive=True
