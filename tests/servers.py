@@ -33,7 +33,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -95,6 +95,14 @@ def freeze(pid: int, within: float = 5.0) -> None:
             return
         time.sleep(0.001)
     raise AssertionError(f"process {pid} did not stop within {within} s")
+
+
+def wait_until(check: Callable[[], object], within: float, why: str) -> None:
+    """Poll ``check`` until it is true; fail with ``why`` after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, why
+        time.sleep(0.05)
 
 
 def free_port(host: str = LOOPBACK) -> int:

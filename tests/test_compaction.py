@@ -10,14 +10,13 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable
 
 import pyetcd
 from kazoo.client import KazooClient
 from kazoo.protocol.states import KazooState
 
 from tests.rawclient import RawClient
-from tests.servers import EtcdServer
+from tests.servers import EtcdServer, wait_until
 from tests.zetcd_server import ZetcdServer
 from zetcd.proto.constants import OpCode
 from zetcd.proto.records import ACL, CreateRequest, Id
@@ -26,13 +25,6 @@ OPEN = (ACL(31, Id("world", "anyone")),)
 # etcd drops a connection whose peer does not answer its pings within 1 s: a stopped zetcd
 # loses its watch, and resumes it from its last revision once it runs again
 ETCD_KEEPALIVE = ("--grpc-keepalive-interval", "1s", "--grpc-keepalive-timeout", "1s")
-
-
-def _wait(check: Callable[[], bool], within: float, why: str) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        assert time.monotonic() < deadline, why
-        time.sleep(0.1)
 
 
 def test_a_zetcd_behind_etcds_compaction_reloads_its_tree_and_keeps_serving() -> None:
@@ -61,7 +53,7 @@ def test_a_zetcd_behind_etcds_compaction_reloads_its_tree_and_keeps_serving() ->
             writer.set("/w", b"new")
             writer.create("/while-stopped", b"x")
             doomed.close()  # expires after its 4 s
-            _wait(lambda: not writer.exists("/doomed"), 15, "the doomed session never expired")
+            wait_until(lambda: not writer.exists("/doomed"), 15, "the doomed session never expired")
             kv = pyetcd.client(host=etcd.host, port=etcd.port, timeout=10)
             kv.compact(kv.put("/compaction-mark", "").header.revision)  # etcd's revision now
             kv.close()
@@ -73,9 +65,9 @@ def test_a_zetcd_behind_etcds_compaction_reloads_its_tree_and_keeps_serving() ->
 
         # the zetcd reloads its tree and drops its clients, which resume their sessions on it;
         # setWatches tells them what they missed
-        _wait(lambda: "tree reloaded" in behind.log_tail(200), 20, "the zetcd never reloaded")
+        wait_until(lambda: "tree reloaded" in behind.log_tail(200), 20, "the zetcd never reloaded")
         assert fired.wait(20), "the watch on /w never fired"
-        _wait(lambda: client.state == KazooState.CONNECTED, 20, "the client never reconnected")
+        wait_until(lambda: client.state == KazooState.CONNECTED, 20, "the client never reconnected")
         assert client.client_id[0] == session_id
         assert client.retry(client.get, "/w")[0] == b"new"
         assert client.retry(client.exists, "/while-stopped") is not None

@@ -12,14 +12,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.servers import ETCD_BINARY, four_letter_word, free_port
+from tests.servers import ETCD_BINARY, four_letter_word, free_port, wait_until
 
 ZETCD = [sys.executable, "-m", "zetcd"]
 
@@ -40,10 +39,7 @@ def _etcds(data_dir: Path) -> set[int]:
 
 
 def _wait_for(condition: Callable[[], object], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"no {what} after {timeout} s"
-        time.sleep(0.05)
+    wait_until(condition, timeout, f"no {what} after {timeout} s")
 
 
 class Zetcd:

@@ -5,9 +5,7 @@ session anything."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from typing import Any
 
 from kazoo.exceptions import BadArgumentsError
 from kazoo.security import OPEN_ACL_UNSAFE, make_acl
@@ -15,6 +13,7 @@ from kazoo.security import OPEN_ACL_UNSAFE, make_acl
 from tests.conftest import KazooClientFactory
 from tests.differential import Diff, Recorder
 from tests.rawclient import RawClient
+from tests.servers import wait_until
 from tests.zetcd_server import ZetcdServer
 from zetcd.proto.constants import Err, OpCode
 from zetcd.proto.records import (
@@ -61,7 +60,12 @@ def _many_ephemerals(r: Recorder, end: str) -> None:
     r.note("events on the own parents", sorted(own.wait(OWN_PARENTS, timeout=20)))
     # zetcd may delete the ephemerals in several transactions (docs/differences.md): the first
     # events can come before the last deletion, so wait for the session's end to finish
-    _wait_until_childless(obs, ["/p", *(f"/q{i}" for i in range(OWN_PARENTS))], within=20)
+    parents = ["/p", *(f"/q{i}" for i in range(OWN_PARENTS))]
+    wait_until(
+        lambda: not any(obs.exists(p).numChildren for p in parents),
+        20,
+        "the session's ephemerals were never all deleted",
+    )
     after = obs.exists("/p")
     r.note("cversion of /p moved by", after.cversion - before.cversion)
     r.note("pzxid of /p moved", after.pzxid > before.pzxid)
@@ -71,13 +75,6 @@ def _many_ephemerals(r: Recorder, end: str) -> None:
     r.call("stat of /q39 after", obs.exists, f"/q{OWN_PARENTS - 1}")
     # the server still serves
     r.call("create after", obs.create, "/after")
-
-
-def _wait_until_childless(client: Any, paths: list[str], within: float) -> None:
-    deadline = time.monotonic() + within
-    while any(client.exists(p).numChildren for p in paths):
-        assert time.monotonic() < deadline, "the session's ephemerals were never all deleted"
-        time.sleep(0.05)
 
 
 def test_closing_a_session_with_more_ephemerals_than_one_etcd_transaction(diff: Diff) -> None:
