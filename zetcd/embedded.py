@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import json
 import os
 import shutil
@@ -128,6 +129,39 @@ def _lock_holder(log: str) -> str | None:
     return None
 
 
+def _flock_holder(db: Path) -> str | None:
+    """Who holds the flock etcd's database takes (bbolt locks ``member/snap/db`` for as long
+    as etcd runs): ``pid N (name)``, ``another process``, or None if nobody does. A second
+    etcd on the dir would wait for that lock without a word for ten seconds and more."""
+    try:
+        fd = os.open(db, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:  # a new data dir: nothing to hold
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            st = os.fstat(fd)
+        except OSError:
+            return None
+        else:
+            return None  # free: closing the file releases it at once
+    finally:
+        os.close(fd)
+    # /proc/locks: "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"
+    wanted = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/locks").read_text().splitlines():
+            fields = line.split()
+            if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == wanted:
+                pid = fields[4]
+                with contextlib.suppress(OSError):
+                    name = Path(f"/proc/{pid}/comm").read_text().strip()
+                    return f"pid {pid} ({name})"
+                return f"pid {pid}"
+    return "another process"
+
+
 class EmbeddedEtcd:
     """``async with EmbeddedEtcd(data_dir) as endpoint:`` runs etcd on loopback.
 
@@ -148,6 +182,12 @@ class EmbeddedEtcd:
 
     async def __aenter__(self) -> str:
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        holder = _flock_holder(self.data_dir / "member" / "snap" / "db")
+        if holder is not None:
+            raise EmbeddedEtcdError(
+                f"the data dir {self.data_dir} is in use by {holder}: stop it, or pass zetcd "
+                "another --data-dir"
+            )
         peer = f"http://127.0.0.1:{self.peer_port}"
         args = [
             self.binary,
