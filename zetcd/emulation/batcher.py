@@ -372,8 +372,8 @@ class Batcher:
             # the fence replaces the per-key compares, except a session record's: its deletion
             # by lease expiry does not move the fence
             tree = self.mirror.tree
-            sessions = tree.layout.session_prefix
-            kept = {k: v for k, v in txn.mods.items() if k.startswith(sessions)}
+            session = tree.layout.session
+            kept = {session(sid): revision for sid, revision in txn.sessions.items()}
             txn.mods = {tree.layout.fence: tree.fence, **kept}
             txn.creates = {}
         return txn, planned
@@ -382,13 +382,10 @@ class Batcher:
         """Does the (caught-up) mirror fail one of a fenced transaction's session-record
         compares?"""
         sessions = self.mirror.tree.sessions
-        prefix = self.mirror.layout.session_prefix
-        skip = len(prefix)
-        for key, revision in txn.mods.items():
-            if key.startswith(prefix):
-                entry = sessions.get(L.session_id_from_hex(key[skip:].decode()))
-                if (entry.mod_revision if entry else 0) != revision:
-                    return True
+        for session_id, revision in txn.sessions.items():
+            entry = sessions.get(session_id)
+            if (entry.mod_revision if entry else 0) != revision:
+                return True
         return False
 
     async def _commit(self, batch: list[Write], flight: _Flight | None = None) -> None:

@@ -34,6 +34,9 @@ class EtcdTxn:
     ops: list[tuple[bytes, bytes | None, int]] = field(
         default_factory=list
     )  # (key, value or None for a delete, lease)
+    # session id -> the mod revision of its record that the plan pinned (a compare in mods
+    # too): the compares a fenced transaction keeps (batcher.py)
+    sessions: dict[int, int] = field(default_factory=dict)
 
     def put(self, key: bytes, value: bytes, lease: int = 0) -> None:
         self.ops.append((key, value, lease))
@@ -185,7 +188,6 @@ class Scratch:
         self.needs_log = False  # a multi: its exact event order goes in the !log key
         self.data_bytes = 0  # data and ACLs written so far (a cheap bound for estimate())
         self.log_bytes = 0  # a bound of the !log value's size
-        self.guarded_sessions: set[int] = set()  # their records keep a compare under the fence
         self.key_bytes = 0  # keys and value headers of the nodes written so far
         # (operations, bytes, fenced): the batcher's room for this transaction, for a write that
         # can stop early and leave the rest of its work to another transaction (at_limit)
@@ -218,11 +220,9 @@ class Scratch:
     def guard_session(self, session_id: int) -> None:
         """The session's record must be the one the mirror has at commit: still alive and
         not rewritten by a resumption (or, with no entry, still gone)."""
-        self.guarded_sessions.add(session_id)
         entry = self.tree.sessions.get(session_id)
-        self.txn.mods.setdefault(
-            self.layout.session(session_id), entry.mod_revision if entry else 0
-        )
+        revision = self.txn.sessions.setdefault(session_id, entry.mod_revision if entry else 0)
+        self.txn.mods.setdefault(self.layout.session(session_id), revision)
 
     # ------------------------------------------------------------------ writes
     def _touch(self, st: NodeState) -> None:
@@ -323,7 +323,7 @@ class Scratch:
     def _fenced_compares(self) -> int:
         """Compares of a transaction guarded by the fence: the fence, and one per session record
         (batcher.py)."""
-        return 1 + len(self.guarded_sessions)
+        return 1 + len(self.txn.sessions)
 
     def rough_estimate(self, fenced: bool = False) -> tuple[int, int]:
         """Cheap upper bounds of (compares or operations, bytes): exact estimate() is needed only
