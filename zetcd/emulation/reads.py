@@ -289,10 +289,8 @@ def _multi_read(s: EtcdSession, req: Any) -> Result:
         return Err.MARSHALLING_ERROR, MultiResponse(())
     results: list[MultiResult] = []
     for op in req.ops:
-        fn = _MULTI_READ.get(op.type)
         # ZooKeeper runs each op as Op.getData(path) / Op.getChildren(path): never a watch
-        request = replace(op.request, watch=False)
-        err, resp = (Err.BAD_ARGUMENTS, None) if fn is None else fn(s, request)
+        err, resp = _MULTI_READ[op.type](s, replace(op.request, watch=False))
         if err == Err.MARSHALLING_ERROR:  # a null path throws: the results so far, then -5
             return err, MultiResponse(tuple(results))
         results.append(
