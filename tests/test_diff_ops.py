@@ -139,6 +139,20 @@ def test_acls_stored_and_returned(diff: Diff) -> None:
     diff(scenario)
 
 
+def test_auth_acl_expands_in_zookeepers_order_of_the_ids(diff: Diff) -> None:
+    # ZooKeeper walks the connection's ids in its ConcurrentHashMap's order, not as added
+    def scenario(r: Recorder) -> None:
+        zk = r.client()
+        for user in ("u1", "u2", "zed", "alice", "bob"):
+            zk.add_auth("digest", f"{user}:pw")
+        r.call("create auth", zk.create, "/k", b"", acl=[make_acl("auth", "", all=True)])
+        r.call("acl after create", zk.get_acls, "/k")
+        r.call("set auth", zk.set_acls, "/k", [make_acl("auth", "", read=True)])
+        r.call("acl after set", zk.get_acls, "/k")
+
+    diff(scenario)
+
+
 def test_multi_success_and_failure(diff: Diff) -> None:
     def scenario(r: Recorder) -> None:
         zk = r.client()

@@ -12,6 +12,7 @@ import hashlib
 import ipaddress
 
 from zetcd.emulation.errors import OpError
+from zetcd.emulation.javaorder import concurrent_set_order
 from zetcd.proto.constants import Err
 from zetcd.proto.records import ACL, ANYONE_ID_UNSAFE, OPEN_ACL_UNSAFE, Id
 
@@ -75,7 +76,8 @@ def fixup(acl: tuple[ACL, ...] | None, auth: tuple[tuple[str, str], ...]) -> tup
             out.append(a)
         elif scheme == "auth":
             found = False
-            for s, i in auth:
+            # ZooKeeper walks the connection's ids in its set's order (a ConcurrentHashMap's)
+            for s, i in concurrent_set_order(auth):
                 if s in AUTHENTICATED_SCHEMES:
                     found = True
                     out.append(ACL(a.perms, Id(s, i)))
