@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -121,6 +122,18 @@ class EtcdBackend:
             s.expired()
         return s
 
+    async def _expire(self, session_id: int, lease: int, owner: str) -> None:
+        """Expire a session its client's timeout ran out on, as ZooKeeper's session tracker
+        does: its ephemerals and its record go in one transaction (unless another connection
+        resumed it meanwhile), then its lease. If etcd cannot be reached, the lease runs out
+        on its own."""
+        try:
+            _, err = await self.end_session(session_id, True, owner)
+            if not err:
+                await self.client.lease_revoke(lease)
+        except (EtcdUnavailable, EtcdError) as e:
+            log.warning("session 0x%x: its expiry is left to its lease: %s", session_id, e)
+
     def _orphaned(self, session_id: int) -> bool:
         """Does an ended session still own ephemerals?"""
         tree = self.mirror.tree
@@ -225,10 +238,9 @@ class EtcdBackend:
                 await mirror.catch_up()
                 entry = mirror.tree.sessions.get(sid)
             # ZooKeeper closes the session's current connection before it checks the password
-            old = self._close_local(sid)
+            self._close_local(sid)
             if entry is None or entry.value.passwd != (request.passwd or b""):
-                if old is not None:
-                    await self.keeper.renew_once(old.lease)
+                # the old connection's session runs out its timeout from when it was last heard
                 return Accepted(ConnectResponse(0, 0, 0, EXPIRED_PASSWD, ro), None)
             passwd = entry.value.passwd
             lease = entry.lease
@@ -253,6 +265,7 @@ class EtcdBackend:
             lease_ttl(timeout),
             session.expired,
             timeout=timeout,
+            expire=functools.partial(self._expire, sid, lease, owner),
             heard=lambda: outbox.heard,
         )
         return Accepted(ConnectResponse(0, timeout, sid, passwd, ro), session)

@@ -3,9 +3,12 @@
 Theory of operation: a session id is its etcd lease id, and ``P s/<id>`` (attached to the lease)
 holds the password and negotiated timeout, so any zetcd sharing the cluster can resume it (auth
 ids are not kept: as in ZooKeeper they belong to the connection, and clients send them again).
-While a client is connected to this process, the keeper task renews the lease every third of its
-TTL; when the connection goes, one last renewal starts the expiry clock, as ZooKeeper's
-session timeout starts when the server last heard from the client. When etcd expires the lease the
+A lease outlives its session's timeout by LEASE_SLACK seconds (rounded up to whole seconds, etcd's
+unit), and while a client is connected to this process the keeper task renews it before that slack
+is used up. So, as ZooKeeper counts a session's timeout from when it last heard from the client,
+the lease runs out no sooner than the timeout after the client was last heard from, whether the
+connection closes or this process dies, and at most about LEASE_SLACK later (ZooKeeper: at most one
+tick later). When etcd expires the lease the
 record vanishes; every zetcd's mirror sees that, and the session's ephemerals are deleted in one
 transaction that also bumps each parent's cversion and pzxid (plans.end_session; in several when
 they do not fit one), guarded so that a live session is never touched and running it twice is
@@ -27,7 +30,7 @@ import trio
 from zetcd.emulation.layout import SessionValue
 from zetcd.emulation.mirror import Mirror
 from zetcd.emulation.tree import Applied, SessionEntry
-from zetcd.etcd import EtcdClient, EtcdError, EtcdUnavailable, compare_create, op_put
+from zetcd.etcd import EtcdClient, EtcdUnavailable, compare_create, op_put
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +49,21 @@ class SessionLimits:
         return max(lo, min(hi, requested))
 
 
+# how much longer than its session's timeout a lease lasts (ZooKeeper's default tick)
+LEASE_SLACK = 2.0
+# how long before that slack is used up a renewal is sent (etcd's answer, the keeper's latency)
+RENEW_MARGIN = 0.25
+
+
 def lease_ttl(timeout_ms: int) -> int:
-    return max(2, math.ceil(timeout_ms / 1000))
+    """The TTL (whole seconds) of the lease of a session with this negotiated timeout."""
+    return max(2, math.ceil(timeout_ms / 1000 + LEASE_SLACK))
+
+
+def renew_interval(ttl: int, timeout_ms: int) -> float:
+    """Seconds between renewals of a lease of ``ttl`` seconds: a renewal before the client
+    could have been heard from later than the lease minus the session's timeout."""
+    return max(0.1, ttl - timeout_ms / 1000 - RENEW_MARGIN)
 
 
 # the shortest wait for a keep-alive answer (a session already past its cut-off moment)
@@ -55,7 +71,16 @@ CUT_OFF_MIN_WAIT = 0.25
 
 
 class _Attached:
-    __slots__ = ("heard", "on_cut_off", "on_expired", "renewed", "timeout", "ttl")
+    __slots__ = (
+        "every",
+        "expire",
+        "heard",
+        "on_cut_off",
+        "on_expired",
+        "renewed",
+        "timeout",
+        "ttl",
+    )
 
     def __init__(
         self,
@@ -64,21 +89,31 @@ class _Attached:
         heard: Callable[[], float],
         on_expired: Callable[[], None],
         on_cut_off: Callable[[], None],
+        expire: Callable[[], Awaitable[None]],
     ) -> None:
         self.ttl = ttl
         self.timeout = timeout / 1000  # the negotiated session timeout, in seconds
+        self.every = renew_interval(ttl, timeout)
         self.heard = heard
         self.on_expired = on_expired
         self.on_cut_off = on_cut_off
+        self.expire = expire
         self.renewed = time.monotonic()  # the lease was granted or renewed just now
+
+    def outlives_timeout(self) -> bool:
+        """Does the lease (last renewed at ``renewed``) last the session's timeout from when
+        its client was last heard from?"""
+        return self.renewed + self.ttl >= self.heard() + self.timeout + RENEW_MARGIN
 
 
 class SessionKeeper:
     """Renews the leases of the sessions connected to this process (keyed by lease id), as
     ZooKeeper's session tracker keeps a session alive while its client is heard from.
 
-    - A session whose client has sent nothing for its whole timeout, though its connection is
-      still open (a frozen process), is expired: its lease is revoked.
+    - A session whose client has sent nothing for its whole timeout is expired (its
+      ``expire``): at once if its connection is still open (a frozen process), or when that
+      timeout has run if its connection closed (``detach``), unless it is attached again
+      (resumed here) first.
     - A session whose lease could not be renewed for two thirds of its timeout (etcd cut off)
       loses its connection, so that its client looks for another server before the session
       can expire in etcd, as a ZooKeeper server without a quorum drops its clients.
@@ -88,7 +123,10 @@ class SessionKeeper:
         self.client = client
         self.attached: dict[int, _Attached] = {}
         self._due: dict[int, float] = {}
+        # detached sessions: lease -> (when their timeout runs out, their entry)
+        self._ending: dict[int, tuple[float, _Attached]] = {}
         self._wake = trio.Event()
+        self._nursery: trio.Nursery | None = None
 
     def attach(
         self,
@@ -96,42 +134,61 @@ class SessionKeeper:
         ttl: int,
         on_expired: Callable[[], None],
         *,
-        timeout: int | None = None,
+        timeout: int,
+        expire: Callable[[], Awaitable[None]],
         heard: Callable[[], float] = time.monotonic,
         on_cut_off: Callable[[], None] | None = None,
     ) -> None:
-        """Renew ``session_id``'s lease every third of ``ttl`` while ``heard()`` (when its
-        client last sent anything) is within ``timeout`` ms (default: the TTL)."""
-        self.attached[session_id] = _Attached(
+        """Renew ``session_id``'s lease of ``ttl`` seconds (see renew_interval) while
+        ``heard()`` (when its client last sent anything) is within ``timeout`` ms; then run
+        ``expire``. ``on_expired``: the lease is gone; ``on_cut_off``: the session must lose
+        its connection (it timed out, or etcd is out of reach)."""
+        entry = _Attached(
             ttl,
-            ttl * 1000 if timeout is None else timeout,
+            timeout,
             heard,
             on_expired,
             on_expired if on_cut_off is None else on_cut_off,
+            expire,
         )
-        self._due[session_id] = time.monotonic() + ttl / 3
+        self._ending.pop(session_id, None)
+        self.attached[session_id] = entry
+        self._due[session_id] = time.monotonic() + entry.every
         self._wake.set()
 
     def forget(self, session_id: int) -> bool:
-        """Stop renewing; True if the session was attached."""
+        """Stop renewing, and do not expire it either; True if the session was attached."""
         self._due.pop(session_id, None)
+        self._ending.pop(session_id, None)
         return self.attached.pop(session_id, None) is not None
 
     async def detach(self, lease: int) -> None:
-        """Stop renewing after one last renewal, so expiry counts from now."""
-        if self.forget(lease):
-            await self.renew_once(lease)
-
-    async def renew_once(self, lease: int) -> None:
-        with contextlib.suppress(EtcdUnavailable):
-            await self.client.keepalive([lease])
+        """Stop renewing (its connection is gone) and expire the session once its timeout has
+        run from when its client was last heard from, as ZooKeeper does. The lease outlives
+        that moment, should this process die first; it is renewed once more only if a late
+        renewal left it shorter."""
+        entry = self.attached.get(lease)
+        if not self.forget(lease) or entry is None:
+            return
+        self._ending[lease] = (entry.heard() + entry.timeout, entry)
+        self._wake.set()
+        if not entry.outlives_timeout():
+            with contextlib.suppress(EtcdUnavailable):
+                await self.client.keepalive([lease])
 
     async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await self._renew()
+
+    async def _renew(self) -> None:
         while True:
             now = time.monotonic()
+            self._end_timed_out(now)
             due = [sid for sid, t in self._due.items() if t <= now]
-            due = [sid for sid in due if not await self._silent(sid, now)]
+            due = [sid for sid in due if not self._silent(sid, now)]
             if due:
+                sent = time.monotonic()  # etcd counts the new TTL from no sooner than this
                 # the etcd client would retry for several of its deadlines (5 s each): give up
                 # when a session reaches the moment it must be cut off, not after
                 ttls: dict[int, int] | None = None
@@ -154,14 +211,26 @@ class SessionKeeper:
                         self.forget(sid)
                         entry.on_expired()
                     else:
-                        entry.renewed = now
-                        self._due[sid] = now + entry.ttl / 3
+                        entry.renewed = sent
+                        self._due[sid] = sent + entry.every
             nxt = min(self._due.values(), default=now + 1.0)
+            nxt = min(nxt, min((t for t, _ in self._ending.values()), default=nxt))
             self._wake = trio.Event()
             with trio.move_on_after(max(0.05, nxt - time.monotonic())):
                 await self._wake.wait()
 
-    async def _silent(self, sid: int, now: float) -> bool:
+    def _end_timed_out(self, now: float) -> None:
+        """Expire the detached sessions whose timeout has run out."""
+        for lease, (deadline, entry) in list(self._ending.items()):
+            if deadline <= now:
+                del self._ending[lease]
+                self._start(entry.expire)
+
+    def _start(self, fn: Callable[[], Awaitable[None]]) -> None:
+        assert self._nursery is not None, "the keeper is not running"
+        self._nursery.start_soon(fn)
+
+    def _silent(self, sid: int, now: float) -> bool:
         """Expire the session if its client has been silent for its whole timeout."""
         entry = self.attached.get(sid)
         if entry is None or now - entry.heard() <= entry.timeout:
@@ -173,9 +242,7 @@ class SessionKeeper:
         )
         self.forget(sid)
         entry.on_cut_off()
-        # else the lease runs out on its own (or it is gone already: another zetcd's doing)
-        with contextlib.suppress(EtcdUnavailable, EtcdError):
-            await self.client.lease_revoke(sid)
+        self._start(entry.expire)
         return True
 
     def _until_cut_off(self, due: list[int], now: float) -> float:
