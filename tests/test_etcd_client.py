@@ -307,19 +307,25 @@ _REVISIONS = st.one_of(
         ),
         max_size=8,
     ),
+    st.one_of(st.none(), st.tuples(st.binary(max_size=200), st.binary(max_size=200))),
 )
 def test_encode_guarded_txn_is_protobufs_serialization(
-    mods: dict[bytes, int], creates: dict[bytes, int], ops: list[tuple[bytes, bytes | None, int]]
+    mods: dict[bytes, int],
+    creates: dict[bytes, int],
+    ops: list[tuple[bytes, bytes | None, int]],
+    below: tuple[bytes, bytes] | None,
 ) -> None:
     """The batcher's encoder: mod compares, then create compares on keys not pinned by a mod
-    compare, then the writes. Twice: the second time "absent" compares come from its cache."""
+    compare, then the value compare, then the writes. Twice: the second time "absent" compares
+    come from its cache."""
     expected = rpc_pb2.TxnRequest(
         compare=[compare_mod(k, "=", r) for k, r in mods.items()]
-        + [compare_create(k, "=", r) for k, r in creates.items() if k not in mods],
+        + [compare_create(k, "=", r) for k, r in creates.items() if k not in mods]
+        + ([] if below is None else [compare_value(below[0], "<", below[1])]),
         success=[op_delete(k) if v is None else op_put(k, v, lease) for k, v, lease in ops],
     ).SerializeToString()
-    assert encode_guarded_txn(mods, creates, ops) == expected
-    assert encode_guarded_txn(mods, creates, ops) == expected
+    assert encode_guarded_txn(mods, creates, ops, below) == expected
+    assert encode_guarded_txn(mods, creates, ops, below) == expected
 
 
 def test_parse_endpoints() -> None:

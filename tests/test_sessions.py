@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import threading
@@ -358,6 +359,43 @@ def test_two_zetcds_writing_the_same_nodes(twin_zetcds: tuple[ZetcdServer, Zetcd
         assert (stat.version, stat.cversion, stat.numChildren) == (120, 120, 120)
         c.close()
     setup.close()
+
+
+def test_times_never_go_back_in_zxid_order_across_zetcds(
+    twin_zetcds: tuple[ZetcdServer, ZetcdServer],
+) -> None:
+    """ZooKeeper's leader stamps each transaction's time as it orders it, so times never go
+    back in zxid order. Two zetcds each stamp their own transactions, and one planned earlier
+    may commit later: a transaction pins the fence's time (the last one committed), so it
+    commits only if no later-timed one committed first."""
+    a, b = twin_zetcds
+    samples: list[tuple[int, int]] = []
+    lock = threading.Lock()
+    stop = time.monotonic() + 3.0
+
+    def work(address: str, node: str) -> None:
+        c = RawClient(address, timeout=30)
+        c.connect()
+        c.call(OpCode.CREATE, CreateRequest(node, b"", OPEN, 0))
+        while time.monotonic() < stop:
+            stat = c.call(OpCode.SET_DATA, SetDataRequest(node, b"x", -1)).body.stat
+            with lock:
+                samples.append((stat.mzxid, stat.mtime))
+        c.close()
+
+    nodes = [f"/t-{uuid.uuid4().hex[:8]}" for _ in range(4)]
+    threads = [
+        threading.Thread(target=work, args=(z.address, n))
+        for z, n in zip((a, b, a, b), nodes, strict=True)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    samples.sort()
+    back = [(x, y) for x, y in itertools.pairwise(samples) if y[1] < x[1]]
+    assert len(samples) > 100
+    assert back == [], f"{len(back)} of {len(samples)} times went back, e.g. {back[:3]}"
 
 
 def test_a_timeout_renegotiated_after_expiry_does_not_revive_the_session(

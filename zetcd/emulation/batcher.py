@@ -132,7 +132,7 @@ class _Flight:
 
 def encode(txn: EtcdTxn) -> bytes:
     """The serialized etcd TxnRequest."""
-    return encode_guarded_txn(txn.mods, txn.creates, txn.ops)
+    return encode_guarded_txn(txn.mods, txn.creates, txn.ops, txn.time_bound)
 
 
 class Batcher:
@@ -376,6 +376,13 @@ class Batcher:
             kept = {session(sid): revision for sid, revision in txn.sessions.items()}
             txn.mods = {tree.layout.fence: tree.fence, **kept}
             txn.creates = {}
+        else:
+            # no other zetcd's transaction with a later time may commit first (layout.py)
+            tree = self.mirror.tree
+            if tree.fence:
+                txn.time_bound = (tree.layout.fence, L.encode_fence(sc.now + 1))
+            else:
+                txn.mods.setdefault(tree.layout.fence, 0)
         return txn, planned
 
     def _sessions_changed(self, txn: EtcdTxn) -> bool:
@@ -432,9 +439,10 @@ class Batcher:
             elif failures >= GIVE_UP_AFTER:
                 log.error(
                     "a write failed its guards %d times with the mirror caught up: giving up"
-                    " (compares %r)",
+                    " (compares %r, fence value below %r)",
                     failures,
                     txn.compares(),
+                    txn.time_bound,
                 )
                 raise GuardsKeepFailing(
                     f"a write failed its etcd guards {failures} times", indeterminate=False

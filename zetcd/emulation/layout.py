@@ -37,7 +37,7 @@ the exact ZooKeeper-level event sequence of a transaction with several ops or a 
 only each key's final state); ``P !zx`` says how many zxids a transaction spent, when more than
 one.
 
-``P !fence`` (empty) is put by every transaction a zetcd commits, so even a transaction whose
+``P !fence`` is put by every transaction a zetcd commits, so even a transaction whose
 writes all failed spends a revision (and its zxids), as ZooKeeper's error txns do. Its mod
 revision is therefore the revision of the last transaction a zetcd committed on the prefix, and
 a transaction guarded by "``!fence`` is still at the mod revision this zetcd's mirror has" can
@@ -46,7 +46,10 @@ keys (session records change without it: their compares stay). The batcher uses 
 it wins, and the per-key compares after it loses one (another zetcd is writing too), so that
 zetcds sharing a prefix still commit writes to different nodes side by side. Every zetcd sharing
 a prefix must put the fence: a zetcd that sees a node key written without it stops using the
-fence (``Tree.unfenced``; docs/architecture.md, "The fence").
+fence (``Tree.unfenced``; docs/architecture.md, "The fence"). The fence's value is the time
+(ctime/mtime) of the transaction that put it, 16 decimal digits (encode_fence), so that a
+transaction planned with per-key guards can pin, with etcd's byte-wise value compare, that no
+later-timed transaction of another zetcd committed before it: times never go back in zxid order.
 """
 
 from __future__ import annotations
@@ -225,6 +228,16 @@ def decode_acl_value(raw: bytes) -> tuple[int, tuple[ACL, ...]]:
 
 def encode_adjust_value(cadj: int) -> bytes:
     return _LONG.pack(cadj)
+
+
+def encode_fence(time_ms: int) -> bytes:
+    """The fence's value: its transaction's time, fixed-width so bytes compare as numbers."""
+    return b"%016d" % time_ms
+
+
+def decode_fence(raw: bytes) -> int:
+    """A fence value's time; 0 for one that holds none (put empty by zetcds before 2026-12)."""
+    return int(raw) if raw.isdigit() else 0
 
 
 def decode_adjust_value(raw: bytes) -> int:

@@ -37,6 +37,9 @@ class EtcdTxn:
     # session id -> the mod revision of its record that the plan pinned (a compare in mods
     # too): the compares a fenced transaction keeps (batcher.py)
     sessions: dict[int, int] = field(default_factory=dict)
+    # with per-key guards, (the fence, a value it must be below): no transaction with a later
+    # time committed since the plan (layout.py)
+    time_bound: tuple[bytes, bytes] | None = None
 
     def put(self, key: bytes, value: bytes, lease: int = 0) -> None:
         self.ops.append((key, value, lease))
@@ -53,8 +56,8 @@ class EtcdTxn:
         ]
 
     def count_compares(self) -> int:
-        """An upper bound of len(compares())."""
-        return len(self.mods) + len(self.creates)
+        """An upper bound of len(compares()), the time bound's included."""
+        return len(self.mods) + len(self.creates) + 1
 
 
 class NodeState:
@@ -176,8 +179,9 @@ class Scratch:
     def __init__(self, tree: Tree, now: int | None = None) -> None:
         self.tree = tree
         # the transaction's time (ms since the epoch): as ZooKeeper's, taken when the writes
-        # are prepared
-        self.now = int(time.time() * 1000) if now is None else now
+        # are prepared, and never before the last committed one's (another zetcd's clock may
+        # be ahead)
+        self.now = max(int(time.time() * 1000), tree.fence_time) if now is None else now
         self.layout = tree.layout
         self.states: dict[str, NodeState] = {}
         self.order: list[str] = []  # paths in the order they were first written
@@ -485,7 +489,7 @@ class Scratch:
             txn.put(lay.log, json.dumps(self.log, separators=(",", ":")).encode())
         if positions > 1:
             txn.put(lay.positions, b"%d" % positions)
-        txn.put(lay.fence, b"")
+        txn.put(lay.fence, L.encode_fence(self.now))
         return txn
 
     @staticmethod

@@ -233,6 +233,7 @@ class Tree:
         self.extended: set[str] = set()  # container and TTL nodes, for the container manager
         self.revision = 0
         self.fence = 0  # the mod revision of the !fence key (layout.py); 0 while it is absent
+        self.fence_time = 0  # its value: the time of the last transaction a zetcd committed
         # the first revision that changed a node without putting the fence: a writer that does
         # not know the fence shares the prefix, so the fence cannot guard a transaction
         self.unfenced = 0
@@ -256,6 +257,7 @@ class Tree:
                     continue
             elif kv.key == self.layout.fence:  # type: ignore[attr-defined]
                 self.fence = kv.mod_revision  # type: ignore[attr-defined]
+                self.fence_time = L.decode_fence(kv.value)  # type: ignore[attr-defined]
                 continue
             rest.append(kv)
         for kv in rest:
@@ -301,6 +303,7 @@ class Tree:
                 elif kv.key == self.layout.fence:
                     fenced = True
                     self.fence = kv.mod_revision
+                    self.fence_time = L.decode_fence(kv.value)
             else:
                 if kind in _NODE_KINDS:
                     nodes_changed = True

@@ -134,11 +134,13 @@ def encode_guarded_txn(
     mod_equal: Mapping[bytes, int],
     create_equal: Mapping[bytes, int],
     success: Iterable[tuple[bytes, bytes | None, int]],
+    value_below: tuple[bytes, bytes] | None = None,
 ) -> bytes:
     """:func:`encode_txn` with the compares given as two maps, key to revision: ``mod``
     compares for every key of ``mod_equal``, then ``create`` compares for the keys of
     ``create_equal`` that ``mod_equal`` does not pin already (an unchanged mod revision implies
-    the same incarnation of the key)."""
+    the same incarnation of the key); then, with ``value_below`` ``(key, value)``, a compare
+    that the key's value is below ``value`` (bytewise; false when the key is absent)."""
     parts: list[bytes] = []
     add = _add_compare
     absent = _ABSENT
@@ -161,6 +163,16 @@ def encode_guarded_txn(
     for key, revision in create_equal.items():
         if key not in mod_equal:
             add(parts, create, key, revision)
+    if value_below is not None:
+        key, value = value_below
+        # Compare{result: LESS (field 1), target: VALUE (2), key (3), value (7, in a oneof:
+        # written even when empty)}
+        body = b"\x08\x02\x10\x03%b\x3a%b%b" % (
+            _bytes_field(b"\x1a", key),
+            _varint(len(value)),
+            value,
+        )
+        parts.append(b"\x0a" + _varint(len(body)) + body)
     _add_ops(parts, success)
     return b"".join(parts)
 
