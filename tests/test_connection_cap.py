@@ -27,7 +27,10 @@ def capped(etcd: EtcdServer) -> Iterator[dict[str, ZooKeeperServer | ZetcdServer
 
 
 def _connects(address: str) -> str:
-    client = RawClient(address)
+    try:  # a connect(2) can fail too (EPIPE, ECONNRESET) when the server closes at once
+        client = RawClient(address)
+    except OSError:
+        return "closed"
     try:
         return "session" if client.connect().sessionId else "refused"
     except (Closed, OSError):
@@ -77,8 +80,10 @@ def _four_letter_word(host: str, port: int, word: str) -> str:
 
 
 def _all_connect(address: str) -> bool:
-    clients = [RawClient(address) for _ in range(CAP)]
+    clients: list[RawClient] = []
     try:
+        for _ in range(CAP):
+            clients.append(RawClient(address))
         return all(c.connect().sessionId for c in clients)
     except (Closed, OSError):
         return False
