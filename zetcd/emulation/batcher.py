@@ -38,6 +38,7 @@ from collections.abc import Callable
 import trio
 
 from zetcd.emulation import layout as L
+from zetcd.emulation.clock import TxnClock
 from zetcd.emulation.errors import OpError
 from zetcd.emulation.mirror import Mirror
 from zetcd.emulation.scratch import EtcdTxn, Scratch
@@ -152,6 +153,8 @@ class Batcher:
         self.on_mirror_lag: Callable[[float], None] | None = None
         self.on_batch: Callable[[int], None] | None = None  # metrics: writes per transaction
         self.use_fence = True  # False: per-key guards always
+        self.clock = TxnClock()  # the time of the transactions planned
+        self._committed = 0  # the revision of the last transaction this batcher committed
         self._fence_off_until = 0.0  # trio time until which the fence is not used
         self._unfenced_told = False
         self._parked = False  # run() waits for work, and no one has woken it yet
@@ -336,7 +339,9 @@ class Batcher:
         could take the transaction past etcd's limits (operations per transaction, request
         bytes); the rest go back to the front of the queue. A write that alone takes it past
         them (a multi of too many ops) cannot be committed: it fails with BadArguments."""
-        sc = Scratch(self.mirror.tree)
+        tree = self.mirror.tree
+        now, bounded = self.clock.plan(tree.fence_time, tree.fence != self._committed)
+        sc = Scratch(tree, now)
         planned: list[tuple[int, Builder | None]] = []
         limit = self.max_txn_ops - PER_WRITE
         sc.limits = (limit, MAX_TXN_BYTES, fenced)
@@ -360,7 +365,7 @@ class Batcher:
                     " (raise etcd's --max-txn-ops and zetcd's --etcd-max-txn-ops)",
                     self.max_txn_ops,
                 )
-                sc = Scratch(self.mirror.tree)
+                sc = Scratch(tree, now)
                 planned = [(Err.BAD_ARGUMENTS, None)]
                 break
             if (count > limit or size > MAX_TXN_BYTES) and i + 1 < len(batch):
@@ -371,18 +376,17 @@ class Batcher:
         if fenced:
             # the fence replaces the per-key compares, except a session record's: its deletion
             # by lease expiry does not move the fence
-            tree = self.mirror.tree
             session = tree.layout.session
             kept = {session(sid): revision for sid, revision in txn.sessions.items()}
             txn.mods = {tree.layout.fence: tree.fence, **kept}
             txn.creates = {}
         else:
-            # no other zetcd's transaction with a later time may commit first (layout.py)
-            tree = self.mirror.tree
-            if tree.fence:
-                txn.time_bound = (tree.layout.fence, L.encode_fence(sc.now + 1))
-            else:
+            # no other zetcd's transaction with a later time may commit first (layout.py,
+            # clock.py)
+            if not tree.fence:
                 txn.mods.setdefault(tree.layout.fence, 0)
+            elif bounded:
+                txn.time_bound = (tree.layout.fence, L.encode_fence(sc.now + 1))
         return txn, planned
 
     def _sessions_changed(self, txn: EtcdTxn) -> bool:
@@ -453,6 +457,7 @@ class Batcher:
         self, batch: list[Write], planned: list[tuple[int, Builder | None]], revision: int
     ) -> None:
         """A batch committed at ``revision`` (and mirrored): its writes' results, in order."""
+        self._committed = revision
         if self.on_batch is not None:
             self.on_batch(len(batch))
         base = L.zxid(revision)

@@ -9,7 +9,6 @@ multi, and session clean-up.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 
 from zetcd.emulation import layout as L
@@ -176,12 +175,11 @@ def resolve_stat(s: StatNow, base: int) -> Stat:
 
 
 class Scratch:
-    def __init__(self, tree: Tree, now: int | None = None) -> None:
+    def __init__(self, tree: Tree, now: int) -> None:
         self.tree = tree
         # the transaction's time (ms since the epoch): as ZooKeeper's, taken when the writes
-        # are prepared, and never before the last committed one's (another zetcd's clock may
-        # be ahead)
-        self.now = max(int(time.time() * 1000), tree.fence_time) if now is None else now
+        # are prepared, and never before the last committed one's (clock.py)
+        self.now = now
         self.layout = tree.layout
         self.states: dict[str, NodeState] = {}
         self.order: list[str] = []  # paths in the order they were first written

@@ -295,6 +295,8 @@ class Tree:
                     self._delete_node(kv, out)
             elif kind == L.KIND_SPECIAL:
                 if ev.type != 0:  # type: ignore[attr-defined]
+                    if kv.key == self.layout.fence:  # deleted by hand: the next write puts it
+                        self.fence = self.fence_time = 0
                     continue
                 if kv.key == self.layout.log:
                     logged = [(c[0], c[1]) for c in json.loads(kv.value)]
