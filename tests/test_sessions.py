@@ -89,6 +89,17 @@ def test_session_expiry_deletes_ephemerals_and_fires_watches(diff: Diff) -> None
     assert _expiry_transcript(diff.zetcd) == _expiry_transcript(diff.zookeeper)
 
 
+def _session_record_count(etcd: EtcdServer, z: ZetcdServer, sid: int, at: int = 0) -> int:
+    """How many records etcd holds for session ``sid`` (at revision ``at``; 0: now)."""
+
+    async def count() -> int:
+        key = Layout(z.prefix.encode()).session(sid)
+        async with await EtcdClient.connect([etcd.endpoint]) as client:
+            return (await client.range(key, revision=at)).count
+
+    return trio.run(count)
+
+
 def _wait_gone(address: str, path: str, within: float, why: str) -> None:
     with RawClient(address) as check:
         check.connect()
@@ -489,22 +500,29 @@ def test_connections_without_a_connect_request_are_closed(diff: Diff) -> None:
 def test_ephemerals_of_a_session_that_expired_while_etcd_stalled_are_deleted_later(
     own_etcd: tuple[EtcdServer, ZetcdServer],
 ) -> None:
-    """The clean-up of an expired session that etcd could not take at first is tried again
-    until it succeeds (it was tried once: the ephemeral stayed until a zetcd restarted)."""
+    """The clean-up of a session whose lease ran out is tried again until etcd takes it (it
+    was tried once: the ephemeral stayed until a zetcd restarted). The zetcd is stopped before
+    the session's timeout (4 s after the close) until its lease (timeout + 2 s, renewed last
+    at the close at the latest) has certainly run out, so that it is the lease, not the zetcd,
+    that ends the session; etcd is stalled when the zetcd learns of it."""
     etcd, z = own_etcd
     owner = RawClient(z.address)
-    owner.connect(timeout=4000)
+    sid = owner.connect(timeout=4000).sessionId
     assert owner.call(OpCode.CREATE, CreateRequest("/orphan", b"", OPEN, 1)).header.err == 0
-    owner.close()  # no closeSession: the lease runs out about 4 s after this
-    time.sleep(2.0)
-    os.kill(z.pid, signal.SIGSTOP)  # the expiry's watch event waits in its socket
+    owner.close()  # no closeSession
+    time.sleep(1.0)
+    os.kill(z.pid, signal.SIGSTOP)  # the lease's expiry event waits in its socket
     try:
-        time.sleep(5.0)
+        time.sleep(8.0)
+        assert _session_record_count(etcd, z, sid) == 0, "the record outlived its lease"
         os.kill(etcd.pid, signal.SIGSTOP)
     finally:
         os.kill(z.pid, signal.SIGCONT)
     try:
-        time.sleep(8.0)  # zetcd's clean-up meets a stalled etcd
+        # zetcd's expiry of the session and its clean-up meet a stalled etcd: the clean-up
+        # goes with the expiry's transaction or after it fails (5 s, the etcd client's
+        # deadline), and fails itself at least once
+        time.sleep(12.0)
     finally:
         os.kill(etcd.pid, signal.SIGCONT)
     _wait_gone(z.address, "/orphan", 40, "the expired session's ephemeral stayed")
@@ -517,8 +535,8 @@ def test_a_zetcd_cut_off_from_etcd_closes_its_clients_connections(
     """While etcd does not answer, zetcd cannot renew the sessions' leases: rather than keep
     answering pings from its mirror while the sessions run out in etcd, it closes each client's
     connection once its lease has gone unrenewed for two thirds of its timeout, as a ZooKeeper
-    server without a quorum drops its clients: here 4 s, so between 0.9 and 2.7 s after etcd
-    stops (the lease is renewed about every 1.75 s), not after the etcd client's own deadlines
+    server without a quorum drops its clients: here 4 s, so between 1.3 and 2.7 s after etcd
+    stops (the lease is renewed every 1.33 s), not after the etcd client's own deadlines
     (5 s for each of two tries)."""
     etcd, z = own_etcd
     c = RawClient(z.address)
@@ -688,12 +706,16 @@ def test_a_session_lasts_its_timeout_from_when_its_client_was_last_heard(
     trio.run(main)
 
 
+@pytest.mark.parametrize("end", ["connection closes", "wrong password takes it over"])
 def test_a_closed_connections_session_expires_in_one_transaction(
-    etcd: EtcdServer, zetcd: ZetcdServer
+    etcd: EtcdServer, zetcd: ZetcdServer, end: str
 ) -> None:
     """A session whose connection closed (no closeSession) expires as on ZooKeeper, where the
     expiry is one closeSession transaction: its ephemerals and its record go in one etcd
-    revision, once the timeout has run from when the client was last heard from."""
+    revision, once the timeout has run from when the client was last heard from. Also when
+    it was a reconnect with a wrong password that closed the connection (ZooKeeper closes it
+    before it checks the password): that zetcd expires the session too (it was left to the
+    lease: the record went first, the ephemerals a revision later)."""
     root = f"/one-{uuid.uuid4().hex[:10]}"
     obs = _kazoo(zetcd.address)
     obs.create(root)
@@ -701,19 +723,89 @@ def test_a_closed_connections_session_expires_in_one_transaction(
     conn = owner.connect(timeout=4000)
     for i in range(3):
         owner.call(OpCode.CREATE, CreateRequest(f"{root}/e{i}", b"", OPEN, 1))
-    owner.close()
-    closed = time.monotonic()
+    heard = time.monotonic()  # just after zetcd last heard from the client
+    if end == "connection closes":
+        owner.close()
+    else:
+        with RawClient(zetcd.address) as intruder:
+            refused = intruder.connect(timeout=4000, session_id=conn.sessionId)
+        assert refused.sessionId == 0
+        assert owner.is_closed(5.0)
+        owner.close()
     wait_until(lambda: not obs.get_children(root), 15, "the ephemerals never went")
-    gone = time.monotonic() - closed
+    gone = time.monotonic() - heard
     revision = revision_of(obs.exists(root).pzxid)  # type: ignore[union-attr]
     obs.stop()
     obs.close()
-    assert gone >= 4.0, f"expired {gone:.1f} s after the client was last heard from"
+    assert gone >= 3.9, f"expired {gone:.1f} s after the client was last heard from"
 
-    async def record(at: int) -> int:
-        key = Layout(zetcd.prefix.encode()).session(conn.sessionId)
+    assert _session_record_count(etcd, zetcd, conn.sessionId, revision - 1) == 1
+    assert _session_record_count(etcd, zetcd, conn.sessionId, revision) == 0
+
+
+def test_an_expiry_held_off_by_a_resumption_runs_if_the_resumption_fails(
+    etcd: EtcdServer,
+) -> None:
+    """A closed connection's session expires when its timeout has run, unless a client resumes
+    it first. Its zetcd holds the expiry off while a resumption is under way (take_expiry), so
+    a resumption that began before that moment does not lose the session to it; should the
+    resumption fail, the expiry comes back (put_back_expiry) and runs at once if it is due."""
+    timeout = 1000
+
+    async def main() -> None:
         async with await EtcdClient.connect([etcd.endpoint]) as client:
-            return (await client.range(key, revision=at)).count
+            keeper = SessionKeeper(client)
+            ttl = lease_ttl(timeout)
+            lease, _ = await client.lease_grant(ttl)
+            expired: list[float] = []
 
-    assert trio.run(record, revision - 1) == 1
-    assert trio.run(record, revision) == 0
+            async def expire() -> None:
+                expired.append(time.monotonic())
+
+            with trio.fail_after(20):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(keeper.run)
+                    await trio.sleep(0.1)
+                    keeper.attach(lease, ttl, lambda: None, timeout=timeout, expire=expire)
+                    await keeper.detach(lease)
+                    pending = keeper.take_expiry(lease)
+                    assert pending is not None
+                    await trio.sleep(timeout / 1000 + 0.5)
+                    assert expired == [], "expired while being resumed"
+                    keeper.put_back_expiry(lease, pending)
+                    back = time.monotonic()
+                    while not expired:
+                        await trio.sleep(0.01)
+                    assert expired[0] - back < 0.5
+                    nursery.cancel_scope.cancel()
+            await client.lease_revoke(lease)
+
+    trio.run(main)
+
+
+def test_an_expiry_that_fails_unexpectedly_leaves_the_session_to_its_lease(
+    etcd: EtcdServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An expiry runs in the session keeper's nursery: an unexpected error in it (a bug) is
+    logged and leaves the session to its lease, instead of taking the keeper, and with it
+    every session's renewals and the process, down."""
+    from zetcd.emulation.backend import EtcdBackend, Options
+
+    async def main() -> None:
+        prefix = f"/zetcd-expire-{uuid.uuid4().hex[:8]}/".encode()
+        async with await EtcdClient.connect([etcd.endpoint]) as client:
+            backend = EtcdBackend(client, Options(prefix=prefix))
+
+            async def broken(*args: object) -> tuple[int, int]:
+                raise RuntimeError("a bug")
+
+            backend.end_session = broken  # type: ignore[method-assign]
+            async with trio.open_nursery() as nursery:
+                await nursery.start(backend.run)
+                sid, _ = await backend.store.create(4000)
+                await backend._expire(sid, sid, "")
+                assert await client.lease_ttl(sid) > 0  # left to its lease
+                nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    assert any("its expiry failed" in r.getMessage() for r in caplog.records)

@@ -25,6 +25,7 @@ from zetcd.emulation.sessions import (
     lease_ttl,
     watch_session_ends,
 )
+from zetcd.emulation.tree import SessionEntry
 from zetcd.etcd import (
     EtcdClient,
     EtcdError,
@@ -133,6 +134,8 @@ class EtcdBackend:
                 await self.client.lease_revoke(lease)
         except (EtcdUnavailable, EtcdError) as e:
             log.warning("session 0x%x: its expiry is left to its lease: %s", session_id, e)
+        except Exception:  # a bug: this task must not take the keeper (and the process) down
+            log.exception("session 0x%x: its expiry failed; it is left to its lease", session_id)
 
     def _orphaned(self, session_id: int) -> bool:
         """Does an ended session still own ephemerals?"""
@@ -203,6 +206,19 @@ class EtcdBackend:
     ) -> plans.Ctx:
         return plans.Ctx(session_id, auth, self.options.ttl_enabled, owner)
 
+    async def _resume(self, sid: int, entry: SessionEntry, timeout: int, owner: str) -> int | None:
+        """Make ``owner``'s connection the session's: its lease id, or None if the session
+        expired meanwhile."""
+        if timeout != entry.value.timeout:
+            # a reconnect renegotiates the timeout; an etcd lease's TTL is fixed at grant
+            return await self.store.move(sid, entry, timeout, owner)
+        # renewed now (the lease may have little time left), so that a zetcd cut off from
+        # etcd (whose mirror still holds the session) refuses the client; the claim tells a
+        # zetcd still holding an old connection of it to close that
+        if (await self.client.keepalive([entry.lease])).get(entry.lease, 0) <= 0:
+            return None
+        return entry.lease if await self.store.claim(sid, entry, owner) else None
+
     async def connect(self, request: ConnectRequest, outbox: Outbox) -> Accepted:
         try:
             return await self._connect(request, outbox)
@@ -237,26 +253,26 @@ class EtcdBackend:
             if entry is None:
                 await mirror.catch_up()
                 entry = mirror.tree.sessions.get(sid)
-            # ZooKeeper closes the session's current connection before it checks the password
-            self._close_local(sid)
+            # ZooKeeper closes the session's current connection before it checks the password;
+            # the session then runs out its timeout from when that one was last heard from
+            old = self.local.pop(sid, None)
+            if old is not None:
+                old.expired()
+                await self.keeper.detach(old.lease)
             if entry is None or entry.value.passwd != (request.passwd or b""):
-                # the old connection's session runs out its timeout from when it was last heard
                 return Accepted(ConnectResponse(0, 0, 0, EXPIRED_PASSWD, ro), None)
             passwd = entry.value.passwd
-            lease = entry.lease
-            if timeout != entry.value.timeout:
-                # a reconnect renegotiates the timeout; an etcd lease's TTL is fixed at grant
-                moved = await self.store.move(sid, entry, timeout, owner)
-                if moved is None:  # it expired meanwhile
-                    return Accepted(ConnectResponse(0, 0, 0, EXPIRED_PASSWD, ro), None)
-                lease = moved
-            elif (await self.client.keepalive([lease])).get(lease, 0) <= 0 or not (
-                await self.store.claim(sid, entry, owner)
-            ):
-                # renewed now (the lease may have little time left), so that a zetcd cut off
-                # from etcd (whose mirror still holds the session) refuses the client; the
-                # claim tells a zetcd still holding an old connection of it to close that
+            # the session is being resumed: its expiry here (its last connection closed) waits
+            pending = self.keeper.take_expiry(entry.lease)
+            resumed = None
+            try:
+                resumed = await self._resume(sid, entry, timeout, owner)
+            finally:
+                if resumed is None:
+                    self.keeper.put_back_expiry(entry.lease, pending)
+            if resumed is None:  # it expired meanwhile
                 return Accepted(ConnectResponse(0, 0, 0, EXPIRED_PASSWD, ro), None)
+            lease = resumed
         session = EtcdSession(self, sid, lease, passwd, timeout, outbox)
         session.owner = owner
         self.local[sid] = session

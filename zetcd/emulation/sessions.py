@@ -8,8 +8,9 @@ unit), and while a client is connected to this process the keeper task renews it
 is used up. So, as ZooKeeper counts a session's timeout from when it last heard from the client,
 the lease runs out no sooner than the timeout after the client was last heard from, whether the
 connection closes or this process dies, and at most about LEASE_SLACK later (ZooKeeper: at most one
-tick later). When etcd expires the lease the
-record vanishes; every zetcd's mirror sees that, and the session's ephemerals are deleted in one
+tick later). While this process lives, the keeper expires its sessions itself, at the moment
+their timeout runs out (the backend's expiry: ephemerals and record in one transaction). When
+etcd expires a lease the record vanishes; every zetcd's mirror sees that, and the session's ephemerals are deleted in one
 transaction that also bumps each parent's cversion and pzxid (plans.end_session; in several when
 they do not fit one), guarded so that a live session is never touched and running it twice is
 harmless.
@@ -62,8 +63,10 @@ def lease_ttl(timeout_ms: int) -> int:
 
 def renew_interval(ttl: int, timeout_ms: int) -> float:
     """Seconds between renewals of a lease of ``ttl`` seconds: a renewal before the client
-    could have been heard from later than the lease minus the session's timeout."""
-    return max(0.1, ttl - timeout_ms / 1000 - RENEW_MARGIN)
+    could have been heard from later than the lease minus the session's timeout, and at
+    least three in a timeout, so that a renewal etcd is slow to answer has a third of the
+    timeout before its session must be cut off (SessionKeeper)."""
+    return max(0.1, min(ttl - timeout_ms / 1000 - RENEW_MARGIN, timeout_ms / 3000))
 
 
 # the shortest wait for a keep-alive answer (a session already past its cut-off moment)
@@ -161,6 +164,16 @@ class SessionKeeper:
         self._due.pop(session_id, None)
         self._ending.pop(session_id, None)
         return self.attached.pop(session_id, None) is not None
+
+    def take_expiry(self, lease: int) -> tuple[float, _Attached] | None:
+        """Hold off the expiry of a detached session (it is being resumed here): what
+        ``put_back_expiry`` takes should the resumption fail."""
+        return self._ending.pop(lease, None)
+
+    def put_back_expiry(self, lease: int, pending: tuple[float, _Attached] | None) -> None:
+        if pending is not None:
+            self._ending[lease] = pending
+            self._wake.set()
 
     async def detach(self, lease: int) -> None:
         """Stop renewing (its connection is gone) and expire the session once its timeout has
