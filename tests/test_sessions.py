@@ -809,3 +809,30 @@ def test_an_expiry_that_fails_unexpectedly_leaves_the_session_to_its_lease(
 
     trio.run(main)
     assert any("its expiry failed" in r.getMessage() for r in caplog.records)
+
+
+def test_an_expiry_of_a_session_resumed_elsewhere_sends_nothing(etcd: EtcdServer) -> None:
+    """The expiry of a closed connection's session finds the session resumed on another
+    connection (its record names another owner) or already ended: it commits nothing, where a
+    transaction would answer SessionMoved or delete nothing and spend a zxid all the same."""
+    from zetcd.emulation.backend import EtcdBackend, Options
+
+    async def main() -> None:
+        prefix = f"/zetcd-expire-{uuid.uuid4().hex[:8]}/".encode()
+        async with await EtcdClient.connect([etcd.endpoint]) as client:
+            backend = EtcdBackend(client, Options(prefix=prefix))
+            async with trio.open_nursery() as nursery:
+                await nursery.start(backend.run)
+                sid, _ = await backend.store.create(4000, "new-owner")
+                gone, _ = await backend.store.create(4000, "old-owner")
+                await client.lease_revoke(gone)
+                await backend.mirror.catch_up()
+                before = backend.mirror.tree.fence  # every zetcd transaction puts the fence
+                await backend._expire(sid, sid, "old-owner")
+                await backend._expire(gone, gone, "old-owner")
+                await backend.mirror.catch_up()
+                assert backend.mirror.tree.fence == before
+                assert sid in backend.mirror.tree.sessions
+                nursery.cancel_scope.cancel()
+
+    trio.run(main)

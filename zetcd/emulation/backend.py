@@ -127,7 +127,12 @@ class EtcdBackend:
         """Expire a session its client's timeout ran out on, as ZooKeeper's session tracker
         does: its ephemerals and its record go in one transaction (unless another connection
         resumed it meanwhile), then its lease. If etcd cannot be reached, the lease runs out
-        on its own."""
+        on its own. Nothing is sent when the mirror shows the session ended (its clean-up is
+        under way) or resumed on another connection: a transaction would spend a zxid for
+        nothing."""
+        entry = self.mirror.tree.sessions.get(session_id)
+        if entry is None or entry.value.owner != owner:
+            return
         try:
             _, err = await self.end_session(session_id, True, owner)
             if not err:
