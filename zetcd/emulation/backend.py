@@ -263,7 +263,7 @@ class EtcdBackend:
             old = self.local.pop(sid, None)
             if old is not None:
                 old.expired()
-                await self.keeper.detach(old.lease)
+                self.keeper.detach(old.lease)
             if entry is None or entry.value.passwd != (request.passwd or b""):
                 return Accepted(ConnectResponse(0, 0, 0, EXPIRED_PASSWD, ro), None)
             passwd = entry.value.passwd
@@ -339,7 +339,7 @@ class EtcdSession:
         if self.backend.local.get(self.session_id) is self:
             del self.backend.local[self.session_id]
             if not self.closed:
-                await self.backend.keeper.detach(self.lease)
+                self.backend.keeper.detach(self.lease)
 
     async def malformed(self, xid: int, opcode: int) -> Reply:
         if opcode in (OpCode.AUTH, OpCode.SASL):  # ZooKeeper drops the connection, no reply

@@ -18,7 +18,6 @@ harmless.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
@@ -128,6 +127,7 @@ class SessionKeeper:
         self._due: dict[int, float] = {}
         # detached sessions: lease -> (when their timeout runs out, their entry)
         self._ending: dict[int, tuple[float, _Attached]] = {}
+        self._late: set[int] = set()  # detached leases to renew once more (see detach)
         self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
 
@@ -171,23 +171,22 @@ class SessionKeeper:
         return self._ending.pop(lease, None)
 
     def put_back_expiry(self, lease: int, pending: tuple[float, _Attached] | None) -> None:
-        if pending is not None:
+        if pending is not None and lease not in self.attached:  # else resumed after all
             self._ending[lease] = pending
             self._wake.set()
 
-    async def detach(self, lease: int) -> None:
+    def detach(self, lease: int) -> None:
         """Stop renewing (its connection is gone) and expire the session once its timeout has
         run from when its client was last heard from, as ZooKeeper does. The lease outlives
-        that moment, should this process die first; it is renewed once more only if a late
-        renewal left it shorter."""
+        that moment, should this process die first; the keeper's task renews it once more
+        (it does not wait for that here) only if a late renewal left it shorter."""
         entry = self.attached.get(lease)
         if not self.forget(lease) or entry is None:
             return
         self._ending[lease] = (entry.heard() + entry.timeout, entry)
-        self._wake.set()
         if not entry.outlives_timeout():
-            with contextlib.suppress(EtcdUnavailable):
-                await self.client.keepalive([lease])
+            self._late.add(lease)
+        self._wake.set()
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -200,18 +199,22 @@ class SessionKeeper:
             self._end_timed_out(now)
             due = [sid for sid, t in self._due.items() if t <= now]
             due = [sid for sid in due if not self._silent(sid, now)]
-            if due:
+            late = [lease for lease in self._late if lease in self._ending]
+            self._late.clear()
+            if due or late:
                 sent = time.monotonic()  # etcd counts the new TTL from no sooner than this
                 # the etcd client would retry for several of its deadlines (5 s each): give up
                 # when a session reaches the moment it must be cut off, not after
                 ttls: dict[int, int] | None = None
                 try:
-                    with trio.move_on_after(self._until_cut_off(due, now)):
-                        ttls = await self.client.keepalive(due)
+                    with trio.move_on_after(self._until_cut_off(due, late, now)):
+                        ttls = await self.client.keepalive(due + late)
                 except EtcdUnavailable:
                     pass
                 if ttls is None:
-                    log.warning("etcd unavailable: could not renew %d session leases", len(due))
+                    log.warning(
+                        "etcd unavailable: could not renew %d session leases", len(due + late)
+                    )
                     self._cut_off(due)
                     await trio.sleep(0.5)
                     continue
@@ -258,11 +261,13 @@ class SessionKeeper:
         self._start(entry.expire)
         return True
 
-    def _until_cut_off(self, due: list[int], now: float) -> float:
-        """Seconds until the first of ``due`` has gone unrenewed for 2/3 of its timeout."""
+    def _until_cut_off(self, due: list[int], late: list[int], now: float) -> float:
+        """Seconds until the first of ``due`` has gone unrenewed for 2/3 of its timeout, or
+        the first of the ``late`` (detached) leases runs out."""
         moments = [
             e.renewed + e.timeout * 2 / 3 for e in map(self.attached.get, due) if e is not None
         ]
+        moments += [self._ending[lease][1].renewed + self._ending[lease][1].ttl for lease in late]
         return max(CUT_OFF_MIN_WAIT, min(moments, default=now) - now)
 
     def _cut_off(self, due: list[int]) -> None:
