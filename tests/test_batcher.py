@@ -64,6 +64,25 @@ async def _backend(
             nursery.cancel_scope.cancel()
 
 
+@asynccontextmanager
+async def _twins(
+    etcd: EtcdServer,
+) -> AsyncIterator[tuple[EtcdClient, EtcdBackend, EtcdClient, EtcdBackend]]:
+    """Two backends (two zetcds) on one fresh prefix, each with its own etcd client."""
+    prefix = f"/zetcd-batcher-{uuid.uuid4().hex[:8]}/".encode()
+    async with (
+        await EtcdClient.connect([etcd.endpoint]) as client_a,
+        await EtcdClient.connect([etcd.endpoint]) as client_b,
+    ):
+        a = EtcdBackend(client_a, Options(prefix=prefix))
+        b = EtcdBackend(client_b, Options(prefix=prefix))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(a.run)
+            await nursery.start(b.run)
+            yield client_a, a, client_b, b
+            nursery.cancel_scope.cancel()
+
+
 def test_a_write_whose_guards_never_pass_fails_alone(etcd: EtcdServer) -> None:
     async def main() -> None:
         async with _backend(etcd) as (_, backend):
@@ -371,55 +390,45 @@ def test_a_set_data_stat_counts_a_child_another_zetcd_made_meanwhile(
     per-key guards, the children key's compare fails."""
 
     async def main() -> None:
-        prefix = f"/zetcd-batcher-{uuid.uuid4().hex[:8]}/".encode()
-        async with (
-            await EtcdClient.connect([etcd.endpoint]) as client_a,
-            await EtcdClient.connect([etcd.endpoint]) as client_b,
-        ):
-            a = EtcdBackend(client_a, Options(prefix=prefix))
-            b = EtcdBackend(client_b, Options(prefix=prefix))
-            async with trio.open_nursery() as nursery:
-                await nursery.start(a.run)
-                await nursery.start(b.run)
+        async with _twins(etcd) as (client_a, a, _, b):
 
-                def create(path: str) -> plans.Apply:
-                    return plans.write(_ctx(), OpCode.CREATE, CreateRequest(path, b"", OPEN, 0))
+            def create(path: str) -> plans.Apply:
+                return plans.write(_ctx(), OpCode.CREATE, CreateRequest(path, b"", OPEN, 0))
 
-                await a.batcher.submit(create("/p"))
-                # several children in one transaction: /p gets its children and adjust keys
-                writes = [a.batcher.enqueue(create(f"/p/old{i}")) for i in range(children_before)]
-                for w in writes:
-                    await a.batcher.outcome(w)
-                await b.mirror.catch_up()
-                a.batcher.use_fence = fence
-                sent = []
-                txn_encoded = client_a.txn_encoded
+            await a.batcher.submit(create("/p"))
+            # several children in one transaction: /p gets its children and adjust keys
+            writes = [a.batcher.enqueue(create(f"/p/old{i}")) for i in range(children_before)]
+            for w in writes:
+                await a.batcher.outcome(w)
+            await b.mirror.catch_up()
+            a.batcher.use_fence = fence
+            sent = []
+            txn_encoded = client_a.txn_encoded
 
-                async def meanwhile(request: bytes) -> object:
-                    sent.append(request)
-                    if len(sent) == 1:  # the first try of the setData: B creates a child first
-                        _, err, _ = await b.batcher.submit(create("/p/new"))
-                        assert err == 0
-                    return await txn_encoded(request)
+            async def meanwhile(request: bytes) -> object:
+                sent.append(request)
+                if len(sent) == 1:  # the first try of the setData: B creates a child first
+                    _, err, _ = await b.batcher.submit(create("/p/new"))
+                    assert err == 0
+                return await txn_encoded(request)
 
-                client_a.txn_encoded = meanwhile  # type: ignore[method-assign]
-                # not sent at once by enqueue: the batcher's task plans it, then B writes
-                client_a.start_txn = _never_at_once  # type: ignore[method-assign]
-                zxid, err, resp = await a.batcher.submit(
-                    plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/p", b"v", -1))
-                )
-                client_a.txn_encoded = txn_encoded  # type: ignore[method-assign]
-                assert err == 0 and len(sent) == 2
-                fence_compare = {(a.mirror.layout.fence, MOD)}
-                assert (_compares(sent[0]) == fence_compare) == fence
-                assert (a.mirror.layout.children("/p"), MOD) in _compares(sent[-1])
-                stat = resp.stat  # type: ignore[attr-defined]
-                node = a.mirror.tree.nodes["/p"]
-                assert stat.numChildren == children_before + 1
-                assert stat.cversion == children_before + 1 == node.cversion
-                assert stat.pzxid == node.pzxid == a.mirror.tree.nodes["/p/new"].czxid
-                assert stat.mzxid == zxid and stat.version == 1
-                nursery.cancel_scope.cancel()
+            client_a.txn_encoded = meanwhile  # type: ignore[method-assign]
+            # not sent at once by enqueue: the batcher's task plans it, then B writes
+            client_a.start_txn = _never_at_once  # type: ignore[method-assign]
+            zxid, err, resp = await a.batcher.submit(
+                plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/p", b"v", -1))
+            )
+            client_a.txn_encoded = txn_encoded  # type: ignore[method-assign]
+            assert err == 0 and len(sent) == 2
+            fence_compare = {(a.mirror.layout.fence, MOD)}
+            assert (_compares(sent[0]) == fence_compare) == fence
+            assert (a.mirror.layout.children("/p"), MOD) in _compares(sent[-1])
+            stat = resp.stat  # type: ignore[attr-defined]
+            node = a.mirror.tree.nodes["/p"]
+            assert stat.numChildren == children_before + 1
+            assert stat.cversion == children_before + 1 == node.cversion
+            assert stat.pzxid == node.pzxid == a.mirror.tree.nodes["/p/new"].czxid
+            assert stat.mzxid == zxid and stat.version == 1
 
     trio.run(main)
 
@@ -669,30 +678,18 @@ def test_a_zetcd_whose_clock_is_behind_plans_at_the_other_zetcds_time(etcd: Etcd
     clocks); B, ahead, loses few."""
 
     async def main() -> None:
-        prefix = f"/zetcd-batcher-{uuid.uuid4().hex[:8]}/".encode()
-        async with (
-            await EtcdClient.connect([etcd.endpoint]) as client_a,
-            await EtcdClient.connect([etcd.endpoint]) as client_b,
-        ):
-            a = EtcdBackend(client_a, Options(prefix=prefix))
-            b = EtcdBackend(client_b, Options(prefix=prefix))
+        async with _twins(etcd) as (client_a, a, client_b, b):
             a.batcher.clock.wall = lambda: time.time() - 0.02
-            async with trio.open_nursery() as nursery:
-                await nursery.start(a.run)
-                await nursery.start(b.run)
+            for i in range(8):
+                create = plans.write(_ctx(), OpCode.CREATE, CreateRequest(f"/n{i}", b"", OPEN, 0))
+                assert (await a.batcher.submit(create))[1] == 0
+            await b.mirror.catch_up()
+            tries = {"A": _count_tries(client_a), "B": _count_tries(client_b)}
+            samples: list[tuple[int, int]] = []
+            until = trio.current_time() + 3.0
+            async with trio.open_nursery() as writers:
                 for i in range(8):
-                    create = plans.write(
-                        _ctx(), OpCode.CREATE, CreateRequest(f"/n{i}", b"", OPEN, 0)
-                    )
-                    assert (await a.batcher.submit(create))[1] == 0
-                await b.mirror.catch_up()
-                tries = {"A": _count_tries(client_a), "B": _count_tries(client_b)}
-                samples: list[tuple[int, int]] = []
-                until = trio.current_time() + 3.0
-                async with trio.open_nursery() as writers:
-                    for i in range(8):
-                        writers.start_soon(_set_loop((a, b)[i % 2], f"/n{i}", until, samples))
-                nursery.cancel_scope.cancel()
+                    writers.start_soon(_set_loop((a, b)[i % 2], f"/n{i}", until, samples))
             samples.sort()
             back = [(x, y) for x, y in itertools.pairwise(samples) if y[1] < x[1]]
             assert back == []
@@ -706,10 +703,16 @@ def test_a_zetcd_whose_clock_is_behind_plans_at_the_other_zetcds_time(etcd: Etcd
     trio.run(main)
 
 
-def test_a_fence_deleted_by_hand_is_put_again(etcd: EtcdServer) -> None:
+@pytest.mark.parametrize("fence", ["deleted by hand", "an hour ahead"])
+def test_a_write_after_the_fence_was_tampered_with_commits_at_this_clocks_time(
+    etcd: EtcdServer, fence: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """Someone deletes the fence key: the mirror forgets its revision and time, so the next
     transaction (fenced or key by key) expects it absent and puts it again, instead of pinning
-    a revision and a time that are gone (every write failed its guards until it gave up)."""
+    a revision and a time that are gone (every write failed its guards until it gave up).
+    A zetcd whose clock is an hour ahead wrote last: following its time would stamp every
+    later node an hour ahead (and keep TTL nodes from expiring for that hour); a fence more
+    than MAX_LEAD ahead is not followed, nor bounded by, and the log says why."""
 
     async def main() -> None:
         async with _backend(etcd) as (client, backend):
@@ -720,43 +723,22 @@ def test_a_fence_deleted_by_hand_is_put_again(etcd: EtcdServer) -> None:
             assert (await backend.batcher.submit(create))[1] == 0
             for fenced in (True, False):
                 backend.batcher.use_fence = fenced
-                resp = await client.delete_range(lay.fence)
+                if fence == "deleted by hand":
+                    resp = await client.delete_range(lay.fence)
+                else:
+                    ahead = int(time.time() * 1000) + 3_600_000
+                    resp = await client.put(lay.fence, L.encode_fence(ahead))
                 await backend.mirror.wait_for(resp.header.revision)
-                assert tree.fence == tree.fence_time == 0
+                if fence == "deleted by hand":
+                    assert tree.fence == tree.fence_time == 0
                 with trio.fail_after(10):
-                    _, err, stat = await backend.batcher.submit(set_p)
+                    _, err, resp = await backend.batcher.submit(set_p)
                 assert err == 0
-                assert tree.fence_time == stat.stat.mtime  # type: ignore[attr-defined]
+                mtime = resp.stat.mtime  # type: ignore[attr-defined]
+                assert abs(mtime - time.time() * 1000) < 10_000
+                assert tree.fence_time == mtime
                 assert (await client.range(lay.fence)).count == 1
 
     trio.run(main)
-
-
-def test_a_fence_far_ahead_of_the_clock_is_not_followed(
-    etcd: EtcdServer, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A zetcd whose clock is an hour ahead wrote last: following its time would stamp every
-    later node an hour ahead (and keep TTL nodes from expiring for that hour). A zetcd whose
-    clock the fence is more than MAX_LEAD ahead of keeps its own time, unbounded by the fence,
-    and says why in the log."""
-
-    async def main() -> None:
-        async with _backend(etcd) as (client, backend):
-            lay = backend.mirror.layout
-            create = plans.write(_ctx(), OpCode.CREATE, CreateRequest("/p", b"", OPEN, 0))
-            set_p = plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/p", b"v", -1))
-            assert (await backend.batcher.submit(create))[1] == 0
-            for fenced in (True, False):
-                backend.batcher.use_fence = fenced
-                ahead = int(time.time() * 1000) + 3_600_000
-                resp = await client.put(lay.fence, L.encode_fence(ahead))
-                await backend.mirror.wait_for(resp.header.revision)
-                with trio.fail_after(10):
-                    _, err, stat = await backend.batcher.submit(set_p)
-                assert err == 0
-                mtime = stat.stat.mtime  # type: ignore[attr-defined]
-                assert abs(mtime - time.time() * 1000) < 10_000
-                assert backend.mirror.tree.fence_time == mtime
-
-    trio.run(main)
-    assert any("ahead of this host's clock" in r.getMessage() for r in caplog.records)
+    warned = any("ahead of this host's clock" in r.getMessage() for r in caplog.records)
+    assert warned == (fence == "an hour ahead")
