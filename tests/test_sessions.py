@@ -902,3 +902,50 @@ def test_a_resumption_under_way_when_the_timeout_runs_out_keeps_the_session(
                 nursery.cancel_scope.cancel()
 
     trio.run(main)
+
+
+def test_a_lease_is_renewed_on_time_from_its_grant_when_the_connect_was_slow(
+    etcd: EtcdServer,
+) -> None:
+    """The keeper counts a new session's renewals from when its lease was granted, not from
+    when the connect finished: when etcd took 2 s over the session record, the first renewal
+    goes out at once (it was due 1 s after the grant), so the lease never runs shorter than
+    the keeper believes."""
+    from zetcd.emulation.backend import EtcdBackend, Options
+    from zetcd.emulation.sessions import SessionLimits
+    from zetcd.proto.records import ConnectRequest
+
+    async def main() -> None:
+        prefix = f"/zetcd-grant-{uuid.uuid4().hex[:8]}/".encode()
+        async with await EtcdClient.connect([etcd.endpoint]) as client:
+            backend = EtcdBackend(client, Options(prefix=prefix, limits=SessionLimits(500)))
+            renewals = _Renewals(client)
+            backend.keeper.client = renewals  # type: ignore[assignment]
+            granted: list[float] = []
+            grant, put = client.lease_grant, client.put
+
+            async def timed_grant(*args: Any) -> Any:
+                granted.append(time.monotonic())
+                return await grant(*args)
+
+            async def slow_put(*args: Any, **kwargs: Any) -> Any:
+                await trio.sleep(2.0)
+                return await put(*args, **kwargs)
+
+            async with trio.open_nursery() as nursery:
+                await nursery.start(backend.run)
+                client.lease_grant = timed_grant  # type: ignore[method-assign]
+                client.put = slow_put  # type: ignore[method-assign]
+                accepted = await backend.connect(
+                    ConnectRequest(0, 0, 3000, 0, bytes(16)), _Outbox()
+                )
+                assert accepted.response is not None and accepted.response.timeOut == 3000
+                assert renew_interval(lease_ttl(3000), 3000) == 1.0
+                with trio.fail_after(5):
+                    while not renewals.sent:
+                        await trio.sleep(0.01)
+                first = renewals.sent[0] - granted[0]
+                assert first < 2.5, f"first renewal {first:.2f} s after the grant"
+                nursery.cancel_scope.cancel()
+
+    trio.run(main)

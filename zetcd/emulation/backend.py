@@ -249,6 +249,8 @@ class EtcdBackend:
         # a standalone server is never read-only: it answers False to a client that asked
         ro = None if request.readOnly is None else False
         owner = os.urandom(8).hex()
+        # no sooner than this is the lease granted or renewed below: the keeper counts from it
+        began = time.monotonic()
         if request.sessionId == 0:
             sid, passwd = await self.store.create(timeout, owner)
             lease = sid
@@ -288,6 +290,7 @@ class EtcdBackend:
             timeout=timeout,
             expire=functools.partial(self._expire, sid, lease, owner),
             heard=lambda: outbox.heard,
+            renewed=began,
         )
         return Accepted(ConnectResponse(0, timeout, sid, passwd, ro), session)
 

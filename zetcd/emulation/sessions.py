@@ -92,6 +92,7 @@ class _Attached:
         on_expired: Callable[[], None],
         on_cut_off: Callable[[], None],
         expire: Callable[[], Awaitable[None]],
+        renewed: float,
     ) -> None:
         self.ttl = ttl
         self.timeout = timeout / 1000  # the negotiated session timeout, in seconds
@@ -100,7 +101,7 @@ class _Attached:
         self.on_expired = on_expired
         self.on_cut_off = on_cut_off
         self.expire = expire
-        self.renewed = time.monotonic()  # the lease was granted or renewed just now
+        self.renewed = renewed  # when the lease was last granted or renewed, at the latest
 
     def outlives_timeout(self) -> bool:
         """Does the lease (last renewed at ``renewed``) last the session's timeout from when
@@ -141,11 +142,13 @@ class SessionKeeper:
         expire: Callable[[], Awaitable[None]],
         heard: Callable[[], float] = time.monotonic,
         on_cut_off: Callable[[], None] | None = None,
+        renewed: float | None = None,
     ) -> None:
         """Renew ``session_id``'s lease of ``ttl`` seconds (see renew_interval) while
         ``heard()`` (when its client last sent anything) is within ``timeout`` ms; then run
         ``expire``. ``on_expired``: the lease is gone; ``on_cut_off``: the session must lose
-        its connection (it timed out, or etcd is out of reach)."""
+        its connection (it timed out, or etcd is out of reach). ``renewed``: when the lease was
+        granted or last renewed, or earlier (default: now)."""
         entry = _Attached(
             ttl,
             timeout,
@@ -153,10 +156,11 @@ class SessionKeeper:
             on_expired,
             on_expired if on_cut_off is None else on_cut_off,
             expire,
+            time.monotonic() if renewed is None else renewed,
         )
         self._ending.pop(session_id, None)
         self.attached[session_id] = entry
-        self._due[session_id] = time.monotonic() + entry.every
+        self._due[session_id] = entry.renewed + entry.every
         self._wake.set()
 
     def forget(self, session_id: int) -> bool:
