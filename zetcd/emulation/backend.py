@@ -249,9 +249,9 @@ class EtcdBackend:
         # a standalone server is never read-only: it answers False to a client that asked
         ro = None if request.readOnly is None else False
         owner = os.urandom(8).hex()
-        # no sooner than this is the lease granted or renewed below: the keeper counts from it
-        began = time.monotonic()
+        # ``began``: the lease is granted or renewed no sooner (the keeper counts from it)
         if request.sessionId == 0:
+            began = time.monotonic()
             sid, passwd = await self.store.create(timeout, owner)
             lease = sid
         else:
@@ -272,6 +272,7 @@ class EtcdBackend:
             # the session is being resumed: its expiry here (its last connection closed) waits
             pending = self.keeper.take_expiry(entry.lease)
             resumed = None
+            began = time.monotonic()
             try:
                 resumed = await self._resume(sid, entry, timeout, owner)
             finally:
@@ -283,13 +284,15 @@ class EtcdBackend:
         session = EtcdSession(self, sid, lease, passwd, timeout, outbox)
         session.owner = owner
         self.local[sid] = session
+        # as ZooKeeper touches a session when its connect completes, however long that took
+        connected = time.monotonic()
         self.keeper.attach(
             lease,
             lease_ttl(timeout),
             session.expired,
             timeout=timeout,
             expire=functools.partial(self._expire, sid, lease, owner),
-            heard=lambda: outbox.heard,
+            heard=lambda: max(outbox.heard, connected),
             renewed=began,
         )
         return Accepted(ConnectResponse(0, timeout, sid, passwd, ro), session)

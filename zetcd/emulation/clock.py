@@ -50,12 +50,10 @@ class TxnClock:
             if clock / 1000 - self._warned >= WARN_EVERY:
                 self._warned = clock / 1000
                 log.error(
-                    "the last transaction's time is %.1f s ahead of this host's clock (%s):"
-                    " this zetcd keeps its own time; node times may go back in zxid order",
+                    "the last transaction's time is %.1f s ahead of this host's clock (a zetcd"
+                    " sharing the prefix has a wrong clock, or this one was stepped back): this"
+                    " zetcd keeps its own time; node times may go back in zxid order",
                     ahead / 1000,
-                    "a zetcd sharing the prefix has a wrong clock"
-                    if by_another
-                    else "this host's clock was stepped back",
                 )
             return math.floor(clock), False
         if self._last and clock > self._last:

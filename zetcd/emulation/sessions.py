@@ -18,6 +18,7 @@ harmless.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -128,7 +129,7 @@ class SessionKeeper:
         self._due: dict[int, float] = {}
         # detached sessions: lease -> (when their timeout runs out, their entry)
         self._ending: dict[int, tuple[float, _Attached]] = {}
-        self._late: set[int] = set()  # detached leases to renew once more (see detach)
+        self._late: dict[int, _Attached] = {}  # detached leases to renew once more (detach)
         self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
 
@@ -189,7 +190,7 @@ class SessionKeeper:
             return
         self._ending[lease] = (entry.heard() + entry.timeout, entry)
         if not entry.outlives_timeout():
-            self._late.add(lease)
+            self._late[lease] = entry
         self._wake.set()
 
     async def run(self) -> None:
@@ -203,22 +204,21 @@ class SessionKeeper:
             self._end_timed_out(now)
             due = [sid for sid, t in self._due.items() if t <= now]
             due = [sid for sid in due if not self._silent(sid, now)]
-            late = [lease for lease in self._late if lease in self._ending]
+            for lease, detached in self._late.items():
+                self._start(functools.partial(self._renew_late, lease, detached))
             self._late.clear()
-            if due or late:
+            if due:
                 sent = time.monotonic()  # etcd counts the new TTL from no sooner than this
                 # the etcd client would retry for several of its deadlines (5 s each): give up
                 # when a session reaches the moment it must be cut off, not after
                 ttls: dict[int, int] | None = None
                 try:
-                    with trio.move_on_after(self._until_cut_off(due, late, now)):
-                        ttls = await self.client.keepalive(due + late)
+                    with trio.move_on_after(self._until_cut_off(due, now)):
+                        ttls = await self.client.keepalive(due)
                 except EtcdUnavailable:
                     pass
                 if ttls is None:
-                    log.warning(
-                        "etcd unavailable: could not renew %d session leases", len(due + late)
-                    )
+                    log.warning("etcd unavailable: could not renew %d session leases", len(due))
                     self._cut_off(due)
                     await trio.sleep(0.5)
                     continue
@@ -265,13 +265,26 @@ class SessionKeeper:
         self._start(entry.expire)
         return True
 
-    def _until_cut_off(self, due: list[int], late: list[int], now: float) -> float:
-        """Seconds until the first of ``due`` has gone unrenewed for 2/3 of its timeout, or
-        the first of the ``late`` (detached) leases runs out."""
+    async def _renew_late(self, lease: int, entry: _Attached) -> None:
+        """Renew a detached lease that a late renewal left shorter than its session's timeout
+        from when its client was last heard from; try until the lease runs out, unless the
+        session is attached again (its renewals take over) or has ended."""
+        with trio.move_on_after(entry.renewed + entry.ttl - time.monotonic()):
+            while lease not in self.attached:
+                sent = time.monotonic()
+                try:
+                    if (await self.client.keepalive([lease])).get(lease, 0) > 0:
+                        entry.renewed = sent
+                    return
+                except EtcdUnavailable:
+                    log.warning("etcd unavailable: a closed session's lease is renewed again")
+                await trio.sleep(0.5)
+
+    def _until_cut_off(self, due: list[int], now: float) -> float:
+        """Seconds until the first of ``due`` has gone unrenewed for 2/3 of its timeout."""
         moments = [
             e.renewed + e.timeout * 2 / 3 for e in map(self.attached.get, due) if e is not None
         ]
-        moments += [self._ending[lease][1].renewed + self._ending[lease][1].ttl for lease in late]
         return max(CUT_OFF_MIN_WAIT, min(moments, default=now) - now)
 
     def _cut_off(self, due: list[int]) -> None:
