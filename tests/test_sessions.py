@@ -962,3 +962,58 @@ def test_a_lease_is_renewed_on_time_from_its_grant_when_the_connect_was_slow(
                 nursery.cancel_scope.cancel()
 
     trio.run(main)
+
+
+def test_a_session_ending_in_several_transactions_cannot_be_resumed_meanwhile(
+    etcd: EtcdServer,
+) -> None:
+    """ZooKeeper ends a session (closeSession, expiry) in one transaction: no resumption can
+    land half-way. zetcd deletes the ephemerals of a session with more than one etcd
+    transaction takes in several; the first marks the record as closing, and a resumption
+    that comes between them is refused as expired (it was accepted, and then lost its record
+    and its ephemerals to the rest of the close)."""
+    from zetcd.emulation import plans
+    from zetcd.emulation.backend import EtcdBackend, Options
+    from zetcd.proto.records import ConnectRequest
+
+    async def main() -> None:
+        prefix = f"/zetcd-chunks-{uuid.uuid4().hex[:8]}/".encode()
+        async with await EtcdClient.connect([etcd.endpoint]) as client:
+            backend = EtcdBackend(client, Options(prefix=prefix, etcd_max_txn_ops=40))
+            async with trio.open_nursery() as nursery:
+                await nursery.start(backend.run)
+                first = await backend.connect(ConnectRequest(0, 0, 4000, 0, bytes(16)), _Outbox())
+                assert first.response is not None and first.session is not None
+                sid, passwd = first.response.sessionId, first.response.passwd
+                owner = backend.local[sid].owner
+                ctx = plans.Ctx(sid, owner=owner)
+                for i in range(30):
+                    create = CreateRequest(f"/e{i:02d}", b"", OPEN, 1)
+                    _, err, _ = await backend.batcher.submit(
+                        plans.write(ctx, OpCode.CREATE, create)
+                    )
+                    assert err == 0
+                submit = backend.batcher.submit
+                tries: list[int] = []
+
+                async def resume_between(apply: Any, exclusive: bool = False) -> Any:
+                    result = await submit(apply, exclusive)
+                    if result[2] is plans.MORE_EPHEMERALS and not tries:
+                        again = await backend.connect(
+                            ConnectRequest(0, 0, 4000, sid, passwd), _Outbox()
+                        )
+                        assert again.response is not None
+                        tries.append(again.response.sessionId)
+                    return result
+
+                backend.batcher.submit = resume_between  # type: ignore[method-assign]
+                _, err = await backend.end_session(sid, True, owner)
+                backend.batcher.submit = submit  # type: ignore[method-assign]
+                assert err == 0
+                assert tries == [0], "a session half-way through its close was resumed"
+                tree = backend.mirror.tree
+                assert sid not in tree.sessions and sid not in tree.ephemerals
+                assert not [p for p in tree.nodes if p.startswith("/e")]
+                nursery.cancel_scope.cancel()
+
+    trio.run(main)

@@ -15,7 +15,7 @@ import trio
 from zetcd.backend import Accepted, DropConnection, Outbox, Reply
 from zetcd.emulation import plans
 from zetcd.emulation.batcher import Batcher, Write
-from zetcd.emulation.layout import Layout, revision_of
+from zetcd.emulation.layout import CLOSING, Layout, revision_of
 from zetcd.emulation.mirror import Mirror
 from zetcd.emulation.reads import READS
 from zetcd.emulation.sessions import (
@@ -182,7 +182,8 @@ class EtcdBackend:
                 return zxid, err
             if resp is not plans.MORE_EPHEMERALS:
                 break
-            owner = ""  # a close under way is finished, whoever resumes the session meanwhile
+            if closing:  # its record now says so: no one resumes it meanwhile
+                owner = CLOSING
         if err:
             log.error(
                 "the ephemerals of session 0x%x could not be deleted: an ephemeral takes more"

@@ -262,6 +262,17 @@ class SessionValue:
         return json.dumps(obj, separators=(",", ":")).encode()
 
 
+# the owner of a session whose end is under way in several transactions (its ephemerals did not
+# fit one): no resumption may claim it (SessionStore.claim), as ZooKeeper's one-transaction
+# expiry or close leaves no moment to resume in
+CLOSING = "!closing"
+
+
+def closing_value(value: SessionValue) -> bytes:
+    """The record of a session whose end is under way."""
+    return SessionValue(value.passwd, value.timeout, CLOSING).encode()
+
+
 def decode_session_value(raw: bytes) -> SessionValue:
     obj = json.loads(raw)  # records of older versions also hold "a" (auth ids): ignored
     return SessionValue(bytes.fromhex(obj["p"]), int(obj["t"]), str(obj.get("o", "")))

@@ -68,7 +68,7 @@ def _check_session(sc: Scratch, ctx: Ctx) -> None:
     session_id = ctx.session_id
     if session_id:
         entry = sc.tree.sessions.get(session_id)
-        if entry is None:
+        if entry is None or entry.value.owner == L.CLOSING:
             raise OpError(Err.SESSION_EXPIRED)
         _check_owner(entry, ctx.owner)
         sc.guard_session(session_id)
@@ -399,21 +399,21 @@ MORE_EPHEMERALS = object()
 def end_session(session_id: int, closing: bool, owner: str = "") -> Apply:
     """Delete a session's ephemerals, bumping each parent's cversion and pzxid.
 
-    ``closing`` (closeSession): also delete the session record, unless the record names
-    another connection than ``owner`` (SessionMoved). Otherwise (the lease expired) the record
-    must still be gone at commit, so a clean-up can never touch a live session, and running it
-    twice is harmless.
+    ``closing`` (closeSession, or an expiry): also delete the session record, unless the
+    record names another connection than ``owner`` (SessionMoved). Otherwise (the lease
+    expired) the record must still be gone at commit, so a clean-up can never touch a live
+    session, and running it twice is harmless.
 
     When the transaction reaches etcd's limits (``Scratch.limits``) before every ephemeral is
-    deleted, the write answers MORE_EPHEMERALS and keeps the session record: the caller
-    submits it again until it answers None.
+    deleted, the write answers MORE_EPHEMERALS, and, closing, marks the record as closing
+    (layout.CLOSING, which no resumption may claim): the caller submits it again with that
+    owner until it answers None.
     """
 
     def apply(sc: Scratch) -> Builder:
-        if closing:
-            entry = sc.tree.sessions.get(session_id)
-            if entry is not None:
-                _check_owner(entry, owner)
+        entry = sc.tree.sessions.get(session_id) if closing else None
+        if entry is not None:
+            _check_owner(entry, owner)
         more = False
         deleted = 0
         for path in sc.tree.ephemerals_in_java_order(session_id):  # ZooKeeper's deletion order
@@ -427,6 +427,9 @@ def end_session(session_id: int, closing: bool, owner: str = "") -> Apply:
                 deleted += 1
         sc.guard_session(session_id)
         if more:
+            if entry is not None and entry.value.owner != L.CLOSING:
+                key = sc.tree.layout.session(session_id)
+                sc.txn.put(key, L.closing_value(entry.value), entry.lease)
             return _more_ephemerals
         if closing:
             sc.txn.delete(sc.tree.layout.session(session_id))

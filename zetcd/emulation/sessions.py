@@ -25,13 +25,14 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import trio
 
-from zetcd.emulation.layout import SessionValue
+from zetcd.emulation.layout import CLOSING, SessionValue, closing_value
 from zetcd.emulation.mirror import Mirror
 from zetcd.emulation.tree import Applied, SessionEntry
-from zetcd.etcd import EtcdClient, EtcdUnavailable, compare_create, op_put
+from zetcd.etcd import EtcdClient, EtcdUnavailable, compare_create, compare_value, op_put
 
 log = logging.getLogger(__name__)
 
@@ -310,14 +311,24 @@ class SessionStore:
         self.mirror = mirror
         self.layout = mirror.layout
 
+    def _resumable(self, session_id: int, entry: SessionEntry) -> list[Any]:
+        """The compares under which a resumption may rewrite the record: still the one the
+        mirror has, and not ending (its ephemerals going in several transactions)."""
+        key = self.layout.session(session_id)
+        return [
+            compare_create(key, "=", entry.create_revision),
+            compare_value(key, "!=", closing_value(entry.value)),
+        ]
+
     async def claim(self, session_id: int, entry: SessionEntry, owner: str) -> bool:
         """Write ``owner`` into the session record (a resumption), while the record is the one
-        the mirror has; False if the session expired meanwhile."""
+        the mirror has; False if the session expired meanwhile or is ending."""
+        if entry.value.owner == CLOSING:
+            return False
         value = SessionValue(entry.value.passwd, entry.value.timeout, owner)
         key = self.layout.session(session_id)
         resp = await self.client.txn(
-            [compare_create(key, "=", entry.create_revision)],
-            [op_put(key, value.encode(), entry.lease)],
+            self._resumable(session_id, entry), [op_put(key, value.encode(), entry.lease)]
         )
         if not resp.succeeded:
             return False
@@ -331,12 +342,13 @@ class SessionStore:
         the session keeps its id. Returns the new lease id, or None if the session expired
         meanwhile: the record is rewritten only while it is the one the mirror has, so an
         expired session (whose clean-up may be under way) never comes back."""
+        if entry.value.owner == CLOSING:
+            return None
         lease, _ = await self.client.lease_grant(lease_ttl(timeout))
         value = SessionValue(entry.value.passwd, timeout, owner)
         key = self.layout.session(session_id)
         resp = await self.client.txn(
-            [compare_create(key, "=", entry.create_revision)],
-            [op_put(key, value.encode(), lease)],
+            self._resumable(session_id, entry), [op_put(key, value.encode(), lease)]
         )
         if not resp.succeeded:
             await self.client.lease_revoke(lease)
