@@ -23,7 +23,7 @@ from zetcd.emulation.layout import Layout, revision_of
 from zetcd.emulation.sessions import SessionKeeper, lease_ttl, renew_interval
 from zetcd.etcd import EtcdClient
 from zetcd.proto.connection import Notification
-from zetcd.proto.constants import OpCode
+from zetcd.proto.constants import Err, OpCode
 from zetcd.proto.records import (
     ACL,
     AuthPacket,
@@ -964,14 +964,31 @@ def test_a_lease_is_renewed_on_time_from_its_grant_when_the_connect_was_slow(
     trio.run(main)
 
 
+async def _session_with_ephemerals(backend: Any, count: int) -> tuple[int, bytes, str]:
+    """A session connected to ``backend`` holding ``count`` ephemerals /e00...: its id,
+    password and owner token."""
+    from zetcd.emulation import plans
+    from zetcd.proto.records import ConnectRequest
+
+    first = await backend.connect(ConnectRequest(0, 0, 4000, 0, bytes(16)), _Outbox())
+    sid, passwd = first.response.sessionId, first.response.passwd
+    owner = backend.local[sid].owner
+    for i in range(count):
+        create = CreateRequest(f"/e{i:02d}", b"", OPEN, 1)
+        write = plans.write(plans.Ctx(sid, owner=owner), OpCode.CREATE, create)
+        assert (await backend.batcher.submit(write))[1] == 0
+    return sid, passwd, owner
+
+
 def test_a_session_ending_in_several_transactions_cannot_be_resumed_meanwhile(
     etcd: EtcdServer,
 ) -> None:
-    """ZooKeeper ends a session (closeSession, expiry) in one transaction: no resumption can
-    land half-way. zetcd deletes the ephemerals of a session with more than one etcd
-    transaction takes in several; the first marks the record as closing, and a resumption
-    that comes between them is refused as expired (it was accepted, and then lost its record
-    and its ephemerals to the rest of the close)."""
+    """ZooKeeper ends a session (closeSession, expiry) in one transaction: nothing of the
+    session's can land half-way. zetcd deletes the ephemerals of a session with more than one
+    etcd transaction takes in several; the first marks the record as closing, and between
+    them a resumption is refused as expired (it was accepted, and then lost its record and
+    its ephemerals to the rest of the close), as is a claim or a timeout move planned on the
+    record as it was (etcd compares the value), and the session's writes are SessionExpired."""
     from zetcd.emulation import plans
     from zetcd.emulation.backend import EtcdBackend, Options
     from zetcd.proto.records import ConnectRequest
@@ -982,38 +999,82 @@ def test_a_session_ending_in_several_transactions_cannot_be_resumed_meanwhile(
             backend = EtcdBackend(client, Options(prefix=prefix, etcd_max_txn_ops=40))
             async with trio.open_nursery() as nursery:
                 await nursery.start(backend.run)
-                first = await backend.connect(ConnectRequest(0, 0, 4000, 0, bytes(16)), _Outbox())
-                assert first.response is not None and first.session is not None
-                sid, passwd = first.response.sessionId, first.response.passwd
-                owner = backend.local[sid].owner
-                ctx = plans.Ctx(sid, owner=owner)
-                for i in range(30):
-                    create = CreateRequest(f"/e{i:02d}", b"", OPEN, 1)
-                    _, err, _ = await backend.batcher.submit(
-                        plans.write(ctx, OpCode.CREATE, create)
-                    )
-                    assert err == 0
+                sid, passwd, owner = await _session_with_ephemerals(backend, 30)
+                before = backend.mirror.tree.sessions[sid]
                 submit = backend.batcher.submit
-                tries: list[int] = []
+                seen: list[object] = []
 
-                async def resume_between(apply: Any, exclusive: bool = False) -> Any:
+                async def meanwhile(apply: Any, exclusive: bool = False) -> Any:
                     result = await submit(apply, exclusive)
-                    if result[2] is plans.MORE_EPHEMERALS and not tries:
+                    if result[2] is plans.MORE_EPHEMERALS and not seen:
                         again = await backend.connect(
                             ConnectRequest(0, 0, 4000, sid, passwd), _Outbox()
                         )
-                        assert again.response is not None
-                        tries.append(again.response.sessionId)
+                        seen.append(again.response.sessionId)  # type: ignore[union-attr]
+                        seen.append(await backend.store.claim(sid, before, "intruder"))
+                        seen.append(await backend.store.move(sid, before, 6000, "intruder"))
+                        write = plans.write(
+                            plans.Ctx(sid, owner=owner),
+                            OpCode.CREATE,
+                            CreateRequest("/late", b"", OPEN, 0),
+                        )
+                        seen.append((await submit(write))[1])
                     return result
 
-                backend.batcher.submit = resume_between  # type: ignore[method-assign]
+                backend.batcher.submit = meanwhile  # type: ignore[method-assign]
                 _, err = await backend.end_session(sid, True, owner)
                 backend.batcher.submit = submit  # type: ignore[method-assign]
                 assert err == 0
-                assert tries == [0], "a session half-way through its close was resumed"
+                assert seen == [0, False, None, Err.SESSION_EXPIRED]
                 tree = backend.mirror.tree
                 assert sid not in tree.sessions and sid not in tree.ephemerals
-                assert not [p for p in tree.nodes if p.startswith("/e")]
+                assert not [p for p in tree.nodes if p.startswith(("/e", "/late"))]
+                nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def test_a_session_left_half_way_through_its_end_is_finished_by_the_next_zetcd(
+    etcd: EtcdServer,
+) -> None:
+    """The zetcd ending a session in several transactions dies after the first: the record
+    says the session is closing, and no one renews its lease any more. The next zetcd to load
+    the tree revokes that lease, so the rest of the ephemerals go at once, not when the lease
+    runs out."""
+    from zetcd.emulation import plans
+    from zetcd.emulation.backend import EtcdBackend, Options
+
+    class Died(Exception):
+        pass
+
+    async def main() -> None:
+        prefix = f"/zetcd-chunks-{uuid.uuid4().hex[:8]}/".encode()
+        async with await EtcdClient.connect([etcd.endpoint]) as client:
+            first = EtcdBackend(client, Options(prefix=prefix, etcd_max_txn_ops=40))
+            async with trio.open_nursery() as nursery:
+                await nursery.start(first.run)
+                sid, _, owner = await _session_with_ephemerals(first, 30)
+                first.keeper.forget(sid)  # as closeSession and an expiry do first
+                submit = first.batcher.submit
+
+                async def dies(apply: Any, exclusive: bool = False) -> Any:
+                    result = await submit(apply, exclusive)
+                    if result[2] is plans.MORE_EPHEMERALS:
+                        raise Died()
+                    return result
+
+                first.batcher.submit = dies  # type: ignore[method-assign]
+                with pytest.raises(Died):
+                    await first.end_session(sid, True, owner)
+                nursery.cancel_scope.cancel()
+            assert await client.lease_ttl(sid) > 0
+            second = EtcdBackend(client, Options(prefix=prefix))
+            async with trio.open_nursery() as nursery:
+                await nursery.start(second.run)
+                with trio.fail_after(3):  # the lease (6 s) would take longer
+                    while [p for p in second.mirror.tree.nodes if p.startswith("/e")]:
+                        await trio.sleep(0.05)
+                assert sid not in second.mirror.tree.sessions
                 nursery.cancel_scope.cancel()
 
     trio.run(main)

@@ -86,7 +86,12 @@ class EtcdBackend:
             nursery.start_soon(self.batcher.run)
             nursery.start_soon(self._container_manager)
             watch_session_ends(
-                self.mirror, nursery, self._session_ended, self._clean_up, self._session_claimed
+                self.mirror,
+                nursery,
+                self._session_ended,
+                self._clean_up,
+                self._session_claimed,
+                self._abandoned_close,
             )
             self.mirror.reload_listeners.append(self._drop_every_connection)
             task_status.started()
@@ -109,7 +114,7 @@ class EtcdBackend:
         connection."""
         s = self.local.get(session_id)
         entry = self.mirror.tree.sessions.get(session_id)
-        if s is None or entry is None or entry.value.owner == s.owner:
+        if s is None or entry is None or entry.value.owner in (s.owner, CLOSING):
             return
         log.info("session 0x%x resumed elsewhere: closing its connection here", session_id)
         self._close_local(session_id)
@@ -141,6 +146,19 @@ class EtcdBackend:
             log.warning("session 0x%x: its expiry is left to its lease: %s", session_id, e)
         except Exception:  # a bug: this task must not take the keeper (and the process) down
             log.exception("session 0x%x: its expiry failed; it is left to its lease", session_id)
+
+    async def _abandoned_close(self, session_id: int, lease: int) -> None:
+        """A session was half-way through its end (closeSession or expiry in several
+        transactions) when the mirror (re)loaded: its closer may have died, so its lease is
+        revoked; its ephemerals then go as an expired session's. A closer still at work meets
+        no record and finishes all the same."""
+        log.info(
+            "session 0x%x was ending when the tree was loaded: its lease is revoked", session_id
+        )
+        try:
+            await self.client.lease_revoke(lease)
+        except (EtcdUnavailable, EtcdError) as e:
+            log.warning("session 0x%x: its end is left to its lease: %s", session_id, e)
 
     def _orphaned(self, session_id: int) -> bool:
         """Does an ended session still own ephemerals?"""
@@ -267,7 +285,11 @@ class EtcdBackend:
             if old is not None:
                 old.expired()
                 self.keeper.detach(old.lease)
-            if entry is None or entry.value.passwd != (request.passwd or b""):
+            if (
+                entry is None
+                or entry.value.passwd != (request.passwd or b"")
+                or entry.value.owner == CLOSING  # its end is under way: not renewed again
+            ):
                 return Accepted(ConnectResponse(0, 0, 0, EXPIRED_PASSWD, ro), None)
             passwd = entry.value.passwd
             # the session is being resumed: its expiry here (its last connection closed) waits

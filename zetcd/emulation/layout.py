@@ -269,8 +269,9 @@ CLOSING = "!closing"
 
 
 def closing_value(value: SessionValue) -> bytes:
-    """The record of a session whose end is under way."""
-    return SessionValue(value.passwd, value.timeout, CLOSING).encode()
+    """The record of a session whose end is under way: from its password alone, which never
+    changes, so that a mirror behind a timeout renegotiation still knows it exactly."""
+    return SessionValue(value.passwd, 0, CLOSING).encode()
 
 
 def decode_session_value(raw: bytes) -> SessionValue:

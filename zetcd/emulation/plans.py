@@ -412,7 +412,7 @@ def end_session(session_id: int, closing: bool, owner: str = "") -> Apply:
 
     def apply(sc: Scratch) -> Builder:
         entry = sc.tree.sessions.get(session_id) if closing else None
-        if entry is not None:
+        if entry is not None and entry.value.owner != L.CLOSING:  # else anyone finishes it
             _check_owner(entry, owner)
         more = False
         deleted = 0

@@ -375,9 +375,12 @@ def watch_session_ends(
     on_end: Callable[[int], None],
     clean_up: Callable[[int], Awaitable[None]],
     on_claimed: Callable[[int], None] | None = None,
+    on_closing: Callable[[int, int], Awaitable[None]] | None = None,
 ) -> None:
     """Call ``on_end`` for every session that ends and clean up its ephemerals; call
-    ``on_claimed`` for every session whose record was rewritten (resumed somewhere)."""
+    ``on_claimed`` for every session whose record was rewritten (resumed somewhere), and
+    ``on_closing`` (session id, lease) for every session found half-way through its end when
+    the mirror (re)loads (its closer may be gone)."""
 
     def listener(applied: Applied) -> None:
         if on_claimed is not None:
@@ -395,6 +398,10 @@ def watch_session_ends(
         for owner in list(tree.ephemerals):
             if owner not in tree.sessions:
                 nursery.start_soon(clean_up, owner)
+        if on_closing is not None:
+            for sid, entry in list(tree.sessions.items()):
+                if entry.value.owner == CLOSING:
+                    nursery.start_soon(on_closing, sid, entry.lease)
 
     mirror.session_listeners.append(listener)
     mirror.reloaded_listeners.append(orphans)
