@@ -117,16 +117,9 @@ class EtcdBackend:
         if s is None or entry is None or entry.value.owner in (s.owner, CLOSING):
             return
         log.info("session 0x%x resumed elsewhere: closing its connection here", session_id)
-        self._close_local(session_id)
-
-    def _close_local(self, session_id: int) -> EtcdSession | None:
-        """Close this process's connection of a session taken over by another one; its
-        lease is no longer renewed from here."""
-        s = self.local.pop(session_id, None)
-        if s is not None:
-            self.keeper.forget(s.lease)
-            s.expired()
-        return s
+        del self.local[session_id]
+        self.keeper.forget(s.lease)  # no longer renewed from here
+        s.expired()
 
     async def _expire(self, session_id: int, lease: int, owner: str) -> None:
         """Expire a session its client's timeout ran out on, as ZooKeeper's session tracker

@@ -10,10 +10,10 @@ the lease runs out no sooner than the timeout after the client was last heard fr
 connection closes or this process dies, and at most about LEASE_SLACK later (ZooKeeper: at most one
 tick later). While this process lives, the keeper expires its sessions itself, at the moment
 their timeout runs out (the backend's expiry: ephemerals and record in one transaction). When
-etcd expires a lease the record vanishes; every zetcd's mirror sees that, and the session's ephemerals are deleted in one
-transaction that also bumps each parent's cversion and pzxid (plans.end_session; in several when
-they do not fit one), guarded so that a live session is never touched and running it twice is
-harmless.
+etcd expires a lease the record vanishes; every zetcd's mirror sees that, and the session's
+ephemerals are deleted in one transaction that also bumps each parent's cversion and pzxid
+(plans.end_session; in several when they do not fit one), guarded so that a live session is
+never touched and running it twice is harmless.
 """
 
 from __future__ import annotations
@@ -323,8 +323,6 @@ class SessionStore:
     async def claim(self, session_id: int, entry: SessionEntry, owner: str) -> bool:
         """Write ``owner`` into the session record (a resumption), while the record is the one
         the mirror has; False if the session expired meanwhile or is ending."""
-        if entry.value.owner == CLOSING:
-            return False
         value = SessionValue(entry.value.passwd, entry.value.timeout, owner)
         key = self.layout.session(session_id)
         resp = await self.client.txn(
@@ -342,8 +340,6 @@ class SessionStore:
         the session keeps its id. Returns the new lease id, or None if the session expired
         meanwhile: the record is rewritten only while it is the one the mirror has, so an
         expired session (whose clean-up may be under way) never comes back."""
-        if entry.value.owner == CLOSING:
-            return None
         lease, _ = await self.client.lease_grant(lease_ttl(timeout))
         value = SessionValue(entry.value.passwd, timeout, owner)
         key = self.layout.session(session_id)
