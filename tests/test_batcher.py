@@ -19,6 +19,7 @@ import trio
 import trio.testing
 from pyetcd.etcdrpc import rpc_pb2
 
+from tests.backends import running_backend
 from tests.servers import EtcdServer, freeze
 from zetcd.emulation import layout as L
 from zetcd.emulation import plans
@@ -51,20 +52,6 @@ def _never_at_once(request: bytes, notify: Callable[[], None] | None = None) -> 
 
 
 @asynccontextmanager
-async def _backend(
-    etcd: EtcdServer, **options: Any
-) -> AsyncIterator[tuple[EtcdClient, EtcdBackend]]:
-    """A backend on a fresh prefix of ``etcd``, running until the block ends."""
-    prefix = f"/zetcd-batcher-{uuid.uuid4().hex[:8]}/".encode()
-    async with await EtcdClient.connect([etcd.endpoint]) as client:
-        backend = EtcdBackend(client, Options(prefix=prefix, **options))
-        async with trio.open_nursery() as nursery:
-            await nursery.start(backend.run)
-            yield client, backend
-            nursery.cancel_scope.cancel()
-
-
-@asynccontextmanager
 async def _twins(
     etcd: EtcdServer,
 ) -> AsyncIterator[tuple[EtcdClient, EtcdBackend, EtcdClient, EtcdBackend]]:
@@ -85,7 +72,7 @@ async def _twins(
 
 def test_a_write_whose_guards_never_pass_fails_alone(etcd: EtcdServer) -> None:
     async def main() -> None:
-        async with _backend(etcd) as (_, backend):
+        async with running_backend(etcd) as (_, backend):
             batcher = backend.batcher
             for path in ("/bad", "/good"):
                 _, err, _ = await batcher.submit(
@@ -161,7 +148,7 @@ def test_writes_queued_while_the_batcher_is_idle_leave_from_the_queuing_task(
         return plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/a", data, -1))
 
     async def main() -> None:
-        async with _backend(etcd) as (client, backend):
+        async with running_backend(etcd) as (client, backend):
             batcher = backend.batcher
             await batcher.submit(
                 plans.write(_ctx(), OpCode.CREATE, CreateRequest("/a", b"", OPEN, 0))
@@ -230,7 +217,7 @@ def test_a_batch_the_reader_sent_lands_in_the_task_that_reads_its_answer(
         return plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/a", data, -1))
 
     async def main() -> None:
-        async with _backend(etcd) as (client, backend):
+        async with running_backend(etcd) as (client, backend):
             batcher, tree = backend.batcher, backend.mirror.tree
             await batcher.submit(
                 plans.write(_ctx(), OpCode.CREATE, CreateRequest("/a", b"", OPEN, 0))
@@ -282,7 +269,7 @@ def test_a_batch_left_in_flight_fails_by_its_deadline_when_etcd_stops_answering(
         return plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/a", data, -1))
 
     async def main(etcd: EtcdServer) -> None:
-        async with _backend(etcd) as (client, backend):
+        async with running_backend(etcd) as (client, backend):
             batcher = backend.batcher
             await batcher.submit(
                 plans.write(_ctx(), OpCode.CREATE, CreateRequest("/a", b"", OPEN, 0))
@@ -313,7 +300,7 @@ def test_a_fenced_batch_is_bound_by_its_own_compares(etcd: EtcdServer, fence: bo
     puts, one compare); guarded key by key (three compares each) they take several."""
 
     async def main() -> None:
-        async with _backend(etcd, etcd_max_txn_ops=128) as (client, backend):
+        async with running_backend(etcd, etcd_max_txn_ops=128) as (client, backend):
             batcher = backend.batcher
             batcher.use_fence = fence
             paths = [f"/n{i}" for i in range(60)]
@@ -347,7 +334,7 @@ def test_a_session_expiring_under_a_fenced_batch_does_not_turn_the_fence_off(
     other zetcd is writing, and the expired session's write now fails with SessionExpired."""
 
     async def main() -> None:
-        async with _backend(etcd) as (client, backend):
+        async with running_backend(etcd) as (client, backend):
             batcher = backend.batcher
             tree = backend.mirror.tree
             sid, _ = await backend.store.create(30000)
@@ -490,7 +477,7 @@ def test_a_write_from_a_connection_that_no_longer_holds_its_session_is_session_m
     resumption fails its guard on the record's mod revision and is refused when planned again."""
 
     async def main() -> None:
-        async with _backend(etcd) as (client, backend):
+        async with running_backend(etcd) as (client, backend):
             batcher = backend.batcher
             tree = backend.mirror.tree
             sid, _ = await backend.store.create(30000, "old")
@@ -541,7 +528,7 @@ def test_every_write_of_a_session_etcd_no_longer_has_fails(etcd: EtcdServer) -> 
     writes ZooKeeper never applies)."""
 
     async def main() -> None:
-        async with _backend(etcd) as (client, backend):
+        async with running_backend(etcd) as (client, backend):
             batcher = backend.batcher
             # session 0, the server itself, skips checkSession but owns no ephemerals
             own = plans.write(_ctx(), OpCode.CREATE, CreateRequest("/own", b"", OPEN, 1))
@@ -721,7 +708,7 @@ def test_a_write_after_the_fence_was_tampered_with_commits_at_this_clocks_time(
     than MAX_LEAD ahead is not followed, nor bounded by, and the log says why."""
 
     async def main() -> None:
-        async with _backend(etcd) as (client, backend):
+        async with running_backend(etcd) as (client, backend):
             lay = backend.mirror.layout
             tree = backend.mirror.tree
             create = plans.write(_ctx(), OpCode.CREATE, CreateRequest("/p", b"", OPEN, 0))

@@ -15,6 +15,7 @@ import pytest
 import trio
 from kazoo.client import KazooClient
 
+from tests.backends import running_backend
 from tests.differential import Diff
 from tests.rawclient import Closed, RawClient
 from tests.servers import EtcdServer, wait_until
@@ -806,23 +807,17 @@ def test_an_expiry_that_fails_unexpectedly_leaves_the_session_to_its_lease(
     """An expiry runs in the session keeper's nursery: an unexpected error in it (a bug) is
     logged and leaves the session to its lease, instead of taking the keeper, and with it
     every session's renewals and the process, down."""
-    from zetcd.emulation.backend import EtcdBackend, Options
 
     async def main() -> None:
-        prefix = f"/zetcd-expire-{uuid.uuid4().hex[:8]}/".encode()
-        async with await EtcdClient.connect([etcd.endpoint]) as client:
-            backend = EtcdBackend(client, Options(prefix=prefix))
+        async with running_backend(etcd) as (client, backend):
 
             async def broken(*args: object) -> tuple[int, int]:
                 raise RuntimeError("a bug")
 
             backend.end_session = broken  # type: ignore[method-assign]
-            async with trio.open_nursery() as nursery:
-                await nursery.start(backend.run)
-                sid, _ = await backend.store.create(4000)
-                await backend._expire(sid, sid, "")
-                assert await client.lease_ttl(sid) > 0  # left to its lease
-                nursery.cancel_scope.cancel()
+            sid, _ = await backend.store.create(4000)
+            await backend._expire(sid, sid, "")
+            assert await client.lease_ttl(sid) > 0  # left to its lease
 
     trio.run(main)
     assert any("its expiry failed" in r.getMessage() for r in caplog.records)
@@ -832,25 +827,19 @@ def test_an_expiry_of_a_session_resumed_elsewhere_sends_nothing(etcd: EtcdServer
     """The expiry of a closed connection's session finds the session resumed on another
     connection (its record names another owner) or already ended: it commits nothing, where a
     transaction would answer SessionMoved or delete nothing and spend a zxid all the same."""
-    from zetcd.emulation.backend import EtcdBackend, Options
 
     async def main() -> None:
-        prefix = f"/zetcd-expire-{uuid.uuid4().hex[:8]}/".encode()
-        async with await EtcdClient.connect([etcd.endpoint]) as client:
-            backend = EtcdBackend(client, Options(prefix=prefix))
-            async with trio.open_nursery() as nursery:
-                await nursery.start(backend.run)
-                sid, _ = await backend.store.create(4000, "new-owner")
-                gone, _ = await backend.store.create(4000, "old-owner")
-                await client.lease_revoke(gone)
-                await backend.mirror.catch_up()
-                before = backend.mirror.tree.fence  # every zetcd transaction puts the fence
-                await backend._expire(sid, sid, "old-owner")
-                await backend._expire(gone, gone, "old-owner")
-                await backend.mirror.catch_up()
-                assert backend.mirror.tree.fence == before
-                assert sid in backend.mirror.tree.sessions
-                nursery.cancel_scope.cancel()
+        async with running_backend(etcd) as (client, backend):
+            sid, _ = await backend.store.create(4000, "new-owner")
+            gone, _ = await backend.store.create(4000, "old-owner")
+            await client.lease_revoke(gone)
+            await backend.mirror.catch_up()
+            before = backend.mirror.tree.fence  # every zetcd transaction puts the fence
+            await backend._expire(sid, sid, "old-owner")
+            await backend._expire(gone, gone, "old-owner")
+            await backend.mirror.catch_up()
+            assert backend.mirror.tree.fence == before
+            assert sid in backend.mirror.tree.sessions
 
     trio.run(main)
 
@@ -882,35 +871,29 @@ def test_a_resumption_under_way_when_the_timeout_runs_out_keeps_the_session(
     the session's timeout runs out, and the resumption takes a while (etcd slow to answer):
     as ZooKeeper, which touches the session when it reads the ConnectRequest, the session is
     resumed, not expired under the reconnecting client's feet."""
-    from zetcd.emulation.backend import EtcdBackend, Options
     from zetcd.emulation.sessions import SessionLimits
     from zetcd.proto.records import ConnectRequest
 
     async def main() -> None:
-        prefix = f"/zetcd-resume-{uuid.uuid4().hex[:8]}/".encode()
         limits = SessionLimits(tick_time=500)  # timeouts from 1 s
-        async with await EtcdClient.connect([etcd.endpoint]) as client:
-            backend = EtcdBackend(client, Options(prefix=prefix, limits=limits))
-            async with trio.open_nursery() as nursery:
-                await nursery.start(backend.run)
-                first = await backend.connect(ConnectRequest(0, 0, 1000, 0, bytes(16)), _Outbox())
-                assert first.response is not None and first.session is not None
-                sid, passwd = first.response.sessionId, first.response.passwd
-                await first.session.detach()  # the connection closed: expiry in 1 s
-                claim = backend.store.claim
+        async with running_backend(etcd, limits=limits) as (_, backend):
+            first = await backend.connect(ConnectRequest(0, 0, 1000, 0, bytes(16)), _Outbox())
+            assert first.response is not None and first.session is not None
+            sid, passwd = first.response.sessionId, first.response.passwd
+            await first.session.detach()  # the connection closed: expiry in 1 s
+            claim = backend.store.claim
 
-                async def slow_claim(*args: Any) -> bool:
-                    await trio.sleep(1.5)  # past the expiry's moment
-                    return await claim(*args)
+            async def slow_claim(*args: Any) -> bool:
+                await trio.sleep(1.5)  # past the expiry's moment
+                return await claim(*args)
 
-                backend.store.claim = slow_claim  # type: ignore[method-assign]
-                again = await backend.connect(ConnectRequest(0, 0, 1000, sid, passwd), _Outbox())
-                assert again.response is not None
-                assert again.response.sessionId == sid, "the session expired meanwhile"
-                await trio.sleep(0.5)
-                assert sid in backend.mirror.tree.sessions
-                assert sid in backend.keeper.attached
-                nursery.cancel_scope.cancel()
+            backend.store.claim = slow_claim  # type: ignore[method-assign]
+            again = await backend.connect(ConnectRequest(0, 0, 1000, sid, passwd), _Outbox())
+            assert again.response is not None
+            assert again.response.sessionId == sid, "the session expired meanwhile"
+            await trio.sleep(0.5)
+            assert sid in backend.mirror.tree.sessions
+            assert sid in backend.keeper.attached
 
     trio.run(main)
 
@@ -922,14 +905,11 @@ def test_a_lease_is_renewed_on_time_from_its_grant_when_the_connect_was_slow(
     when the connect finished: when etcd took 2 s over the session record, the first renewal
     goes out at once (it was due 1 s after the grant), so the lease never runs shorter than
     the keeper believes."""
-    from zetcd.emulation.backend import EtcdBackend, Options
     from zetcd.emulation.sessions import SessionLimits
     from zetcd.proto.records import ConnectRequest
 
     async def main() -> None:
-        prefix = f"/zetcd-grant-{uuid.uuid4().hex[:8]}/".encode()
-        async with await EtcdClient.connect([etcd.endpoint]) as client:
-            backend = EtcdBackend(client, Options(prefix=prefix, limits=SessionLimits(500)))
+        async with running_backend(etcd, limits=SessionLimits(500)) as (client, backend):
             renewals = _Renewals(client)
             backend.keeper.client = renewals  # type: ignore[assignment]
             granted: list[float] = []
@@ -943,23 +923,18 @@ def test_a_lease_is_renewed_on_time_from_its_grant_when_the_connect_was_slow(
                 await trio.sleep(2.0)
                 return await put(*args, **kwargs)
 
-            async with trio.open_nursery() as nursery:
-                await nursery.start(backend.run)
-                client.lease_grant = timed_grant  # type: ignore[method-assign]
-                client.put = slow_put  # type: ignore[method-assign]
-                accepted = await backend.connect(
-                    ConnectRequest(0, 0, 3000, 0, bytes(16)), _Outbox()
-                )
-                assert accepted.response is not None and accepted.response.timeOut == 3000
-                every = renew_interval(lease_ttl(3000), 3000)
-                assert every == 1.0
-                # the keeper has not run since: when it renews next is as attach set it
-                due = backend.keeper._due[accepted.response.sessionId]
-                assert due <= granted[0] + every < time.monotonic()
-                with trio.fail_after(5):
-                    while not renewals.sent:
-                        await trio.sleep(0.01)
-                nursery.cancel_scope.cancel()
+            client.lease_grant = timed_grant  # type: ignore[method-assign]
+            client.put = slow_put  # type: ignore[method-assign]
+            accepted = await backend.connect(ConnectRequest(0, 0, 3000, 0, bytes(16)), _Outbox())
+            assert accepted.response is not None and accepted.response.timeOut == 3000
+            every = renew_interval(lease_ttl(3000), 3000)
+            assert every == 1.0
+            # the keeper has not run since: when it renews next is as attach set it
+            due = backend.keeper._due[accepted.response.sessionId]
+            assert due <= granted[0] + every < time.monotonic()
+            with trio.fail_after(5):
+                while not renewals.sent:
+                    await trio.sleep(0.01)
 
     trio.run(main)
 
@@ -990,46 +965,40 @@ def test_a_session_ending_in_several_transactions_cannot_be_resumed_meanwhile(
     its ephemerals to the rest of the close), as is a claim or a timeout move planned on the
     record as it was (etcd compares the value), and the session's writes are SessionExpired."""
     from zetcd.emulation import plans
-    from zetcd.emulation.backend import EtcdBackend, Options
     from zetcd.proto.records import ConnectRequest
 
     async def main() -> None:
-        prefix = f"/zetcd-chunks-{uuid.uuid4().hex[:8]}/".encode()
-        async with await EtcdClient.connect([etcd.endpoint]) as client:
-            backend = EtcdBackend(client, Options(prefix=prefix, etcd_max_txn_ops=40))
-            async with trio.open_nursery() as nursery:
-                await nursery.start(backend.run)
-                sid, passwd, owner = await _session_with_ephemerals(backend, 30)
-                before = backend.mirror.tree.sessions[sid]
-                submit = backend.batcher.submit
-                seen: list[object] = []
+        async with running_backend(etcd, etcd_max_txn_ops=40) as (_, backend):
+            sid, passwd, owner = await _session_with_ephemerals(backend, 30)
+            before = backend.mirror.tree.sessions[sid]
+            submit = backend.batcher.submit
+            seen: list[object] = []
 
-                async def meanwhile(apply: Any, exclusive: bool = False) -> Any:
-                    result = await submit(apply, exclusive)
-                    if result[2] is plans.MORE_EPHEMERALS and not seen:
-                        again = await backend.connect(
-                            ConnectRequest(0, 0, 4000, sid, passwd), _Outbox()
-                        )
-                        seen.append(again.response.sessionId)  # type: ignore[union-attr]
-                        seen.append(await backend.store.claim(sid, before, "intruder"))
-                        seen.append(await backend.store.move(sid, before, 6000, "intruder"))
-                        write = plans.write(
-                            plans.Ctx(sid, owner=owner),
-                            OpCode.CREATE,
-                            CreateRequest("/late", b"", OPEN, 0),
-                        )
-                        seen.append((await submit(write))[1])
-                    return result
+            async def meanwhile(apply: Any, exclusive: bool = False) -> Any:
+                result = await submit(apply, exclusive)
+                if result[2] is plans.MORE_EPHEMERALS and not seen:
+                    again = await backend.connect(
+                        ConnectRequest(0, 0, 4000, sid, passwd), _Outbox()
+                    )
+                    seen.append(again.response.sessionId)  # type: ignore[union-attr]
+                    seen.append(await backend.store.claim(sid, before, "intruder"))
+                    seen.append(await backend.store.move(sid, before, 6000, "intruder"))
+                    write = plans.write(
+                        plans.Ctx(sid, owner=owner),
+                        OpCode.CREATE,
+                        CreateRequest("/late", b"", OPEN, 0),
+                    )
+                    seen.append((await submit(write))[1])
+                return result
 
-                backend.batcher.submit = meanwhile  # type: ignore[method-assign]
-                _, err = await backend.end_session(sid, True, owner)
-                backend.batcher.submit = submit  # type: ignore[method-assign]
-                assert err == 0
-                assert seen == [0, False, None, Err.SESSION_EXPIRED]
-                tree = backend.mirror.tree
-                assert sid not in tree.sessions and sid not in tree.ephemerals
-                assert not [p for p in tree.nodes if p.startswith(("/e", "/late"))]
-                nursery.cancel_scope.cancel()
+            backend.batcher.submit = meanwhile  # type: ignore[method-assign]
+            _, err = await backend.end_session(sid, True, owner)
+            backend.batcher.submit = submit  # type: ignore[method-assign]
+            assert err == 0
+            assert seen == [0, False, None, Err.SESSION_EXPIRED]
+            tree = backend.mirror.tree
+            assert sid not in tree.sessions and sid not in tree.ephemerals
+            assert not [p for p in tree.nodes if p.startswith(("/e", "/late"))]
 
     trio.run(main)
 
@@ -1037,10 +1006,10 @@ def test_a_session_ending_in_several_transactions_cannot_be_resumed_meanwhile(
 def test_a_session_left_half_way_through_its_end_is_finished_by_the_next_zetcd(
     etcd: EtcdServer,
 ) -> None:
-    """The zetcd ending a session in several transactions dies after the first: the record
-    says the session is closing, and no one renews its lease any more. The next zetcd to load
-    the tree revokes that lease, so the rest of the ephemerals go at once, not when the lease
-    runs out."""
+    """The zetcd ending a session in several transactions dies after the first (here its close
+    stops there): the record says the session is closing, and no one renews its lease any
+    more. The next zetcd to load the tree revokes that lease, so the rest of the ephemerals go
+    at once, not when the lease runs out."""
     from zetcd.emulation import plans
     from zetcd.emulation.backend import EtcdBackend, Options
 
@@ -1048,27 +1017,22 @@ def test_a_session_left_half_way_through_its_end_is_finished_by_the_next_zetcd(
         pass
 
     async def main() -> None:
-        prefix = f"/zetcd-chunks-{uuid.uuid4().hex[:8]}/".encode()
-        async with await EtcdClient.connect([etcd.endpoint]) as client:
-            first = EtcdBackend(client, Options(prefix=prefix, etcd_max_txn_ops=40))
-            async with trio.open_nursery() as nursery:
-                await nursery.start(first.run)
-                sid, _, owner = await _session_with_ephemerals(first, 30)
-                first.keeper.forget(sid)  # as closeSession and an expiry do first
-                submit = first.batcher.submit
+        async with running_backend(etcd, etcd_max_txn_ops=40) as (client, first):
+            sid, _, owner = await _session_with_ephemerals(first, 30)
+            first.keeper.forget(sid)  # as closeSession and an expiry do first
+            submit = first.batcher.submit
 
-                async def dies(apply: Any, exclusive: bool = False) -> Any:
-                    result = await submit(apply, exclusive)
-                    if result[2] is plans.MORE_EPHEMERALS:
-                        raise Died()
-                    return result
+            async def dies(apply: Any, exclusive: bool = False) -> Any:
+                result = await submit(apply, exclusive)
+                if result[2] is plans.MORE_EPHEMERALS:
+                    raise Died()
+                return result
 
-                first.batcher.submit = dies  # type: ignore[method-assign]
-                with pytest.raises(Died):
-                    await first.end_session(sid, True, owner)
-                nursery.cancel_scope.cancel()
+            first.batcher.submit = dies  # type: ignore[method-assign]
+            with pytest.raises(Died):
+                await first.end_session(sid, True, owner)
             assert await client.lease_ttl(sid) > 0
-            second = EtcdBackend(client, Options(prefix=prefix))
+            second = EtcdBackend(client, Options(prefix=first.options.prefix))
             async with trio.open_nursery() as nursery:
                 await nursery.start(second.run)
                 with trio.fail_after(3):  # the lease (6 s) would take longer
