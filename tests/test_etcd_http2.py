@@ -480,3 +480,106 @@ def test_a_stream_that_keeps_reading_reads_for_started_calls() -> None:
             conn.close()
 
     run(main)
+
+
+def _next_frames(conn: socket.socket, buf: bytearray) -> Iterator[tuple[int, int, int, bytes]]:
+    """The client's frames as they come: (type, flags, stream id, payload)."""
+    while True:
+        while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+            n = int.from_bytes(buf[:3], "big")
+            stream_id = int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
+            yield buf[3], buf[4], stream_id, bytes(buf[9 : 9 + n])
+            del buf[: 9 + n]
+        chunk = conn.recv(65536)
+        if not chunk:
+            return
+        buf += chunk
+
+
+def test_server_pings_are_answered_after_the_work_they_came_with() -> None:
+    """etcd pings with most answers (gRPC's bandwidth estimate). The client holds the ACK back
+    until it next writes or next waits to read, so that it does not go ahead of the work the
+    answer brings: with the first bytes a stream's consumer writes after taking its message;
+    before that consumer waits again; when a unary call ends with no one left reading. Every
+    ping is answered once, with its payload. (The server waits for each ACK before it goes
+    on: an ACK held for good would leave the client waiting for an answer.)"""
+    encoder = hpack.Encoder()
+    seen: list[list[tuple[int, int]]] = []  # per ping: (type, stream) of the frames up to its ACK
+
+    def message(stream_id: int, payload: bytes) -> bytes:
+        return frame(0, 0, stream_id, b"\0" + len(payload).to_bytes(4, "big") + payload)
+
+    def ping(n: int) -> bytes:
+        return frame(_h2wire.PING, 0, 0, struct.pack(">Q", n))
+
+    def serve(conn: socket.socket) -> None:
+        _read_preface(conn)
+        conn.sendall(frame(SETTINGS, 0, 0))
+        frames = _next_frames(conn, bytearray())
+
+        def until_ack(n: int) -> None:
+            got = []
+            for ftype, flags, stream_id, payload in frames:
+                if ftype == _h2wire.PING and flags & _h2wire.ACK:
+                    assert payload == struct.pack(">Q", n), payload
+                    seen.append(got)
+                    return
+                if ftype != SETTINGS:
+                    got.append((ftype, stream_id))
+
+        head = encoder.encode([(":status", "200"), ("content-type", "application/grpc")])
+        for ftype, _, stream_id, _ in frames:  # the stream's request
+            if ftype == 0 and stream_id == 1:
+                break
+        conn.sendall(ping(1) + frame(HEADERS, 0x4, 1, head) + message(1, b""))
+        until_ack(1)  # comes with the consumer's next message
+        conn.sendall(ping(2) + message(1, b""))
+        until_ack(2)  # the consumer waits for the next one
+        conn.sendall(  # a unary call's answer, read by the stream's consumer
+            ping(3)
+            + frame(HEADERS, 0x4, 3, encoder.encode([(":status", "200")]))
+            + message(3, b"a")
+            + frame(HEADERS, 0x5, 3, encoder.encode([("grpc-status", "0")]))
+        )
+        until_ack(3)
+        for ftype, _, stream_id, _ in frames:  # the stream closed, a call on stream 5
+            if ftype == HEADERS and stream_id == 5:
+                break
+        conn.sendall(
+            ping(4)
+            + frame(HEADERS, 0x4, 5, encoder.encode([(":status", "200")]))
+            + message(5, b"b")
+            + frame(HEADERS, 0x5, 5, encoder.encode([("grpc-status", "0")]))
+        )
+        until_ack(4)  # no one reads once that call has its answer
+        while conn.recv(65536):
+            pass
+
+    async def main() -> None:
+        with fake_server(serve) as endpoint:
+            conn, connect = await _fake_connection(endpoint)
+            stream = _http2.Http2Stream(
+                connect, b"/x/Watch", rpc_pb2.RangeResponse, keeps_reading=True
+            )
+            stream.send(rpc_pb2.RangeRequest())
+            with trio.fail_after(5):
+                await stream.receive()
+                assert conn._acks  # held
+                stream.send(rpc_pb2.RangeRequest(key=b"k"))  # the ACK goes ahead of it
+                assert not conn._acks
+                await stream.receive()
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(stream.receive)  # reads the call's answer
+                    assert await conn.call(b"/x/Unary", b"", 30.0) == b"a"
+                    nursery.cancel_scope.cancel()
+                stream.close()
+                assert await conn.call(b"/x/Unary", b"", 30.0) == b"b"
+                while len(seen) < 4:
+                    await trio.sleep(0.01)
+            conn.close()
+
+    run(main)
+    # the client's frames between each ping and its ACK (after the previous ACK): ACK 1 ahead
+    # of the consumer's message; that message, then ACK 2; call 3's request, then ACK 3;
+    # call 5's request body, then ACK 4
+    assert seen == [[], [(0, 1)], [(HEADERS, 3), (0, 3)], [(0, 5)]], seen

@@ -32,6 +32,10 @@ from zetcd.stats import ConnStats, ServerStats
 log = logging.getLogger(__name__)
 
 RECV_SIZE = 256 * 1024
+# a reader tries recv() before waiting while fewer than EAGER_MISSES such tries in a row found
+# nothing, then once in EAGER_PROBE receives (see Connection._receive)
+EAGER_MISSES = 2
+EAGER_PROBE = 16
 _NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
 MAX_PENDING = 1024  # requests a connection may have outstanding before reading pauses
 # a connection without a ConnectRequest (or a four-letter word) by then is closed, as ZooKeeper's
@@ -70,6 +74,7 @@ class Connection:
         # waking the writer, when the writer is idle (see _flush); the writer sends the rest.
         # The plain socket is trio's own (a trio socket without one: always the writer).
         self._sock: socket.socket | None = getattr(stream.socket, "_sock", None)
+        self._eager_misses = 0  # recv() tries before waiting that found nothing, in a row
         # the reader or the emitter is in a stretch without awaits that ends with _flush()
         self.holding = False
         self.sending = False  # the writer is in send_all
@@ -202,19 +207,27 @@ class Connection:
             self.wake.set()
 
     async def _receive(self) -> bytes:
-        """receive_some, without a scheduling round when the data is there after waiting."""
+        """receive_some, without a scheduling round when the data is there after waiting.
+        The first recv() is tried before waiting only while it tends to find data (a client
+        with requests in flight), and once in EAGER_PROBE receives otherwise: a client waiting
+        for each answer would make it fail every time."""
         sock = self._sock
         if sock is None:
             return await self.stream.receive_some(RECV_SIZE)
-        try:
-            data = sock.recv(RECV_SIZE)
-        except BlockingIOError:
-            pass
+        misses = self._eager_misses
+        if misses < EAGER_MISSES or misses % EAGER_PROBE == 0:
+            try:
+                data = sock.recv(RECV_SIZE)
+            except BlockingIOError:
+                self._eager_misses = misses + 1
+            else:
+                self._eager_misses = 0
+                # data was waiting already: yield once, as trio's receive_some does, so that a
+                # busy connection cannot starve the others
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return data
         else:
-            # data was waiting already: yield once, as trio's receive_some does, so that a
-            # busy connection cannot starve the others
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            return data
+            self._eager_misses = misses + 1
         while True:
             await trio.lowlevel.wait_readable(sock)
             try:

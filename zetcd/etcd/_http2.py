@@ -87,6 +87,8 @@ MAX_HEADER_BLOCK = 1024 * 1024  # a header block continued beyond this fails the
 # more often than every 5 s)
 PING_AFTER = 10.0
 PING_TIMEOUT = 5.0
+# ACKs of the server's pings held back at most (17 bytes each): more go at once
+MAX_HELD_ACKS = 8 * 17
 RECV_SIZE = 256 * 1024
 LAST_STREAM_ID = 2**31 - 1
 
@@ -160,6 +162,7 @@ class Http2Connection:
         self._inbuf = bytearray()
         self._greeted = False  # the server's SETTINGS came
         self._out = bytearray()  # bytes a full socket buffer kept back
+        self._acks = b""  # PING ACKs not sent yet (see _frame)
         self._flushing = False
         self._reading = False
         self._decoder = hpack.Decoder()
@@ -520,7 +523,9 @@ class Http2Connection:
                 return
         calls = list(self._calls.values())
         if any(c.keeps_reading for c in calls):
-            return  # that stream's consumer comes back to read
+            return  # that stream's consumer comes back to read (and sends the ACKs held)
+        if self._acks:
+            self._write(b"")
         for c in calls:
             if c.notify is not None:  # no task reads for it: its owner must await finish()
                 self._notify(c)
@@ -529,6 +534,8 @@ class Http2Connection:
     async def _receive(self) -> None:
         sock = self.sock
         assert sock is not None
+        if self._acks:
+            self._write(b"")
         try:
             await trio.lowlevel.wait_readable(sock)
         except trio.ClosedResourceError:  # _fail() closed it: every call has its error
@@ -600,7 +607,12 @@ class Http2Connection:
                 self._settings(payload)
         elif ftype == PING:
             if not flags & ACK:
-                self._write(frame(PING, ACK, 0, payload))
+                # etcd pings with most answers (gRPC's bandwidth estimate): the ACK goes with
+                # the next bytes written or before the reader next waits, not ahead of the
+                # work the answer brings (a reply to a client)
+                self._acks += frame(PING, ACK, 0, payload)
+                if len(self._acks) > MAX_HELD_ACKS:
+                    self._write(b"")
             elif len(payload) == 8:
                 self._pongs = max(self._pongs, int.from_bytes(payload, "big"))
                 self._wake_all()
@@ -759,6 +771,9 @@ class Http2Connection:
     def _write(self, data: bytes) -> None:
         if self.error is not None:
             return
+        if self._acks:
+            data = self._acks + data
+            self._acks = b""
         if self._out:
             self._out += data
             return
