@@ -496,15 +496,18 @@ def _next_frames(conn: socket.socket, buf: bytearray) -> Iterator[tuple[int, int
         buf += chunk
 
 
-def test_server_pings_are_answered_after_the_work_they_came_with() -> None:
-    """etcd pings with most answers (gRPC's bandwidth estimate). The client holds the ACK back
-    until it next writes or next waits to read, so that it does not go ahead of the work the
-    answer brings: with the first bytes a stream's consumer writes after taking its message;
-    before that consumer waits again; when a unary call ends with no one left reading. Every
-    ping is answered once, with its payload. (The server waits for each ACK before it goes
-    on: an ACK held for good would leave the client waiting for an answer.)"""
+def test_server_pings_are_answered_late_but_always(monkeypatch: pytest.MonkeyPatch) -> None:
+    """gRPC's server pings with the first request after its last ping was answered (its
+    bandwidth estimate), so an ACK sent at once would cost a ping and an ACK per call. The
+    client holds an ACK for ACK_HOLD: then it goes with the next bytes written, or before the
+    reader next waits; and at once when no one is left reading (a call ended, the stream that
+    kept reading closed). Every ping is
+    answered once, with its payload. (The server waits for the ACKs before it goes on where
+    the client must send them unprompted: an ACK held for good fails the test.)"""
+    monkeypatch.setattr(_http2, "ACK_HOLD", 1.0)
     encoder = hpack.Encoder()
-    seen: list[list[tuple[int, int]]] = []  # per ping: (type, stream) of the frames up to its ACK
+    events: list[tuple[str, int]] = []  # the client's frames: ("ack", ping) or (type, stream)
+    names = {0: "data", HEADERS: "headers", _h2wire.RST_STREAM: "rst"}
 
     def message(stream_id: int, payload: bytes) -> bytes:
         return frame(0, 0, stream_id, b"\0" + len(payload).to_bytes(4, "big") + payload)
@@ -512,46 +515,38 @@ def test_server_pings_are_answered_after_the_work_they_came_with() -> None:
     def ping(n: int) -> bytes:
         return frame(_h2wire.PING, 0, 0, struct.pack(">Q", n))
 
+    def answer(stream_id: int, payload: bytes) -> bytes:
+        return (
+            frame(HEADERS, 0x4, stream_id, encoder.encode([(":status", "200")]))
+            + message(stream_id, payload)
+            + frame(HEADERS, 0x5, stream_id, encoder.encode([("grpc-status", "0")]))
+        )
+
     def serve(conn: socket.socket) -> None:
         _read_preface(conn)
         conn.sendall(frame(SETTINGS, 0, 0))
         frames = _next_frames(conn, bytearray())
 
-        def until_ack(n: int) -> None:
-            got = []
+        def wait_for(wanted: tuple[str, int]) -> None:
             for ftype, flags, stream_id, payload in frames:
                 if ftype == _h2wire.PING and flags & _h2wire.ACK:
-                    assert payload == struct.pack(">Q", n), payload
-                    seen.append(got)
+                    events.append(("ack", int.from_bytes(payload, "big")))
+                elif ftype in names:
+                    events.append((names[ftype], stream_id))
+                if events and events[-1] == wanted:
                     return
-                if ftype != SETTINGS:
-                    got.append((ftype, stream_id))
 
         head = encoder.encode([(":status", "200"), ("content-type", "application/grpc")])
-        for ftype, _, stream_id, _ in frames:  # the stream's request
-            if ftype == 0 and stream_id == 1:
-                break
+        wait_for(("data", 1))  # the stream's request
         conn.sendall(ping(1) + frame(HEADERS, 0x4, 1, head) + message(1, b""))
-        until_ack(1)  # comes with the consumer's next message
+        wait_for(("ack", 1))  # comes with a message the consumer sends a second later
+        wait_for(("data", 1))
         conn.sendall(ping(2) + message(1, b""))
-        until_ack(2)  # the consumer waits for the next one
-        conn.sendall(  # a unary call's answer, read by the stream's consumer
-            ping(3)
-            + frame(HEADERS, 0x4, 3, encoder.encode([(":status", "200")]))
-            + message(3, b"a")
-            + frame(HEADERS, 0x5, 3, encoder.encode([("grpc-status", "0")]))
-        )
-        until_ack(3)
-        for ftype, _, stream_id, _ in frames:  # the stream closed, a call on stream 5
-            if ftype == HEADERS and stream_id == 5:
-                break
-        conn.sendall(
-            ping(4)
-            + frame(HEADERS, 0x4, 5, encoder.encode([(":status", "200")]))
-            + message(5, b"b")
-            + frame(HEADERS, 0x5, 5, encoder.encode([("grpc-status", "0")]))
-        )
-        until_ack(4)  # no one reads once that call has its answer
+        wait_for(("data", 3))  # ack 2 comes before the consumer waits, or with call 3
+        conn.sendall(ping(3) + answer(3, b"a"))  # read by the stream's consumer
+        wait_for(("data", 5))  # the stream closed, then call 5
+        conn.sendall(ping(4) + answer(5, b"b"))
+        wait_for(("ack", 4))  # no one reads once call 5 has its answer
         while conn.recv(65536):
             pass
 
@@ -562,24 +557,38 @@ def test_server_pings_are_answered_after_the_work_they_came_with() -> None:
                 connect, b"/x/Watch", rpc_pb2.RangeResponse, keeps_reading=True
             )
             stream.send(rpc_pb2.RangeRequest())
-            with trio.fail_after(5):
+            with trio.fail_after(10):
                 await stream.receive()
-                assert conn._acks  # held
+                stream.send(rpc_pb2.RangeRequest(key=b"k"))  # too soon: the ACK stays
+                assert conn._acks
+                await trio.sleep(1.05)
                 stream.send(rpc_pb2.RangeRequest(key=b"k"))  # the ACK goes ahead of it
                 assert not conn._acks
                 await stream.receive()
+                await trio.sleep(1.05)
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(stream.receive)  # reads the call's answer
                     assert await conn.call(b"/x/Unary", b"", 30.0) == b"a"
                     nursery.cancel_scope.cancel()
                 stream.close()
                 assert await conn.call(b"/x/Unary", b"", 30.0) == b"b"
-                while len(seen) < 4:
+                while ("ack", 4) not in events:
                     await trio.sleep(0.01)
             conn.close()
 
     run(main)
-    # the client's frames between each ping and its ACK (after the previous ACK): ACK 1 ahead
-    # of the consumer's message; that message, then ACK 2; call 3's request, then ACK 3;
-    # call 5's request body, then ACK 4
-    assert seen == [[], [(0, 1)], [(HEADERS, 3), (0, 3)], [(0, 5)]], seen
+    assert events == [
+        ("headers", 1),
+        ("data", 1),
+        ("data", 1),
+        ("ack", 1),
+        ("data", 1),
+        ("ack", 2),
+        ("headers", 3),
+        ("data", 3),
+        ("rst", 1),
+        ("ack", 3),  # the stream closed, no one reads
+        ("headers", 5),
+        ("data", 5),
+        ("ack", 4),
+    ], events

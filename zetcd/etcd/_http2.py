@@ -87,7 +87,9 @@ MAX_HEADER_BLOCK = 1024 * 1024  # a header block continued beyond this fails the
 # more often than every 5 s)
 PING_AFTER = 10.0
 PING_TIMEOUT = 5.0
-# ACKs of the server's pings held back at most (17 bytes each): more go at once
+# the ACK of a server's ping is held back this long (seconds; see _frame), and at most this
+# many bytes of them (17 each): more go at once
+ACK_HOLD = 0.2
 MAX_HELD_ACKS = 8 * 17
 RECV_SIZE = 256 * 1024
 LAST_STREAM_ID = 2**31 - 1
@@ -163,6 +165,7 @@ class Http2Connection:
         self._greeted = False  # the server's SETTINGS came
         self._out = bytearray()  # bytes a full socket buffer kept back
         self._acks = b""  # PING ACKs not sent yet (see _frame)
+        self._acks_since = 0.0  # trio time the first of them was held
         self._flushing = False
         self._reading = False
         self._decoder = hpack.Decoder()
@@ -534,7 +537,7 @@ class Http2Connection:
     async def _receive(self) -> None:
         sock = self.sock
         assert sock is not None
-        if self._acks:
+        if self._acks and trio.current_time() - self._acks_since >= ACK_HOLD:
             self._write(b"")
         try:
             await trio.lowlevel.wait_readable(sock)
@@ -607,9 +610,14 @@ class Http2Connection:
                 self._settings(payload)
         elif ftype == PING:
             if not flags & ACK:
-                # etcd pings with most answers (gRPC's bandwidth estimate): the ACK goes with
-                # the next bytes written or before the reader next waits, not ahead of the
-                # work the answer brings (a reply to a client)
+                # gRPC's server pings with the first request after its last ping was
+                # answered (its bandwidth estimate): answered at once, every call would cost a
+                # ping and an ACK more. The ACK is held for ACK_HOLD, then goes with the next
+                # bytes written or before the reader next waits; at once when no one is left
+                # reading (_handover). A keepalive ping's ACK waits at most until a stream's
+                # idle ping (PING_AFTER), within etcd's keepalive timeout (20 s).
+                if not self._acks:
+                    self._acks_since = self._heard
                 self._acks += frame(PING, ACK, 0, payload)
                 if len(self._acks) > MAX_HELD_ACKS:
                     self._write(b"")
@@ -771,7 +779,7 @@ class Http2Connection:
     def _write(self, data: bytes) -> None:
         if self.error is not None:
             return
-        if self._acks:
+        if self._acks and (not data or trio.current_time() - self._acks_since >= ACK_HOLD):
             data = self._acks + data
             self._acks = b""
         if self._out:
