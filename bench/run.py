@@ -325,10 +325,21 @@ class Case:
     inflight: int
     zookeeper: dict[str, Any]
     zetcd: dict[str, Any]
+    # with --rounds: every round's zetcd/ZooKeeper ratio, in the order run (zookeeper and
+    # zetcd above are the results of the round with the median ratio)
+    round_ratios: list[float | None] = dataclasses.field(default_factory=list)
 
     @property
     def level(self) -> str:
         return f"{self.sessions}x{self.inflight}"
+
+    def ratio_cell(self) -> str:
+        ratio = self.ratio
+        text = "-" if ratio is None else f"{ratio:.2f}x"
+        known = [r for r in self.round_ratios if r is not None]
+        if len(self.round_ratios) > 1 and known:
+            text += f" ({min(known):.2f}-{max(known):.2f})"
+        return text
 
     @property
     def ratio(self) -> float | None:
@@ -363,28 +374,40 @@ def run_matrix(
     ops: Sequence[str],
     levels: Sequence[tuple[int, int]],
     p: Params,
+    rounds: int = 1,
 ) -> list[Case]:
+    """Every case on both servers, ``rounds`` times in a row, which server goes first
+    alternating from run to run; a case's figures are those of its round with the median
+    ratio (the lower middle one of an even number)."""
     cases: list[Case] = []
     index = 0
     for op in ops:
         for sessions, inflight in levels:
-            results: dict[str, dict[str, Any]] = {}
-            order: list[tuple[str, ManagedServer]] = [("zookeeper", zk), ("zetcd", ze)]
-            if index % 2:
-                order.reverse()
-            index += 1
-            for name, server in order:
-                ensure_running(server)
-                address = zk.address if server is zk else ze.address
-                label = f"{op} {sessions}x{inflight} on {name}"
-                with console.status(f"{label} ({p.warmup:g}+{p.seconds:g} s)"):
-                    res = gen.run(
-                        address, op, case_args(op, sessions, inflight, p), case_timeout(p)
-                    )
-                res["loadavg_after"] = round(os.getloadavg()[0], 2)
-                results[name] = res
-                console.print(f"  {label}: {describe(res)}")
-            cases.append(Case(op, sessions, inflight, results["zookeeper"], results["zetcd"]))
+            runs: list[Case] = []
+            for r in range(rounds):
+                results: dict[str, dict[str, Any]] = {}
+                order: list[tuple[str, ManagedServer]] = [("zookeeper", zk), ("zetcd", ze)]
+                if index % 2:
+                    order.reverse()
+                index += 1
+                for name, server in order:
+                    ensure_running(server)
+                    address = zk.address if server is zk else ze.address
+                    label = f"{op} {sessions}x{inflight} on {name}"
+                    if rounds > 1:
+                        label += f" (round {r + 1}/{rounds})"
+                    with console.status(f"{label} ({p.warmup:g}+{p.seconds:g} s)"):
+                        res = gen.run(
+                            address, op, case_args(op, sessions, inflight, p), case_timeout(p)
+                        )
+                    res["loadavg_after"] = round(os.getloadavg()[0], 2)
+                    results[name] = res
+                    console.print(f"  {label}: {describe(res)}")
+                runs.append(Case(op, sessions, inflight, results["zookeeper"], results["zetcd"]))
+            ranked = sorted(runs, key=lambda c: -1.0 if c.ratio is None else c.ratio)
+            median = ranked[(len(ranked) - 1) // 2]
+            median.round_ratios = [c.ratio for c in runs] if rounds > 1 else []
+            cases.append(median)
     return cases
 
 
@@ -566,7 +589,6 @@ def results_table(cases: Sequence[Case]) -> Table:
     table.add_column("target", justify="right")
     table.add_column("", justify="center")
     for c in cases:
-        ratio = c.ratio
         style = {True: "green", False: "red", None: "yellow"}[c.met]
         table.add_row(
             c.op,
@@ -577,7 +599,7 @@ def results_table(cases: Sequence[Case]) -> Table:
             ops_cell(c.zetcd),
             fmt_us(c.zetcd.get("p50_us")),
             fmt_us(c.zetcd.get("p99_us")),
-            "-" if ratio is None else f"{ratio:.2f}x",
+            c.ratio_cell(),
             f">= {c.target:.1f}x",
             f"[{style}]{verdict(c.met)}[/{style}]",
         )
@@ -619,6 +641,16 @@ def memory_lines(mem: dict[str, Any]) -> list[str]:
     return lines
 
 
+def rounds_note(meta: dict[str, Any]) -> str:
+    rounds = meta.get("rounds", 1)
+    if rounds <= 1:
+        return ""
+    return (
+        f", {rounds} rounds per case (the round with the median ratio shown, the range of the"
+        " ratios in brackets)"
+    )
+
+
 def markdown(report: dict[str, Any], cases: Sequence[Case]) -> str:
     meta = report["meta"]
     out = [
@@ -626,7 +658,7 @@ def markdown(report: dict[str, Any], cases: Sequence[Case]) -> str:
         "",
         f"{meta['date']}, {meta['cpus']} CPUs, load average at start {meta['loadavg']}; "
         f"{meta['params']['warmup']:g} s warm-up + {meta['params']['seconds']:g} s measured per "
-        f"case; {meta['params']['keys']} keys of {meta['params']['value_size']} B "
+        f"case{rounds_note(meta)}; {meta['params']['keys']} keys of {meta['params']['value_size']} B "
         f"(children: {meta['params']['children_parents']} parents x "
         f"{meta['params']['children']} children). Generator: bench/ZetcdBench.java "
         "(Apache ZooKeeper Java client, async API, closed loop). zetcd on Python "
@@ -637,12 +669,11 @@ def markdown(report: dict[str, Any], cases: Sequence[Case]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|",
     ]
     for c in cases:
-        ratio = c.ratio
         out.append(
             f"| {c.op} | {c.level} | {ops_cell(c.zookeeper)} | {fmt_us(c.zookeeper.get('p50_us'))} "
             f"| {fmt_us(c.zookeeper.get('p99_us'))} | {ops_cell(c.zetcd)} "
             f"| {fmt_us(c.zetcd.get('p50_us'))} | {fmt_us(c.zetcd.get('p99_us'))} "
-            f"| {'-' if ratio is None else f'{ratio:.2f}x'} | >= {c.target:.1f}x "
+            f"| {c.ratio_cell()} | >= {c.target:.1f}x "
             f"| {verdict(c.met)} |"
         )
     out.append("")
@@ -700,6 +731,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--ops", default=",".join(ALL_OPS), help="comma separated ops [all]")
     ap.add_argument("--levels", default="1x1,16x8", help="sessions x inflight list [1x1,16x8]")
     ap.add_argument("--quick", action="store_true", help="3 s + 1 s per case, 20,000 znodes")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every case this many times on both servers and report the round with the"
+        " median ratio, with the range of the ratios [1]",
+    )
     ap.add_argument("--keys", type=int, default=1000, help="key znodes for get/exists/set")
     ap.add_argument("--value-size", type=int, default=100)
     ap.add_argument("--memory-znodes", type=int, default=None, help="[100000; --quick 20000]")
@@ -750,11 +788,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "python_executable": os.path.realpath(sys.executable),
         "params": dataclasses.asdict(params),
         "levels": [f"{s}x{k}" for s, k in levels],
+        "rounds": args.rounds,
         "java_opts": list(JAVA_OPTS),
     }
     console.print(
         f"[bold]zetcd vs ZooKeeper[/bold]: ops {', '.join(ops)}; levels {args.levels}; "
-        f"{params.warmup:g}+{params.seconds:g} s per case; load average {meta['loadavg']}"
+        f"{params.warmup:g}+{params.seconds:g} s per case{rounds_note(meta)}; load average "
+        f"{meta['loadavg']}"
     )
 
     report: dict[str, Any] = {"meta": meta}
@@ -766,7 +806,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ze = ZetcdServer(etcd.endpoint, extra_args=zetcd_args)
         with zk, ze:
             console.print(f"etcd {etcd.address}, ZooKeeper {zk.address}, zetcd {ze.address}")
-            cases = run_matrix(gen, zk, ze, ops, levels, params)
+            cases = run_matrix(gen, zk, ze, ops, levels, params, args.rounds)
             report["cases"] = [dataclasses.asdict(c) | {"ratio": c.ratio} for c in cases]
             zk.stop()
             if profile_ops:
