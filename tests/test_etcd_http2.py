@@ -159,6 +159,15 @@ async def _fake_connection(
     return conn, connect
 
 
+async def _reading_stream(endpoint: str) -> tuple[_http2.Http2Connection, _http2.Http2Stream]:
+    """A connection to ``endpoint`` (a fake_server) and a stream on it that keeps reading (as
+    the mirror's watch does), its request queued."""
+    conn, connect = await _fake_connection(endpoint)
+    stream = _http2.Http2Stream(connect, b"/x/Watch", rpc_pb2.RangeResponse, keeps_reading=True)
+    stream.send(rpc_pb2.RangeRequest())
+    return conn, stream
+
+
 def answers_http1(conn: socket.socket) -> None:
     _read_preface(conn)
     conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
@@ -458,11 +467,7 @@ def test_a_stream_that_keeps_reading_reads_for_started_calls() -> None:
 
     async def main() -> None:
         with fake_server(serve) as endpoint:
-            conn, connect = await _fake_connection(endpoint)
-            stream = _http2.Http2Stream(
-                connect, b"/x/Watch", rpc_pb2.RangeResponse, keeps_reading=True
-            )
-            stream.send(rpc_pb2.RangeRequest())
+            conn, stream = await _reading_stream(endpoint)
             told: list[bool] = []
             with trio.fail_after(5):
                 async with trio.open_nursery() as nursery:
@@ -552,11 +557,7 @@ def test_server_pings_are_answered_late_but_always(monkeypatch: pytest.MonkeyPat
 
     async def main() -> None:
         with fake_server(serve) as endpoint:
-            conn, connect = await _fake_connection(endpoint)
-            stream = _http2.Http2Stream(
-                connect, b"/x/Watch", rpc_pb2.RangeResponse, keeps_reading=True
-            )
-            stream.send(rpc_pb2.RangeRequest())
+            conn, stream = await _reading_stream(endpoint)
             with trio.fail_after(10):
                 await stream.receive()
                 stream.send(rpc_pb2.RangeRequest(key=b"k"))  # too soon: the ACK stays
