@@ -428,13 +428,11 @@ def test_a_writer_that_does_not_put_the_fence_turns_the_fence_off(
     by key, and the log says why."""
 
     async def main() -> None:
-        prefix = f"/zetcd-batcher-{uuid.uuid4().hex[:8]}/".encode()
-        async with await EtcdClient.connect([etcd.endpoint]) as client:
-            backend = EtcdBackend(client, Options(prefix=prefix))
+        async with running_backend(etcd) as (client, backend):
+            prefix = backend.options.prefix
             lay = backend.mirror.layout
             sent = _record_transactions(client)
             async with trio.open_nursery() as nursery:
-                await nursery.start(backend.run)
                 set_p = plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/p", b"v", -1))
                 create_p = plans.write(_ctx(), OpCode.CREATE, CreateRequest("/p", b"", OPEN, 0))
                 assert (await backend.batcher.submit(create_p))[1] == 0

@@ -20,14 +20,17 @@ from tests.differential import Diff
 from tests.rawclient import Closed, RawClient
 from tests.servers import EtcdServer, wait_until
 from tests.zetcd_server import ZetcdServer
+from zetcd.emulation import plans
+from zetcd.emulation.backend import EtcdBackend, Options
 from zetcd.emulation.layout import Layout, revision_of
-from zetcd.emulation.sessions import SessionKeeper, lease_ttl, renew_interval
+from zetcd.emulation.sessions import SessionKeeper, SessionLimits, lease_ttl, renew_interval
 from zetcd.etcd import EtcdClient
 from zetcd.proto.connection import Notification
 from zetcd.proto.constants import Err, OpCode
 from zetcd.proto.records import (
     ACL,
     AuthPacket,
+    ConnectRequest,
     CreateRequest,
     ExistsRequest,
     GetChildrenRequest,
@@ -416,33 +419,24 @@ def test_a_timeout_renegotiated_after_expiry_does_not_revive_the_session(
     """A resuming client with a new timeout moves its session record to a new lease. If the old
     lease expired in between (its clean-up may already be deleting the ephemerals), the move
     must fail rather than bring the record back; while the session lives it succeeds."""
-    import trio
-
-    from zetcd.emulation.backend import EtcdBackend, Options
-    from zetcd.etcd import EtcdClient
 
     async def main() -> None:
-        prefix = f"/zetcd-move-{uuid.uuid4().hex[:8]}/".encode()
-        async with await EtcdClient.connect([etcd.endpoint]) as client:
-            backend = EtcdBackend(client, Options(prefix=prefix))
+        async with running_backend(etcd) as (client, backend):
             tree = backend.mirror.tree
             key = backend.mirror.layout.session
-            async with trio.open_nursery() as nursery:
-                await nursery.start(backend.run)
-                sid, _ = await backend.store.create(30000)
-                lease = await backend.store.move(sid, tree.sessions[sid], 20000)
-                assert lease is not None and lease != sid
-                assert tree.sessions[sid].lease == lease
-                assert tree.sessions[sid].value.timeout == 20000
-                entry = tree.sessions[sid]
-                await client.lease_revoke(lease)  # as when it expires
-                await backend.mirror.catch_up()
-                assert sid not in tree.sessions
-                assert await backend.store.move(sid, entry, 40000) is None
-                assert (await client.range(key(sid))).kvs == []
-                await backend.mirror.catch_up()
-                assert sid not in tree.sessions
-                nursery.cancel_scope.cancel()
+            sid, _ = await backend.store.create(30000)
+            lease = await backend.store.move(sid, tree.sessions[sid], 20000)
+            assert lease is not None and lease != sid
+            assert tree.sessions[sid].lease == lease
+            assert tree.sessions[sid].value.timeout == 20000
+            entry = tree.sessions[sid]
+            await client.lease_revoke(lease)  # as when it expires
+            await backend.mirror.catch_up()
+            assert sid not in tree.sessions
+            assert await backend.store.move(sid, entry, 40000) is None
+            assert (await client.range(key(sid))).kvs == []
+            await backend.mirror.catch_up()
+            assert sid not in tree.sessions
 
     trio.run(main)
 
@@ -871,8 +865,6 @@ def test_a_resumption_under_way_when_the_timeout_runs_out_keeps_the_session(
     the session's timeout runs out, and the resumption takes a while (etcd slow to answer):
     as ZooKeeper, which touches the session when it reads the ConnectRequest, the session is
     resumed, not expired under the reconnecting client's feet."""
-    from zetcd.emulation.sessions import SessionLimits
-    from zetcd.proto.records import ConnectRequest
 
     async def main() -> None:
         limits = SessionLimits(tick_time=500)  # timeouts from 1 s
@@ -905,8 +897,6 @@ def test_a_lease_is_renewed_on_time_from_its_grant_when_the_connect_was_slow(
     when the connect finished: when etcd took 2 s over the session record, the first renewal
     goes out at once (it was due 1 s after the grant), so the lease never runs shorter than
     the keeper believes."""
-    from zetcd.emulation.sessions import SessionLimits
-    from zetcd.proto.records import ConnectRequest
 
     async def main() -> None:
         async with running_backend(etcd, limits=SessionLimits(500)) as (client, backend):
@@ -942,9 +932,6 @@ def test_a_lease_is_renewed_on_time_from_its_grant_when_the_connect_was_slow(
 async def _session_with_ephemerals(backend: Any, count: int) -> tuple[int, bytes, str]:
     """A session connected to ``backend`` holding ``count`` ephemerals /e00...: its id,
     password and owner token."""
-    from zetcd.emulation import plans
-    from zetcd.proto.records import ConnectRequest
-
     first = await backend.connect(ConnectRequest(0, 0, 4000, 0, bytes(16)), _Outbox())
     sid, passwd = first.response.sessionId, first.response.passwd
     owner = backend.local[sid].owner
@@ -964,8 +951,6 @@ def test_a_session_ending_in_several_transactions_cannot_be_resumed_meanwhile(
     them a resumption is refused as expired (it was accepted, and then lost its record and
     its ephemerals to the rest of the close), as is a claim or a timeout move planned on the
     record as it was (etcd compares the value), and the session's writes are SessionExpired."""
-    from zetcd.emulation import plans
-    from zetcd.proto.records import ConnectRequest
 
     async def main() -> None:
         async with running_backend(etcd, etcd_max_txn_ops=40) as (_, backend):
@@ -1010,8 +995,6 @@ def test_a_session_left_half_way_through_its_end_is_finished_by_the_next_zetcd(
     stops there): the record says the session is closing, and no one renews its lease any
     more. The next zetcd to load the tree revokes that lease, so the rest of the ephemerals go
     at once, not when the lease runs out."""
-    from zetcd.emulation import plans
-    from zetcd.emulation.backend import EtcdBackend, Options
 
     class Died(Exception):
         pass
