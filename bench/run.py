@@ -49,6 +49,7 @@ if str(REPO) not in sys.path:
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from bench.etcd_alone import measure as measure_etcd_alone  # noqa: E402
 from tests.servers import EtcdServer, ManagedServer, ZooKeeperServer, four_letter_word  # noqa: E402
 from tests.zetcd_server import ZetcdServer  # noqa: E402
 
@@ -328,6 +329,8 @@ class Case:
     # with --rounds: every round's zetcd/ZooKeeper ratio, in the order run (zookeeper and
     # zetcd above are the results of the round with the median ratio)
     round_ratios: list[float | None] = dataclasses.field(default_factory=list)
+    # a write at 1x1: etcd alone, one put at a time (bench/etcd_alone.py), in the same round
+    etcd_alone: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def level(self) -> str:
@@ -354,6 +357,15 @@ class Case:
         return TARGETS[self.op]
 
     @property
+    def etcd_alone_ratio(self) -> float | None:
+        """etcd's own puts/s at 1x1 over ZooKeeper's ops/s: the most zetcd's ratio could be."""
+        zk = self.zookeeper.get("ops_per_sec")
+        alone = self.etcd_alone.get("ops_per_sec")
+        if not zk or alone is None or "failure" in self.zookeeper:
+            return None
+        return float(alone) / float(zk)
+
+    @property
     def met(self) -> bool | None:
         r = self.ratio
         return None if r is None else r >= self.target
@@ -375,10 +387,12 @@ def run_matrix(
     levels: Sequence[tuple[int, int]],
     p: Params,
     rounds: int = 1,
+    etcd_endpoint: str | None = None,
 ) -> list[Case]:
     """Every case on both servers, ``rounds`` times in a row, which server goes first
     alternating from run to run; a case's figures are those of its round with the median
-    ratio (the lower middle one of an even number)."""
+    ratio (the lower middle one of an even number). With ``etcd_endpoint``, every round of a
+    write at 1x1 also measures etcd alone (bench/etcd_alone.py) right after both servers."""
     cases: list[Case] = []
     index = 0
     for op in ops:
@@ -403,7 +417,17 @@ def run_matrix(
                     res["loadavg_after"] = round(os.getloadavg()[0], 2)
                     results[name] = res
                     console.print(f"  {label}: {describe(res)}")
-                runs.append(Case(op, sessions, inflight, results["zookeeper"], results["zetcd"]))
+                case = Case(op, sessions, inflight, results["zookeeper"], results["zetcd"])
+                if etcd_endpoint and op in WRITE_OPS and (sessions, inflight) == (1, 1):
+                    label = f"{op} 1x1 on etcd alone"
+                    if rounds > 1:
+                        label += f" (round {r + 1}/{rounds})"
+                    with console.status(f"{label} ({p.warmup:g}+{p.seconds:g} s)"):
+                        case.etcd_alone = measure_etcd_alone(
+                            etcd_endpoint, op, p.seconds, p.warmup, p.keys, p.value_size
+                        )
+                    console.print(f"  {label}: {describe(case.etcd_alone)}")
+                runs.append(case)
             ranked = sorted(runs, key=lambda c: -1.0 if c.ratio is None else c.ratio)
             median = ranked[(len(ranked) - 1) // 2]
             median.round_ratios = [c.ratio for c in runs] if rounds > 1 else []
@@ -641,6 +665,30 @@ def memory_lines(mem: dict[str, Any]) -> list[str]:
     return lines
 
 
+def etcd_alone_lines(cases: Sequence[Case]) -> list[str]:
+    """For each write at 1x1: etcd's own put rate beside ZooKeeper's, and what zetcd adds."""
+    lines = []
+    for c in cases:
+        alone = c.etcd_alone
+        if not alone:
+            continue
+        if "ops_per_sec" not in alone:
+            lines.append(f"{c.op} 1x1, etcd alone: failed ({alone.get('failure', '')})")
+            continue
+        bound = c.etcd_alone_ratio
+        line = (
+            f"{c.op} 1x1, etcd alone (one put at a time from zetcd's etcd client, a watch open): "
+            f"{alone['ops_per_sec']:,.0f} puts/s, p50 {fmt_us(alone['p50_us'])}"
+        )
+        if bound is not None:
+            line += f" = {bound:.2f}x ZooKeeper's {c.op} rate, the most zetcd's ratio could be"
+        zetcd_p50 = c.zetcd.get("p50_us")
+        if zetcd_p50 is not None:
+            line += f"; zetcd's p50 is {fmt_us(zetcd_p50 - alone['p50_us'])} above etcd's"
+        lines.append(line)
+    return lines
+
+
 def rounds_note(meta: dict[str, Any]) -> str:
     rounds = meta.get("rounds", 1)
     if rounds <= 1:
@@ -678,6 +726,10 @@ def markdown(report: dict[str, Any], cases: Sequence[Case]) -> str:
         )
     out.append("")
     out.append("`*` = the run had errors or lost requests (see the JSON).")
+    alone = etcd_alone_lines(cases)
+    if alone:
+        out.append("")
+        out.extend(f"- {line}" for line in alone)
     mem = report.get("memory")
     if mem:
         out.append("")
@@ -716,7 +768,7 @@ def render(path: Path, markdown_path: Path | None) -> int:
     fields = {f.name for f in dataclasses.fields(Case)}
     cases = [Case(**{k: v for k, v in c.items() if k in fields}) for c in report.get("cases", [])]
     console.print(results_table(cases))
-    for line in memory_lines(report.get("memory", {})):
+    for line in etcd_alone_lines(cases) + memory_lines(report.get("memory", {})):
         console.print(line)
     if markdown_path:
         markdown_path.write_text(markdown(report, cases))
@@ -806,7 +858,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ze = ZetcdServer(etcd.endpoint, extra_args=zetcd_args)
         with zk, ze:
             console.print(f"etcd {etcd.address}, ZooKeeper {zk.address}, zetcd {ze.address}")
-            cases = run_matrix(gen, zk, ze, ops, levels, params, args.rounds)
+            cases = run_matrix(gen, zk, ze, ops, levels, params, args.rounds, etcd.endpoint)
             report["cases"] = [dataclasses.asdict(c) | {"ratio": c.ratio} for c in cases]
             zk.stop()
             if profile_ops:
@@ -820,7 +872,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     console.print()
     console.print(results_table(cases))
-    for line in memory_lines(report.get("memory", {})):
+    for line in etcd_alone_lines(cases) + memory_lines(report.get("memory", {})):
         console.print(line)
     for op, prof in report.get("profiles", {}).items():
         if "own" not in prof:
