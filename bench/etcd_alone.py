@@ -6,7 +6,10 @@ in the same run as the ZooKeeper and zetcd cases, from zetcd's own etcd client (
 zetcd sends its transactions with), with a watch open on the keys written, as zetcd's mirror has
 one, so etcd sends an event per put as it does for zetcd's writes. For ``set`` each put overwrites
 one of ``keys`` keys in turn; for ``create`` each puts a new key. The keys live under a prefix of
-their own (never zetcd's) and are deleted afterwards.
+their own (never zetcd's) and are deleted afterwards, DELETE_CHUNK keys per request: etcd 3.4
+copies its buffer of uncommitted writes for every transaction, and that buffer keeps the size of
+the largest batch of writes it ever held, so one delete of every key would slow each of zetcd's
+later transactions for the rest of the run (docs/architecture.md, "etcd 3.4's write buffer").
 
 The result has the load generator's shape: ``ops_per_sec``, ``p50_us``, ``p99_us``, ``mean_us``.
 """
@@ -20,6 +23,12 @@ from typing import Any
 import trio
 
 from zetcd.etcd import EtcdClient, prefix_end
+
+DELETE_CHUNK = 256  # keys per delete: within etcd 3.4's initial buffer of 512 writes
+
+
+def _key(prefix: bytes, n: int) -> bytes:
+    return prefix + b"k%010d" % n  # zero-padded: keys n..m-1 are the range [key n, key m)
 
 
 def _percentile(sorted_us: list[float], q: float) -> float:
@@ -50,7 +59,7 @@ async def _measure(
                 end = window + seconds
                 now = start
                 while now < end:
-                    key = prefix + (b"n%d" % i if op == "create" else b"k%d" % (i % keys))
+                    key = _key(prefix, i if op == "create" else i % keys)
                     i += 1
                     sent = time.perf_counter()
                     await client.put(key, value)
@@ -58,7 +67,10 @@ async def _measure(
                     if sent >= window:
                         latencies.append(now - sent)
                 nursery.cancel_scope.cancel()
-        await client.delete_range(prefix, prefix_end(prefix))
+        written = i if op == "create" else min(i, keys)
+        for first in range(0, written, DELETE_CHUNK):
+            last = min(first + DELETE_CHUNK, written)
+            await client.delete_range(_key(prefix, first), _key(prefix, last))
     finally:
         await client.aclose()
     if not latencies:
