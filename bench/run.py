@@ -52,6 +52,7 @@ from rich.table import Table  # noqa: E402
 from bench.etcd_alone import measure as measure_etcd_alone  # noqa: E402
 from tests.servers import EtcdServer, ManagedServer, ZooKeeperServer, four_letter_word  # noqa: E402
 from tests.zetcd_server import ZetcdServer  # noqa: E402
+from zetcd.embedded import BACKEND_BATCH_LIMIT  # noqa: E402
 
 SOURCE = Path(__file__).resolve().parent / "ZetcdBench.java"
 JARS = ("/usr/share/java/zookeeper.jar", "/usr/share/java/slf4j-nop.jar")
@@ -710,7 +711,8 @@ def markdown(report: dict[str, Any], cases: Sequence[Case]) -> str:
         f"(children: {meta['params']['children_parents']} parents x "
         f"{meta['params']['children']} children). Generator: bench/ZetcdBench.java "
         "(Apache ZooKeeper Java client, async API, closed loop). zetcd on Python "
-        f"{meta['python']} ({meta.get('python_executable', 'interpreter not recorded')}).",
+        f"{meta['python']} ({meta.get('python_executable', 'interpreter not recorded')})."
+        + (f" etcd run with `{' '.join(meta['etcd_args'])}`." if meta.get("etcd_args") else ""),
         "",
         "| op | sessions x inflight | ZooKeeper ops/s | p50 | p99 | zetcd ops/s | p50 | p99 "
         "| zetcd/ZK | target | |",
@@ -804,6 +806,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=1024,
         help="etcd's --max-txn-ops, told to zetcd too (default 1024, as zetcd's embedded etcd)",
     )
+    ap.add_argument(
+        "--etcd-backend-batch-limit",
+        type=int,
+        default=BACKEND_BATCH_LIMIT,
+        help=f"etcd's --backend-batch-limit (default {BACKEND_BATCH_LIMIT}, as zetcd's embedded"
+        " etcd; 0: etcd's own default, 10,000)",
+    )
     ap.add_argument("--json", type=Path, help="write results as JSON here")
     ap.add_argument("--markdown", type=Path, help="write the results table as markdown here")
     ap.add_argument(
@@ -853,11 +862,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     cases: list[Case] = []
     txn_ops = str(args.etcd_max_txn_ops)
     zetcd_args = ("--tick-time", TICK_TIME_MS, "--etcd-max-txn-ops", txn_ops, *args.zetcd_arg)
-    with EtcdServer(extra_args=("--max-txn-ops", txn_ops)) as etcd:
+    etcd_args = ["--max-txn-ops", txn_ops]
+    if args.etcd_backend_batch_limit:
+        etcd_args += ["--backend-batch-limit", str(args.etcd_backend_batch_limit)]
+    meta["etcd_args"] = etcd_args
+    with EtcdServer(extra_args=etcd_args) as etcd:
         zk = ZooKeeperServer(config={"tickTime": TICK_TIME_MS})
         ze = ZetcdServer(etcd.endpoint, extra_args=zetcd_args)
         with zk, ze:
-            console.print(f"etcd {etcd.address}, ZooKeeper {zk.address}, zetcd {ze.address}")
+            console.print(
+                f"etcd {etcd.address} ({' '.join(etcd_args)}), ZooKeeper {zk.address}, "
+                f"zetcd {ze.address}"
+            )
             cases = run_matrix(gen, zk, ze, ops, levels, params, args.rounds, etcd.endpoint)
             report["cases"] = [dataclasses.asdict(c) | {"ratio": c.ratio} for c in cases]
             zk.stop()

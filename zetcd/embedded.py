@@ -32,6 +32,11 @@ INSTALL_HINT = (
 
 # the embedded etcd allows larger transactions than etcd's default (128), for group commit
 MAX_TXN_OPS = 1024
+# etcd commits its backend every 100 ms or once this many writes are pending (etcd's default:
+# 10,000). etcd 3.4 copies its buffer of uncommitted writes for every transaction, and the
+# buffer keeps the size of the most writes it ever held between two commits: after one burst,
+# every later zetcd write cost etcd more (docs/architecture.md, "etcd 3.4's write buffer")
+BACKEND_BATCH_LIMIT = 1000
 
 STARTUP_TIMEOUT = 30.0
 # how long etcd has to exit after SIGTERM before it gets SIGKILL
@@ -201,6 +206,7 @@ class EmbeddedEtcd:
             "--auto-compaction-mode", "revision",
             "--auto-compaction-retention", "100000",
             "--max-txn-ops", str(MAX_TXN_OPS),
+            "--backend-batch-limit", str(BACKEND_BATCH_LIMIT),
         ]  # fmt: skip
         with open(self.log_path, "ab") as logf:
             log_start = logf.tell()
