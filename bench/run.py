@@ -52,7 +52,7 @@ from rich.table import Table  # noqa: E402
 from bench.etcd_alone import measure as measure_etcd_alone  # noqa: E402
 from tests.servers import EtcdServer, ManagedServer, ZooKeeperServer, four_letter_word  # noqa: E402
 from tests.zetcd_server import ZetcdServer  # noqa: E402
-from zetcd.embedded import BACKEND_BATCH_LIMIT  # noqa: E402
+from zetcd.embedded import BACKEND_BATCH_LIMIT, MAX_TXN_OPS, TUNING_ARGS  # noqa: E402
 
 SOURCE = Path(__file__).resolve().parent / "ZetcdBench.java"
 JARS = ("/usr/share/java/zookeeper.jar", "/usr/share/java/slf4j-nop.jar")
@@ -803,8 +803,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--etcd-max-txn-ops",
         type=int,
-        default=1024,
-        help="etcd's --max-txn-ops, told to zetcd too (default 1024, as zetcd's embedded etcd)",
+        default=MAX_TXN_OPS,
+        help=f"etcd's --max-txn-ops, told to zetcd too (default {MAX_TXN_OPS}, as zetcd's"
+        " embedded etcd)",
     )
     ap.add_argument(
         "--etcd-backend-batch-limit",
@@ -862,9 +863,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     cases: list[Case] = []
     txn_ops = str(args.etcd_max_txn_ops)
     zetcd_args = ("--tick-time", TICK_TIME_MS, "--etcd-max-txn-ops", txn_ops, *args.zetcd_arg)
-    etcd_args = ["--max-txn-ops", txn_ops]
-    if args.etcd_backend_batch_limit:
-        etcd_args += ["--backend-batch-limit", str(args.etcd_backend_batch_limit)]
+    # the embedded etcd's flags (auto-compaction included), with the limits asked for
+    tuning = dict(zip(TUNING_ARGS[::2], TUNING_ARGS[1::2], strict=True))
+    tuning["--max-txn-ops"] = txn_ops
+    tuning["--backend-batch-limit"] = str(args.etcd_backend_batch_limit)
+    if not args.etcd_backend_batch_limit:
+        del tuning["--backend-batch-limit"]
+    etcd_args = [word for flag in tuning.items() for word in flag]
     meta["etcd_args"] = etcd_args
     with EtcdServer(extra_args=etcd_args) as etcd:
         zk = ZooKeeperServer(config={"tickTime": TICK_TIME_MS})

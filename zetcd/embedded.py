@@ -37,6 +37,13 @@ MAX_TXN_OPS = 1024
 # buffer keeps the size of the most writes it ever held between two commits: after one burst,
 # every later zetcd write cost etcd more (docs/architecture.md, "etcd 3.4's write buffer")
 BACKEND_BATCH_LIMIT = 1000
+# how the embedded etcd differs from etcd's defaults (bench/run.py runs its etcd with these too)
+TUNING_ARGS = (
+    "--auto-compaction-mode", "revision",
+    "--auto-compaction-retention", "100000",
+    "--max-txn-ops", str(MAX_TXN_OPS),
+    "--backend-batch-limit", str(BACKEND_BATCH_LIMIT),
+)  # fmt: skip
 
 STARTUP_TIMEOUT = 30.0
 # how long etcd has to exit after SIGTERM before it gets SIGKILL
@@ -203,10 +210,7 @@ class EmbeddedEtcd:
             "--listen-peer-urls", peer,
             "--initial-advertise-peer-urls", peer,
             "--initial-cluster", f"zetcd={peer}",
-            "--auto-compaction-mode", "revision",
-            "--auto-compaction-retention", "100000",
-            "--max-txn-ops", str(MAX_TXN_OPS),
-            "--backend-batch-limit", str(BACKEND_BATCH_LIMIT),
+            *TUNING_ARGS,
         ]  # fmt: skip
         with open(self.log_path, "ab") as logf:
             log_start = logf.tell()
