@@ -345,13 +345,17 @@ class Case:
             text += f" ({min(known):.2f}-{max(known):.2f})"
         return text
 
+    def _over_zookeeper(self, res: dict[str, Any]) -> float | None:
+        """``res``'s ops/s over ZooKeeper's in this case, if both ran without failure."""
+        zk = self.zookeeper.get("ops_per_sec")
+        other = res.get("ops_per_sec")
+        if not zk or other is None or "failure" in res or "failure" in self.zookeeper:
+            return None
+        return float(other) / float(zk)
+
     @property
     def ratio(self) -> float | None:
-        zk = self.zookeeper.get("ops_per_sec")
-        ze = self.zetcd.get("ops_per_sec")
-        if not zk or ze is None or "failure" in self.zetcd or "failure" in self.zookeeper:
-            return None
-        return float(ze) / float(zk)
+        return self._over_zookeeper(self.zetcd)
 
     @property
     def target(self) -> float:
@@ -360,11 +364,7 @@ class Case:
     @property
     def etcd_alone_ratio(self) -> float | None:
         """etcd's own puts/s at 1x1 over ZooKeeper's ops/s: the most zetcd's ratio could be."""
-        zk = self.zookeeper.get("ops_per_sec")
-        alone = self.etcd_alone.get("ops_per_sec")
-        if not zk or alone is None or "failure" in self.zookeeper:
-            return None
-        return float(alone) / float(zk)
+        return self._over_zookeeper(self.etcd_alone)
 
     @property
     def met(self) -> bool | None:
@@ -866,8 +866,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # the embedded etcd's flags (auto-compaction included), with the limits asked for
     tuning = dict(zip(TUNING_ARGS[::2], TUNING_ARGS[1::2], strict=True))
     tuning["--max-txn-ops"] = txn_ops
-    tuning["--backend-batch-limit"] = str(args.etcd_backend_batch_limit)
-    if not args.etcd_backend_batch_limit:
+    if args.etcd_backend_batch_limit:
+        tuning["--backend-batch-limit"] = str(args.etcd_backend_batch_limit)
+    else:
         del tuning["--backend-batch-limit"]
     etcd_args = [word for flag in tuning.items() for word in flag]
     meta["etcd_args"] = etcd_args
