@@ -27,6 +27,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -34,6 +35,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -296,11 +298,31 @@ class ManagedServer(abc.ABC):
         self.stop()
 
 
+@dataclass(frozen=True)
+class EtcdTLS:
+    """PEM files for an etcd serving its clients over TLS: its certificate and key (for
+    127.0.0.1), the CA that signed them, and, with ``client_auth``, etcd checks that clients
+    present a certificate that CA signed (``--client-cert-auth``); ``client_cert`` and
+    ``client_key`` are one (for the tests' own probes and clients)."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    client_cert: Path
+    client_key: Path
+    client_auth: bool = False
+
+    def client_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.ca))
+        context.load_cert_chain(str(self.client_cert), str(self.client_key))
+        return context
+
+
 class EtcdServer(ManagedServer):
     """A single-member etcd on loopback with its own data directory.
 
     ``EtcdServer().start()`` (or ``with EtcdServer() as etcd:``) then use ``etcd.endpoint``
-    (``http://127.0.0.1:P``), ``etcd.host`` and ``etcd.port``.
+    (``http://127.0.0.1:P``, ``https://`` with ``tls``), ``etcd.host`` and ``etcd.port``.
     """
 
     kind = "etcd"
@@ -312,17 +334,20 @@ class EtcdServer(ManagedServer):
         extra_args: Sequence[str] = (),
         startup_timeout: float = 30.0,
         base_dir: str | os.PathLike[str] | None = None,
+        tls: EtcdTLS | None = None,
     ) -> None:
         super().__init__(startup_timeout=startup_timeout, base_dir=base_dir)
         self.binary = binary
         self.extra_args = tuple(extra_args)
+        self.tls = tls
         self.host = LOOPBACK
         self.port = 0
         self.peer_port = 0
 
     @property
     def endpoint(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     @property
     def address(self) -> str:
@@ -333,9 +358,14 @@ class EtcdServer(ManagedServer):
             raise ServerStartError(f"{self.binary} not found: run `make deps` (etcd-server)")
         self.port = free_port(self.host)
         self.peer_port = free_port(self.host)
-        client_url = f"http://{self.host}:{self.port}"
+        client_url = self.endpoint
         peer_url = f"http://{self.host}:{self.peer_port}"
         name = "zetcd-test"
+        tls: list[str] = []
+        if self.tls is not None:
+            tls = ["--cert-file", str(self.tls.cert), "--key-file", str(self.tls.key)]
+            if self.tls.client_auth:
+                tls += ["--client-cert-auth", "--trusted-ca-file", str(self.tls.ca)]
         return [
             self.binary,
             "--name",
@@ -358,12 +388,16 @@ class EtcdServer(ManagedServer):
             "zap",
             "--log-outputs",
             "stderr",
+            *tls,
             *self.extra_args,
         ]
 
     def _probe(self) -> bool:
+        context = self.tls.client_context() if self.tls is not None else None
         try:
-            with urllib.request.urlopen(f"{self.endpoint}/health", timeout=1.0) as response:
+            with urllib.request.urlopen(
+                f"{self.endpoint}/health", timeout=1.0, context=context
+            ) as response:
                 body: bytes = response.read()
         except (OSError, urllib.error.URLError):
             return False

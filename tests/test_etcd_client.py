@@ -334,8 +334,9 @@ def test_parse_endpoints() -> None:
         "127.0.0.2:2380",
     ]
     assert parse_endpoints(["localhost", "http://[::1]:1234/"]) == ["localhost:2379", "[::1]:1234"]
+    assert parse_endpoints(["https://127.0.0.1:2379"]) == ["127.0.0.1:2379"]  # TLS: tls.py
     with pytest.raises(ValueError):
-        parse_endpoints(["https://127.0.0.1:2379"])
+        parse_endpoints(["unix://127.0.0.1:2379"])
     with pytest.raises(ValueError):
         parse_endpoints([" , "])
 

@@ -326,6 +326,11 @@ def test_request_header_block_decodes_as_meant() -> None:
         (b"hasleader", b"true"),
         (b"grpc-timeout", b"5000m"),
     ]
+    tls_block = _h2wire.request_headers(long_path, b"127.0.0.1:2379", (), https=True)
+    assert [(bytes(k), bytes(v)) for k, v in hpack.Decoder().decode(tls_block, raw=True)][:2] == [
+        (b":method", b"POST"),
+        (b":scheme", b"https"),
+    ]
     assert _h2wire.grpc_timeout(5.0) == b"5000m"
     assert _h2wire.grpc_timeout(1e9) == b"99999999S"  # at most 8 digits
 

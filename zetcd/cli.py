@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import socket
+import ssl
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -78,7 +79,9 @@ def parse_hostport(text: str, default_port: int, empty_host: str = "127.0.0.1") 
     return host.strip("[]") or empty_host, p
 
 
-def parse_endpoints(text: str) -> list[str]:
+def parse_endpoints(text: str, tls: bool = False) -> list[str]:
+    """The endpoints as URLs: a bare ``host:port`` gets ``https://`` if TLS settings are given
+    (``tls``), else ``http://``."""
     eps = []
     for part in text.split(","):
         part = part.strip()
@@ -86,23 +89,42 @@ def parse_endpoints(text: str) -> list[str]:
             continue
         scheme, sep, _ = part.partition("://")
         if not sep:
-            part = "http://" + part
-        elif scheme.lower() == "https":
+            part = ("https://" if tls else "http://") + part
+        elif scheme.lower() not in ("http", "https"):
             raise typer.BadParameter(
-                f"{part}: TLS is not supported; zetcd talks plain HTTP/2 (http://) to etcd"
+                f"{part}: endpoints are http://host:port, https://host:port or host:port"
             )
-        elif scheme.lower() != "http":
-            raise typer.BadParameter(f"{part}: endpoints are http://host:port or host:port")
         eps.append(part)
     if not eps:
         raise typer.BadParameter("no endpoint given")
+    from zetcd.etcd import endpoints_tls
     from zetcd.etcd import parse_endpoints as targets
 
     try:
         targets(eps)  # what the etcd client will make of them
+        endpoints_tls(eps, tls)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     return eps
+
+
+def tls_context(cacert: Path | None, cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """The SSL context for etcd from --cacert, --cert and --key; None when none is given."""
+    if cacert is None and cert is None and key is None:
+        return None
+    if key is not None and cert is None:
+        raise typer.BadParameter("--key needs --cert (the certificate it belongs to)")
+    from zetcd.etcd import client_context
+
+    for flag, path in (("--cacert", cacert), ("--cert", cert), ("--key", key)):
+        if path is not None and not path.is_file():
+            raise typer.BadParameter(f"{flag} {path}: no such file")
+    try:
+        return client_context(
+            str(cacert) if cacert else None, str(cert) if cert else None, str(key) if key else None
+        )
+    except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
+        raise typer.BadParameter(f"cannot use the TLS files given: {e}") from None
 
 
 @app.callback(invoke_without_command=True)
@@ -114,9 +136,28 @@ def main_command(
     endpoints: Annotated[
         str | None,
         typer.Option(
-            help="etcd endpoints, comma separated (http://host:port or host:port). "
-            "Without it zetcd starts and owns a local etcd."
+            help="etcd endpoints, comma separated (http://host:port, https://host:port or "
+            "host:port). Without it zetcd starts and owns a local etcd."
         ),
+    ] = None,
+    cacert: Annotated[
+        Path | None,
+        typer.Option(
+            help="TLS to etcd: CA certificates (PEM) that etcd's certificate must chain to. "
+            "Default for https:// endpoints: the system's trusted CAs.",
+            show_default=False,
+        ),
+    ] = None,
+    cert: Annotated[
+        Path | None,
+        typer.Option(
+            help="TLS to etcd: client certificate (PEM) for an etcd run with --client-cert-auth.",
+            show_default=False,
+        ),
+    ] = None,
+    key: Annotated[
+        Path | None,
+        typer.Option(help="TLS to etcd: the private key (PEM) of --cert.", show_default=False),
     ] = None,
     data_dir: Annotated[
         Path | None,
@@ -253,6 +294,12 @@ def main_command(
         raise typer.BadParameter("--etcd-max-txn-ops must be at least 32")
     if container_check_interval <= 0:
         raise typer.BadParameter("--container-check-interval must be positive")
+    etcd_tls = tls_context(cacert, cert, key)
+    if etcd_tls is not None and endpoints is None:
+        raise typer.BadParameter(
+            "--cacert, --cert and --key are for an etcd cluster of your own (--endpoints): the"
+            " embedded etcd serves plain HTTP on loopback"
+        )
     words = (
         None
         if four_letter_words.strip() == "*"
@@ -261,7 +308,10 @@ def main_command(
     config = RunConfig(
         host=host,
         port=port,
-        endpoints=parse_endpoints(endpoints) if endpoints is not None else None,
+        endpoints=(
+            parse_endpoints(endpoints, etcd_tls is not None) if endpoints is not None else None
+        ),
+        etcd_tls=etcd_tls,
         data_dir=data_dir,
         etcd_binary=etcd_binary,
         options=Options(

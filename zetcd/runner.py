@@ -6,6 +6,7 @@ import dataclasses
 import gc
 import logging
 import signal
+import ssl
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,9 @@ class RunConfig:
     host: str = "127.0.0.1"
     port: int = 2181
     endpoints: list[str] | None = None
+    # TLS to the etcd cluster at ``endpoints`` (zetcd.etcd.client_context); None for https://
+    # endpoints means the system's trusted CAs
+    etcd_tls: ssl.SSLContext | None = None
     data_dir: Path | None = None
     etcd_binary: str | None = None
     options: Options = field(default_factory=Options)
@@ -182,7 +186,7 @@ async def _run(
             log.info("started embedded etcd at %s (data dir %s)", endpoint, data_dir)
             watchers.start_soon(_watch_etcd, embedded, stop)
             endpoints = [endpoint]
-        client = await EtcdClient.connect(endpoints)
+        client = await EtcdClient.connect(endpoints, tls=config.etcd_tls)
         stack.push_async_callback(client.aclose)
         backend = EtcdBackend(client, options)
         connections: set[Connection] = set()

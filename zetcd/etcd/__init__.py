@@ -3,7 +3,7 @@
 See ``client.py`` for behaviour (failover, timeouts, cancellation) and ``watch.py`` for watches.
 """
 
-from ._conn import parse_endpoints
+from ._conn import endpoints_tls, parse_endpoints
 from .client import EtcdClient
 from .errors import CompactedError, EtcdError, EtcdUnavailable
 from .requests import (
@@ -18,6 +18,7 @@ from .requests import (
     op_range,
     prefix_end,
 )
+from .tls import client_context
 from .watch import Watch, WatchBatch
 
 __all__ = [
@@ -27,12 +28,14 @@ __all__ = [
     "EtcdUnavailable",
     "Watch",
     "WatchBatch",
+    "client_context",
     "compare_create",
     "compare_mod",
     "compare_value",
     "compare_version",
     "encode_guarded_txn",
     "encode_txn",
+    "endpoints_tls",
     "op_delete",
     "op_put",
     "op_range",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -18,6 +19,7 @@ __all__ = [
     "UNARY",
     "Endpoint",
     "Rounds",
+    "endpoints_tls",
     "is_never_sent",
     "parse_endpoints",
 ]
@@ -30,34 +32,48 @@ FAILOVER_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLIN
 REQUIRE_LEADER: tuple[tuple[str, str], ...] = (("hasleader", "true"),)
 
 
+def _split(endpoints: str | Sequence[str]) -> list[str]:
+    items = [endpoints] if isinstance(endpoints, str) else list(endpoints)
+    return [part.strip() for item in items for part in item.split(",") if part.strip()]
+
+
 def parse_endpoints(endpoints: str | Sequence[str]) -> list[str]:
     """``["http://h:p", "h2:p2,h3:p3"]`` -> ``["h:p", "h2:p2", "h3:p3"]`` (gRPC targets).
 
-    Accepts a single string too. Only plain ``http`` is supported; a missing port means 2379.
+    Accepts a single string too. Schemes ``http`` and ``https`` (see :func:`endpoints_tls`); a
+    missing port means 2379.
     """
-    items = [endpoints] if isinstance(endpoints, str) else list(endpoints)
     targets: list[str] = []
-    for item in items:
-        for raw in item.split(","):
-            part = raw.strip()
-            if not part:
-                continue
-            if "://" in part:
-                scheme, _, part = part.partition("://")
-                if scheme.lower() != "http":
-                    raise ValueError(f"unsupported etcd endpoint scheme {scheme!r} in {raw!r}")
-                part = part.rstrip("/")
-            if not part or "/" in part:
-                raise ValueError(f"bad etcd endpoint {raw!r}")
-            if not part.rsplit("]", 1)[-1].count(":"):
-                part += ":2379"
-            host, _, port = part.rpartition(":")
-            if not host.strip("[]") or not port.isdigit() or not 0 < int(port) <= 65535:
-                raise ValueError(f"bad etcd endpoint {raw.strip()!r}: want host:port, port 1-65535")
-            targets.append(part)
+    for raw in _split(endpoints):
+        part = raw
+        if "://" in part:
+            scheme, _, part = part.partition("://")
+            if scheme.lower() not in ("http", "https"):
+                raise ValueError(f"unsupported etcd endpoint scheme {scheme!r} in {raw!r}")
+            part = part.rstrip("/")
+        if not part or "/" in part:
+            raise ValueError(f"bad etcd endpoint {raw!r}")
+        if not part.rsplit("]", 1)[-1].count(":"):
+            part += ":2379"
+        host, _, port = part.rpartition(":")
+        if not host.strip("[]") or not port.isdigit() or not 0 < int(port) <= 65535:
+            raise ValueError(f"bad etcd endpoint {raw!r}: want host:port, port 1-65535")
+        targets.append(part)
     if not targets:
         raise ValueError("no etcd endpoint given")
     return targets
+
+
+def endpoints_tls(endpoints: str | Sequence[str], tls_given: bool) -> bool:
+    """Do these endpoints speak TLS? ``https://`` ones do, ``http://`` ones do not, and bare
+    ``host:port`` ones do when TLS settings are given (``tls_given``), as etcdctl has it.
+    ValueError for a mix of schemes, or for TLS settings with ``http://`` endpoints."""
+    schemes = {raw.partition("://")[0].lower() for raw in _split(endpoints) if "://" in raw}
+    if len(schemes) > 1:
+        raise ValueError("etcd endpoints mix http:// and https://: use one or the other")
+    if schemes == {"http"} and tls_given:
+        raise ValueError("TLS settings given for http:// etcd endpoints: use https://")
+    return schemes == {"https"} or tls_given
 
 
 def is_never_sent(err: Any) -> bool:
@@ -127,10 +143,11 @@ class Started(NamedTuple):
 
 class Endpoint:
     """One etcd member and the HTTP/2 connection to it (opened when first needed, and again
-    after it fails)."""
+    after it fails), over TLS with ``tls``."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, tls: ssl.SSLContext | None = None) -> None:
         self.target = target
+        self.tls = tls
         host, _, port = target.rpartition(":")
         self.host = host.strip("[]")
         self.port = int(port)
@@ -147,7 +164,7 @@ class Endpoint:
             if conn is None or not conn.usable:
                 if self._closed:
                     raise CallError(grpc.StatusCode.UNAVAILABLE, "client closed", never_sent=True)
-                conn = Http2Connection(self.host, self.port)
+                conn = Http2Connection(self.host, self.port, self.tls)
                 conn.metadata = REQUIRE_LEADER
                 await conn.open()
                 if self._closed:  # closed while connecting

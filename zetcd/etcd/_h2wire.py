@@ -95,11 +95,13 @@ def _literal_new(name: bytes, value: bytes) -> bytes:
     return b"\x00" + _hpack_string(name) + _hpack_string(value)
 
 
-def request_headers(path: bytes, authority: bytes, metadata: tuple[tuple[str, str], ...]) -> bytes:
-    """The header block of a gRPC request: POST, http (static entries 3 and 6), then :path (4),
-    :authority (1), content-type (31), te and the metadata as literals."""
+def request_headers(
+    path: bytes, authority: bytes, metadata: tuple[tuple[str, str], ...], https: bool = False
+) -> bytes:
+    """The header block of a gRPC request: POST, then http or https (static entries 3, and 6
+    or 7), :path (4), :authority (1), content-type (31), te and the metadata as literals."""
     return (
-        b"\x83\x86"
+        (b"\x83\x87" if https else b"\x83\x86")
         + _literal(4, path)
         + _literal(1, authority)
         + _literal(31, b"application/grpc")

@@ -20,6 +20,7 @@ still have been applied. A client belongs to the trio run that created it; ``acl
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -35,11 +36,13 @@ from ._conn import (
     Endpoint,
     Rounds,
     Started,
+    endpoints_tls,
     is_never_sent,
     parse_endpoints,
 )
 from ._http2 import Http2Stream, StreamEnded
 from .errors import EtcdError, EtcdUnavailable, translate_rpc_error
+from .tls import client_context
 from .watch import Watch
 
 __all__ = ["EtcdClient"]
@@ -82,8 +85,12 @@ class EtcdClient:
         *,
         timeout: float = 5.0,
         reconnect_timeout: float = 30.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
-        self._endpoints = [Endpoint(t) for t in parse_endpoints(endpoints)]
+        targets = parse_endpoints(endpoints)
+        if endpoints_tls(endpoints, tls is not None) and tls is None:
+            tls = client_context()  # https:// endpoints, the system's trusted CAs
+        self._endpoints = [Endpoint(t, tls) for t in targets]
         self._current = 0
         self.timeout = timeout
         # How long a broken watch keeps trying to re-establish itself before EtcdUnavailable.
@@ -100,13 +107,15 @@ class EtcdClient:
         *,
         timeout: float = 5.0,
         reconnect_timeout: float = 30.0,
+        tls: ssl.SSLContext | None = None,
     ) -> EtcdClient:
-        """A client whose first reachable endpoint answered a Status call.
+        """A client whose first reachable endpoint answered a Status call. ``tls``: the SSL
+        context for TLS endpoints (``tls.client_context``; see ``endpoints_tls`` for which).
 
         Raises ``EtcdUnavailable`` if none does (after the retries described in the module
         docstring: about ``timeout`` s when connections are refused).
         """
-        client = cls(endpoints, timeout=timeout, reconnect_timeout=reconnect_timeout)
+        client = cls(endpoints, timeout=timeout, reconnect_timeout=reconnect_timeout, tls=tls)
         try:
             await client._unary("Status", rpc_pb2.StatusRequest(), idempotent=True)
         except BaseException:
