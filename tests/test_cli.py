@@ -163,8 +163,8 @@ def test_an_endpoint_that_is_not_etcd_is_a_one_line_error() -> None:
 
 
 def test_an_etcd_with_authentication_is_a_one_line_error() -> None:
-    """etcd's user/password authentication is not supported (docs/architecture.md): an etcd
-    with `auth enable` refuses zetcd's requests, and zetcd says so at start-up."""
+    """An etcd with `auth enable` refuses the requests of a zetcd without --user, and zetcd
+    says so at start-up (tests/test_etcd_auth.py has zetcd with --user)."""
     with EtcdServer() as etcd:
         ctl = ["etcdctl", "--endpoints", etcd.endpoint]
         env = {**os.environ, "ETCDCTL_API": "3"}

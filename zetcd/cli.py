@@ -127,6 +127,22 @@ def tls_context(cacert: Path | None, cert: Path | None, key: Path | None) -> ssl
         raise typer.BadParameter(f"cannot use the TLS files given: {e}") from None
 
 
+def parse_user(user: str | None, password: str | None) -> tuple[str, str] | None:
+    """(name, password) from --user NAME[:PASSWORD] and --password, as etcdctl takes them."""
+    if user is None:
+        if password is not None:
+            raise typer.BadParameter("--password needs --user")
+        return None
+    name, colon, inline = user.partition(":")
+    if not name:
+        raise typer.BadParameter("--user needs a user name (NAME:PASSWORD)")
+    if colon and password is not None:
+        raise typer.BadParameter("the password is given twice: in --user and in --password")
+    if not colon and password is None:
+        raise typer.BadParameter("--user needs a password: NAME:PASSWORD, or --password")
+    return name, inline if colon else (password or "")
+
+
 @app.callback(invoke_without_command=True)
 def main_command(
     ctx: typer.Context,
@@ -158,6 +174,18 @@ def main_command(
     key: Annotated[
         Path | None,
         typer.Option(help="TLS to etcd: the private key (PEM) of --cert.", show_default=False),
+    ] = None,
+    user: Annotated[
+        str | None,
+        typer.Option(
+            help="etcd user, for an etcd with authentication enabled: NAME:PASSWORD, or NAME "
+            "with --password.",
+            show_default=False,
+        ),
+    ] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(help="Password of --user.", show_default=False),
     ] = None,
     data_dir: Annotated[
         Path | None,
@@ -300,6 +328,12 @@ def main_command(
             "--cacert, --cert and --key are for an etcd cluster of your own (--endpoints): the"
             " embedded etcd serves plain HTTP on loopback"
         )
+    etcd_auth = parse_user(user, password)
+    if etcd_auth is not None and endpoints is None:
+        raise typer.BadParameter(
+            "--user is for an etcd cluster of your own (--endpoints): the embedded etcd has no"
+            " authentication"
+        )
     words = (
         None
         if four_letter_words.strip() == "*"
@@ -312,6 +346,7 @@ def main_command(
             parse_endpoints(endpoints, etcd_tls is not None) if endpoints is not None else None
         ),
         etcd_tls=etcd_tls,
+        etcd_auth=etcd_auth,
         data_dir=data_dir,
         etcd_binary=etcd_binary,
         options=Options(

@@ -37,6 +37,8 @@ class RunConfig:
     # TLS to the etcd cluster at ``endpoints`` (zetcd.etcd.client_context); None for https://
     # endpoints means the system's trusted CAs
     etcd_tls: ssl.SSLContext | None = None
+    # (user, password) for an etcd cluster with authentication enabled
+    etcd_auth: tuple[str, str] | None = field(default=None, repr=False)
     data_dir: Path | None = None
     etcd_binary: str | None = None
     options: Options = field(default_factory=Options)
@@ -186,7 +188,7 @@ async def _run(
             log.info("started embedded etcd at %s (data dir %s)", endpoint, data_dir)
             watchers.start_soon(_watch_etcd, embedded, stop)
             endpoints = [endpoint]
-        client = await EtcdClient.connect(endpoints, tls=config.etcd_tls)
+        client = await EtcdClient.connect(endpoints, tls=config.etcd_tls, auth=config.etcd_auth)
         stack.push_async_callback(client.aclose)
         backend = EtcdBackend(client, options)
         connections: set[Connection] = set()

@@ -126,6 +126,7 @@ UNARY: dict[str, tuple[bytes, Any]] = {
     "LeaseRevoke": (b"/etcdserverpb.Lease/LeaseRevoke", rpc_pb2.LeaseRevokeResponse),
     "LeaseTimeToLive": (b"/etcdserverpb.Lease/LeaseTimeToLive", rpc_pb2.LeaseTimeToLiveResponse),
     "Status": (b"/etcdserverpb.Maintenance/Status", rpc_pb2.StatusResponse),
+    "Authenticate": (b"/etcdserverpb.Auth/Authenticate", rpc_pb2.AuthenticateResponse),
 }
 STREAMS: dict[str, tuple[bytes, Any]] = {
     "Watch": (b"/etcdserverpb.Watch/Watch", rpc_pb2.WatchResponse),
@@ -148,6 +149,7 @@ class Endpoint:
     def __init__(self, target: str, tls: ssl.SSLContext | None = None) -> None:
         self.target = target
         self.tls = tls
+        self._metadata = REQUIRE_LEADER
         host, _, port = target.rpartition(":")
         self.host = host.strip("[]")
         self.port = int(port)
@@ -165,7 +167,7 @@ class Endpoint:
                 if self._closed:
                     raise CallError(grpc.StatusCode.UNAVAILABLE, "client closed", never_sent=True)
                 conn = Http2Connection(self.host, self.port, self.tls)
-                conn.metadata = REQUIRE_LEADER
+                conn.metadata = self._metadata
                 await conn.open()
                 if self._closed:  # closed while connecting
                     conn.close()
@@ -173,12 +175,25 @@ class Endpoint:
                 self._conn = conn
             return conn
 
-    async def call(self, path: bytes, message: bytes, timeout: float) -> bytes:
-        """One unary call with a deadline of ``timeout`` s; raises ``CallError``."""
+    def set_metadata(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        """The gRPC metadata of every call from now on (streams: those opened from now on)."""
+        self._metadata = metadata
+        if self._conn is not None:
+            self._conn.metadata = metadata
+
+    async def call(
+        self,
+        path: bytes,
+        message: bytes,
+        timeout: float,
+        metadata: tuple[tuple[str, str], ...] | None = None,
+    ) -> bytes:
+        """One unary call with a deadline of ``timeout`` s (with ``metadata`` instead of the
+        endpoint's, if given); raises ``CallError``."""
         conn: Http2Connection | None = None
         with trio.move_on_after(timeout):
             conn = await self._connection()
-            return await conn.call(path, message, timeout)
+            return await conn.call(path, message, timeout, metadata)
         if conn is not None:
             conn.retire()  # the member or the path to it may be gone: start afresh next time
         raise CallError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded", conn is None)

@@ -183,7 +183,18 @@ class Http2Connection:
         self._pings = 0  # keepalive pings sent
         self._pongs = 0  # and answered
         self._heard = 0.0  # trio time of the last bytes from the server
-        self.metadata: tuple[tuple[str, str], ...] = ()
+        self._metadata: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        """gRPC metadata (name, value) sent with every call from now on (etcd's "hasleader",
+        its auth "token")."""
+        return self._metadata
+
+    @metadata.setter
+    def metadata(self, value: tuple[tuple[str, str], ...]) -> None:
+        self._metadata = value
+        self._headers.clear()
 
     @property
     def usable(self) -> bool:
@@ -249,16 +260,23 @@ class Http2Connection:
             self._fail("connection closed", never_sent=False)
 
     # ------------------------------------------------------------------ calls
-    async def call(self, path: bytes, message: bytes, timeout: float) -> bytes:
-        """The response message of one unary call to ``path`` (``/package.Service/Method``).
-        Raises CallError; cancellation abandons the call (the server is told)."""
+    async def call(
+        self,
+        path: bytes,
+        message: bytes,
+        timeout: float,
+        metadata: tuple[tuple[str, str], ...] | None = None,
+    ) -> bytes:
+        """The response message of one unary call to ``path`` (``/package.Service/Method``),
+        with ``metadata`` instead of the connection's if given. Raises CallError;
+        cancellation abandons the call (the server is told)."""
         if not self.usable:
             raise self.error or CallError(
                 grpc.StatusCode.UNAVAILABLE, "connection closing", never_sent=True
             )
         call = self._new_call()
         try:
-            await self._send_request(call, path, message, timeout)
+            await self._send_request(call, path, message, timeout, metadata)
         except BaseException:
             self._abandon(call)
             raise
@@ -337,14 +355,19 @@ class Http2Connection:
         self._calls[call.id] = call
         return call
 
-    def _request_block(self, path: bytes, timeout: float) -> bytes:
+    def _request_block(
+        self, path: bytes, timeout: float, metadata: tuple[tuple[str, str], ...] | None = None
+    ) -> bytes:
         key = (path, grpc_timeout(timeout))
-        block = self._headers.get(key)
+        block = self._headers.get(key) if metadata is None else None
         if block is None:
-            meta = (*self.metadata, ("grpc-timeout", key[1].decode()))
-            block = self._headers[key] = request_headers(
-                path, self.authority, meta, https=self.tls is not None
+            meta = (
+                *(self._metadata if metadata is None else metadata),
+                ("grpc-timeout", key[1].decode()),
             )
+            block = request_headers(path, self.authority, meta, https=self.tls is not None)
+            if metadata is None:
+                self._headers[key] = block
         return block
 
     def retire(self) -> None:
@@ -353,8 +376,15 @@ class Http2Connection:
         self.closing = True
         self._after_call()
 
-    async def _send_request(self, call: Call, path: bytes, message: bytes, timeout: float) -> None:
-        block = self._request_block(path, timeout)
+    async def _send_request(
+        self,
+        call: Call,
+        path: bytes,
+        message: bytes,
+        timeout: float,
+        metadata: tuple[tuple[str, str], ...] | None = None,
+    ) -> None:
+        block = self._request_block(path, timeout, metadata)
         body = memoryview(b"\0" + len(message).to_bytes(4, "big") + message)
         total = len(body)
         frames = [frame(HEADERS, END_HEADERS, call.id, block)]
@@ -417,7 +447,7 @@ class Http2Connection:
         block = self._headers.get(key)
         if block is None:
             block = self._headers[key] = request_headers(
-                path, self.authority, self.metadata, https=self.tls is not None
+                path, self.authority, self._metadata, https=self.tls is not None
             )
         call.sent = True
         self._write(frame(HEADERS, END_HEADERS, call.id, block))

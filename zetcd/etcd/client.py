@@ -32,6 +32,7 @@ from pyetcd.etcdrpc import rpc_pb2
 
 from ._conn import (
     FAILOVER_CODES,
+    REQUIRE_LEADER,
     UNARY,
     Endpoint,
     Rounds,
@@ -55,18 +56,21 @@ _PutRequest: Any = rpc_pb2.PutRequest
 _DeleteRangeRequest: Any = rpc_pb2.DeleteRangeRequest
 _TxnRequest: Any = rpc_pb2.TxnRequest
 _TxnResponse: Any = rpc_pb2.TxnResponse
+# what etcd says when it refuses a request for its auth token (see EtcdClient.token_refused)
+TOKEN_REFUSED = ("etcdserver: invalid auth token", "etcdserver: revision of auth store is old")
 _TXN_PATH = UNARY["Txn"][0]
 
 
 class TxnStarted:
     """A txn sent by EtcdClient.start_txn, its answer still to come."""
 
-    __slots__ = ("endpoint", "request", "response", "since", "started")
+    __slots__ = ("auth_seq", "endpoint", "request", "response", "since", "started")
 
-    def __init__(self, endpoint: int, started: Started, request: bytes) -> None:
+    def __init__(self, endpoint: int, started: Started, request: bytes, auth_seq: int) -> None:
         self.endpoint = endpoint  # its index
         self.started = started
         self.request = request
+        self.auth_seq = auth_seq  # the client's authentications when it was sent
         self.since = time.perf_counter()  # when sent
         self.response: Any = None  # the TxnResponse, once taken
 
@@ -86,6 +90,7 @@ class EtcdClient:
         timeout: float = 5.0,
         reconnect_timeout: float = 30.0,
         tls: ssl.SSLContext | None = None,
+        auth: tuple[str, str] | None = None,
     ) -> None:
         targets = parse_endpoints(endpoints)
         if endpoints_tls(endpoints, tls is not None) and tls is None:
@@ -99,6 +104,9 @@ class EtcdClient:
         self._streams: set[Http2Stream] = set()
         self._keepalive_stream: Http2Stream | None = None
         self._keepalive_lock = trio.Lock()
+        self._auth = auth  # etcd user and password
+        self._auth_seq = 0  # tokens got so far
+        self._auth_lock = trio.Lock()
 
     @classmethod
     async def connect(
@@ -108,15 +116,22 @@ class EtcdClient:
         timeout: float = 5.0,
         reconnect_timeout: float = 30.0,
         tls: ssl.SSLContext | None = None,
+        auth: tuple[str, str] | None = None,
     ) -> EtcdClient:
         """A client whose first reachable endpoint answered a Status call. ``tls``: the SSL
         context for TLS endpoints (``tls.client_context``; see ``endpoints_tls`` for which).
+        ``auth``: (user, password) for an etcd with authentication enabled; a wrong pair
+        raises ``EtcdError`` (INVALID_ARGUMENT).
 
         Raises ``EtcdUnavailable`` if none does (after the retries described in the module
         docstring: about ``timeout`` s when connections are refused).
         """
-        client = cls(endpoints, timeout=timeout, reconnect_timeout=reconnect_timeout, tls=tls)
+        client = cls(
+            endpoints, timeout=timeout, reconnect_timeout=reconnect_timeout, tls=tls, auth=auth
+        )
         try:
+            if auth is not None:
+                await client._authenticate(0)
             await client._unary("Status", rpc_pb2.StatusRequest(), idempotent=True)
         except BaseException:
             await client.aclose()
@@ -193,22 +208,67 @@ class EtcdClient:
         finally:
             observer(method, ok, time.perf_counter() - started)
 
-    async def _unary_call(self, method: str, request: Any, *, idempotent: bool) -> Any:
+    async def _unary_call(
+        self,
+        method: str,
+        request: Any,
+        *,
+        idempotent: bool,
+        metadata: tuple[tuple[str, str], ...] | None = None,
+    ) -> Any:
         self._check_open()
         await trio.lowlevel.checkpoint_if_cancelled()
         path, response_type = UNARY[method]
         message = request if isinstance(request, bytes) else request.SerializeToString()
         rounds: Rounds | None = None
+        renewed = False
         while True:
             index = self._current
+            seq = self._auth_seq
             try:
-                answer = await self._endpoints[index].call(path, message, self.timeout)
+                answer = await self._endpoints[index].call(path, message, self.timeout, metadata)
                 return response_type.FromString(answer)
             except grpc.RpcError as err:
+                if metadata is None and not renewed and self.token_refused(err):
+                    renewed = True  # refused before etcd did anything: it may go again
+                    await self._authenticate(seq)
+                    continue
                 self._retry_or_raise(err, index, idempotent)
                 rounds = rounds or Rounds(len(self._endpoints), self.timeout)
                 if not await rounds.failed():
                     raise self._unavailable(err) from None
+
+    def token_refused(self, err: Any) -> bool:
+        """Did etcd refuse a request for its auth token (expired: etcd's simple tokens end
+        after --auth-token-ttl idle seconds, and all at once when etcd restarts; or, etcd's
+        other refusal, issued before a change of users or roles, which etcd 3.4's simple
+        tokens were not refused for in our tests)? Then nothing was done, and with a new
+        token the request may go again."""
+        if self._auth is None or err is None:
+            return False
+        text: str = err  # a cancelled watch's reason
+        if not isinstance(err, str):
+            details = getattr(err, "details", None)
+            text = (details() if callable(details) else details) or str(err)
+        return any(reason in text for reason in TOKEN_REFUSED)
+
+    async def _authenticate(self, seen: int) -> None:
+        """Get a new auth token for every call from now on, unless another task has since
+        ``seen`` authentications (then its token is the new one)."""
+        assert self._auth is not None
+        async with self._auth_lock:
+            if self._auth_seq != seen:
+                return
+            name, password = self._auth
+            request = rpc_pb2.AuthenticateRequest(name=name, password=password)
+            # without the old token, which etcd would refuse before it looked at the password
+            response = await self._unary_call(
+                "Authenticate", request, idempotent=True, metadata=REQUIRE_LEADER
+            )
+            metadata = (*REQUIRE_LEADER, ("token", response.token))
+            for endpoint in self._endpoints:
+                endpoint.set_metadata(metadata)
+            self._auth_seq += 1
 
     def _retry_or_raise(self, err: Any, index: int, idempotent: bool) -> None:
         """A call to endpoint ``index`` failed with ``err``: return if it may go again (on the
@@ -299,7 +359,7 @@ class EtcdClient:
         started = self._endpoints[index].start(_TXN_PATH, request, self.timeout, notify)
         if started is None:
             return None
-        return TxnStarted(index, started, request)
+        return TxnStarted(index, started, request, self._auth_seq)
 
     def txn_answered(self, txn: TxnStarted) -> Any:
         """The ``TxnResponse`` of a txn sent by :meth:`start_txn` if etcd's answer is already
@@ -325,7 +385,10 @@ class EtcdClient:
             try:
                 answer = await Endpoint.finish(txn.started)
             except grpc.RpcError as err:
-                self._retry_or_raise(err, txn.endpoint, idempotent=False)
+                if self.token_refused(err):
+                    await self._authenticate(txn.auth_seq)
+                else:
+                    self._retry_or_raise(err, txn.endpoint, idempotent=False)
                 response = await self._unary_call("Txn", txn.request, idempotent=False)
             else:
                 if txn.response is not None:  # taken (and observed) by txn_answered meanwhile

@@ -214,9 +214,11 @@ class Watch:
         """
         client = self._client
         rounds: Rounds | None = None
+        renewed = False
         while True:
             client._check_open()
             index = client._current
+            seq = client._auth_seq
             stream = client._open_stream(index, "Watch", self._keeps_reading)
             create = rpc_pb2.WatchCreateRequest(
                 key=self._key,
@@ -227,23 +229,39 @@ class Watch:
             )
             stream.send(rpc_pb2.WatchRequest(create_request=create))
             ok = False
+            refused = False
+            last: Any = None
             try:
                 with trio.move_on_after(client.timeout):
                     response = await stream.receive()
-                    self._index = index
-                    self._stream = stream
-                    ok = True
-                if not ok:
-                    last: Any = TimeoutError(f"watch not created within {client.timeout} s")
+                    # etcd refuses a watch for its auth token by cancelling it at once
+                    refused = bool(response.canceled) and client.token_refused(
+                        response.cancel_reason
+                    )
+                    if refused:
+                        last = response.cancel_reason
+                    else:
+                        self._index = index
+                        self._stream = stream
+                        ok = True
+                if not ok and not refused:
+                    last = TimeoutError(f"watch not created within {client.timeout} s")
             except StreamEnded as end:
                 if end.closed:
                     client._check_open()
-                if not _retriable(end.error):
+                refused = client.token_refused(end.error)
+                if not refused and not _retriable(end.error):
                     raise translate_rpc_error(end.error) from None
                 last = end.error or ConnectionError("watch stream ended")
             finally:
                 if not ok:
                     stream.close()
+            if refused:
+                if renewed:  # a new token did not help
+                    raise EtcdError(f"etcd refused the watch for its auth token: {last}")
+                renewed = True
+                await client._authenticate(seq)
+                continue
             if ok:
                 if self._lost:
                     self._lost = False
