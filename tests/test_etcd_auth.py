@@ -16,10 +16,10 @@ import trio
 from kazoo.client import KazooClient
 from kazoo.protocol.states import KazooState
 
-from tests.servers import free_port, wait_until
+from tests.servers import EtcdServer, free_port, wait_until
 from tests.test_etcd_client import start_etcd, stop_etcd
 from tests.zetcd_server import ZetcdServer
-from zetcd.etcd import EtcdClient, EtcdError, prefix_end
+from zetcd.etcd import EtcdClient, EtcdError, encode_guarded_txn, prefix_end
 
 TOKEN_TTL = 2  # seconds an idle token lives (etcd's default: 300)
 PREFIX = "/zauth/"  # what the user's role may read and write
@@ -103,6 +103,45 @@ def test_the_client_authenticates_and_renews_its_token(auth_etcd: AuthEtcd) -> N
             assert client._auth_seq == 4
 
     trio.run(main)
+
+
+def test_early_sent_transactions_and_many_callers_get_one_new_token(
+    auth_etcd: AuthEtcd,
+) -> None:
+    """A transaction sent by start_txn and refused for its token goes again once the client
+    has a new token (and only once: one revision); twenty calls refused at once log in once."""
+
+    async def main() -> None:
+        async with await EtcdClient.connect([auth_etcd.endpoint], auth=USER) as client:
+            key = PREFIX.encode() + b"early/a"
+            before = await client.put(key, b"0")
+            await trio.sleep(TOKEN_TTL + 1.5)
+            started = client.start_txn(encode_guarded_txn({}, {}, [(key, b"1", 0)]))
+            assert started is not None
+            answer = await client.finish_txn(started)
+            assert answer.succeeded and client._auth_seq == 2
+            assert answer.header.revision == before.header.revision + 1
+            await trio.sleep(TOKEN_TTL + 1.5)
+            async with trio.open_nursery() as nursery:
+                for i in range(20):
+                    nursery.start_soon(client.put, PREFIX.encode() + b"early/%d" % i, b"x")
+            assert client._auth_seq == 3
+
+    trio.run(main)
+
+
+def test_a_user_for_an_etcd_without_authentication_is_let_be(
+    etcd: EtcdServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As etcdctl: users are often made before authentication is enabled."""
+
+    async def main() -> None:
+        async with await EtcdClient.connect([etcd.endpoint], auth=USER) as client:
+            await client.put(b"/no-auth/a", b"1")
+            assert not client.authenticates
+
+    trio.run(main)
+    assert "authentication is not enabled: working without logging in" in caplog.text
 
 
 def test_a_wrong_password_is_refused_at_once(auth_etcd: AuthEtcd) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import trio
 import trustme
+from cryptography.hazmat.primitives import serialization
 from kazoo.client import KazooClient
 
 from tests.servers import EtcdServer, EtcdTLS, free_port
@@ -168,9 +169,10 @@ def test_tls_and_plain_endpoints_do_not_mix_up(
 ) -> None:
     """A plain client at a TLS port and a TLS client at a plain port both fail cleanly."""
     plain_at_tls = _connect_error(f"http://{tls_etcd.address}", None)
-    assert "etcd unavailable" in plain_at_tls, plain_at_tls
+    assert "if etcd serves TLS there, use https://" in plain_at_tls, plain_at_tls
     tls_at_plain = _connect_error(f"https://{etcd.address}", client_context(str(pki.ca)))
     assert "TLS handshake with" in tls_at_plain, tls_at_plain
+    assert "if etcd serves plain HTTP there, use http://" in tls_at_plain, tls_at_plain
 
 
 def test_which_endpoints_speak_tls() -> None:
@@ -241,7 +243,19 @@ def test_zetcd_says_in_one_line_when_etcd_refuses_it(mtls_etcd: EtcdServer, pki:
 def test_tls_files_zetcd_cannot_use_are_flag_errors(tmp_path: Path, pki: EtcdTLS) -> None:
     not_pem = tmp_path / "not.pem"
     not_pem.write_text("hello\n")
+    key = serialization.load_pem_private_key(pki.client_key.read_bytes(), password=None)
+    encrypted = tmp_path / "encrypted-key.pem"
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
+    cert = str(pki.client_cert)
     for args, expected in (
+        (["--cert", cert, "--key", str(encrypted)], "the private key is encrypted"),
+        (["--cert", cert], "if --cert does not hold its private key too, give --key"),
         (["--cacert", str(not_pem)], "cannot use the TLS files given"),
         (["--cacert", str(tmp_path / "missing.pem")], "no such file"),
         (["--key", str(pki.client_key)], "--key needs --cert"),

@@ -124,7 +124,24 @@ def tls_context(cacert: Path | None, cert: Path | None, key: Path | None) -> ssl
             str(cacert) if cacert else None, str(cert) if cert else None, str(key) if key else None
         )
     except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
-        raise typer.BadParameter(f"cannot use the TLS files given: {e}") from None
+        hint = ""
+        if cert is not None and key is None and isinstance(e, ssl.SSLError):
+            hint = " (if --cert does not hold its private key too, give --key)"
+        raise typer.BadParameter(f"cannot use the TLS files given: {e}{hint}") from None
+
+
+def _warn_plaintext_password(endpoints: str) -> None:
+    """The password goes to etcd in the clear over http:// to another host: say so."""
+    for part in endpoints.split(","):
+        scheme, sep, rest = part.strip().partition("://")
+        if sep and scheme.lower() == "https":
+            return
+        host, _ = parse_hostport(rest if sep else scheme, 2379)
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            logging.getLogger("zetcd").warning(
+                "the etcd password goes to %s unencrypted: use https:// endpoints", host
+            )
+            return
 
 
 def parse_user(user: str | None, password: str | None) -> tuple[str, str] | None:
@@ -137,7 +154,9 @@ def parse_user(user: str | None, password: str | None) -> tuple[str, str] | None
     if not name:
         raise typer.BadParameter("--user needs a user name (NAME:PASSWORD)")
     if colon and password is not None:
-        raise typer.BadParameter("the password is given twice: in --user and in --password")
+        raise typer.BadParameter(
+            "the password is given twice: in --user and in --password (or ZETCD_ETCD_PASSWORD)"
+        )
     if not colon and password is None:
         raise typer.BadParameter("--user needs a password: NAME:PASSWORD, or --password")
     return name, inline if colon else (password or "")
@@ -185,7 +204,12 @@ def main_command(
     ] = None,
     password: Annotated[
         str | None,
-        typer.Option(help="Password of --user.", show_default=False),
+        typer.Option(
+            help="Password of --user (better in the environment than on the command line, "
+            "where other local users can read it).",
+            envvar="ZETCD_ETCD_PASSWORD",
+            show_default=False,
+        ),
     ] = None,
     data_dir: Annotated[
         Path | None,
@@ -334,6 +358,8 @@ def main_command(
             "--user is for an etcd cluster of your own (--endpoints): the embedded etcd has no"
             " authentication"
         )
+    if etcd_auth is not None and etcd_tls is None and endpoints is not None:
+        _warn_plaintext_password(endpoints)
     words = (
         None
         if four_letter_words.strip() == "*"

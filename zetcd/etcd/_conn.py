@@ -172,6 +172,7 @@ class Endpoint:
                 if self._closed:  # closed while connecting
                     conn.close()
                     raise CallError(grpc.StatusCode.UNAVAILABLE, "client closed", never_sent=True)
+                conn.metadata = self._metadata  # a new auth token may have come meanwhile
                 self._conn = conn
             return conn
 

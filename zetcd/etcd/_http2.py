@@ -95,9 +95,6 @@ PING_TIMEOUT = 5.0
 ACK_HOLD = 0.2
 MAX_HELD_ACKS = 8 * 17
 RECV_SIZE = 256 * 1024
-# a TLS write that must wait for the peer's bytes tries again this often (s) while the
-# connection's reader reads them
-WANT_READ_PAUSE = 0.005
 LAST_STREAM_ID = 2**31 - 1
 
 
@@ -239,8 +236,12 @@ class Http2Connection:
             try:
                 connected = await _tls.handshake(connected, self.tls, self.host)
             except OSError as e:  # closed by handshake()
+                hint = ""
+                if not isinstance(e, ssl.SSLCertVerificationError):
+                    hint = " (if etcd serves plain HTTP there, use http://)"
                 raise self._fail(
-                    f"TLS handshake with {self.host}:{self.port} failed: {e}", never_sent=True
+                    f"TLS handshake with {self.host}:{self.port} failed: {e}{hint}",
+                    never_sent=True,
                 ) from None
         self.sock = connected
         self._heard = trio.current_time()
@@ -869,9 +870,10 @@ class Http2Connection:
                     sent = sock.send(self._out)
                 except (BlockingIOError, ssl.SSLWantWriteError):
                     continue
-                except ssl.SSLWantReadError:  # TLS must read first: the reading task does
-                    await trio.sleep(WANT_READ_PAUSE)
-                    continue
+                except ssl.SSLWantReadError:
+                    # TLS must read first: the bytes wait in _out for the connection's reader,
+                    # which flushes after each read
+                    return
                 except OSError as e:
                     self._lost(f"failed: {e}")
                     return
@@ -888,6 +890,8 @@ class Http2Connection:
                 " before etcd's first frame (if etcd checks client certificates, it wants one"
                 " signed by a CA it trusts: zetcd's --cert and --key)"
             )
+        elif not self._greeted:
+            details += " before etcd's first frame (if etcd serves TLS there, use https://)"
         self._fail(details)
 
     def _fail(self, details: str, never_sent: bool = False) -> CallError:

@@ -20,6 +20,7 @@ still have been applied. A client belongs to the trio run that created it; ``acl
 
 from __future__ import annotations
 
+import logging
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -48,6 +49,8 @@ from .watch import Watch
 
 __all__ = ["EtcdClient"]
 
+log = logging.getLogger(__name__)
+
 # Any key works for current_revision(); count_only makes the answer tiny whatever it holds.
 _REVISION_PROBE_KEY = b"\0zetcd/revision-probe"
 
@@ -58,6 +61,7 @@ _TxnRequest: Any = rpc_pb2.TxnRequest
 _TxnResponse: Any = rpc_pb2.TxnResponse
 # what etcd says when it refuses a request for its auth token (see EtcdClient.token_refused)
 TOKEN_REFUSED = ("etcdserver: invalid auth token", "etcdserver: revision of auth store is old")
+AUTH_NOT_ENABLED = "etcdserver: authentication is not enabled"
 _TXN_PATH = UNARY["Txn"][0]
 
 
@@ -238,6 +242,11 @@ class EtcdClient:
                 if not await rounds.failed():
                     raise self._unavailable(err) from None
 
+    @property
+    def authenticates(self) -> bool:
+        """Does the client log in to etcd (a user given, and etcd's authentication on)?"""
+        return self._auth is not None
+
     def token_refused(self, err: Any) -> bool:
         """Did etcd refuse a request for its auth token (expired: etcd's simple tokens end
         after --auth-token-ttl idle seconds, and all at once when etcd restarts; or, etcd's
@@ -262,9 +271,17 @@ class EtcdClient:
             name, password = self._auth
             request = rpc_pb2.AuthenticateRequest(name=name, password=password)
             # without the old token, which etcd would refuse before it looked at the password
-            response = await self._unary_call(
-                "Authenticate", request, idempotent=True, metadata=REQUIRE_LEADER
-            )
+            try:
+                response = await self._unary_call(
+                    "Authenticate", request, idempotent=True, metadata=REQUIRE_LEADER
+                )
+            except EtcdError as e:
+                if AUTH_NOT_ENABLED not in str(e):
+                    raise
+                # as etcdctl: work without a token (users are often made before auth is on)
+                log.warning("etcd's authentication is not enabled: working without logging in")
+                self._auth = None
+                return
             metadata = (*REQUIRE_LEADER, ("token", response.token))
             for endpoint in self._endpoints:
                 endpoint.set_metadata(metadata)

@@ -28,8 +28,13 @@ def client_context(
     context.minimum_version = ssl.TLSVersion.TLSv1_2  # HTTP/2 forbids anything older
     context.set_alpn_protocols(["h2"])
     if cert is not None:
-        context.load_cert_chain(cert, key)
+        context.load_cert_chain(cert, key, password=_no_passphrase)
     return context
+
+
+def _no_passphrase() -> str:
+    """Asked for when the key is encrypted: refuse (else OpenSSL prompts on the terminal)."""
+    raise ValueError("the private key is encrypted: zetcd needs it unencrypted")
 
 
 async def handshake(sock: socket.socket, context: ssl.SSLContext, host: str) -> ssl.SSLSocket:

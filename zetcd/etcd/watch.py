@@ -234,9 +234,14 @@ class Watch:
             try:
                 with trio.move_on_after(client.timeout):
                     response = await stream.receive()
-                    # etcd refuses a watch for its auth token by cancelling it at once
-                    refused = bool(response.canceled) and client.token_refused(
-                        response.cancel_reason
+                    # etcd refuses a watch for its auth token by cancelling it at once (older
+                    # etcd releases say "permission denied" for that too: a token is renewed
+                    # once for it)
+                    reason = response.cancel_reason if response.canceled else ""
+                    refused = client.token_refused(reason) or (
+                        not renewed
+                        and client.authenticates
+                        and "etcdserver: permission denied" in reason
                     )
                     if refused:
                         last = response.cancel_reason
@@ -256,12 +261,12 @@ class Watch:
             finally:
                 if not ok:
                     stream.close()
-            if refused:
-                if renewed:  # a new token did not help
-                    raise EtcdError(f"etcd refused the watch for its auth token: {last}")
+            if refused and not renewed:
                 renewed = True
                 await client._authenticate(seq)
                 continue
+            if refused:  # and a new token did not help: as for an endpoint that did not answer
+                renewed = False  # the next round may renew it again
             if ok:
                 if self._lost:
                     self._lost = False
