@@ -5,6 +5,7 @@ made here (trustme); nothing is mocked."""
 from __future__ import annotations
 
 import dataclasses
+import socket
 import ssl
 import subprocess
 import sys
@@ -134,6 +135,29 @@ def test_bytes_openssl_holds_past_a_read_are_not_left_behind(
                     await client.put(b"/tls/pending/%d" % i, value)
                     got = await client.range(b"/tls/pending/%d" % i)
                     assert got.kvs[0].value == value
+
+    trio.run(main)
+
+
+def test_tls_writes_that_fill_the_socket_go_on_with_the_same_bytes(
+    tls_etcd: EtcdServer, pki: EtcdTLS
+) -> None:
+    """A send buffer of a few KiB: OpenSSL's writes stop part-way (SSLWantWriteError) again
+    and again, and each must go on with the bytes it stopped on."""
+
+    async def main() -> None:
+        context = client_context(str(pki.ca))
+        with trio.fail_after(30):
+            async with await EtcdClient.connect([tls_etcd.endpoint], tls=context) as client:
+                conn = client._endpoints[0]._conn
+                assert conn is not None and conn.sock is not None
+                conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+                values = [bytes([i]) * 700_000 for i in range(3)]
+                async with trio.open_nursery() as nursery:  # their frames interleave
+                    for i, value in enumerate(values):
+                        nursery.start_soon(client.put, b"/tls/full/%d" % i, value)
+                for i, value in enumerate(values):
+                    assert (await client.range(b"/tls/full/%d" % i)).kvs[0].value == value
 
     trio.run(main)
 
