@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,13 +17,12 @@ from kazoo.protocol.states import KazooState
 
 from tests.servers import EtcdServer, free_port, wait_until
 from tests.test_etcd_client import start_etcd, stop_etcd
-from tests.zetcd_server import ZetcdServer
+from tests.zetcd_server import ZetcdServer, zetcd_refusal
 from zetcd.etcd import EtcdClient, EtcdError, encode_guarded_txn, prefix_end
 
 TOKEN_TTL = 2  # seconds an idle token lives (etcd's default: 300)
 PREFIX = "/zauth/"  # what the user's role may read and write
 USER = ("zuser", "zetcd-pw")
-ZETCD = [sys.executable, "-m", "zetcd"]
 
 
 class AuthEtcd:
@@ -192,16 +190,8 @@ def test_zetcd_serves_through_ended_tokens_and_an_etcd_restart(auth_etcd: AuthEt
                 client.close()
 
 
-def _zetcd_stderr(args: list[str]) -> str:
-    argv = [*ZETCD, "-v", "0", "--zkaddr", f"127.0.0.1:{free_port()}", *args]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc.stderr
-
-
 def test_zetcd_says_in_one_line_when_etcd_refuses_its_user(auth_etcd: AuthEtcd) -> None:
-    says = _zetcd_stderr(["--endpoints", auth_etcd.endpoint, "--user", f"{USER[0]}:wrong"])
+    says = zetcd_refusal(["--endpoints", auth_etcd.endpoint, "--user", f"{USER[0]}:wrong"])
     assert says.strip().splitlines() == [
         "zetcd: etcd refused a request: INVALID_ARGUMENT: etcdserver: authentication failed,"
         " invalid user ID or password"
@@ -218,10 +208,10 @@ def test_zetcd_says_in_one_line_when_etcd_refuses_its_user(auth_etcd: AuthEtcd) 
     ],
 )
 def test_user_flags_that_make_no_sense_are_refused(args: list[str], says: str) -> None:
-    stderr = _zetcd_stderr(["--endpoints", "127.0.0.1:1", *args])
+    stderr = zetcd_refusal(["--endpoints", "127.0.0.1:1", *args])
     assert "Invalid value" in stderr and says in stderr, stderr
 
 
 def test_user_is_for_an_etcd_of_your_own() -> None:
-    stderr = _zetcd_stderr(["--user", "zuser:pw"])
+    stderr = zetcd_refusal(["--user", "zuser:pw"])
     assert "the embedded etcd has no authentication" in stderr, stderr

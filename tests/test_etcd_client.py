@@ -126,9 +126,9 @@ def _start_etcd_once(
             pass
         if process.poll() is not None or lost_the_port() or time.monotonic() > deadline:
             stop_etcd(process)
-            with open(log_path, "rb") as log:
-                log.seek(log_start)
-                output = log.read().decode(errors="replace")
+            with open(log_path, "rb") as written:
+                written.seek(log_start)
+                output = written.read().decode(errors="replace")
             if "address already in use" in output:
                 raise _PortTaken(output[-2000:])
             raise RuntimeError(f"etcd did not become healthy:\n{output[-2000:]}")

@@ -7,8 +7,6 @@ from __future__ import annotations
 import dataclasses
 import socket
 import ssl
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +16,8 @@ import trustme
 from cryptography.hazmat.primitives import serialization
 from kazoo.client import KazooClient
 
-from tests.servers import EtcdServer, EtcdTLS, free_port
-from tests.zetcd_server import ZetcdServer
+from tests.servers import EtcdServer, EtcdTLS
+from tests.zetcd_server import ZetcdServer, zetcd_refusal
 from zetcd.etcd import (
     EtcdClient,
     EtcdUnavailable,
@@ -29,8 +27,6 @@ from zetcd.etcd import (
     parse_endpoints,
     prefix_end,
 )
-
-ZETCD = [sys.executable, "-m", "zetcd"]
 
 
 def _write_ca(directory: Path, name: str) -> EtcdTLS:
@@ -249,18 +245,8 @@ def test_zetcd_serves_from_an_etcd_that_checks_client_certificates(
                 client.close()
 
 
-def _zetcd_failure(args: list[str]) -> str:
-    argv = [*ZETCD, "-v", "0", "--zkaddr", f"127.0.0.1:{free_port()}", *args]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 or "Invalid value" in proc.stderr, proc.stderr
-    return proc.stderr
-
-
 def test_zetcd_says_in_one_line_when_etcd_refuses_it(mtls_etcd: EtcdServer, pki: EtcdTLS) -> None:
-    says = _zetcd_failure(["--endpoints", mtls_etcd.endpoint, "--cacert", str(pki.ca)])
+    says = zetcd_refusal(["--endpoints", mtls_etcd.endpoint, "--cacert", str(pki.ca)])
     assert "etcd unavailable" in says and "client certificates" in says, says
 
 
@@ -288,7 +274,7 @@ def test_tls_files_zetcd_cannot_use_are_flag_errors(tmp_path: Path, pki: EtcdTLS
     ):
         if "--endpoints" not in args:
             args = ["--endpoints", "https://127.0.0.1:1", *args]
-        says = _zetcd_failure(args)
+        says = zetcd_refusal(args)
         assert "Invalid value" in says and expected in says, (args, says)
-    says = _zetcd_failure(["--cacert", str(pki.ca)])  # no --endpoints: the embedded etcd
+    says = zetcd_refusal(["--cacert", str(pki.ca)])  # no --endpoints: the embedded etcd
     assert "for an etcd cluster of your own" in says, says

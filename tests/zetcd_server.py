@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import uuid
 
@@ -62,3 +63,16 @@ class ZetcdServer(_Server):
             return four_letter_word(self.host, self.port, "ruok", timeout=1.0) == "imok"
         except OSError:
             return False
+
+
+def zetcd_refusal(args: list[str]) -> str:
+    """Run the zetcd command line (``-v 0``, on a free port) with ``args``, which must make it
+    exit 2 at start-up without a traceback, and return what it printed on stderr: one line
+    (``zetcd: ...``), or typer's usage box for a flag error ("Invalid value")."""
+    argv = [sys.executable, "-m", "zetcd", "-v", "0", "--zkaddr", f"127.0.0.1:{free_port()}"]
+    proc = subprocess.run([*argv, *args], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 or "Invalid value" in proc.stderr, proc.stderr
+    return proc.stderr
