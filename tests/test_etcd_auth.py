@@ -203,7 +203,7 @@ def test_zetcd_says_in_one_line_when_etcd_refuses_its_user(auth_etcd: AuthEtcd) 
     [
         (["--user", "zuser"], "--user needs a password"),
         (["--user", ":pw"], "--user needs a user name"),
-        (["--password", "pw"], "--password needs --user"),
+        (["--password", "pw"], "--password (or ZETCD_ETCD_PASSWORD) needs --user"),
         (["--user", "zuser:pw", "--password", "pw"], "the password is given twice"),
     ],
 )

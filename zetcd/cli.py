@@ -148,7 +148,7 @@ def parse_user(user: str | None, password: str | None) -> tuple[str, str] | None
     """(name, password) from --user NAME[:PASSWORD] and --password, as etcdctl takes them."""
     if user is None:
         if password is not None:
-            raise typer.BadParameter("--password needs --user")
+            raise typer.BadParameter("--password (or ZETCD_ETCD_PASSWORD) needs --user")
         return None
     name, colon, inline = user.partition(":")
     if not name:
