@@ -65,6 +65,12 @@ AUTH_NOT_ENABLED = "etcdserver: authentication is not enabled"
 _TXN_PATH = UNARY["Txn"][0]
 
 
+def _details(err: Any) -> str:
+    """What a gRPC error says (its details), or the text of whatever else stands for a failure
+    (a timeout, a cancelled watch's reason)."""
+    return (err.details() if hasattr(err, "details") else None) or str(err)
+
+
 class TxnStarted:
     """A txn sent by EtcdClient.start_txn, its answer still to come."""
 
@@ -186,7 +192,7 @@ class EtcdClient:
 
     def _unavailable(self, err: Any, *, indeterminate: bool = False) -> EtcdUnavailable:
         code = err.code() if hasattr(err, "code") else None
-        details = (err.details() if hasattr(err, "details") else None) or str(err)
+        details = _details(err)
         what = "no answer (the request may have been applied)" if indeterminate else "unavailable"
         return EtcdUnavailable(
             f"etcd {what}: {details}",
@@ -255,10 +261,7 @@ class EtcdClient:
         token the request may go again."""
         if self._auth is None or err is None:
             return False
-        text: str = err  # a cancelled watch's reason
-        if not isinstance(err, str):
-            details = getattr(err, "details", None)
-            text = (details() if callable(details) else details) or str(err)
+        text = _details(err)  # err: a call's error, or a cancelled watch's reason
         return any(reason in text for reason in TOKEN_REFUSED)
 
     async def _authenticate(self, seen: int) -> None:
