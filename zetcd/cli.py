@@ -130,14 +130,12 @@ def tls_context(cacert: Path | None, cert: Path | None, key: Path | None) -> ssl
         raise typer.BadParameter(f"cannot use the TLS files given: {e}{hint}") from None
 
 
-def _warn_plaintext_password(endpoints: str) -> None:
+def _warn_plaintext_password(urls: list[str]) -> None:
     """The password goes to etcd in the clear over http:// to another host: say so."""
-    for part in endpoints.split(","):
-        scheme, sep, rest = part.strip().partition("://")
-        if sep and scheme.lower() == "https":
-            return
-        host, _ = parse_hostport(rest if sep else scheme, 2379)
-        if host not in ("127.0.0.1", "localhost", "::1"):
+    for url in urls:
+        scheme, _, rest = url.partition("://")
+        host, _ = parse_hostport(rest, 2379)
+        if scheme.lower() == "http" and host not in ("127.0.0.1", "localhost", "::1"):
             logging.getLogger("zetcd").warning(
                 "the etcd password goes to %s unencrypted: use https:// endpoints", host
             )
@@ -352,14 +350,15 @@ def main_command(
             "--cacert, --cert and --key are for an etcd cluster of your own (--endpoints): the"
             " embedded etcd serves plain HTTP on loopback"
         )
+    etcd_urls = parse_endpoints(endpoints, etcd_tls is not None) if endpoints is not None else None
     etcd_auth = parse_user(user, password)
-    if etcd_auth is not None and endpoints is None:
-        raise typer.BadParameter(
-            "--user is for an etcd cluster of your own (--endpoints): the embedded etcd has no"
-            " authentication"
-        )
-    if etcd_auth is not None and etcd_tls is None and endpoints is not None:
-        _warn_plaintext_password(endpoints)
+    if etcd_auth is not None:
+        if etcd_urls is None:
+            raise typer.BadParameter(
+                "--user is for an etcd cluster of your own (--endpoints): the embedded etcd has"
+                " no authentication"
+            )
+        _warn_plaintext_password(etcd_urls)
     words = (
         None
         if four_letter_words.strip() == "*"
@@ -368,9 +367,7 @@ def main_command(
     config = RunConfig(
         host=host,
         port=port,
-        endpoints=(
-            parse_endpoints(endpoints, etcd_tls is not None) if endpoints is not None else None
-        ),
+        endpoints=etcd_urls,
         etcd_tls=etcd_tls,
         etcd_auth=etcd_auth,
         data_dir=data_dir,
