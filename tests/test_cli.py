@@ -16,7 +16,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import ConnectionLoss, SessionExpiredError
 
 from tests.servers import EtcdServer, four_letter_word, free_port
-from tests.zetcd_server import ZetcdServer
+from tests.zetcd_server import ZetcdServer, zetcd_refusal
 from zetcd.cli import parse_endpoints, parse_hostport, translate_go_flags
 
 ZETCD = [sys.executable, "-m", "zetcd"]
@@ -119,10 +119,8 @@ def test_bad_flags_are_rejected(bad: list[str], says: str) -> None:
 
 
 def _one_line_failure(args: list[str]) -> str:
-    proc = subprocess.run([*ZETCD, "-v", "0", *args], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
+    lines = zetcd_refusal(args).strip().splitlines()
+    assert len(lines) == 1, lines
     return lines[0]
 
 

@@ -66,10 +66,13 @@ class ZetcdServer(_Server):
 
 
 def zetcd_refusal(args: list[str]) -> str:
-    """Run the zetcd command line (``-v 0``, on a free port) with ``args``, which must make it
-    exit 2 at start-up without a traceback, and return what it printed on stderr: one line
-    (``zetcd: ...``), or typer's usage box for a flag error ("Invalid value")."""
-    argv = [sys.executable, "-m", "zetcd", "-v", "0", "--zkaddr", f"127.0.0.1:{free_port()}"]
+    """Run the zetcd command line (``-v 0``, on a free port unless ``args`` name --zkaddr) with
+    ``args``, which must make it exit 2 at start-up without a traceback, and return what it
+    printed on stderr: one line (``zetcd: ...``), or typer's usage box for a flag error
+    ("Invalid value")."""
+    argv = [sys.executable, "-m", "zetcd", "-v", "0"]
+    if "--zkaddr" not in args:
+        argv += ["--zkaddr", f"127.0.0.1:{free_port()}"]
     proc = subprocess.run([*argv, *args], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
