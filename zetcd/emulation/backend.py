@@ -366,6 +366,7 @@ class EtcdSession:
     async def malformed(self, xid: int, opcode: int) -> Reply:
         if opcode in (OpCode.AUTH, OpCode.SASL):  # ZooKeeper drops the connection, no reply
             raise DropConnection()
+        await self.mirror.caught_up()
         if opcode in plans.OPS or opcode == OpCode.MULTI:
             try:
                 zxid, _, _ = await self.backend.batcher.submit(
@@ -398,13 +399,19 @@ class EtcdSession:
     ) -> Reply | Callable[[], Awaitable[Reply]]:
         """Serve what can be served now; defer the rest, keeping the session's order.
 
-        A read is answered at once when nothing of this session is still in flight. A write
+        A read is answered at once when nothing of this session is still in flight and the
+        mirror has applied every write already answered (Batcher: a reply may leave first). A write
         (or multi) is queued to the batcher at once when everything in flight before it is a
         queued write too, so a pipelining client gets many writes per etcd transaction;
         anything else waits its turn and runs through ``handle`` in order.
         """
         op = header.type
-        if not self.deferred and op in READS and op not in _READS_WITH_EFFECTS:
+        if (
+            not self.deferred
+            and op in READS
+            and op not in _READS_WITH_EFFECTS
+            and not self.mirror.behind
+        ):
             err, resp = READS[op](self, body)
             return Reply(
                 PING_XID if op == OpCode.PING else header.xid, self.mirror.last_zxid, err, resp
@@ -415,9 +422,14 @@ class EtcdSession:
         if self.deferred == self.queued_writes and (op in plans.OPS or op == OpCode.MULTI):
             batcher = self.backend.batcher
             if op == OpCode.MULTI:
-                w = batcher.enqueue(plans.multi(self.ctx(), body.ops), True, hold=True)  # type: ignore[union-attr]
+                w = batcher.enqueue(
+                    plans.multi(self.ctx(), body.ops),  # type: ignore[union-attr]
+                    True,
+                    hold=True,
+                    watcher=self,
+                )
             else:
-                w = batcher.enqueue(plans.write(self.ctx(), op, body), hold=True)
+                w = batcher.enqueue(plans.write(self.ctx(), op, body), hold=True, watcher=self)
             self.queued_writes += 1
             self.deferred += 1
             return _QueuedWrite(self, header.xid, w)
@@ -448,6 +460,7 @@ class EtcdSession:
         op = header.type
         xid = header.xid
         req: Any = body
+        await self.mirror.caught_up()  # the writes already answered are in the tree
         read = READS.get(op)
         if read is not None:
             err, resp = read(self, body)
@@ -460,14 +473,16 @@ class EtcdSession:
         b = self.backend
         try:
             if op in plans.OPS:
-                zxid, err, resp = await b.batcher.submit(plans.write(self.ctx(), op, body))
+                zxid, err, resp = await b.batcher.submit(
+                    plans.write(self.ctx(), op, body), watcher=self
+                )
             elif op == OpCode.MULTI:
                 refused = self._refused_multi(xid, body)
                 if refused is not None:
                     return await refused
                 ops = req.ops
                 zxid, err, resp = await b.batcher.submit(
-                    plans.multi(self.ctx(), ops), exclusive=True
+                    plans.multi(self.ctx(), ops), exclusive=True, watcher=self
                 )
             elif op == OpCode.SYNC:
                 zxid = await self.mirror.catch_up()

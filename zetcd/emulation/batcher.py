@@ -18,8 +18,13 @@ pinned), and later transactions keep those for FENCE_BACKOFF seconds: with other
 writing, per-key guards let writes to different nodes commit side by side. The compares the
 fence saves are about a fifth of etcd's work on a batch of setData.
 
-Replies are released only once the mirror has applied the revision, so every session reads its
-own write and every notification it triggered is queued before the reply.
+Replies are released once the mirror has applied the revision, so every session reads its own
+write and every notification it triggered is queued before the reply; except that when every
+write of a batch is a client request of a session with no watches (nothing can be owed it
+before its reply), the replies leave as soon as etcd's answer is in, and the mirror applies the
+revision after them. The mirror is then ``promise``d that revision: until it has applied it,
+every session's requests wait for it (EtcdSession) and so does the next plan. A 1x1 write saves
+the decoding and applying of the watch event on its way.
 
 When the batcher is idle, a connection's reader that has queued writes (with ``hold``: the
 batcher's task is not woken for them) sends them itself once it has queued those of one receive
@@ -42,6 +47,7 @@ from zetcd.emulation.clock import TxnClock
 from zetcd.emulation.errors import OpError
 from zetcd.emulation.mirror import Mirror
 from zetcd.emulation.scratch import EtcdTxn, Scratch
+from zetcd.emulation.watches import Watcher
 from zetcd.etcd import EtcdClient, EtcdUnavailable, encode_guarded_txn
 from zetcd.etcd.client import TxnStarted
 from zetcd.proto.constants import Err
@@ -77,11 +83,25 @@ class Write:
     """One queued write. Its Event is made only if someone waits before it is finished (most
     replies of a batch are taken once the batch is done, without waiting)."""
 
-    __slots__ = ("_event", "apply", "error", "exclusive", "finished", "on_finish", "result")
+    __slots__ = (
+        "_event",
+        "apply",
+        "error",
+        "exclusive",
+        "finished",
+        "on_finish",
+        "result",
+        "watcher",
+    )
 
-    def __init__(self, apply: Apply, exclusive: bool = False) -> None:
+    def __init__(
+        self, apply: Apply, exclusive: bool = False, watcher: Watcher | None = None
+    ) -> None:
         self.apply = apply
         self.exclusive = exclusive
+        # the session whose client request it is: its reply may leave before the mirror has
+        # applied it while that session has no watches (None: it waits for the mirror)
+        self.watcher = watcher
         self.finished = False
         self.result: tuple[int, int, object] | None = None  # (zxid, err, response)
         self.error: BaseException | None = None
@@ -162,11 +182,18 @@ class Batcher:
         self._park: trio.CancelScope | None = None  # around run()'s wait for work
         mirror.batch_listeners.append(self._answer_in_place)
 
-    def enqueue(self, apply: Apply, exclusive: bool = False, hold: bool = False) -> Write:
+    def enqueue(
+        self,
+        apply: Apply,
+        exclusive: bool = False,
+        hold: bool = False,
+        watcher: Watcher | None = None,
+    ) -> Write:
         """Queue a write now (so writes commit in the order they were queued). With ``hold``,
         the caller promises to call :meth:`send_queued` before it next awaits anything; until
-        then the batcher's task is not woken for it."""
-        w = Write(apply, exclusive)
+        then the batcher's task is not woken for it. ``watcher``: the session whose request
+        it is, whose reply needs no mirror while it has no watches (see above)."""
+        w = Write(apply, exclusive, watcher)
         self.queue.append(w)
         if not hold:
             self._rouse()
@@ -188,6 +215,9 @@ class Batcher:
         down), the batcher's task plans it as usual."""
         if not self.queue or not self._parked or self._flight is not None:
             return  # the busy task, or the landing of the batch in flight, takes the queue
+        if self.mirror.behind:  # the last batch answered early: the task plans once it is in
+            self._rouse()
+            return
         batch = self._take()
         fenced = self._fence_usable()
         try:
@@ -215,8 +245,10 @@ class Batcher:
         assert w.result is not None
         return w.result
 
-    async def submit(self, apply: Apply, exclusive: bool = False) -> tuple[int, int, object]:
-        return await self.outcome(self.enqueue(apply, exclusive))
+    async def submit(
+        self, apply: Apply, exclusive: bool = False, watcher: Watcher | None = None
+    ) -> tuple[int, int, object]:
+        return await self.outcome(self.enqueue(apply, exclusive, watcher=watcher))
 
     def _take(self) -> list[Write]:
         q = self.queue
@@ -296,9 +328,11 @@ class Batcher:
                 elif resp.succeeded:
                     revision = resp.header.revision
                     if revision > self.mirror.revision:
-                        if flight.behind_since is None:
-                            flight.behind_since = trio.current_time()
-                        return  # the mirror lands it once it has applied the revision
+                        if not self._unwatched(flight.batch):
+                            if flight.behind_since is None:
+                                flight.behind_since = trio.current_time()
+                            return  # the mirror lands it once it has applied the revision
+                        self.mirror.promise(revision)
                     self._flight = None
                     if flight.behind_since is not None and self.on_mirror_lag is not None:
                         self.on_mirror_lag(trio.current_time() - flight.behind_since)
@@ -312,6 +346,13 @@ class Batcher:
                 self._fail(flight.batch, e)
         # the batcher's task deals with the flight, or takes what is queued after it
         self._rouse()
+
+    def _unwatched(self, batch: list[Write]) -> bool:
+        """May a committed batch's replies leave before the mirror has applied it? When all
+        its writes are client requests of sessions without watches: no notification can be
+        owed to them first, and their next requests wait for the mirror (``promise``)."""
+        watching = self.mirror.watches.watching
+        return all(w.watcher is not None and not watching(w.watcher) for w in batch)
 
     def _fence_usable(self) -> bool:
         if not self.use_fence:
@@ -401,6 +442,8 @@ class Batcher:
 
     async def _commit(self, batch: list[Write], flight: _Flight | None = None) -> None:
         mirror = self.mirror
+        if flight is None:
+            await mirror.caught_up()  # plan on a tree with the batches answered early
         failures = 0
         fenced = self._fence_usable() if flight is None else flight.fenced
         while True:
@@ -418,6 +461,9 @@ class Batcher:
                 txn, planned = self.plan(batch, fenced)
                 resp = await self.client.txn_encoded(encode(txn))
             revision = resp.header.revision
+            if resp.succeeded and mirror.revision < revision and self._unwatched(batch):
+                mirror.promise(revision)
+                break
             if self.on_mirror_lag is None or mirror.revision >= revision:
                 await mirror.wait_for(revision)
             else:

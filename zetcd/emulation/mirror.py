@@ -17,6 +17,11 @@ restart), before a fresh range is read and again before it replaces the tree (fo
 connected meanwhile), and ``reloaded_listeners`` hear of the new tree (the clean-up of sessions
 that ended meanwhile).
 
+A write's reply may leave before the mirror has applied it (Batcher: its session has no watches
+to be told of first): the batcher then ``promise``s that revision, and until the mirror has
+applied it, ``behind`` is true and every session's next request waits for it (reads answer from
+the tree, writes are planned on it), so read-your-writes holds, for every session at once.
+
 ``last_zxid`` is the zxid of the last change that ZooKeeper would count as a transaction (its
 revision, and the last position in it); the ``!sync`` key that ``sync`` writes to learn how far
 etcd has got is not one of them.
@@ -85,6 +90,9 @@ class Mirror:
         self.reloaded_listeners: list[Callable[[], None]] = []
         self.ready = trio.Event()
         self.failed: BaseException | None = None
+        # the newest revision a reply was sent for, and whether the tree has yet to apply it
+        self.promised = 0
+        self.behind = False
 
     @property
     def revision(self) -> int:
@@ -138,9 +146,7 @@ class Mirror:
             listener()
         self.tree = tree
         self.last_zxid = max(self.last_zxid, L.zxid(revision, L.MAX_POSITIONS - 1))
-        w = self._waiters
-        while w and w[0][0] <= revision:
-            heapq.heappop(w)[2].set()
+        self._reached(revision)
         for listener in self.batch_listeners:  # a write in flight may land now
             listener()
         for listener in self.reloaded_listeners:
@@ -209,6 +215,12 @@ class Mirror:
         if applied.sessions_ended or applied.sessions_started or applied.sessions_claimed:
             for listener in self.session_listeners:
                 listener(applied)
+        self._reached(revision)
+
+    def _reached(self, revision: int) -> None:
+        """The tree is at ``revision``: wake who waits for it."""
+        if self.behind and revision >= self.promised:
+            self.behind = False
         w = self._waiters
         while w and w[0][0] <= revision:
             heapq.heappop(w)[2].set()
@@ -233,6 +245,17 @@ class Mirror:
         ev = trio.Event()
         heapq.heappush(self._waiters, (revision, next(self._seq), ev))
         await ev.wait()
+
+    def promise(self, revision: int) -> None:
+        """A reply of a transaction at ``revision`` leaves before the tree has applied it."""
+        if revision > self.tree.revision:
+            self.promised = max(self.promised, revision)
+            self.behind = True
+
+    async def caught_up(self) -> None:
+        """Return once the tree has applied every revision a reply was sent for."""
+        if self.behind:
+            await self.wait_for(self.promised)
 
     async def catch_up(self) -> int:
         """Make the mirror at least as new as etcd is now (ZooKeeper's ``sync``)."""

@@ -175,3 +175,7 @@ class WatchManager:
     def drop_watcher(self, watcher: Watcher) -> None:
         self.data.drop_watcher(watcher)
         self.child.drop_watcher(watcher)
+
+    def watching(self, watcher: Watcher) -> bool:
+        """Has ``watcher`` any watch, of any kind?"""
+        return watcher in self.data.by_watcher or watcher in self.child.by_watcher
