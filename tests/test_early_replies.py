@@ -196,7 +196,9 @@ def test_a_session_with_a_watch_has_its_notification_before_its_reply(
             log.clear()
             held = _HeldMirror(mirror)
             mine: Any = a.begin(RequestHeader(5, OpCode.SET_DATA), SetDataRequest("/w", b"y", -1))
-            theirs: Any = b.begin(RequestHeader(1, OpCode.CREATE), CreateRequest("/o", b"", OPEN, 0))
+            theirs: Any = b.begin(
+                RequestHeader(1, OpCode.CREATE), CreateRequest("/o", b"", OPEN, 0)
+            )
             a.end_of_input()  # both in one transaction
             await _until(lambda: _answered_and_waiting(batcher))
             assert mine.poll() is None and theirs.poll() is None
