@@ -5,6 +5,7 @@ a real etcd, with the mirror's application of etcd's watch events held back by t
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,12 +20,14 @@ from zetcd.emulation import plans
 from zetcd.emulation.backend import EtcdBackend, EtcdSession
 from zetcd.emulation.batcher import Batcher
 from zetcd.emulation.mirror import Mirror
-from zetcd.proto.constants import EventType, OpCode
+from zetcd.proto.constants import AddWatchMode, EventType, OpCode
 from zetcd.proto.records import (
     ACL,
+    AddWatchRequest,
     ConnectRequest,
     CreateRequest,
     ExistsRequest,
+    GetChildrenRequest,
     GetDataRequest,
     Id,
     RequestHeader,
@@ -138,7 +141,8 @@ def test_a_reply_may_leave_first_and_every_next_request_waits_for_the_mirror(
             reply = await _reply(_begin(a, 2, OpCode.SET_DATA, SetDataRequest("/a", b"v1", 0)))
             assert reply.err == 0 and reply.body.stat.version == 1  # type: ignore[attr-defined]
             assert mirror.tree.nodes["/a"].data == b"v0" and mirror.behind
-            assert held.held
+            await _until(lambda: bool(held.held))  # the watch event is in, held back
+            assert mirror.tree.nodes["/a"].data == b"v0" and mirror.behind
             # reads of the writer and of anyone else, and a write planned on the tree, wait
             own = _begin(a, 3, OpCode.GET_DATA, GetDataRequest("/a", False))
             other = _begin(b, 1, OpCode.GET_DATA, GetDataRequest("/a", False))
@@ -244,5 +248,53 @@ def test_the_servers_own_writes_wait_for_the_mirror(etcd: EtcdServer) -> None:
             held.release()
             await _until(lambda: w.finished)
             assert w.error is None and "/t" in mirror.tree.nodes
+
+    trio.run(main)
+
+
+def test_a_watching_session_is_answered_first_when_no_change_can_reach_its_watches(
+    etcd: EtcdServer,
+) -> None:
+    """A fenced transaction proves no other zetcd changed a znode since its plan: when none of
+    its own changes can reach a session's watches, that session is owed nothing first. Not
+    with per-key guards, not with a watch on a changed node's parent, not with a recursive
+    watch anywhere."""
+
+    async def main() -> None:
+        log: list[tuple[Any, ...]] = []
+        async with _sessions(etcd, 1, log) as (backend, (a,)):
+            mirror, batcher = backend.mirror, backend.batcher
+            for i, path in enumerate(("/x", "/d", "/d/c")):
+                create = CreateRequest(path, b"", OPEN, 0)
+                assert (await _reply(_begin(a, i + 1, OpCode.CREATE, create))).err == 0
+            await _until(lambda: "/d/c" in mirror.tree.nodes)
+            watch = _begin(a, 10, OpCode.GET_DATA, GetDataRequest("/x", True))
+            assert (await _reply(watch)).err == 0
+            xid = itertools.count(11)
+
+            async def set_data(path: str, early: bool) -> None:
+                held = _HeldMirror(mirror)
+                queued = _begin(a, next(xid), OpCode.SET_DATA, SetDataRequest(path, b"", -1))
+                if early:
+                    assert (await _reply(queued)).err == 0 and mirror.behind
+                else:
+                    await _until(lambda: _answered_and_waiting(batcher))
+                    assert queued.poll() is None
+                held.release()
+                assert (await _reply(queued)).err == 0 and not mirror.behind
+
+            await set_data("/d", early=True)  # its watch is on /x
+            batcher.use_fence = False
+            await set_data("/d", early=False)
+            batcher.use_fence = True
+            # a child watch on /d: a change to /d/c may reach it (a create or delete would)
+            children = _begin(a, 20, OpCode.GET_CHILDREN, GetChildrenRequest("/d", True))
+            assert (await _reply(children)).err == 0
+            await set_data("/d/c", early=False)
+            await set_data("/", early=True)
+            recursive = AddWatchRequest("/x", AddWatchMode.PERSISTENT_RECURSIVE)
+            assert (await _reply(_begin(a, 21, OpCode.ADD_WATCH, recursive))).err == 0
+            await set_data("/", early=False)
+            assert log == []  # none of these writes fired a watch
 
     trio.run(main)

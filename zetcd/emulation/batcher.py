@@ -19,12 +19,16 @@ writing, per-key guards let writes to different nodes commit side by side. The c
 fence saves are about a fifth of etcd's work on a batch of setData.
 
 Replies are released once the mirror has applied the revision, so every session reads its own
-write and every notification it triggered is queued before the reply; except that when every
-write of a batch is a client request of a session with no watches (nothing can be owed it
-before its reply), the replies leave as soon as etcd's answer is in, and the mirror applies the
-revision after them. The mirror is then ``promise``d that revision: until it has applied it,
-every session's requests wait for it (EtcdSession) and so does the next plan. A 1x1 write saves
-the decoding and applying of the watch event on its way.
+write and every notification it triggered is queued before the reply; except when nothing can
+be owed to the batch's sessions before their replies: then the replies leave as soon as etcd's
+answer is in, and the mirror applies the revision after them. That is when every write of the
+batch is a client request, and each of its sessions either has no watches, or the transaction
+was fenced (so no other zetcd changed a znode since the tree it was planned on: its own changes
+are all that is still to come) and none of its changes can reach that session's watches. The
+mirror is then ``promise``d that revision: until it has applied it, every session's requests
+wait for it (EtcdSession) and so does the next plan. A 1x1 write saves the decoding and applying
+of the watch event on its way. (A writer that does not know the fence, such as an older zetcd,
+defeats the fence's proof until the mirror sees it: as with the fence's guards, see above.)
 
 When the batcher is idle, a connection's reader that has queued writes (with ``hold``: the
 batcher's task is not woken for them) sends them itself once it has queued those of one receive
@@ -328,7 +332,7 @@ class Batcher:
                 elif resp.succeeded:
                     revision = resp.header.revision
                     if revision > self.mirror.revision:
-                        if not self._unwatched(flight.batch):
+                        if not self._owes_nothing(flight.batch, flight.txn, flight.fenced):
                             if flight.behind_since is None:
                                 flight.behind_since = trio.current_time()
                             return  # the mirror lands it once it has applied the revision
@@ -347,12 +351,18 @@ class Batcher:
         # the batcher's task deals with the flight, or takes what is queued after it
         self._rouse()
 
-    def _unwatched(self, batch: list[Write]) -> bool:
-        """May a committed batch's replies leave before the mirror has applied it? When all
-        its writes are client requests of sessions without watches: no notification can be
-        owed to them first, and their next requests wait for the mirror (``promise``)."""
-        watching = self.mirror.watches.watching
-        return all(w.watcher is not None and not watching(w.watcher) for w in batch)
+    def _owes_nothing(self, batch: list[Write], txn: EtcdTxn, fenced: bool) -> bool:
+        """May a committed batch's replies leave before the mirror has applied it? When no
+        notification can be owed to its sessions first (see above); their next requests
+        then wait for the mirror (``promise``)."""
+        watches = self.mirror.watches
+        watchers = []
+        for w in batch:
+            if w.watcher is None:
+                return False
+            if watches.watching(w.watcher):
+                watchers.append(w.watcher)
+        return not watchers or (fenced and not watches.may_notify(txn.changes, watchers))
 
     def _fence_usable(self) -> bool:
         if not self.use_fence:
@@ -414,6 +424,7 @@ class Batcher:
                 del batch[i + 1 :]
                 break
         txn = sc.compile(with_log=len(batch) > 1 or sc.needs_log, positions=len(batch))
+        txn.changes = sc.log
         if fenced:
             # the fence replaces the per-key compares, except a session record's: its deletion
             # by lease expiry does not move the fence
@@ -461,7 +472,8 @@ class Batcher:
                 txn, planned = self.plan(batch, fenced)
                 resp = await self.client.txn_encoded(encode(txn))
             revision = resp.header.revision
-            if resp.succeeded and mirror.revision < revision and self._unwatched(batch):
+            early = resp.succeeded and mirror.revision < revision
+            if early and self._owes_nothing(batch, txn, fenced):
                 mirror.promise(revision)
                 break
             if self.on_mirror_lag is None or mirror.revision >= revision:

@@ -39,6 +39,8 @@ class EtcdTxn:
     # with per-key guards, (the fence, a value it must be below): no transaction with a later
     # time committed since the plan (layout.py)
     time_bound: tuple[bytes, bytes] | None = None
+    # the ZooKeeper-level changes it makes, in order: (tree.CREATED/CHANGED/DELETED, path)
+    changes: list[tuple[str, str]] = field(default_factory=list)
 
     def put(self, key: bytes, value: bytes, lease: int = 0) -> None:
         self.ops.append((key, value, lease))

@@ -129,6 +129,12 @@ class WatchTable:
                 w.notify(event_type, path)
         return fired
 
+    def has_recursive(self, watcher: Watcher) -> bool:
+        return any(
+            self.by_path[path][watcher] == PERSISTENT_RECURSIVE
+            for path in self.by_watcher.get(watcher, ())
+        )
+
     def drop_watcher(self, watcher: Watcher) -> None:
         for path in self.by_watcher.pop(watcher, ()):
             self._drop(path, self.by_path[path], watcher)
@@ -179,3 +185,17 @@ class WatchManager:
     def watching(self, watcher: Watcher) -> bool:
         """Has ``watcher`` any watch, of any kind?"""
         return watcher in self.data.by_watcher or watcher in self.child.by_watcher
+
+    def may_notify(self, changes: Iterable[tuple[str, str]], watchers: list[Watcher]) -> bool:
+        """Could ``changes`` notify one of ``watchers``? Erring on yes: any watch of theirs on
+        a changed node or its parent, in either table, or a recursive watch anywhere."""
+        data, child = self.data, self.child
+        if data.recursive and any(data.has_recursive(w) for w in watchers):
+            return True
+        for _, path in changes:
+            for p in (path, parent_of(path)) if path != "/" else (path,):
+                for table in (data, child):
+                    entries = table.by_path.get(p)
+                    if entries and any(w in entries for w in watchers):
+                        return True
+        return False
