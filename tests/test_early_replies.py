@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 from tests.backends import running_backend
 from tests.servers import EtcdServer
@@ -72,6 +73,13 @@ class _HeldMirror:
         self.held.clear()
         for listener in mirror.batch_listeners:
             listener()
+
+
+async def _hold(mirror: Mirror) -> _HeldMirror:
+    """Hold the mirror back once every task is blocked (the batcher's task parked: a write
+    queued now is sent at once by send_queued, not planned by that task)."""
+    await trio.testing.wait_all_tasks_blocked()
+    return _HeldMirror(mirror)
 
 
 @asynccontextmanager
@@ -136,7 +144,7 @@ def test_a_reply_may_leave_first_and_every_next_request_waits_for_the_mirror(
             create = CreateRequest("/a", b"v0", OPEN, 0)
             assert (await _reply(_begin(a, 1, OpCode.CREATE, create))).err == 0
             await _until(lambda: "/a" in mirror.tree.nodes)
-            held = _HeldMirror(mirror)
+            held = await _hold(mirror)
             # no watches: the reply comes while the mirror has not applied the write
             reply = await _reply(_begin(a, 2, OpCode.SET_DATA, SetDataRequest("/a", b"v1", 0)))
             assert reply.err == 0 and reply.body.stat.version == 1  # type: ignore[attr-defined]
@@ -185,7 +193,7 @@ def test_a_session_with_a_watch_has_its_notification_before_its_reply(
             await _until(lambda: "/w" in mirror.tree.nodes)
             watch = await _reply(_begin(a, 2, OpCode.GET_DATA, GetDataRequest("/w", True)))
             assert watch.err == 0
-            held = _HeldMirror(mirror)
+            held = await _hold(mirror)
             queued = _begin(a, 3, OpCode.SET_DATA, SetDataRequest("/w", b"x", -1))
             queued.when_ready(lambda: log.append(("reply", 3)))
             # etcd has answered (the batch waits for the mirror), the reply has not left
@@ -198,7 +206,7 @@ def test_a_session_with_a_watch_has_its_notification_before_its_reply(
             watch = await _reply(_begin(a, 4, OpCode.EXISTS, ExistsRequest("/w", True)))
             assert watch.err == 0
             log.clear()
-            held = _HeldMirror(mirror)
+            held = await _hold(mirror)
             mine: Any = a.begin(RequestHeader(5, OpCode.SET_DATA), SetDataRequest("/w", b"y", -1))
             theirs: Any = b.begin(
                 RequestHeader(1, OpCode.CREATE), CreateRequest("/o", b"", OPEN, 0)
@@ -210,7 +218,7 @@ def test_a_session_with_a_watch_has_its_notification_before_its_reply(
             assert (await _reply(mine)).err == 0 and (await _reply(theirs)).err == 0
             assert log == [("event", EventType.NODE_DATA_CHANGED, "/w")]
             # with its watch used up, the session's replies may leave first again
-            held = _HeldMirror(mirror)
+            held = await _hold(mirror)
             reply = await _reply(_begin(a, 6, OpCode.SET_DATA, SetDataRequest("/w", b"z", -1)))
             assert reply.err == 0 and mirror.behind
             held.release()
@@ -230,7 +238,7 @@ def test_the_servers_own_writes_wait_for_the_mirror(etcd: EtcdServer) -> None:
         async with running_backend(etcd) as (client, backend):
             batcher, mirror = backend.batcher, backend.mirror
             # sent at once by send_queued, its answer read by the mirror's task
-            held = _HeldMirror(mirror)
+            held = await _hold(mirror)
             w = batcher.enqueue(create("/s"), hold=True)
             batcher.send_queued()
             await _until(lambda: _answered_and_waiting(batcher))
@@ -240,7 +248,7 @@ def test_the_servers_own_writes_wait_for_the_mirror(etcd: EtcdServer) -> None:
             assert w.error is None and "/s" in mirror.tree.nodes
             # sent and answered in the batcher's own task
             client.start_txn = _never_at_once  # type: ignore[method-assign]
-            held = _HeldMirror(mirror)
+            held = await _hold(mirror)
             w = batcher.enqueue(create("/t"))
             await _until(lambda: bool(held.held))  # committed: etcd's watch has it
             await trio.sleep(0.2)
@@ -273,7 +281,7 @@ def test_a_watching_session_is_answered_first_when_no_change_can_reach_its_watch
             xid = itertools.count(11)
 
             async def set_data(path: str, early: bool) -> None:
-                held = _HeldMirror(mirror)
+                held = await _hold(mirror)
                 queued = _begin(a, next(xid), OpCode.SET_DATA, SetDataRequest(path, b"", -1))
                 if early:
                     assert (await _reply(queued)).err == 0 and mirror.behind
