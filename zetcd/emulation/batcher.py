@@ -331,12 +331,10 @@ class Batcher:
                         return  # the answer is still to come
                 elif resp.succeeded:
                     revision = resp.header.revision
-                    if revision > self.mirror.revision:
-                        if not self._owes_nothing(flight.batch, flight.txn, flight.fenced):
-                            if flight.behind_since is None:
-                                flight.behind_since = trio.current_time()
-                            return  # the mirror lands it once it has applied the revision
-                        self.mirror.promise(revision)
+                    if not self._settles_now(flight.batch, flight.txn, flight.fenced, revision):
+                        if flight.behind_since is None:
+                            flight.behind_since = trio.current_time()
+                        return  # the mirror lands it once it has applied the revision
                     self._flight = None
                     if flight.behind_since is not None and self.on_mirror_lag is not None:
                         self.on_mirror_lag(trio.current_time() - flight.behind_since)
@@ -350,6 +348,17 @@ class Batcher:
                 self._fail(flight.batch, e)
         # the batcher's task deals with the flight, or takes what is queued after it
         self._rouse()
+
+    def _settles_now(self, batch: list[Write], txn: EtcdTxn, fenced: bool, revision: int) -> bool:
+        """May a batch committed at ``revision`` be settled now? When the mirror has applied
+        it, or nothing can be owed to its sessions first: the mirror is then promised it."""
+        mirror = self.mirror
+        if revision <= mirror.revision:
+            return True
+        if not self._owes_nothing(batch, txn, fenced):
+            return False
+        mirror.promise(revision)
+        return True
 
     def _owes_nothing(self, batch: list[Write], txn: EtcdTxn, fenced: bool) -> bool:
         """May a committed batch's replies leave before the mirror has applied it? When no
@@ -472,9 +481,7 @@ class Batcher:
                 txn, planned = self.plan(batch, fenced)
                 resp = await self.client.txn_encoded(encode(txn))
             revision = resp.header.revision
-            early = resp.succeeded and mirror.revision < revision
-            if early and self._owes_nothing(batch, txn, fenced):
-                mirror.promise(revision)
+            if resp.succeeded and self._settles_now(batch, txn, fenced, revision):
                 break
             if self.on_mirror_lag is None or mirror.revision >= revision:
                 await mirror.wait_for(revision)

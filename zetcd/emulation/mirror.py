@@ -90,13 +90,16 @@ class Mirror:
         self.reloaded_listeners: list[Callable[[], None]] = []
         self.ready = trio.Event()
         self.failed: BaseException | None = None
-        # the newest revision a reply was sent for, and whether the tree has yet to apply it
-        self.promised = 0
-        self.behind = False
+        self.promised = 0  # the newest revision a reply was sent for
 
     @property
     def revision(self) -> int:
         return self.tree.revision
+
+    @property
+    def behind(self) -> bool:
+        """Has a reply gone out for a revision the tree has yet to apply?"""
+        return self.tree.revision < self.promised
 
     # ------------------------------------------------------------------ start-up
     async def bootstrap(self) -> None:
@@ -219,8 +222,6 @@ class Mirror:
 
     def _reached(self, revision: int) -> None:
         """The tree is at ``revision``: wake who waits for it."""
-        if self.behind and revision >= self.promised:
-            self.behind = False
         w = self._waiters
         while w and w[0][0] <= revision:
             heapq.heappop(w)[2].set()
@@ -248,9 +249,7 @@ class Mirror:
 
     def promise(self, revision: int) -> None:
         """A reply of a transaction at ``revision`` leaves before the tree has applied it."""
-        if revision > self.tree.revision:
-            self.promised = max(self.promised, revision)
-            self.behind = True
+        self.promised = max(self.promised, revision)
 
     async def caught_up(self) -> None:
         """Return once the tree has applied every revision a reply was sent for."""
