@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -27,3 +27,8 @@ async def running_backend(
             await nursery.start(backend.run)
             yield client, backend
             nursery.cancel_scope.cancel()
+
+
+def never_at_once(request: bytes, notify: Callable[[], None] | None = None) -> None:
+    """A stand-in for EtcdClient.start_txn: every txn is left to the batcher's task."""
+    return None

@@ -19,7 +19,7 @@ import trio
 import trio.testing
 from pyetcd.etcdrpc import rpc_pb2
 
-from tests.backends import running_backend
+from tests.backends import never_at_once, running_backend
 from tests.servers import EtcdServer, freeze
 from zetcd.emulation import layout as L
 from zetcd.emulation import plans
@@ -44,11 +44,6 @@ OPEN = (ACL(31, Id("world", "anyone")),)
 
 def _ctx() -> plans.Ctx:
     return plans.Ctx(0)
-
-
-def _never_at_once(request: bytes, notify: Callable[[], None] | None = None) -> None:
-    """A stand-in for EtcdClient.start_txn: every txn is left to the batcher's task."""
-    return None
 
 
 @asynccontextmanager
@@ -351,7 +346,7 @@ def test_a_session_expiring_under_a_fenced_batch_does_not_turn_the_fence_off(
                 return await txn_encoded(request)
 
             client.txn_encoded = then_the_mirror_sees_it  # type: ignore[method-assign]
-            client.start_txn = _never_at_once  # type: ignore[method-assign]
+            client.start_txn = never_at_once  # type: ignore[method-assign]
             w = plans.write(plans.Ctx(sid), OpCode.CREATE, CreateRequest("/p", b"", OPEN, 0))
             assert (await batcher.submit(w))[1] == Err.SESSION_EXPIRED
             lay = backend.mirror.layout
@@ -401,7 +396,7 @@ def test_a_set_data_stat_counts_a_child_another_zetcd_made_meanwhile(
 
             client_a.txn_encoded = meanwhile  # type: ignore[method-assign]
             # not sent at once by enqueue: the batcher's task plans it, then B writes
-            client_a.start_txn = _never_at_once  # type: ignore[method-assign]
+            client_a.start_txn = never_at_once  # type: ignore[method-assign]
             zxid, err, resp = await a.batcher.submit(
                 plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/p", b"v", -1))
             )
@@ -490,7 +485,7 @@ def test_a_write_from_a_connection_that_no_longer_holds_its_session_is_session_m
             tree.sessions[sid] = entry
             sent = _record_transactions(client)
             txn_encoded = client.txn_encoded
-            client.start_txn = _never_at_once  # type: ignore[method-assign]
+            client.start_txn = never_at_once  # type: ignore[method-assign]
 
             async def the_mirror_sees_it_meanwhile(request: bytes) -> object:
                 tree.sessions[sid] = claimed
@@ -655,7 +650,7 @@ def _count_tries(client: EtcdClient) -> list[bool]:
         return resp
 
     client.txn_encoded = counted  # type: ignore[method-assign]
-    client.start_txn = _never_at_once  # type: ignore[method-assign]
+    client.start_txn = never_at_once  # type: ignore[method-assign]
     return tries
 
 

@@ -14,7 +14,7 @@ import pytest
 import trio
 import trio.testing
 
-from tests.backends import running_backend
+from tests.backends import never_at_once, running_backend
 from tests.servers import EtcdServer
 from zetcd.backend import Reply
 from zetcd.emulation import plans
@@ -111,11 +111,6 @@ async def _reply(answer: Any) -> Reply:
     return reply
 
 
-def _never_at_once(request: bytes, notify: Callable[[], None] | None = None) -> None:
-    """A stand-in for EtcdClient.start_txn: every txn is left to the batcher's task."""
-    return None
-
-
 def _answered_and_waiting(batcher: Batcher) -> bool:
     """Has etcd answered the batch in flight, which now waits for the mirror?"""
     flight = batcher._flight
@@ -140,7 +135,7 @@ def test_a_reply_may_leave_first_and_every_next_request_waits_for_the_mirror(
         async with _sessions(etcd, 2, log) as (backend, (a, b)):
             mirror = backend.mirror
             if sent_by == "batcher":
-                backend.client.start_txn = _never_at_once  # type: ignore[method-assign]
+                backend.client.start_txn = never_at_once  # type: ignore[method-assign]
             create = CreateRequest("/a", b"v0", OPEN, 0)
             assert (await _reply(_begin(a, 1, OpCode.CREATE, create))).err == 0
             await _until(lambda: "/a" in mirror.tree.nodes)
@@ -247,7 +242,7 @@ def test_the_servers_own_writes_wait_for_the_mirror(etcd: EtcdServer) -> None:
             await _until(lambda: w.finished)
             assert w.error is None and "/s" in mirror.tree.nodes
             # sent and answered in the batcher's own task
-            client.start_txn = _never_at_once  # type: ignore[method-assign]
+            client.start_txn = never_at_once  # type: ignore[method-assign]
             held = await _hold(mirror)
             w = batcher.enqueue(create("/t"))
             await _until(lambda: bool(held.held))  # committed: etcd's watch has it
