@@ -217,6 +217,7 @@ def test_a_session_with_a_watch_has_its_notification_before_its_reply(
             held = await _hold(mirror)
             reply = await _reply(_begin(a, 6, OpCode.SET_DATA, SetDataRequest("/w", b"z", -1)))
             assert reply.err == 0 and mirror.behind
+            await _until(lambda: bool(held.held))  # the watch event is in, held back
             held.release()
             assert not mirror.behind and log == [("event", EventType.NODE_DATA_CHANGED, "/w")]
 
@@ -281,6 +282,7 @@ def test_a_watching_session_is_answered_first_when_no_change_can_reach_its_watch
                 queued = _begin(a, next(xid), OpCode.SET_DATA, SetDataRequest(path, b"", -1))
                 if early:
                     assert (await _reply(queued)).err == 0 and mirror.behind
+                    await _until(lambda: bool(held.held))  # the watch event, held back
                 else:
                     await _until(lambda: _answered_and_waiting(batcher))
                     assert queued.poll() is None
