@@ -345,7 +345,7 @@ class Case:
             text += f" ({min(known):.2f}-{max(known):.2f})"
         return text
 
-    def _over_zookeeper(self, res: dict[str, Any]) -> float | None:
+    def over_zookeeper(self, res: dict[str, Any]) -> float | None:
         """``res``'s ops/s over ZooKeeper's in this case, if both ran without failure."""
         zk = self.zookeeper.get("ops_per_sec")
         other = res.get("ops_per_sec")
@@ -355,7 +355,7 @@ class Case:
 
     @property
     def ratio(self) -> float | None:
-        return self._over_zookeeper(self.zetcd)
+        return self.over_zookeeper(self.zetcd)
 
     @property
     def target(self) -> float:
@@ -363,8 +363,9 @@ class Case:
 
     @property
     def etcd_alone_ratio(self) -> float | None:
-        """etcd's own puts/s at 1x1 over ZooKeeper's ops/s: the most zetcd's ratio could be."""
-        return self._over_zookeeper(self.etcd_alone)
+        """etcd's own rate at 1x1 for zetcd's transaction (bench/etcd_alone.py) over
+        ZooKeeper's ops/s: the most zetcd's ratio could be."""
+        return self.over_zookeeper(self.etcd_alone)
 
     @property
     def met(self) -> bool | None:
@@ -427,7 +428,11 @@ def run_matrix(
                         case.etcd_alone = measure_etcd_alone(
                             etcd_endpoint, op, p.seconds, p.warmup, p.keys, p.value_size
                         )
-                    console.print(f"  {label}: {describe(case.etcd_alone)}")
+                    line = describe(case.etcd_alone)
+                    put = case.etcd_alone.get("put")
+                    if put:
+                        line += f" (a plain put: {describe(put)})"
+                    console.print(f"  {label}: {line}")
                 runs.append(case)
             ranked = sorted(runs, key=lambda c: -1.0 if c.ratio is None else c.ratio)
             median = ranked[(len(ranked) - 1) // 2]
@@ -667,7 +672,8 @@ def memory_lines(mem: dict[str, Any]) -> list[str]:
 
 
 def etcd_alone_lines(cases: Sequence[Case]) -> list[str]:
-    """For each write at 1x1: etcd's own put rate beside ZooKeeper's, and what zetcd adds."""
+    """For each write at 1x1: etcd's own rate for zetcd's transaction and for a plain put,
+    beside ZooKeeper's, and what zetcd adds."""
     lines = []
     for c in cases:
         alone = c.etcd_alone
@@ -678,14 +684,23 @@ def etcd_alone_lines(cases: Sequence[Case]) -> list[str]:
             continue
         bound = c.etcd_alone_ratio
         line = (
-            f"{c.op} 1x1, etcd alone (one put at a time from zetcd's etcd client, a watch open): "
-            f"{alone['ops_per_sec']:,.0f} puts/s, p50 {fmt_us(alone['p50_us'])}"
+            f"{c.op} 1x1, etcd alone (zetcd's transaction for one {c.op}, one at a time from"
+            f" zetcd's etcd client, a watch open): {alone['ops_per_sec']:,.0f}/s, p50"
+            f" {fmt_us(alone['p50_us'])}"
         )
         if bound is not None:
             line += f" = {bound:.2f}x ZooKeeper's {c.op} rate, the most zetcd's ratio could be"
+        put = alone.get("put")
+        if put:
+            put_ratio = c.over_zookeeper(put)
+            line += f"; a plain put: {put['ops_per_sec']:,.0f}/s, p50 {fmt_us(put['p50_us'])}" + (
+                "" if put_ratio is None else f" = {put_ratio:.2f}x"
+            )
         zetcd_p50 = c.zetcd.get("p50_us")
         if zetcd_p50 is not None:
-            line += f"; zetcd's p50 is {fmt_us(zetcd_p50 - alone['p50_us'])} above etcd's"
+            line += (
+                f"; zetcd's p50 is {fmt_us(zetcd_p50 - alone['p50_us'])} above the transaction's"
+            )
         lines.append(line)
     return lines
 
