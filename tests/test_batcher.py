@@ -289,6 +289,41 @@ def test_a_batch_left_in_flight_fails_by_its_deadline_when_etcd_stops_answering(
         trio.run(main, etcd)
 
 
+def test_writes_keep_landing_in_place_past_an_earlier_flights_deadline() -> None:
+    """send_queued leaves the batcher's wait for work the deadline of the first flight it
+    sends while the task waits; when that passes, with later flights landing in place all the
+    while, the task takes the flight then in the air and waits for its answer (that flight's
+    own deadline is later): every write succeeds, none fails for a deadline not its own."""
+
+    async def main(etcd: EtcdServer) -> None:
+        async with running_backend(etcd) as (client, backend):
+            batcher = backend.batcher
+            await batcher.submit(
+                plans.write(_ctx(), OpCode.CREATE, CreateRequest("/a", b"", OPEN, 0))
+            )
+            await trio.testing.wait_all_tasks_blocked()
+            client.timeout = 0.5
+            parks: list[trio.CancelScope] = []  # held, so that no two share an id
+            end = trio.current_time() + 1.6
+            n = 0
+            while trio.current_time() < end:
+                n += 1
+                request = SetDataRequest("/a", b"%d" % n, -1)
+                w = batcher.enqueue(plans.write(_ctx(), OpCode.SET_DATA, request), hold=True)
+                batcher.send_queued()
+                park = batcher._park
+                if park is not None and all(park is not seen for seen in parks):
+                    parks.append(park)
+                _, err, _ = await batcher.outcome(w)
+                assert err == 0
+            # the first deadline passed at least twice: the task woke and parked afresh
+            assert len(parks) >= 3, (n, len(parks))
+            assert backend.mirror.tree.nodes["/a"].data == b"%d" % n
+
+    with EtcdServer() as etcd:
+        trio.run(main, etcd)
+
+
 @pytest.mark.parametrize("fence", [True, False], ids=["fence", "per-key"])
 def test_a_fenced_batch_is_bound_by_its_own_compares(etcd: EtcdServer, fence: bool) -> None:
     """With etcd's default --max-txn-ops (128), 60 setData fit one fenced transaction (61

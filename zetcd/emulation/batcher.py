@@ -235,8 +235,13 @@ class Batcher:
             self._rouse()  # one try: the task plans it, and what is queued after it
             return
         self._flight = _Flight(batch, fenced, txn, planned, started)
-        if self._park is not None:  # unless it has landed by its deadline, the task takes it
-            self._park.deadline = started.deadline
+        park = self._park
+        if park is not None and park.deadline > started.deadline:
+            # unless it has landed by its deadline, the task takes it. A deadline set for an
+            # earlier flight is sooner and stays (moving it costs more than the rest of this
+            # function): when it passes, the task takes whichever flight is then in the air,
+            # as it would at that one's deadline, and parks afresh
+            park.deadline = started.deadline
         if not self.client.txn_has_reader(started):
             self._rouse()  # no watch reads that connection: the task awaits the answer
 
@@ -282,9 +287,10 @@ class Batcher:
                 batch = self._take()
             else:
                 self._parked = True
-                # send_queued sets the deadline of the answer of a batch it leaves in flight:
-                # if etcd has not answered by then, this task takes the flight (finish_txn
-                # then fails it at once), as it would a batch it sent itself
+                # send_queued sets the deadline of the answer of a batch it leaves in flight
+                # (or keeps an earlier flight's): when it passes, this task takes the flight
+                # then in the air; finish_txn fails it if etcd has not answered by its own
+                # deadline, as it would a batch this task sent itself
                 with trio.CancelScope() as self._park:
                     try:
                         await self._wake.wait()
