@@ -164,6 +164,13 @@ class CrossChecker:
                 nursery.start_soon(one, side, call)
         return out
 
+    async def caught_up(self) -> None:
+        """The candidate's mirror has every write already answered (the four-letter words,
+        which zetcd answers from it, wait for this: zetcd/server.py)."""
+        caught_up = getattr(self.backends[Side.CANDIDATE], "caught_up", None)
+        if caught_up is not None:
+            await caught_up()
+
     async def connect(self, request: ConnectRequest, outbox: Outbox) -> Accepted:
         xs = CrossSession(self, outbox)
         answer = self.options.answer

@@ -27,10 +27,13 @@ from zetcd.proto.records import (
     AddWatchRequest,
     ConnectRequest,
     CreateRequest,
+    DeleteRequest,
     ExistsRequest,
     GetChildrenRequest,
     GetDataRequest,
     Id,
+    MultiOp,
+    MultiRequest,
     RequestHeader,
     SetDataRequest,
 )
@@ -84,9 +87,9 @@ async def _hold(mirror: Mirror) -> _HeldMirror:
 
 @asynccontextmanager
 async def _sessions(
-    etcd: EtcdServer, n: int, log: list[tuple[Any, ...]]
+    etcd: EtcdServer, n: int, log: list[tuple[Any, ...]], **options: Any
 ) -> AsyncIterator[tuple[EtcdBackend, list[EtcdSession]]]:
-    async with running_backend(etcd) as (_, backend):
+    async with running_backend(etcd, **options) as (_, backend):
         sessions = []
         for _ in range(n):
             accepted = await backend.connect(
@@ -303,4 +306,58 @@ def test_a_watching_session_is_answered_first_when_no_change_can_reach_its_watch
             await set_data("/", early=False)
             assert log == []  # none of these writes fired a watch
 
+    trio.run(main)
+
+
+def test_what_else_reads_the_tree_waits_for_an_early_reply(
+    etcd: EtcdServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Answers taken from the tree outside a session's reads wait too: a multi refused for a
+    null path (its zxid is never below the write answered before it), the four-letter words
+    (EtcdBackend.caught_up, which the server awaits before answering one) and the container
+    manager's scan (a TTL node just touched is not a candidate)."""
+    scans: list[bool] = []  # was the mirror behind when the container manager scanned?
+    candidates = plans.container_candidates
+
+    def recording(tree: Any, now: int) -> list[str]:
+        scans.append(mirror.behind)
+        return candidates(tree, now)
+
+    monkeypatch.setattr(plans, "container_candidates", recording)
+
+    async def main() -> None:
+        nonlocal mirror
+        log: list[tuple[Any, ...]] = []
+        async with _sessions(etcd, 1, log, container_check_interval=50) as (backend, (a,)):
+            mirror = backend.mirror
+            create = CreateRequest("/n", b"", OPEN, 0)
+            assert (await _reply(_begin(a, 1, OpCode.CREATE, create))).err == 0
+            await _until(lambda: "/n" in mirror.tree.nodes)
+            held = await _hold(mirror)
+            write = await _reply(_begin(a, 2, OpCode.SET_DATA, SetDataRequest("/n", b"1", -1)))
+            assert write.err == 0 and mirror.behind
+            scanned = len(scans)
+            null_path = MultiRequest((MultiOp(OpCode.DELETE, DeleteRequest(None, -1)),))
+            refused = _begin(a, 3, OpCode.MULTI, null_path)
+            done: dict[str, Any] = {}
+
+            async def take_refused() -> None:
+                done["multi"] = await _reply(refused)
+
+            async def four_letter_word() -> None:
+                await backend.caught_up()
+                done["4lw"] = mirror.last_zxid
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(take_refused)
+                nursery.start_soon(four_letter_word)
+                await trio.sleep(0.3)  # the manager's interval (50 ms) passed several times
+                assert done == {} and len(scans) == scanned
+                held.release()
+                await _until(lambda: len(done) == 2 and len(scans) > scanned)
+            assert done["multi"].err != 0 and done["multi"].zxid >= write.zxid
+            assert done["4lw"] >= write.zxid
+            assert not any(scans)
+
+    mirror: Mirror
     trio.run(main)

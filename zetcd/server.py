@@ -294,6 +294,11 @@ class Connection:
                     words = self.config.four_letter_words
                     self.stats.received += 1
                     self.trace_mask = ev.trace_mask
+                    caught_up = getattr(self.backend, "caught_up", None)
+                    if words is not None and caught_up is not None:
+                        # answered from the tree: with every write already answered in it
+                        self._end_of_input()
+                        await caught_up()
                     answer = words.answer(ev.word, self) if words is not None else None
                     if answer is not None:
                         self._queue(answer)

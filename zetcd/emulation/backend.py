@@ -96,6 +96,11 @@ class EtcdBackend:
             self.mirror.reload_listeners.append(self._drop_every_connection)
             task_status.started()
 
+    async def caught_up(self) -> None:
+        """Return once the mirror has applied every write already answered (a reply may leave
+        first: Batcher); the four-letter words, answered from the mirror, wait for this."""
+        await self.mirror.caught_up()
+
     def _drop_every_connection(self) -> None:
         """The mirror is about to be rebuilt: every client reconnects, as from a ZooKeeper
         follower that resyncs, and resumes its session (its watches replayed by setWatches)."""
@@ -208,6 +213,9 @@ class EtcdBackend:
         Every zetcd runs one; the deletes are guarded, so doing one twice is harmless."""
         while True:
             await trio.sleep(self.options.container_check_interval / 1000)
+            # candidates from a tree with every write already answered (a TTL node just
+            # touched is not one)
+            await self.mirror.caught_up()
             now = int(time.time() * 1000)
             for path in plans.container_candidates(self.mirror.tree, now):
                 try:
@@ -386,6 +394,7 @@ class EtcdSession:
         return None
 
     async def _null_path_multi(self, xid: int) -> Reply:
+        await self.mirror.caught_up()  # its zxid is never below a write already answered
         return Reply(xid, self.mirror.last_zxid, Err.MARSHALLING_ERROR, MultiResponse(()))
 
     def ctx(self) -> plans.Ctx:
