@@ -56,7 +56,7 @@ from zetcd.proto.records import (
 
 Resolve = Callable[[str], str]
 _MULTI_HEADER: Final = struct.Struct(">i?i")
-AclSpec = tuple[tuple[int, str, str], ...]  # (perms, scheme, id) triples
+AclSpec = tuple[tuple[int, str | None, str | None], ...]  # (perms, scheme, id) triples
 WORLD: AclSpec = ((31, "world", "anyone"),)  # ZooDefs.Ids.OPEN_ACL_UNSAFE
 
 

@@ -83,6 +83,10 @@ ODD_ACLS: tuple[AclSpec | None, ...] = (
     ((31, "ip", "10.0.0.0/8"),),
     ((31, "world", "nobody"),),  # InvalidACL
     ((31, "foo", "bar"),),  # InvalidACL
+    ((31, "x509", "CN=a"),),  # InvalidACL: no x509 provider without a secure client port
+    ((31, "digest", None),),  # a null id: MarshallingError (the provider's isValid throws)
+    ((1, "world", "anyone"), (31, "world", None)),  # MarshallingError too
+    ((31, None, "x"),),  # a null scheme: InvalidACL
     ((0, "world", "anyone"),),
     (WORLD[0], WORLD[0]),
     (),

@@ -13,6 +13,7 @@ from zetcd.proto.codec import encode_request
 from zetcd.proto.constants import OpCode, WatcherType
 from zetcd.proto.framing import frame
 from zetcd.proto.records import (
+    ACL,
     AddWatchRequest,
     CheckVersionRequest,
     CheckWatchesRequest,
@@ -25,10 +26,12 @@ from zetcd.proto.records import (
     GetChildrenRequest,
     GetDataRequest,
     GetEphemeralsRequest,
+    Id,
     MultiOp,
     MultiRequest,
     RemoveWatchesRequest,
     RequestHeader,
+    SetACLRequest,
     SetDataRequest,
     SetWatches,
     SetWatches2,
@@ -121,6 +124,56 @@ def test_null_paths_get_marshalling_error(diff: Diff) -> None:
         # no watch was left on the root by the requests above
         check = c.call(OpCode.CHECK_WATCHES, CheckWatchesRequest(root, WatcherType.ANY))
         out.append(("watches on the root", check.header.err))
+        c.close()
+        return out
+
+    both(diff, scenario)
+
+
+def test_null_acl_ids_get_marshalling_error(diff: Diff) -> None:
+    """fixupACL reads a world id (``equals("anyone")``) and has a provider validate the others:
+    a null id throws there, so create, create2 and setACL fail with MarshallingError, a zxid
+    spent, whatever else is wrong with the request (a missing parent or node, an existing
+    one), and a multi with such a create fails whole, with no per-op results. An ``auth``
+    entry's id is never read, and a scheme with no provider (x509 without a secure port, a
+    null scheme) is InvalidACL."""
+
+    def acl(scheme: str | None, ident: str | None) -> tuple[ACL, ...]:
+        return (ACL(31, Id(scheme, ident)),)
+
+    def scenario(address: str, root: str) -> list[Any]:
+        c = RawClient(address)
+        c.connect()
+        t = ZxidTrack()
+        c.call(OpCode.CREATE, CreateRequest(root, b"r", OPEN, 0))
+        requests: list[tuple[str, int, Any]] = [
+            ("world", OpCode.CREATE, CreateRequest(root + "/a", b"", acl("world", None), 0)),
+            ("digest", OpCode.CREATE2, CreateRequest(root + "/a", b"", acl("digest", None), 0)),
+            ("ip", OpCode.CREATE, CreateRequest(root + "/a", b"", acl("ip", None), 0)),
+            ("x509", OpCode.CREATE, CreateRequest(root + "/a", b"", acl("x509", None), 0)),
+            ("auth", OpCode.CREATE, CreateRequest(root + "/a", b"", acl("auth", None), 0)),
+            ("no scheme", OpCode.CREATE, CreateRequest(root + "/a", b"", acl(None, "x"), 0)),
+            ("exists", OpCode.CREATE, CreateRequest(root, b"", acl("world", None), 0)),
+            ("no parent", OpCode.CREATE, CreateRequest(root + "/x/y", b"", acl("ip", None), 0)),
+            ("setACL", OpCode.SET_ACL, SetACLRequest(root, acl("digest", None), -1)),
+            ("setACL no node", OpCode.SET_ACL, SetACLRequest(root + "/n", acl("ip", None), -1)),
+            ("setACL world", OpCode.SET_ACL, SetACLRequest(root, acl("world", None), -1)),
+            (
+                "multi",
+                OpCode.MULTI,
+                _multi(
+                    (OpCode.CREATE, CreateRequest(root + "/m1", b"", OPEN, 0)),
+                    (OpCode.CREATE, CreateRequest(root + "/m2", b"", acl("digest", None), 0)),
+                ),
+            ),
+            ("after", OpCode.CREATE, CreateRequest(root + "/ok", b"", OPEN, 0)),
+        ]
+        out: list[Any] = []
+        for label, opcode, record in requests:
+            zxid, err, body = _raw(c, opcode, record)
+            out.append((label, t.rel(zxid), err, body))
+        for path in ("/a", "/m1", "/m2"):
+            out.append((path, c.call(OpCode.EXISTS, ExistsRequest(root + path, False)).header.err))
         c.close()
         return out
 

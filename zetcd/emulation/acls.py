@@ -2,7 +2,9 @@
 
 Schemes known to a stock ZooKeeper 3.8 server: ``world`` (only ``anyone``), ``auth`` (replaced by
 the session's authenticated ids), ``digest`` (``user:base64(sha1(user:password))``) and ``ip``
-(an address with an optional prefix length). Anything else is InvalidACL.
+(an address with an optional prefix length); with a secure client port, also ``x509`` (an X.500
+name, as Java's X500Principal parses it: x500.py). Anything else is InvalidACL. A null id
+where ZooKeeper's fixupACL dereferences it fails the whole request with MarshallingError.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import base64
 import hashlib
 import ipaddress
 
-from zetcd.emulation.errors import OpError
+from zetcd.emulation.errors import OpError, ServerCrash
 from zetcd.emulation.javaorder import concurrent_set_order
+from zetcd.emulation.x500 import valid_x500_name
 from zetcd.proto.constants import Err
 from zetcd.proto.records import ACL, ANYONE_ID_UNSAFE, OPEN_ACL_UNSAFE, Id
 
@@ -20,6 +23,9 @@ WORLD_ANYONE = ANYONE_ID_UNSAFE
 
 # schemes whose ids an ``auth`` ACL expands to (ip ids are not "authenticated" ids)
 AUTHENTICATED_SCHEMES = frozenset(("digest", "sasl", "x509"))
+# the authentication providers a stock ZooKeeper 3.8 always has (x509 joins them when a secure
+# client port is configured)
+PROVIDERS = frozenset(("digest", "ip"))
 
 
 def digest_id(user_password: str) -> str:
@@ -53,16 +59,25 @@ def valid_ip_id(ident: str) -> bool:
     return 0 <= n <= ip.max_prefixlen
 
 
-def valid_id(scheme: str, ident: str) -> bool:
+def valid_id(scheme: str, ident: str, x509: bool = False) -> bool:
+    """Would ZooKeeper's provider for ``scheme`` accept ``ident`` (isValid)? False for a
+    scheme with no provider (``x509`` has one only with ``x509``: a secure client port)."""
     if scheme == "digest":
         return _java_split_count(ident, ":") == 2
     if scheme == "ip":
         return valid_ip_id(ident)
+    if scheme == "x509" and x509:
+        return valid_x500_name(ident)
     return False
 
 
-def fixup(acl: tuple[ACL, ...] | None, auth: tuple[tuple[str, str], ...]) -> tuple[ACL, ...]:
-    """Validate and expand an ACL list; raise OpError(InvalidACL) like ZooKeeper."""
+def fixup(
+    acl: tuple[ACL, ...] | None, auth: tuple[tuple[str, str], ...], x509: bool = False
+) -> tuple[ACL, ...]:
+    """Validate and expand an ACL list; raise OpError(InvalidACL) like ZooKeeper, and
+    ServerCrash where its fixupACL throws on a null id (the ``world`` scheme's, or one a
+    provider is asked to validate). ``x509``: the x509 provider is registered (ZooKeeper
+    registers it once a secure client port is configured)."""
     if acl is OPEN_ACL_UNSAFE:  # the common case (a shared tuple, see fastpaths)
         return acl
     if not acl:
@@ -72,7 +87,11 @@ def fixup(acl: tuple[ACL, ...] | None, auth: tuple[tuple[str, str], ...]) -> tup
         scheme, ident = a.id.scheme, a.id.id
         if scheme is None:
             raise OpError(Err.INVALID_ACL)
-        if scheme == "world" and ident == "anyone":
+        if scheme == "world":
+            if ident is None:  # id.getId().equals("anyone") throws
+                raise ServerCrash()
+            if ident != "anyone":  # no provider for "world"
+                raise OpError(Err.INVALID_ACL)
             out.append(a)
         elif scheme == "auth":
             found = False
@@ -84,7 +103,11 @@ def fixup(acl: tuple[ACL, ...] | None, auth: tuple[tuple[str, str], ...]) -> tup
             if not found:
                 raise OpError(Err.INVALID_ACL)
         else:
-            if ident is None or not valid_id(scheme, ident):
+            if scheme not in PROVIDERS and not (x509 and scheme == "x509"):
+                raise OpError(Err.INVALID_ACL)
+            if ident is None:  # the provider's isValid(null) throws
+                raise ServerCrash()
+            if not valid_id(scheme, ident, x509):
                 raise OpError(Err.INVALID_ACL)
             out.append(a)
     return tuple(out)

@@ -63,6 +63,9 @@ class Options:
     super_digest: str | None = None
     # etcd's --max-txn-ops: a transaction of grouped writes stays within it
     etcd_max_txn_ops: int = 128
+    # ZooKeeper's x509 authentication provider is registered (it is once a secure client port
+    # is configured): x509 ACL ids are valid when Java's X500Principal takes them
+    x509: bool = False
 
 
 CLEAN_UP_RETRY_MAX = 10.0  # seconds between two tries at an ended session's ephemerals
@@ -229,7 +232,7 @@ class EtcdBackend:
     def _ctx(
         self, session_id: int, auth: tuple[tuple[str, str], ...] = (), owner: str = ""
     ) -> plans.Ctx:
-        return plans.Ctx(session_id, auth, self.options.ttl_enabled, owner)
+        return plans.Ctx(session_id, auth, self.options.ttl_enabled, owner, self.options.x509)
 
     async def _resume(self, sid: int, entry: SessionEntry, timeout: int, owner: str) -> int | None:
         """Make ``owner``'s connection the session's: its lease id, or None if the session

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from zetcd.emulation import acls
 from zetcd.emulation import layout as L
-from zetcd.emulation.errors import OpError
+from zetcd.emulation.errors import OpError, ServerCrash
 from zetcd.emulation.paths import is_valid_path
 from zetcd.emulation.scratch import NodeState, Scratch, resolve_stat
 from zetcd.emulation.tree import SessionEntry, Tree
@@ -51,6 +51,7 @@ class Ctx:
     auth: tuple[tuple[str, str], ...] = ()
     ttl_enabled: bool = True
     owner: str = ""  # the connection's token (SessionValue.owner); "" checks no owner
+    x509: bool = False  # the x509 provider is registered (Options.x509)
 
 
 def _split_parent(path: str) -> str:
@@ -134,7 +135,7 @@ def _create(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
         raise OpError(Err.MARSHALLING_ERROR)
     if path.rfind("/") == -1 or "\0" in path:
         raise OpError(Err.BAD_ARGUMENTS)
-    acl = acls.fixup(req.acl, ctx.auth)  # type: ignore[attr-defined]
+    acl = acls.fixup(req.acl, ctx.auth, ctx.x509)  # type: ignore[attr-defined]
     parent = sc.node(path[: path.rfind("/")] or "/")
     if not parent.exists:
         raise OpError(Err.NO_NODE)
@@ -231,7 +232,7 @@ def _set_acl(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
     path = req.path  # type: ignore[attr-defined]
     if not is_valid_path(path):
         raise OpError(Err.BAD_ARGUMENTS)
-    acl = acls.fixup(req.acl, ctx.auth)  # type: ignore[attr-defined]
+    acl = acls.fixup(req.acl, ctx.auth, ctx.x509)  # type: ignore[attr-defined]
     st = _existing(sc, ctx, path, ADMIN)
     _check_version(st.aversion, req.version)  # type: ignore[attr-defined]
     sc.guard_data(st)
@@ -377,6 +378,9 @@ def multi(ctx: Ctx, ops: tuple[object, ...]) -> Apply:
                     raise OpError(Err.BAD_ARGUMENTS)
                 result_type = OpCode.CREATE2 if optype in _CREATES_WITH_STAT else optype
                 builders.append((result_type, OPS[optype](sc, ctx, optype, request)))
+            except ServerCrash:  # not a KeeperException: the whole multi fails, no results
+                sc.discard_writes()
+                raise
             except OpError as e:
                 codes = [
                     0 if j < i else e.code if j == i else Err.RUNTIME_INCONSISTENCY
