@@ -20,7 +20,7 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 PYTEST_ARGS ?= $(if $(CI),--durations=25,)
 
-APT_PACKAGES := etcd-server etcd-client zookeeper zookeeper-bin default-jre-headless openjdk-17-jdk-headless \
+APT_PACKAGES := etcd-server etcd-client zookeeper zookeeper-bin libnetty-java default-jre-headless openjdk-17-jdk-headless \
 	libcurator-framework-java libcurator-recipes-java libslf4j-java python3-venv
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 

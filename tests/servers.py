@@ -52,6 +52,11 @@ ZOOKEEPER_JARS: tuple[str, ...] = (
     "/usr/share/java/log4j-1.2.jar",
 )
 ZOOKEEPER_MAIN = "org.apache.zookeeper.server.ZooKeeperServerMain"
+# With ``tls``: the secure port needs the Netty connection factory (the NIO one exits with "SSL
+# isn't supported in NIOServerCnxn"), and that needs netty-codec, which zookeeper.jar's manifest
+# does not bring (without it no connection works on either port).
+ZOOKEEPER_TLS_JARS: tuple[str, ...] = ("/usr/share/java/netty-codec.jar",)
+ZOOKEEPER_NETTY_FACTORY = "org.apache.zookeeper.server.NettyServerCnxnFactory"
 
 # Settings every test ZooKeeper gets; ``ZooKeeperServer(config=...)`` overrides or adds keys.
 ZOOKEEPER_DEFAULT_CONFIG: Mapping[str, str] = {
@@ -318,6 +323,57 @@ class EtcdTLS:
         return context
 
 
+@dataclass(frozen=True)
+class ZooKeeperTLS:
+    """PEM files for a ZooKeeper serving clients over TLS on its ``secureClientPort``.
+
+    ``keystore`` holds the server's private key in PKCS#8 (``BEGIN PRIVATE KEY``; 3.8 refuses
+    a traditional EC/RSA key) and its certificate, in one file (``ssl.keyStore.location``);
+    ``truststore`` is the CA (``ssl.trustStore.location``); ``ca`` is the CA for clients to
+    trust (the same file). ``client_auth`` is ``ssl.clientAuth``: ``none``, ``want`` or
+    ``need`` (ZooKeeper's own default is ``need``).
+    """
+
+    keystore: Path
+    truststore: Path
+    ca: Path
+    client_auth: str = "none"
+
+    def client_context(self) -> ssl.SSLContext:
+        """A context trusting ``ca``, limited to TLS 1.2 as ZooKeeper 3.8 is by default."""
+        context = ssl.create_default_context(cafile=str(self.ca))
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        return context
+
+
+def write_zk_tls(directory: Path, client_auth: str = "none") -> ZooKeeperTLS:
+    """Make a CA and a server certificate for 127.0.0.1 and localhost (trustme) and write
+    ``directory``/``server.pem`` (PKCS#8 key + certificate) and ``ca.pem``."""
+    # Test-only dependencies: imported here so that servers.py loads without them.
+    import trustme
+    from cryptography.hazmat.primitives import serialization
+
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    # trustme writes a traditional "BEGIN EC PRIVATE KEY"; ZooKeeper wants PKCS#8.
+    key = serialization.load_pem_private_key(server.private_key_pem.bytes(), password=None)
+    pkcs8 = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    tls = ZooKeeperTLS(
+        keystore=directory / "server.pem",
+        truststore=directory / "ca.pem",
+        ca=directory / "ca.pem",
+        client_auth=client_auth,
+    )
+    tls.keystore.write_bytes(pkcs8 + b"".join(pem.bytes() for pem in server.cert_chain_pems))
+    ca.cert_pem.write_to_path(str(tls.truststore))
+    return tls
+
+
 class EtcdServer(ManagedServer):
     """A single-member etcd on loopback with its own data directory.
 
@@ -409,7 +465,9 @@ class ZooKeeperServer(ManagedServer):
 
     ``config`` overrides or adds ``zoo.cfg`` keys on top of :data:`ZOOKEEPER_DEFAULT_CONFIG`
     (``dataDir``, ``clientPort`` and ``clientPortAddress`` are always set here). ``jvm_opts``
-    go to ``java`` before the class path (e.g. ``["-Xmx512m"]``).
+    go to ``java`` before the class path (e.g. ``["-Xmx512m"]``). With ``tls`` (see
+    :func:`write_zk_tls`) it also serves TLS clients on ``secure_port`` (``secure_address``),
+    with the Netty connection factory; the plain ``port`` keeps working beside it.
     """
 
     kind = "zookeeper"
@@ -422,17 +480,26 @@ class ZooKeeperServer(ManagedServer):
         java: str | None = None,
         startup_timeout: float = 60.0,
         base_dir: str | os.PathLike[str] | None = None,
+        tls: ZooKeeperTLS | None = None,
     ) -> None:
         super().__init__(startup_timeout=startup_timeout, base_dir=base_dir)
         self.config = {**ZOOKEEPER_DEFAULT_CONFIG, **(config or {})}
+        self.tls = tls
         self.jvm_opts = tuple(jvm_opts)
         self.java = java or shutil.which("java") or "/usr/bin/java"
         self.host = LOOPBACK
         self.port = 0
+        self.secure_port = 0
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def secure_address(self) -> str:
+        if self.tls is None:
+            raise RuntimeError("this ZooKeeper has no secure port (no tls)")
+        return f"{self.host}:{self.secure_port}"
 
     @property
     def conf_dir(self) -> Path:
@@ -442,7 +509,8 @@ class ZooKeeperServer(ManagedServer):
         return four_letter_word(self.host, self.port, word, timeout)
 
     def _argv(self) -> list[str]:
-        missing = [jar for jar in ZOOKEEPER_JARS if not os.path.exists(jar)]
+        jars = [*ZOOKEEPER_JARS, *(ZOOKEEPER_TLS_JARS if self.tls is not None else ())]
+        missing = [jar for jar in jars if not os.path.exists(jar)]
         if missing:
             raise ServerStartError(f"missing {', '.join(missing)}: run `make deps` (zookeeper)")
         if not os.access(self.java, os.X_OK):
@@ -457,10 +525,22 @@ class ZooKeeperServer(ManagedServer):
             "clientPort": str(self.port),
             "clientPortAddress": self.host,
         }
+        if self.tls is not None:
+            self.secure_port = free_port(self.host)
+            while self.secure_port == self.port:
+                self.secure_port = free_port(self.host)
+            settings |= {
+                "secureClientPort": str(self.secure_port),
+                "secureClientPortAddress": self.host,
+                "serverCnxnFactory": ZOOKEEPER_NETTY_FACTORY,
+                "ssl.keyStore.location": str(self.tls.keystore),
+                "ssl.trustStore.location": str(self.tls.truststore),
+                "ssl.clientAuth": self.tls.client_auth,
+            }
         cfg = self.conf_dir / "zoo.cfg"
         cfg.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
         (self.conf_dir / "log4j.properties").write_text(_LOG4J_PROPERTIES.format(log=self.log_path))
-        classpath = ":".join([str(self.conf_dir), *ZOOKEEPER_JARS])
+        classpath = ":".join([str(self.conf_dir), *jars])
         return [
             self.java,
             *self.jvm_opts,

@@ -41,7 +41,8 @@ def test_help_lists_the_readme_flags() -> None:
                  "--max-packet", "--max-client-cnxns", "--4lw-whitelist", "--container-check-interval",
                  "--super-digest", "--etcd-binary", "--etcd-max-txn-ops", "--metrics-addr",
                  "--debug-zkbridge", "--debug-oracle", "--divergence-log",
-                 "--fail-on-divergence"):  # fmt: skip
+                 "--fail-on-divergence", "--secure-zkaddr", "--zk-cert", "--zk-key",
+                 "--zk-client-auth"):  # fmt: skip
         assert flag in out, flag
         assert flag in readme, flag
 

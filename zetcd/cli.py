@@ -130,6 +130,55 @@ def tls_context(cacert: Path | None, cert: Path | None, key: Path | None) -> ssl
         raise typer.BadParameter(f"cannot use the TLS files given: {e}{hint}") from None
 
 
+def client_tls_config(
+    secure_zkaddr: str | None,
+    cert: Path | None,
+    key: Path | None,
+    client_auth: str | None,
+) -> tuple[tuple[str, int] | None, ssl.SSLContext | None]:
+    """The TLS address and context for ZooKeeper clients from --secure-zkaddr, --zk-cert,
+    --zk-key and --zk-client-auth; (None, None) without --secure-zkaddr."""
+    from zetcd import client_tls
+
+    if secure_zkaddr is None:
+        for flag, given in (
+            ("--zk-cert", cert),
+            ("--zk-key", key),
+            ("--zk-client-auth", client_auth),
+        ):
+            if given is not None:
+                raise typer.BadParameter(f"{flag} is for TLS to clients: add --secure-zkaddr")
+        return None, None
+    if not secure_zkaddr.strip():
+        raise typer.BadParameter("--secure-zkaddr is empty (:PORT serves on every interface)")
+    addr = parse_hostport(secure_zkaddr, 2281, empty_host="")
+    mode = (client_auth or "need").strip().lower()
+    if mode not in client_tls.CLIENT_AUTH_MODES:
+        raise typer.BadParameter(
+            f"--zk-client-auth {client_auth}: must be need, want or none (ZooKeeper's"
+            " ssl.clientAuth)"
+        )
+    if mode not in client_tls.SERVED_CLIENT_AUTH:
+        default = "" if client_auth is not None else " (ZooKeeper's default)"
+        raise typer.BadParameter(
+            f"--zk-client-auth {mode}{default} is not supported yet: zetcd does not ask"
+            " clients for certificates nor serve the x509 scheme; give --zk-client-auth none"
+        )
+    if cert is None:
+        raise typer.BadParameter("--secure-zkaddr needs --zk-cert (the server's certificate)")
+    for flag, path in (("--zk-cert", cert), ("--zk-key", key)):
+        if path is not None and not path.is_file():
+            raise typer.BadParameter(f"{flag} {path}: no such file")
+    try:
+        context = client_tls.server_context(str(cert), str(key) if key else None)
+    except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
+        hint = ""
+        if key is None and isinstance(e, ssl.SSLError):
+            hint = " (if --zk-cert does not hold its private key too, give --zk-key)"
+        raise typer.BadParameter(f"cannot use the TLS files given for clients: {e}{hint}") from None
+    return addr, context
+
+
 def _warn_plaintext_password(urls: list[str]) -> None:
     """The password goes to etcd in the clear over http:// to another host: say so."""
     for url in urls:
@@ -166,6 +215,36 @@ def main_command(
     zkaddr: Annotated[
         str, typer.Option(help="Address to serve the ZooKeeper protocol on.")
     ] = "127.0.0.1:2181",
+    secure_zkaddr: Annotated[
+        str | None,
+        typer.Option(
+            help="Also serve ZooKeeper clients over TLS on HOST:PORT (ZooKeeper's "
+            "secureClientPortAddress:secureClientPort); needs --zk-cert.",
+            show_default=False,
+        ),
+    ] = None,
+    zk_cert: Annotated[
+        Path | None,
+        typer.Option(
+            help="TLS to clients: the server's certificate chain (PEM) and, unless --zk-key is "
+            "given, its private key in the same file (as ZooKeeper's ssl.keyStore.location).",
+            show_default=False,
+        ),
+    ] = None,
+    zk_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="TLS to clients: the private key (PEM) of --zk-cert.", show_default=False
+        ),
+    ] = None,
+    zk_client_auth: Annotated[
+        str | None,
+        typer.Option(
+            help="TLS to clients: whether to ask for a client certificate, as ZooKeeper's "
+            "ssl.clientAuth: need (its default), want or none. Only none is served so far.",
+            show_default=False,
+        ),
+    ] = None,
     endpoints: Annotated[
         str | None,
         typer.Option(
@@ -344,6 +423,7 @@ def main_command(
         raise typer.BadParameter("--etcd-max-txn-ops must be at least 32")
     if container_check_interval <= 0:
         raise typer.BadParameter("--container-check-interval must be positive")
+    secure_addr, client_tls = client_tls_config(secure_zkaddr, zk_cert, zk_key, zk_client_auth)
     etcd_tls = tls_context(cacert, cert, key)
     if etcd_tls is not None and endpoints is None:
         raise typer.BadParameter(
@@ -378,8 +458,11 @@ def main_command(
             container_check_interval=container_check_interval,
             super_digest=super_digest,
             etcd_max_txn_ops=etcd_max_txn_ops,
+            x509=secure_addr is not None,  # ZooKeeper registers the x509 provider then
         ),
         max_packet=max_packet,
+        secure_addr=secure_addr,
+        client_tls=client_tls,
         max_client_cnxns=max_client_cnxns,
         four_letter_words=words,
         metrics_addr=parse_hostport(metrics_addr, 9181) if metrics_addr else None,

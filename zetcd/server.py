@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ from typing import Protocol
 
 import trio
 
+from zetcd import client_tls
 from zetcd.backend import Backend, DropConnection, Reply, Session
 from zetcd.fourlw import FourLetterWords
 from zetcd.proto.codec import frame_reply_into
@@ -58,12 +60,20 @@ class ServerConfig:
     observe: RequestObserver | None = None  # metrics hook
     # connections one client address may hold open (0: no limit), as ZooKeeper's maxClientCnxns
     max_client_cnxns: int = DEFAULT_MAX_CLIENT_CNXNS
+    # seconds a connection may go without a ConnectRequest or a four-letter word; None: for
+    # ever, as ZooKeeper's Netty connection factory (which a secure client port needs) keeps it
+    sessionless_timeout: float | None = SESSIONLESS_TIMEOUT
 
 
 class Connection:
     """One client connection; also the backend's Outbox for it."""
 
-    def __init__(self, stream: trio.SocketStream, backend: Backend, config: ServerConfig) -> None:
+    def __init__(
+        self,
+        stream: trio.SocketStream | trio.SSLStream[trio.SocketStream],
+        backend: Backend,
+        config: ServerConfig,
+    ) -> None:
         self.stream = stream
         self.backend = backend
         self.config = config
@@ -72,8 +82,9 @@ class Connection:
         self.wake = trio.Event()
         # The reader and the emitter send what they queued themselves, in one send() and without
         # waking the writer, when the writer is idle (see _flush); the writer sends the rest.
-        # The plain socket is trio's own (a trio socket without one: always the writer).
-        self._sock: socket.socket | None = getattr(stream.socket, "_sock", None)
+        # The plain socket is trio's own (a trio socket without one, or TLS: always the writer).
+        sock = stream.socket if isinstance(stream, trio.SocketStream) else None
+        self._sock: socket.socket | None = getattr(sock, "_sock", None)
         self._eager_misses = 0  # recv() tries before waiting that found nothing, in a row
         # the reader or the emitter is in a stretch without awaits that ends with _flush()
         self.holding = False
@@ -92,12 +103,7 @@ class Connection:
         self._announcer: object = None  # the answer that last agreed to call reply_ready
         self.drained = trio.Event()
         self.trace_mask: int | None = None
-        try:
-            host, port = stream.socket.getpeername()[:2]
-            self.peer = f"{host}:{port}"
-            self.peer_host = str(host)
-        except OSError:
-            self.peer = self.peer_host = "?"
+        self.peer, self.peer_host = _peer(stream)
 
     # ------------------------------------------------------------------ Outbox
     def _queue(self, data: bytes) -> None:
@@ -164,10 +170,14 @@ class Connection:
 
     async def _sessionless_deadline(self, scope: trio.CancelScope) -> None:
         """Close a connection that has sent neither a ConnectRequest nor a four-letter word
-        within SESSIONLESS_TIMEOUT, as ZooKeeper does (zookeeper.nio.sessionlessCnxnTimeout)."""
-        await trio.sleep(SESSIONLESS_TIMEOUT)
+        within the sessionless timeout, as ZooKeeper's NIO connection factory does
+        (zookeeper.nio.sessionlessCnxnTimeout); with none, never (its Netty factory)."""
+        timeout = self.config.sessionless_timeout
+        if timeout is None:
+            return
+        await trio.sleep(timeout)
         if not self.greeted:
-            log.info("closing %s: no ConnectRequest within %.0f s", self.peer, SESSIONLESS_TIMEOUT)
+            log.info("closing %s: no ConnectRequest within %.0f s", self.peer, timeout)
             scope.cancel()
 
     async def _drain(self) -> None:
@@ -206,7 +216,7 @@ class Connection:
             del out[:sent]
             self.wake.set()
 
-    async def _receive(self) -> bytes:
+    async def _receive(self) -> bytes | bytearray:
         """receive_some, without a scheduling round when the data is there after waiting.
         The first recv() is tried before waiting only while it tends to find data (a client
         with requests in flight), and once in EAGER_PROBE receives otherwise: a client waiting
@@ -481,45 +491,84 @@ async def serve(
     port: int,
     config: ServerConfig,
     *,
-    task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
+    secure: tuple[str, int, ssl.SSLContext] | None = None,
+    task_status: trio.TaskStatus[Listeners] = trio.TASK_STATUS_IGNORED,
     connections: set[Connection] | None = None,
 ) -> None:
-    """Serve the ZooKeeper protocol on host:port (host "": every interface) until cancelled;
-    ``connections`` tracks the open ones. An address that cannot be served raises OSError,
-    its message naming the address."""
+    """Serve the ZooKeeper protocol on host:port (host "": every interface) until cancelled,
+    and with ``secure`` (host, port, context) over TLS there too (client_tls.py); the two share
+    the per-address connection cap. ``connections`` tracks the open ones. An address that
+    cannot be served raises OSError, its message naming the address. Started with the plain
+    listeners and the secure ones (none without ``secure``)."""
     live = connections if connections is not None else set()
     per_host: dict[str, int] = {}
     refusals = _RefusalLog(config.max_client_cnxns)
 
-    async def handler(stream: trio.SocketStream) -> None:
-        conn = Connection(stream, backend, config)
-        host = conn.peer_host
+    async def handler(stream: trio.SocketStream, tls: ssl.SSLContext | None = None) -> None:
+        peer, host = _peer(stream)
         held = per_host.get(host, 0)
         if 0 < config.max_client_cnxns <= held:
-            # as ZooKeeper's accept thread: closed at once, before anything is read
+            # as ZooKeeper's accept thread: closed at once, before anything is read (and before
+            # a TLS handshake)
             refusals.refused(host)
-            _discard_received(conn._sock)  # so the close is a FIN, not a reset
+            _discard_received(getattr(stream.socket, "_sock", None))  # a FIN, not a reset
             await trio.aclose_forcefully(stream)
             return
         per_host[host] = held + 1
-        live.add(conn)
         try:
-            await conn.serve()
+            served: trio.SocketStream | trio.SSLStream[trio.SocketStream] | None = stream
+            if tls is not None:
+                served = await client_tls.handshake(stream, tls, peer)
+            if served is not None:
+                conn = Connection(served, backend, config)
+                live.add(conn)
+                try:
+                    await conn.serve()
+                finally:
+                    live.discard(conn)
         finally:
-            live.discard(conn)
             left = per_host[host] - 1
             if left:
                 per_host[host] = left
             else:
                 del per_host[host]
 
+    plain = await _listen(host, port)
+    tls_listeners: list[trio.SocketListener] = []
+    if secure is not None:
+        tls_listeners = await _listen(secure[0], secure[1])
+    async with trio.open_nursery() as nursery:
+        await nursery.start(trio.serve_listeners, handler, plain)
+        if secure is not None:
+            await nursery.start(
+                trio.serve_listeners, partial(handler, tls=secure[2]), tls_listeners
+            )
+        task_status.started(Listeners(plain, tls_listeners))
+
+
+@dataclass(frozen=True, slots=True)
+class Listeners:
+    """What :func:`serve` listens on: the plain listeners and the TLS ones."""
+
+    plain: list[trio.SocketListener]
+    secure: list[trio.SocketListener]
+
+
+async def _listen(host: str, port: int) -> list[trio.SocketListener]:
     try:  # host "": every interface
-        listeners = await trio.open_tcp_listeners(port, host=host or None)
+        return await trio.open_tcp_listeners(port, host=host or None)
     except OSError as e:
         raise OSError(f"cannot serve on {host}:{port}: {e.strerror or e}") from e
-    async with trio.open_nursery() as nursery:
-        await nursery.start(trio.serve_listeners, handler, listeners)
-        task_status.started(listeners)
+
+
+def _peer(stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]) -> tuple[str, str]:
+    """("host:port", "host") of the client at the other end ("?" when it is gone)."""
+    transport = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
+    try:
+        host, port = transport.socket.getpeername()[:2]
+    except OSError:
+        return "?", "?"
+    return f"{host}:{port}", str(host)
 
 
 def _discard_received(sock: socket.socket | None) -> None:
