@@ -127,7 +127,7 @@ class ThreadedCrossCheck:
                         connections=self._connections,
                     )
                 )
-                self.port = listeners[0].socket.getsockname()[1]
+                self.port = listeners.plain[0].socket.getsockname()[1]
                 self._stop = trio.Event()
                 self._token = trio.lowlevel.current_trio_token()
                 self._ready.set()
