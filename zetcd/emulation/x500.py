@@ -217,14 +217,7 @@ def _check_quoted(ava: str, pos: int) -> None:
             continue
         if pos >= n:
             raise _Invalid("Quoted string did not end in quote")
-        c = ava[pos]
-        pos += 1
-        if c in _HEX:
-            if pos >= n or ava[pos] not in _HEX:
-                raise _Invalid("escaped hex value must include two valid digits")
-            pos += 1
-        elif c not in _ESCAPABLE_QUOTED:
-            raise _Invalid("Invalid escaped character")
+        pos = _escape(ava, pos, _ESCAPABLE_QUOTED)
     if ava[pos:].strip(" \n"):
         raise _Invalid("characters after the terminating quote")
 
@@ -240,15 +233,21 @@ def _check_string(ava: str, pos: int) -> None:
         if c == "\\":
             if pos >= n:
                 raise _Invalid("Invalid trailing backslash")
-            c = ava[pos]
-            pos += 1
-            if c in _HEX:
-                if pos >= n or ava[pos] not in _HEX:
-                    raise _Invalid("escaped hex value must include two valid digits")
-                pos += 1
-            elif c not in _ESCAPABLE:
-                raise _Invalid("Invalid escaped character")
+            pos = _escape(ava, pos, _ESCAPABLE)
         elif c in _MUST_ESCAPE:
             raise _Invalid("a character that must be escaped")
         if pos >= n or ava[pos] in _TERMINATORS:
             return
+
+
+def _escape(ava: str, pos: int, escapable: str) -> int:
+    """After a backslash, at ``pos``: two hex digits (one byte), or one of ``escapable``.
+    Where the escape ends."""
+    c = ava[pos]
+    if c in _HEX:
+        if pos + 1 >= len(ava) or ava[pos + 1] not in _HEX:
+            raise _Invalid("escaped hex value must include two valid digits")
+        return pos + 2
+    if c not in escapable:
+        raise _Invalid("Invalid escaped character")
+    return pos + 1
