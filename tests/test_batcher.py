@@ -24,7 +24,7 @@ from tests.servers import EtcdServer, freeze
 from zetcd.emulation import layout as L
 from zetcd.emulation import plans
 from zetcd.emulation.backend import EtcdBackend, Options
-from zetcd.emulation.batcher import GIVE_UP_AFTER, GuardsKeepFailing, Write
+from zetcd.emulation.batcher import GIVE_UP_AFTER, Batcher, GuardsKeepFailing, Write
 from zetcd.emulation.clock import LEAD_HALF_LIFE, MAX_LEAD, TxnClock
 from zetcd.etcd import EtcdClient, EtcdUnavailable
 from zetcd.proto.constants import Err, OpCode
@@ -44,6 +44,13 @@ OPEN = (ACL(31, Id("world", "anyone")),)
 
 def _ctx() -> plans.Ctx:
     return plans.Ctx(0)
+
+
+async def _create_a(batcher: Batcher) -> None:
+    """/a created, and every task blocked since (the batcher's task parked: a write queued
+    now is sent at once by send_queued)."""
+    await batcher.submit(plans.write(_ctx(), OpCode.CREATE, CreateRequest("/a", b"", OPEN, 0)))
+    await trio.testing.wait_all_tasks_blocked()
 
 
 @asynccontextmanager
@@ -145,10 +152,7 @@ def test_writes_queued_while_the_batcher_is_idle_leave_from_the_queuing_task(
     async def main() -> None:
         async with running_backend(etcd) as (client, backend):
             batcher = backend.batcher
-            await batcher.submit(
-                plans.write(_ctx(), OpCode.CREATE, CreateRequest("/a", b"", OPEN, 0))
-            )
-            await trio.testing.wait_all_tasks_blocked()
+            await _create_a(batcher)
             sent = _record_transactions(client)
             burst = [batcher.enqueue(set_data(b"%d" % i), hold=True) for i in range(3)]
             assert not sent
@@ -214,10 +218,7 @@ def test_a_batch_the_reader_sent_lands_in_the_task_that_reads_its_answer(
     async def main() -> None:
         async with running_backend(etcd) as (client, backend):
             batcher, tree = backend.batcher, backend.mirror.tree
-            await batcher.submit(
-                plans.write(_ctx(), OpCode.CREATE, CreateRequest("/a", b"", OPEN, 0))
-            )
-            await trio.testing.wait_all_tasks_blocked()
+            await _create_a(batcher)
             steps = _Steps()
             trio.lowlevel.add_instrument(steps)
             w = batcher.enqueue(set_data(b"in place"), hold=True)
@@ -266,10 +267,7 @@ def test_a_batch_left_in_flight_fails_by_its_deadline_when_etcd_stops_answering(
     async def main(etcd: EtcdServer) -> None:
         async with running_backend(etcd) as (client, backend):
             batcher = backend.batcher
-            await batcher.submit(
-                plans.write(_ctx(), OpCode.CREATE, CreateRequest("/a", b"", OPEN, 0))
-            )
-            await trio.testing.wait_all_tasks_blocked()
+            await _create_a(batcher)
             client.timeout = 1.0
             freeze(etcd.pid)
             try:
@@ -298,10 +296,7 @@ def test_writes_keep_landing_in_place_past_an_earlier_flights_deadline() -> None
     async def main(etcd: EtcdServer) -> None:
         async with running_backend(etcd) as (client, backend):
             batcher = backend.batcher
-            await batcher.submit(
-                plans.write(_ctx(), OpCode.CREATE, CreateRequest("/a", b"", OPEN, 0))
-            )
-            await trio.testing.wait_all_tasks_blocked()
+            await _create_a(batcher)
             client.timeout = 0.5
             parks: list[trio.CancelScope] = []  # held, so that no two share an id
             end = trio.current_time() + 1.6

@@ -7,6 +7,7 @@ import signal
 import socket
 import ssl
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -116,18 +117,33 @@ def tls_context(cacert: Path | None, cert: Path | None, key: Path | None) -> ssl
         raise typer.BadParameter("--key needs --cert (the certificate it belongs to)")
     from zetcd.etcd import client_context
 
-    for flag, path in (("--cacert", cacert), ("--cert", cert), ("--key", key)):
+    return _load_tls(
+        lambda: client_context(_str(cacert), _str(cert), _str(key)),
+        {"--cacert": cacert, "--cert": cert, "--key": key},
+        "",
+    )
+
+
+def _str(path: Path | None) -> str | None:
+    return str(path) if path is not None else None
+
+
+def _load_tls(
+    build: Callable[[], ssl.SSLContext], files: dict[str, Path | None], purpose: str
+) -> ssl.SSLContext:
+    """``build()``'s context once every file given (flag: path; the last two the certificate
+    and its key) exists; a flag error that says what is wrong with them otherwise."""
+    for flag, path in files.items():
         if path is not None and not path.is_file():
             raise typer.BadParameter(f"{flag} {path}: no such file")
     try:
-        return client_context(
-            str(cacert) if cacert else None, str(cert) if cert else None, str(key) if key else None
-        )
+        return build()
     except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
+        (cert_flag, cert), (key_flag, key) = list(files.items())[-2:]
         hint = ""
         if cert is not None and key is None and isinstance(e, ssl.SSLError):
-            hint = " (if --cert does not hold its private key too, give --key)"
-        raise typer.BadParameter(f"cannot use the TLS files given: {e}{hint}") from None
+            hint = f" (if {cert_flag} does not hold its private key too, give {key_flag})"
+        raise typer.BadParameter(f"cannot use the TLS files given{purpose}: {e}{hint}") from None
 
 
 def client_tls_config(
@@ -135,9 +151,9 @@ def client_tls_config(
     cert: Path | None,
     key: Path | None,
     client_auth: str | None,
-) -> tuple[tuple[str, int] | None, ssl.SSLContext | None]:
-    """The TLS address and context for ZooKeeper clients from --secure-zkaddr, --zk-cert,
-    --zk-key and --zk-client-auth; (None, None) without --secure-zkaddr."""
+) -> tuple[str, int, ssl.SSLContext] | None:
+    """(host, port, context) of TLS for ZooKeeper clients from --secure-zkaddr, --zk-cert,
+    --zk-key and --zk-client-auth; None without --secure-zkaddr."""
     from zetcd import client_tls
 
     if secure_zkaddr is None:
@@ -148,10 +164,10 @@ def client_tls_config(
         ):
             if given is not None:
                 raise typer.BadParameter(f"{flag} is for TLS to clients: add --secure-zkaddr")
-        return None, None
+        return None
     if not secure_zkaddr.strip():
         raise typer.BadParameter("--secure-zkaddr is empty (:PORT serves on every interface)")
-    addr = parse_hostport(secure_zkaddr, 2281, empty_host="")
+    host, port = parse_hostport(secure_zkaddr, 2281, empty_host="")
     mode = (client_auth or "need").strip().lower()
     if mode not in client_tls.CLIENT_AUTH_MODES:
         raise typer.BadParameter(
@@ -166,17 +182,12 @@ def client_tls_config(
         )
     if cert is None:
         raise typer.BadParameter("--secure-zkaddr needs --zk-cert (the server's certificate)")
-    for flag, path in (("--zk-cert", cert), ("--zk-key", key)):
-        if path is not None and not path.is_file():
-            raise typer.BadParameter(f"{flag} {path}: no such file")
-    try:
-        context = client_tls.server_context(str(cert), str(key) if key else None)
-    except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
-        hint = ""
-        if key is None and isinstance(e, ssl.SSLError):
-            hint = " (if --zk-cert does not hold its private key too, give --zk-key)"
-        raise typer.BadParameter(f"cannot use the TLS files given for clients: {e}{hint}") from None
-    return addr, context
+    context = _load_tls(
+        lambda: client_tls.server_context(str(cert), _str(key)),
+        {"--zk-cert": cert, "--zk-key": key},
+        " for clients",
+    )
+    return host, port, context
 
 
 def _warn_plaintext_password(urls: list[str]) -> None:
@@ -423,7 +434,7 @@ def main_command(
         raise typer.BadParameter("--etcd-max-txn-ops must be at least 32")
     if container_check_interval <= 0:
         raise typer.BadParameter("--container-check-interval must be positive")
-    secure_addr, client_tls = client_tls_config(secure_zkaddr, zk_cert, zk_key, zk_client_auth)
+    secure = client_tls_config(secure_zkaddr, zk_cert, zk_key, zk_client_auth)
     etcd_tls = tls_context(cacert, cert, key)
     if etcd_tls is not None and endpoints is None:
         raise typer.BadParameter(
@@ -458,11 +469,10 @@ def main_command(
             container_check_interval=container_check_interval,
             super_digest=super_digest,
             etcd_max_txn_ops=etcd_max_txn_ops,
-            x509=secure_addr is not None,  # ZooKeeper registers the x509 provider then
+            x509=secure is not None,  # ZooKeeper registers the x509 provider then
         ),
         max_packet=max_packet,
-        secure_addr=secure_addr,
-        client_tls=client_tls,
+        secure=secure,
         max_client_cnxns=max_client_cnxns,
         four_letter_words=words,
         metrics_addr=parse_hostport(metrics_addr, 9181) if metrics_addr else None,

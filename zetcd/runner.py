@@ -49,9 +49,8 @@ class RunConfig:
     etcd_binary: str | None = None
     options: Options = field(default_factory=Options)
     max_packet: int = 0xFFFFF
-    # (host, port) to serve ZooKeeper clients over TLS on too, with client_tls (client_tls.py)
-    secure_addr: tuple[str, int] | None = None
-    client_tls: ssl.SSLContext | None = field(default=None, repr=False)
+    # (host, port, context) to serve ZooKeeper clients over TLS on too (client_tls.py)
+    secure: tuple[str, int, ssl.SSLContext] | None = field(default=None, repr=False)
     max_client_cnxns: int = DEFAULT_MAX_CLIENT_CNXNS
     four_letter_words: frozenset[str] | None = None
     metrics_addr: tuple[str, int] | None = None
@@ -99,7 +98,7 @@ def _conf_view(config: RunConfig) -> dict[str, object]:
     data_dir = str(config.data_dir or "") if config.endpoints is None else ""
     return {
         "clientPort": config.port,
-        "secureClientPort": config.secure_addr[1] if config.secure_addr else -1,
+        "secureClientPort": config.secure[1] if config.secure else -1,
         "dataDir": data_dir,
         "dataDirSize": 0,
         "dataLogDir": data_dir,
@@ -220,7 +219,7 @@ async def _run(
             stats=view.stats,
             # a secure client port needs ZooKeeper's Netty connection factory, which closes no
             # connection for want of a ConnectRequest (client_tls.py)
-            sessionless_timeout=None if config.secure_addr is not None else SESSIONLESS_TIMEOUT,
+            sessionless_timeout=None if config.secure is not None else SESSIONLESS_TIMEOUT,
         )
         if config.metrics_addr is not None:
             metrics = _metrics(backend, client, connections)
@@ -244,13 +243,9 @@ async def _run(
                 _tune_gc()
             if crosscheck is not None:
                 await crosscheck.start(nursery)
-            secure = None
-            if config.secure_addr is not None:
-                assert config.client_tls is not None, "secure_addr needs client_tls"
-                secure = (*config.secure_addr, config.client_tls)
             listeners = await nursery.start(
                 lambda task_status: serve(
-                    served, config.host, config.port, server_config, secure=secure,
+                    served, config.host, config.port, server_config, secure=config.secure,
                     task_status=task_status, connections=connections,
                 )
             )  # fmt: skip
@@ -261,10 +256,10 @@ async def _run(
                 port,
                 ",".join(endpoints),
             )
-            if config.secure_addr is not None:
+            if config.secure is not None:
                 log.info(
                     "serving ZooKeeper clients over TLS on %s:%d",
-                    config.secure_addr[0],
+                    config.secure[0],
                     listeners.secure[0].socket.getsockname()[1],
                 )
             task_status.started(port)

@@ -59,16 +59,22 @@ def valid_ip_id(ident: str) -> bool:
     return 0 <= n <= ip.max_prefixlen
 
 
+def has_provider(scheme: str, x509: bool = False) -> bool:
+    """Has ZooKeeper an authentication provider for ``scheme``? (``x509`` has one only with
+    ``x509``: a secure client port.)"""
+    return scheme in PROVIDERS or (x509 and scheme == "x509")
+
+
 def valid_id(scheme: str, ident: str, x509: bool = False) -> bool:
     """Would ZooKeeper's provider for ``scheme`` accept ``ident`` (isValid)? False for a
-    scheme with no provider (``x509`` has one only with ``x509``: a secure client port)."""
+    scheme with no provider."""
+    if not has_provider(scheme, x509):
+        return False
     if scheme == "digest":
         return _java_split_count(ident, ":") == 2
     if scheme == "ip":
         return valid_ip_id(ident)
-    if scheme == "x509" and x509:
-        return valid_x500_name(ident)
-    return False
+    return valid_x500_name(ident)
 
 
 def fixup(
@@ -103,7 +109,7 @@ def fixup(
             if not found:
                 raise OpError(Err.INVALID_ACL)
         else:
-            if scheme not in PROVIDERS and not (x509 and scheme == "x509"):
+            if not has_provider(scheme, x509):
                 raise OpError(Err.INVALID_ACL)
             if ident is None:  # the provider's isValid(null) throws
                 raise ServerCrash()

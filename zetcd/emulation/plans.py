@@ -361,19 +361,20 @@ def multi(ctx: Ctx, ops: tuple[object, ...]) -> Apply:
         for i, op in enumerate(ops):
             optype: int = op.type  # type: ignore[attr-defined]
             request = op.request  # type: ignore[attr-defined]
-            if optype in _CREATES:
-                rebuilt = multi_create_opcode(request.flags)
-                if rebuilt == OpCode.CREATE_TTL and optype != OpCode.CREATE_TTL:
-                    # Op.create made a createTTL op of a CreateRequest: ZooKeeper 3.8's
-                    # PrepRequestProcessor casts it to CreateTTLRequest and fails the whole
-                    # multi, a zxid spent (when an earlier op failed, it never gets here)
-                    sc.discard_writes()
-                    raise OpError(Err.MARSHALLING_ERROR)
-                if optype == OpCode.CREATE_TTL and rebuilt != OpCode.CREATE_TTL:
-                    # Op.create(..., ttl) ignores the ttl of a mode that has none
-                    request = CreateRequest(request.path, request.data, request.acl, request.flags)
-                optype = rebuilt
             try:
+                if optype in _CREATES:
+                    rebuilt = multi_create_opcode(request.flags)
+                    if rebuilt == OpCode.CREATE_TTL and optype != OpCode.CREATE_TTL:
+                        # Op.create made a createTTL op of a CreateRequest: ZooKeeper 3.8's
+                        # PrepRequestProcessor casts it to CreateTTLRequest and fails the whole
+                        # multi, a zxid spent (when an earlier op failed, it never gets here)
+                        raise ServerCrash()
+                    if optype == OpCode.CREATE_TTL and rebuilt != OpCode.CREATE_TTL:
+                        # Op.create(..., ttl) ignores the ttl of a mode that has none
+                        request = CreateRequest(
+                            request.path, request.data, request.acl, request.flags
+                        )
+                    optype = rebuilt
                 if optype not in MULTI_OPS:
                     raise OpError(Err.BAD_ARGUMENTS)
                 result_type = OpCode.CREATE2 if optype in _CREATES_WITH_STAT else optype
