@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 from typing import Any
 
@@ -16,9 +17,19 @@ class Closed(Exception):
 
 
 class RawClient:
-    def __init__(self, address: str, timeout: float = 5.0) -> None:
+    def __init__(
+        self, address: str, timeout: float = 5.0, context: ssl.SSLContext | None = None
+    ) -> None:
+        """Connected to ``address``; over TLS with ``context`` (its handshake done, so a refused
+        one raises ssl.SSLError here)."""
         host, port = address.rsplit(":", 1)
         self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        if context is not None:
+            try:
+                self.sock = context.wrap_socket(self.sock, server_hostname=host)
+            except BaseException:
+                self.sock.close()
+                raise
         self.proto = ClientProtocol(max_packet=8 << 20)
         self.xid = 0
         self.pending: list[Any] = []

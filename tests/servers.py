@@ -331,13 +331,15 @@ class ZooKeeperTLS:
     a traditional EC/RSA key) and its certificate, in one file (``ssl.keyStore.location``);
     ``truststore`` is the CA (``ssl.trustStore.location``); ``ca`` is the CA for clients to
     trust (the same file). ``client_auth`` is ``ssl.clientAuth``: ``none``, ``want`` or
-    ``need`` (ZooKeeper's own default is ``need``).
+    ``need`` (ZooKeeper's own default is ``need``); ``ca_key`` signs client certificates
+    (tests/pki.py).
     """
 
     keystore: Path
     truststore: Path
     ca: Path
     client_auth: str = "none"
+    ca_key: Path | None = None  # the CA's private key (PEM), to issue client certificates
 
     def client_context(self) -> ssl.SSLContext:
         """A context trusting ``ca``, limited to TLS 1.2 as ZooKeeper 3.8 is by default."""
@@ -348,7 +350,7 @@ class ZooKeeperTLS:
 
 def write_zk_tls(directory: Path, client_auth: str = "none") -> ZooKeeperTLS:
     """Make a CA and a server certificate for 127.0.0.1 and localhost (trustme) and write
-    ``directory``/``server.pem`` (PKCS#8 key + certificate) and ``ca.pem``."""
+    ``directory``/``server.pem`` (PKCS#8 key + certificate), ``ca.pem`` and ``ca-key.pem``."""
     # Test-only dependencies: imported here so that servers.py loads without them.
     import trustme
     from cryptography.hazmat.primitives import serialization
@@ -368,7 +370,9 @@ def write_zk_tls(directory: Path, client_auth: str = "none") -> ZooKeeperTLS:
         truststore=directory / "ca.pem",
         ca=directory / "ca.pem",
         client_auth=client_auth,
+        ca_key=directory / "ca-key.pem",
     )
+    ca.private_key_pem.write_to_path(str(tls.ca_key))
     tls.keystore.write_bytes(pkcs8 + b"".join(pem.bytes() for pem in server.cert_chain_pems))
     ca.cert_pem.write_to_path(str(tls.truststore))
     return tls

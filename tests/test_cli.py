@@ -42,7 +42,7 @@ def test_help_lists_the_readme_flags() -> None:
                  "--super-digest", "--etcd-binary", "--etcd-max-txn-ops", "--metrics-addr",
                  "--debug-zkbridge", "--debug-oracle", "--divergence-log",
                  "--fail-on-divergence", "--secure-zkaddr", "--zk-cert", "--zk-key",
-                 "--zk-client-auth"):  # fmt: skip
+                 "--zk-client-auth", "--zk-cacert", "--zk-x509-superuser"):  # fmt: skip
         assert flag in out, flag
         assert flag in readme, flag
 

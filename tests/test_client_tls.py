@@ -25,7 +25,7 @@ from tests.servers import (
     free_port,
     write_zk_tls,
 )
-from tests.zetcd_server import ZetcdServer, zetcd_refusal
+from tests.zetcd_server import SecureZetcd, zetcd_refusal
 from zetcd.emulation.x500 import valid_x500_name
 from zetcd.proto.framing import frame
 from zetcd.proto.jute import encode_record
@@ -72,37 +72,16 @@ def zk_tls(tls_files: ZooKeeperTLS) -> Iterator[ZooKeeperServer]:
         yield zk
 
 
-class _SecureZetcd(ZetcdServer):
-    def __init__(self, endpoint: str, tls: ZooKeeperTLS, *extra: str) -> None:
-        self.secure_port = free_port()
-        super().__init__(
-            endpoint,
-            extra_args=(
-                "--secure-zkaddr",
-                f"127.0.0.1:{self.secure_port}",
-                "--zk-cert",
-                str(tls.keystore),
-                "--zk-client-auth",
-                "none",
-                *extra,
-            ),
-        )
-
-    @property
-    def secure_address(self) -> str:
-        return f"127.0.0.1:{self.secure_port}"
-
-
 @pytest.fixture(scope="module")
-def zetcd_tls(etcd: EtcdServer, tls_files: ZooKeeperTLS) -> Iterator[_SecureZetcd]:
-    with _SecureZetcd(etcd.endpoint, tls_files) as z:
+def zetcd_tls(etcd: EtcdServer, tls_files: ZooKeeperTLS) -> Iterator[SecureZetcd]:
+    with SecureZetcd(etcd.endpoint, tls_files) as z:
         yield z
 
 
 Both = list[tuple[str, Any]]
 
 
-def _both(zk: ZooKeeperServer, z: _SecureZetcd) -> Both:
+def _both(zk: ZooKeeperServer, z: SecureZetcd) -> Both:
     return [("zookeeper", zk), ("zetcd", z)]
 
 
@@ -123,7 +102,7 @@ def test_x500_names_as_observed() -> None:
 
 
 def test_a_session_over_tls_works_as_on_zookeeper(
-    zk_tls: ZooKeeperServer, zetcd_tls: _SecureZetcd, tls_files: ZooKeeperTLS
+    zk_tls: ZooKeeperServer, zetcd_tls: SecureZetcd, tls_files: ZooKeeperTLS
 ) -> None:
     """Writes, reads, a watch and its event over TLS; the tree is the same one the plain port
     serves; the session resumes on the plain port."""
@@ -166,7 +145,7 @@ def test_a_session_over_tls_works_as_on_zookeeper(
 
 
 def test_x509_acl_ids_are_validated_as_zookeeper_does(
-    zk_tls: ZooKeeperServer, zetcd_tls: _SecureZetcd
+    zk_tls: ZooKeeperServer, zetcd_tls: SecureZetcd
 ) -> None:
     """With a secure port the x509 provider is registered: an x509 ACL id is valid when Java's
     X500Principal parses it (compared over a plain connection, where no session has an x509
@@ -219,7 +198,7 @@ def _read_all(sock: socket.socket) -> bytes:
 
 
 def test_four_letter_words_over_tls(
-    zk_tls: ZooKeeperServer, zetcd_tls: _SecureZetcd, tls_files: ZooKeeperTLS
+    zk_tls: ZooKeeperServer, zetcd_tls: SecureZetcd, tls_files: ZooKeeperTLS
 ) -> None:
     """Answered on the secure port too; conf names the secure port second, after clientPort,
     on both ports."""
@@ -252,7 +231,7 @@ def _closed_within(sock: socket.socket, seconds: float) -> bool:
 
 
 def test_what_is_not_tls_on_the_secure_port_and_tls_on_the_plain_one(
-    zk_tls: ZooKeeperServer, zetcd_tls: _SecureZetcd, tls_files: ZooKeeperTLS
+    zk_tls: ZooKeeperServer, zetcd_tls: SecureZetcd, tls_files: ZooKeeperTLS
 ) -> None:
     """A plain ConnectRequest on the secure port is closed at once; TLS 1.3 alone is refused
     with a protocol-version alert (TLS 1.2 only); a TLS ClientHello on the plain port is read
@@ -276,7 +255,7 @@ def test_what_is_not_tls_on_the_secure_port_and_tls_on_the_plain_one(
 
 @pytest.mark.timeout(60)
 def test_an_unfinished_handshake_is_closed_after_ten_seconds(
-    zk_tls: ZooKeeperServer, zetcd_tls: _SecureZetcd
+    zk_tls: ZooKeeperServer, zetcd_tls: SecureZetcd
 ) -> None:
     """Nothing, or fewer bytes than a TLS record header, on the secure port: the connection is
     closed once the handshake has waited 10 s (Netty's SslHandler), not before; a connection
@@ -316,13 +295,17 @@ def test_the_command_line_says_what_is_missing(tls_files: ZooKeeperTLS, tmp_path
     cert = ["--zk-cert", str(tls_files.keystore)]
     assert "add --secure-zkaddr" in zetcd_refusal(cert)
     assert "needs --zk-cert" in zetcd_refusal([*secure, "--zk-client-auth", "none"])
-    # ZooKeeper's default, need, asks for client certificates: not served yet
-    assert "--zk-client-auth need (ZooKeeper's default) is not supported yet" in zetcd_refusal(
-        [*secure, *cert]
+    assert "add --secure-zkaddr" in zetcd_refusal(["--zk-cacert", str(tls_files.ca)])
+    assert "add --secure-zkaddr" in zetcd_refusal(["--zk-x509-superuser", "CN=root"])
+    assert "--zk-client-auth none does not ask" in zetcd_refusal(
+        [*secure, *cert, "--zk-client-auth", "none", "--zk-cacert", str(tls_files.ca)]
     )
-    assert "want is not supported yet" in zetcd_refusal(
-        [*secure, *cert, "--zk-client-auth", "want"]
+    assert "no such file" in zetcd_refusal(
+        [*secure, *cert, "--zk-cacert", str(tmp_path / "missing.pem")]
     )
+    bridge = ["--debug-zkbridge", "127.0.0.1:1", *secure, *cert]
+    assert "--zk-client-auth none only" in zetcd_refusal(bridge)
+    assert "--zk-client-auth none only" in zetcd_refusal([*bridge, "--zk-client-auth", "want"])
     assert "must be need, want or none" in zetcd_refusal(
         [*secure, *cert, "--zk-client-auth", "maybe"]
     )

@@ -46,6 +46,7 @@ class _Outbox:
     ("reply", name) ones as replies are taken."""
 
     peer_host = "127.0.0.1"
+    x509_id: str | None = None
     heard = 0.0
 
     def __init__(self, log: list[tuple[Any, ...]]) -> None:

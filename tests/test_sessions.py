@@ -843,6 +843,7 @@ class _Outbox:
     the time."""
 
     peer_host = "127.0.0.1"
+    x509_id: str | None = None
 
     def __init__(self) -> None:
         self.closed = False

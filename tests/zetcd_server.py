@@ -7,7 +7,7 @@ import subprocess
 import sys
 import uuid
 
-from tests.servers import LOOPBACK, _Server, four_letter_word, free_port
+from tests.servers import LOOPBACK, ZooKeeperTLS, _Server, four_letter_word, free_port
 
 
 class ZetcdServer(_Server):
@@ -63,6 +63,32 @@ class ZetcdServer(_Server):
             return four_letter_word(self.host, self.port, "ruok", timeout=1.0) == "imok"
         except OSError:
             return False
+
+
+class SecureZetcd(ZetcdServer):
+    """A zetcd serving TLS clients too (``secure_address``), with ``tls``'s server certificate
+    and its ``ssl.clientAuth`` (with client certificates: trusting ``tls``'s CA)."""
+
+    def __init__(self, endpoint: str, tls: ZooKeeperTLS, *extra: str) -> None:
+        self.secure_port = free_port()
+        trust = ("--zk-cacert", str(tls.ca)) if tls.client_auth != "none" else ()
+        super().__init__(
+            endpoint,
+            extra_args=(
+                "--secure-zkaddr",
+                f"127.0.0.1:{self.secure_port}",
+                "--zk-cert",
+                str(tls.keystore),
+                "--zk-client-auth",
+                tls.client_auth,
+                *trust,
+                *extra,
+            ),
+        )
+
+    @property
+    def secure_address(self) -> str:
+        return f"127.0.0.1:{self.secure_port}"
 
 
 def zetcd_refusal(args: list[str]) -> str:

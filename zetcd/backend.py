@@ -22,6 +22,8 @@ class Outbox(Protocol):
     """Where a backend sends what goes to one client connection, in order."""
 
     peer_host: str
+    # the x509 id of the client's certificate (TLS with client certificates), else None
+    x509_id: str | None
 
     @property
     def heard(self) -> float:

@@ -151,9 +151,10 @@ def client_tls_config(
     cert: Path | None,
     key: Path | None,
     client_auth: str | None,
+    cacert: Path | None = None,
 ) -> tuple[str, int, ssl.SSLContext] | None:
     """(host, port, context) of TLS for ZooKeeper clients from --secure-zkaddr, --zk-cert,
-    --zk-key and --zk-client-auth; None without --secure-zkaddr."""
+    --zk-key, --zk-client-auth and --zk-cacert; None without --secure-zkaddr."""
     from zetcd import client_tls
 
     if secure_zkaddr is None:
@@ -161,6 +162,7 @@ def client_tls_config(
             ("--zk-cert", cert),
             ("--zk-key", key),
             ("--zk-client-auth", client_auth),
+            ("--zk-cacert", cacert),
         ):
             if given is not None:
                 raise typer.BadParameter(f"{flag} is for TLS to clients: add --secure-zkaddr")
@@ -174,17 +176,15 @@ def client_tls_config(
             f"--zk-client-auth {client_auth}: must be need, want or none (ZooKeeper's"
             " ssl.clientAuth)"
         )
-    if mode not in client_tls.SERVED_CLIENT_AUTH:
-        default = "" if client_auth is not None else " (ZooKeeper's default)"
+    if cacert is not None and mode == "none":
         raise typer.BadParameter(
-            f"--zk-client-auth {mode}{default} is not supported yet: zetcd does not ask"
-            " clients for certificates nor serve the x509 scheme; give --zk-client-auth none"
+            "--zk-cacert is for client certificates, which --zk-client-auth none does not ask for"
         )
     if cert is None:
         raise typer.BadParameter("--secure-zkaddr needs --zk-cert (the server's certificate)")
     context = _load_tls(
-        lambda: client_tls.server_context(str(cert), _str(key)),
-        {"--zk-cert": cert, "--zk-key": key},
+        lambda: client_tls.server_context(str(cert), _str(key), mode, _str(cacert)),
+        {"--zk-cacert": cacert, "--zk-cert": cert, "--zk-key": key},
         " for clients",
     )
     return host, port, context
@@ -252,7 +252,26 @@ def main_command(
         str | None,
         typer.Option(
             help="TLS to clients: whether to ask for a client certificate, as ZooKeeper's "
-            "ssl.clientAuth: need (its default), want or none. Only none is served so far.",
+            "ssl.clientAuth: need (its default), want or none. A client with one is "
+            "authenticated in scheme x509 as its certificate's subject.",
+            show_default=False,
+        ),
+    ] = None,
+    zk_x509_superuser: Annotated[
+        str | None,
+        typer.Option(
+            "--zk-x509-superuser",
+            help="TLS to clients: the x509 id (a client certificate's subject, as whoAmI shows "
+            "it) whose session may do anything, as ZooKeeper's "
+            "X509AuthenticationProvider.superUser.",
+            show_default=False,
+        ),
+    ] = None,
+    zk_cacert: Annotated[
+        Path | None,
+        typer.Option(
+            help="TLS to clients: the CA certificates (PEM) a client certificate must chain to "
+            "(ZooKeeper's ssl.trustStore.location); default: the system's CAs.",
             show_default=False,
         ),
     ] = None,
@@ -434,7 +453,9 @@ def main_command(
         raise typer.BadParameter("--etcd-max-txn-ops must be at least 32")
     if container_check_interval <= 0:
         raise typer.BadParameter("--container-check-interval must be positive")
-    secure = client_tls_config(secure_zkaddr, zk_cert, zk_key, zk_client_auth)
+    secure = client_tls_config(secure_zkaddr, zk_cert, zk_key, zk_client_auth, zk_cacert)
+    if zk_x509_superuser is not None and secure is None:
+        raise typer.BadParameter("--zk-x509-superuser is for TLS to clients: add --secure-zkaddr")
     etcd_tls = tls_context(cacert, cert, key)
     if etcd_tls is not None and endpoints is None:
         raise typer.BadParameter(
@@ -470,6 +491,7 @@ def main_command(
             super_digest=super_digest,
             etcd_max_txn_ops=etcd_max_txn_ops,
             x509=secure is not None,  # ZooKeeper registers the x509 provider then
+            x509_superuser=zk_x509_superuser,
         ),
         max_packet=max_packet,
         secure=secure,
@@ -487,6 +509,12 @@ def main_command(
             answer = Side.from_flag(debug_oracle)
         except ValueError as e:
             raise typer.BadParameter(str(e)) from None
+        if secure is not None and secure[2].verify_mode != ssl.CERT_NONE:
+            raise typer.BadParameter(
+                "cross-check mode serves TLS clients with --zk-client-auth none only: the"
+                " bridge to ZooKeeper cannot present a client's certificate, so its x509 id"
+                " would be on one side only"
+            )
         _check_reachable(zk_host, zk_port)
         config.crosscheck = CrossCheckConfig(zk_host, zk_port, answer, divergence_log)
     else:

@@ -257,10 +257,12 @@ async def _run(
                 ",".join(endpoints),
             )
             if config.secure is not None:
+                asks = {ssl.CERT_REQUIRED: "need", ssl.CERT_OPTIONAL: "want"}
                 log.info(
-                    "serving ZooKeeper clients over TLS on %s:%d",
+                    "serving ZooKeeper clients over TLS on %s:%d (client certificates: %s)",
                     config.secure[0],
                     listeners.secure[0].socket.getsockname()[1],
+                    asks.get(config.secure[2].verify_mode, "none"),
                 )
             task_status.started(port)
             stop.serving = True

@@ -73,8 +73,10 @@ class Connection:
         stream: trio.SocketStream | trio.SSLStream[trio.SocketStream],
         backend: Backend,
         config: ServerConfig,
+        x509_id: str | None = None,
     ) -> None:
         self.stream = stream
+        self.x509_id = x509_id  # the client certificate's subject (client_tls.py), if any
         self.backend = backend
         self.config = config
         self.proto = ServerProtocol(config.max_packet)
@@ -517,10 +519,12 @@ async def serve(
         per_host[host] = held + 1
         try:
             served: trio.SocketStream | trio.SSLStream[trio.SocketStream] | None = stream
+            x509_id = None
             if tls is not None:
-                served = await client_tls.handshake(stream, tls, peer)
+                handshaken = await client_tls.handshake(stream, tls, peer)
+                served, x509_id = handshaken if handshaken is not None else (None, None)
             if served is not None:
-                conn = Connection(served, backend, config)
+                conn = Connection(served, backend, config, x509_id)
                 live.add(conn)
                 try:
                     await conn.serve()

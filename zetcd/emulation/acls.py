@@ -147,7 +147,7 @@ def allowed(acl: tuple[ACL, ...], perm: int, auth: tuple[tuple[str, str], ...]) 
         for s, i in auth:
             if s != acl_scheme or acl_id is None:
                 continue
-            if s == "digest" and i == acl_id:
+            if (s == "digest" or s == "x509") and i == acl_id:
                 return True
             if s == "ip" and _ip_matches(i, acl_id):
                 return True

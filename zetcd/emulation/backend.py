@@ -66,6 +66,9 @@ class Options:
     # ZooKeeper's x509 authentication provider is registered (it is once a secure client port
     # is configured): x509 ACL ids are valid when Java's X500Principal takes them
     x509: bool = False
+    # ZooKeeper's zookeeper.X509AuthenticationProvider.superUser: the x509 id whose client
+    # certificate makes a session a super user
+    x509_superuser: str | None = None
 
 
 CLEAN_UP_RETRY_MAX = 10.0  # seconds between two tries at an ended session's ephemerals
@@ -346,9 +349,12 @@ class EtcdSession:
         self.outbox = outbox
         self.owner = ""  # its token in the session record (SessionValue.owner)
         self.null_path_watch = False  # it has added a persistent watch on a null path
-        # the connection's auth ids in the order they were added, its ip first; as in
-        # ZooKeeper they belong to the connection: a resumed session starts again from its ip
+        # the connection's auth ids in the order they were added: its ip, then its client
+        # certificate's x509 id; as in ZooKeeper they belong to the connection: a resumed
+        # session starts again from these two
         self.auth_ids: tuple[tuple[str, str], ...] = (("ip", outbox.peer_host),)
+        if outbox.x509_id is not None:
+            self.add_x509(outbox.x509_id)
         self._ctx: plans.Ctx | None = None  # who this session is to its writes
         self.closed = False
         self.deferred = 0  # requests begun and not yet answered
@@ -358,6 +364,12 @@ class EtcdSession:
         if ident not in self.auth_ids:  # a set in ZooKeeper
             self.auth_ids = (*self.auth_ids, ident)
             self._ctx = None
+
+    def add_x509(self, ident: str) -> None:
+        """The client certificate's id, after a super id if it is the x509 super user's."""
+        if ident == self.backend.options.x509_superuser:
+            self.add_auth(("super", ident))
+        self.add_auth(("x509", ident))
 
     # a session is the watcher of its watches
     def notify(self, event_type: int, path: str) -> None:

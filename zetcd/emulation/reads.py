@@ -122,12 +122,17 @@ def _ping(s: EtcdSession, req: Any) -> Result:
 
 
 def _auth(s: EtcdSession, req: Any) -> Result:
-    """addAuth: digest adds ``user:hash``; ip adds the client's address; others fail."""
+    """addAuth: digest adds ``user:hash``; ip adds the client's address; x509 (with its
+    provider) adds the client certificate's id again, whatever the data, and fails without a
+    certificate; others fail."""
     if req.scheme == "digest" and req.auth is not None:
         # new String(auth, UTF_8), hashed as getBytes(UTF_8), kept as a (UTF-16) Java string
         ident = ("digest", java_string(digest_id(req.auth.decode("utf-8", "replace"))))
     elif req.scheme == "ip":
         ident = ("ip", s.outbox.peer_host)
+    elif req.scheme == "x509" and s.backend.options.x509 and s.outbox.x509_id is not None:
+        s.add_x509(s.outbox.x509_id)
+        return 0, None
     else:
         return Err.AUTH_FAILED, None
     s.add_auth(ident)
@@ -272,9 +277,13 @@ def _get_all_children_number(s: EtcdSession, req: Any) -> Result:
 
 def _who_am_i(s: EtcdSession, req: Any) -> Result:
     ids = concurrent_set_order(s.auth_ids)  # ZooKeeper's iteration order of the connection's ids
-    # the digest provider names the user before the ':'; the others their whole id
+    # the digest provider names the user before the ':', the others their whole id; "super"
+    # has no provider, so no user
     infos = [
-        ClientInfo(scheme, ident.split(":", 1)[0] if scheme == "digest" else ident)
+        ClientInfo(
+            scheme,
+            ident.split(":", 1)[0] if scheme == "digest" else "" if scheme == "super" else ident,
+        )
         for scheme, ident in ids
     ]
     return 0, WhoAmIResponse(tuple(infos))

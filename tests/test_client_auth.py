@@ -1,0 +1,284 @@
+"""ZooKeeper clients with certificates (--zk-client-auth need and want, --zk-cacert), side by
+side with a real ZooKeeper 3.8 whose secure port has the same ssl.clientAuth and trusts the same
+CA (tests/pki.py issues the client certificates): the handshake's refusals and their alerts, the
+x509 id a certificate gives its session (whoAmI), x509 and auth ACLs, addauth x509. Nothing is
+mocked. docs/zk-facts.md, section 11."""
+
+from __future__ import annotations
+
+import dataclasses
+import ssl
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from cryptography.x509.oid import NameOID
+
+from tests.pki import SERVER_AUTH_ONLY, ClientCert, issue, name
+from tests.rawclient import Closed, RawClient
+from tests.servers import EtcdServer, ZooKeeperServer, ZooKeeperTLS, write_zk_tls
+from tests.zetcd_server import SecureZetcd
+from zetcd.proto.constants import OpCode, Perm
+from zetcd.proto.records import (
+    ACL,
+    AuthPacket,
+    CreateRequest,
+    GetACLRequest,
+    GetDataRequest,
+    Id,
+)
+
+CN, ORG, OU, UID, DC = (
+    NameOID.COMMON_NAME,
+    NameOID.ORGANIZATION_NAME,
+    NameOID.ORGANIZATIONAL_UNIT_NAME,
+    NameOID.USER_ID,
+    NameOID.DOMAIN_COMPONENT,
+)
+ACME_ID = "CN=client1,OU=Eng,O=Acme Corp"
+SUPERUSER = "CN=root"
+SUPERUSER_PROPERTY = "zookeeper.X509AuthenticationProvider.superUser"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> ZooKeeperTLS:
+    return write_zk_tls(tmp_path_factory.mktemp("client-auth") / "pki")
+
+
+@pytest.fixture(scope="module")
+def certs(pki: ZooKeeperTLS, tmp_path_factory: pytest.TempPathFactory) -> dict[str, ClientCert]:
+    d = tmp_path_factory.mktemp("client-certs")
+    odd = name(
+        (DC, "example"),
+        (ORG, 'a,b+c="d"<e>;f\\g#h'),
+        ((CN, "u"), (UID, "jdoe")),
+        (NameOID.EMAIL_ADDRESS, "a@b.c"),
+        (CN, "  x\u00e9\u4e2d  "),
+    )
+    return {
+        "acme": issue(pki, d / "acme", name((ORG, "Acme Corp"), (OU, "Eng"), (CN, "client1"))),
+        "other": issue(pki, d / "other", name((CN, "client2"))),
+        "root": issue(pki, d / "root", name((CN, "root"))),
+        "odd": issue(pki, d / "odd", odd),
+        "no-eku": issue(pki, d / "no-eku", name((CN, "no eku")), eku=None),
+        "empty-critical-san": issue(pki, d / "ecs", name(), san="c.example", san_critical=True),
+        "empty-san": issue(pki, d / "es", name(), san="c.example"),
+        "empty-no-san": issue(pki, d / "ens", name()),
+        "foreign": issue(None, d / "foreign", name((CN, "client1"))),
+        "server-only": issue(pki, d / "server-only", name((CN, "s")), eku=SERVER_AUTH_ONLY),
+        "expired": issue(pki, d / "expired", name((CN, "old")), expired=True),
+    }
+
+
+def _servers(etcd: EtcdServer, pki: ZooKeeperTLS, mode: str) -> Iterator[list[tuple[str, Any]]]:
+    """The two servers with ``mode`` as ssl.clientAuth, and CN=root as the x509 super user."""
+    tls = dataclasses.replace(pki, client_auth=mode)
+    superuser = f"-D{SUPERUSER_PROPERTY}={SUPERUSER}"
+    with (
+        ZooKeeperServer(tls=tls, jvm_opts=[superuser]) as zk,
+        SecureZetcd(etcd.endpoint, tls, "--zk-x509-superuser", SUPERUSER) as z,
+    ):
+        yield [("zookeeper", zk), ("zetcd", z)]
+
+
+@pytest.fixture(scope="module")
+def need(etcd: EtcdServer, pki: ZooKeeperTLS) -> Iterator[list[tuple[str, Any]]]:
+    yield from _servers(etcd, pki, "need")
+
+
+@pytest.fixture(scope="module")
+def want(etcd: EtcdServer, pki: ZooKeeperTLS) -> Iterator[list[tuple[str, Any]]]:
+    yield from _servers(etcd, pki, "want")
+
+
+def _context(pki: ZooKeeperTLS, cert: ClientCert | None) -> ssl.SSLContext:
+    return cert.context(pki) if cert is not None else pki.client_context()
+
+
+def _who_am_i(c: RawClient) -> list[tuple[str, str]]:
+    r = c.call(OpCode.WHO_AM_I)
+    assert r.header.err == 0
+    body: Any = r.body
+    return [(i.authScheme, i.user) for i in body.clientInfo]
+
+
+def _outcome(server: Any, pki: ZooKeeperTLS, cert: ClientCert | None) -> Any:
+    """What a client with ``cert`` (None: none) gets on the secure port: its whoAmI, or the
+    alert that refused it, or "closed"."""
+    try:
+        with RawClient(server.secure_address, context=_context(pki, cert)) as c:
+            c.connect()
+            return _who_am_i(c)
+    except ssl.SSLError as e:
+        return e.reason
+    except (Closed, OSError):
+        return "closed"
+
+
+def test_need_refuses_as_zookeeper_does(
+    need: list[tuple[str, Any]], pki: ZooKeeperTLS, certs: dict[str, ClientCert]
+) -> None:
+    """No certificate: a bad_certificate alert; one of another CA, an expired one, one whose
+    extended key usage has no clientAuth: certificate_unknown (OpenSSL's own alerts differ, and
+    zetcd sends Java's). One without extended key usage is accepted."""
+    cases = (None, "foreign", "expired", "server-only", "no-eku")
+    results = {
+        side: [_outcome(server, pki, certs[c] if c else None) for c in cases]
+        for side, server in need
+    }
+    assert results["zetcd"] == results["zookeeper"]
+    assert results["zetcd"][:4] == [
+        "SSLV3_ALERT_BAD_CERTIFICATE",
+        *["SSLV3_ALERT_CERTIFICATE_UNKNOWN"] * 3,
+    ]
+    assert sorted(results["zetcd"][4]) == [("ip", "127.0.0.1"), ("x509", "CN=no eku")]
+
+
+def test_a_certificate_names_its_session_as_in_java(
+    need: list[tuple[str, Any]], pki: ZooKeeperTLS, certs: dict[str, ClientCert]
+) -> None:
+    """whoAmI lists the ip and the x509 id, the subject in Java's RFC 2253 form (least
+    significant RDN first, Java's escapes, other attributes as OID=#hex), in the order of
+    ZooKeeper's hash set."""
+    cases = ("acme", "odd", "empty-critical-san")
+    results = {side: [_outcome(server, pki, certs[c]) for c in cases] for side, server in need}
+    assert results["zetcd"] == results["zookeeper"]
+    assert ("x509", ACME_ID) in results["zetcd"][0]
+    assert ("x509", "") in results["zetcd"][2]
+
+
+def test_an_empty_subject_needs_a_critical_subject_alt_name(
+    need: list[tuple[str, Any]], pki: ZooKeeperTLS, certs: dict[str, ClientCert]
+) -> None:
+    """Java refuses a certificate with an empty subject and extensions but no critical
+    subjectAltName in the handshake (bad_certificate); OpenSSL accepts it, so zetcd closes the
+    connection right after the handshake instead (docs/differences.md)."""
+    results = {
+        side: [_outcome(server, pki, certs[c]) for c in ("empty-san", "empty-no-san")]
+        for side, server in need
+    }
+    assert results == {"zookeeper": ["SSLV3_ALERT_BAD_CERTIFICATE"] * 2, "zetcd": ["closed"] * 2}
+
+
+def _acl_story(server: Any, pki: ZooKeeperTLS, certs: dict[str, ClientCert]) -> list[Any]:
+    """x509 and auth ACLs as seen by the certificate's owner, another certificate, a client
+    on the plain port and the x509 super user, and addauth x509 with and without a
+    certificate."""
+    root = f"/x509-{time.monotonic_ns()}"
+    acme, other, superuser = (
+        RawClient(server.secure_address, context=certs[c].context(pki))
+        for c in ("acme", "other", "root")
+    )
+    plain = RawClient(server.address)
+    out: list[Any] = []
+    try:
+        for c in (acme, other, plain, superuser):
+            c.connect()
+        x509_acl = (ACL(Perm.ALL, Id("x509", ACME_ID)),)
+        r = acme.call(OpCode.CREATE, CreateRequest(root, b"d", x509_acl, 0))
+        out.append(("create x509 acl", r.header.err))
+        for who, c in (("acme", acme), ("other", other), ("plain", plain), ("root", superuser)):
+            r = c.call(OpCode.GET_DATA, GetDataRequest(root, False))
+            out.append((f"get by {who}", r.header.err))
+        auth_acl = (ACL(Perm.ALL, Id("auth", "")),)
+        r = acme.call(OpCode.CREATE, CreateRequest(root + "-auth", b"", auth_acl, 0))
+        out.append(("create auth acl", r.header.err))
+        r = acme.call(OpCode.GET_ACL, GetACLRequest(root + "-auth"))
+        body: Any = r.body
+        out.append(("its acl", r.header.err, [(a.perms, a.id.scheme, a.id.id) for a in body.acl]))
+        r = acme.call(OpCode.AUTH, AuthPacket(0, "x509", b"anything"))
+        out.append(("addauth x509 with a certificate", r.header.err, _who_am_i(acme)))
+        out.append(("root", sorted(_who_am_i(superuser))))
+        r = superuser.call(OpCode.AUTH, AuthPacket(0, "x509", b""))
+        out.append(("addauth x509 by root", r.header.err, sorted(_who_am_i(superuser))))
+        r = plain.call(OpCode.AUTH, AuthPacket(0, "x509", b"anything"))
+        out.append(("addauth x509 without", r.header.err, plain.is_closed()))
+    finally:
+        for c in (acme, other, plain, superuser):
+            c.close()
+    return out
+
+
+def test_x509_and_auth_acls_and_addauth(
+    need: list[tuple[str, Any]], pki: ZooKeeperTLS, certs: dict[str, ClientCert]
+) -> None:
+    results = {side: _acl_story(server, pki, certs) for side, server in need}
+    assert results["zetcd"] == results["zookeeper"]
+    assert [step[1] for step in results["zetcd"][:6]] == [0, 0, -102, -102, 0, 0]
+    assert results["zetcd"][6] == ("its acl", 0, [(Perm.ALL, "x509", ACME_ID)])
+    root_ids = [("ip", "127.0.0.1"), ("super", ""), ("x509", SUPERUSER)]
+    assert results["zetcd"][8:10] == [("root", root_ids), ("addauth x509 by root", 0, root_ids)]
+    assert results["zetcd"][10][1:] == (-115, True)
+
+
+def _want_story(server: Any, pki: ZooKeeperTLS, certs: dict[str, ClientCert]) -> list[Any]:
+    out: list[Any] = [_outcome(server, pki, None), _outcome(server, pki, certs["acme"])]
+    out.append(_outcome(server, pki, certs["foreign"]))
+    with RawClient(server.secure_address, context=pki.client_context()) as c:
+        c.connect()
+        acl = (ACL(Perm.ALL, Id("auth", "")),)
+        r = c.call(OpCode.CREATE, CreateRequest(f"/want-{time.monotonic_ns()}", b"", acl, 0))
+        out.append(("create auth acl", r.header.err))
+        r = c.call(OpCode.AUTH, AuthPacket(0, "x509", b""))
+        out.append(("addauth x509", r.header.err, c.is_closed()))
+    return out
+
+
+def test_want_serves_clients_without_a_certificate(
+    want: list[tuple[str, Any]], pki: ZooKeeperTLS, certs: dict[str, ClientCert]
+) -> None:
+    """Without a certificate the session has only its ip id (auth ACLs are InvalidACL, addauth
+    x509 fails and closes the connection); with one it has its x509 id; a foreign one is
+    refused."""
+    results = {side: _want_story(server, pki, certs) for side, server in want}
+    assert results["zetcd"] == results["zookeeper"]
+    assert results["zetcd"][:4] == [
+        [("ip", "127.0.0.1")],
+        results["zetcd"][1],
+        "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+        ("create auth acl", -114),
+    ]
+    assert ("x509", ACME_ID) in results["zetcd"][1]
+    assert results["zetcd"][4] == ("addauth x509", -115, True)
+
+
+def test_the_x509_id_belongs_to_the_connection(
+    need: list[tuple[str, Any]], pki: ZooKeeperTLS, certs: dict[str, ClientCert]
+) -> None:
+    """A session opened with a certificate and resumed on the plain port has only its ip id
+    there; resumed over TLS with another certificate, that certificate's id."""
+    results = {}
+    for side, server in need:
+        with RawClient(server.secure_address, context=certs["acme"].context(pki)) as first:
+            resp = first.connect()
+            before = _who_am_i(first)
+        ids = [before]
+        for address, context in (
+            (server.address, None),
+            (server.secure_address, certs["other"].context(pki)),
+        ):
+            with RawClient(address, context=context) as c:
+                c.connect(session_id=resp.sessionId, passwd=resp.passwd or b"")
+                ids.append(_who_am_i(c))
+        results[side] = ids
+    assert results["zetcd"] == results["zookeeper"]
+    assert results["zetcd"][1] == [("ip", "127.0.0.1")]
+    assert ("x509", "CN=client2") in results["zetcd"][2]
+
+
+def test_four_letter_words_need_a_certificate_too(
+    need: list[tuple[str, Any]], pki: ZooKeeperTLS, certs: dict[str, ClientCert]
+) -> None:
+    results = {}
+    for side, server in need:
+        answers: list[Any] = []
+        for cert in (certs["acme"], None):
+            try:
+                with RawClient(server.secure_address, context=_context(pki, cert)) as c:
+                    c.send_raw(b"ruok")
+                    answers.append(c.sock.recv(64))
+            except ssl.SSLError as e:
+                answers.append(e.reason)
+        results[side] = answers
+    assert results["zetcd"] == results["zookeeper"] == [b"imok", "SSLV3_ALERT_BAD_CERTIFICATE"]
