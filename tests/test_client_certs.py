@@ -7,6 +7,7 @@ section 11."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import shutil
 import subprocess
@@ -343,7 +344,40 @@ REFUSED = [
         der(SEQUENCE, der(SEQUENCE, der(SEQUENCE, der_oid(CN) + utf8("x")))), id="rdn-seq"
     ),
     pytest.param(der(SEQUENCE, der(SET, der(SET, der_oid(CN) + utf8("x")))), id="ava-set"),
+    pytest.param(
+        _ava(der(OID, b"\x2a" + b"\x81" * 4095 + b"\x01") + utf8("x")), id="oid-over-4096-bytes"
+    ),
 ]
+
+
+def test_an_arc_of_thousands_of_digits(java: Java) -> None:
+    """An object identifier of up to 4,096 bytes is Java's to write, whatever the length of
+    its arcs in decimal (here about 4,400 digits, past what Python's str() writes)."""
+    name = _ava(der(OID, b"\x2a" + b"\xff" * 2099 + b"\x7f") + utf8("x"))
+    ours = name_rfc2253(name)
+    assert java_name(java, name) == ours
+    assert len(ours) > 4400
+
+
+@pytest.fixture(scope="module")
+def a_certificate(ca: CA) -> bytes:
+    return ca.issue(_attributes((NameOID.COMMON_NAME, "damaged")), (DNS_SAN, False))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_any_damage_to_a_certificate_is_an_id_or_bad_certificate(
+    a_certificate: bytes, data: st.DataObject
+) -> None:
+    """Whatever bytes come in place of a certificate (OpenSSL has parsed it, but this reader
+    must not trust that), the answer is an id or BadCertificate, never another exception."""
+    certificate = bytearray(a_certificate)
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(certificate) - 1))
+        certificate[at] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(certificate)))
+    with contextlib.suppress(BadCertificate):
+        assert isinstance(client_id(bytes(certificate[:cut])), str)
 
 
 @pytest.mark.parametrize("name", REFUSED)
@@ -488,6 +522,16 @@ CERTIFICATES: list[tuple[str, Callable[[CA], bytes], str | type[BadCertificate]]
         "empty-critical-san-via-hand",
         lambda ca: ca.issue_by_hand(der_name(), 2, der_san(True, CLIENT_DNS)),
         "",
+    ),
+    (
+        "v1-with-extensions",
+        lambda ca: ca.issue_by_hand(der_name([(CN, utf8("v1"))]), None, der_san(True, CLIENT_DNS)),
+        BadCertificate,
+    ),
+    (
+        "v2-with-extensions",
+        lambda ca: ca.issue_by_hand(der_name([(CN, utf8("v2"))]), 1, der_san(True, CLIENT_DNS)),
+        BadCertificate,
     ),
     (
         "critical-san-without-names",

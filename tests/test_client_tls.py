@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from kazoo.client import KazooClient
 from kazoo.exceptions import InvalidACLError, MarshallingError
 from kazoo.security import ACL, Id
@@ -297,13 +298,18 @@ def test_the_command_line_says_what_is_missing(tls_files: ZooKeeperTLS, tmp_path
     assert "needs --zk-cert" in zetcd_refusal([*secure, "--zk-client-auth", "none"])
     assert "add --secure-zkaddr" in zetcd_refusal(["--zk-cacert", str(tls_files.ca)])
     assert "add --secure-zkaddr" in zetcd_refusal(["--zk-x509-superuser", "CN=root"])
+    assert "need (ZooKeeper's default) needs --zk-cacert" in zetcd_refusal([*secure, *cert])
+    assert "want needs --zk-cacert" in zetcd_refusal([*secure, *cert, "--zk-client-auth", "want"])
+    assert "--zk-client-auth need or want" in zetcd_refusal(
+        [*secure, *cert, "--zk-client-auth", "none", "--zk-x509-superuser", "CN=root"]
+    )
     assert "--zk-client-auth none does not ask" in zetcd_refusal(
         [*secure, *cert, "--zk-client-auth", "none", "--zk-cacert", str(tls_files.ca)]
     )
     assert "no such file" in zetcd_refusal(
         [*secure, *cert, "--zk-cacert", str(tmp_path / "missing.pem")]
     )
-    bridge = ["--debug-zkbridge", "127.0.0.1:1", *secure, *cert]
+    bridge = ["--debug-zkbridge", "127.0.0.1:1", *secure, *cert, "--zk-cacert", str(tls_files.ca)]
     assert "--zk-client-auth none only" in zetcd_refusal(bridge)
     assert "--zk-client-auth none only" in zetcd_refusal([*bridge, "--zk-client-auth", "want"])
     assert "must be need, want or none" in zetcd_refusal(
@@ -315,3 +321,18 @@ def test_the_command_line_says_what_is_missing(tls_files: ZooKeeperTLS, tmp_path
     ca_only = ["--zk-cert", str(tls_files.ca), "--zk-client-auth", "none"]
     refusal = zetcd_refusal([*secure, *ca_only])
     assert "cannot use the TLS files given for clients" in refusal and "--zk-key" in refusal
+    # an encrypted key is refused with a message, not a pass phrase prompt (no flag takes one)
+    store = tls_files.keystore.read_bytes()
+    key = serialization.load_pem_private_key(store, password=None)
+    encrypted = tmp_path / "encrypted-key.pem"
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
+    chain = tmp_path / "chain.pem"
+    chain.write_bytes(store[store.index(b"-----BEGIN CERTIFICATE-----") :])
+    files = ["--zk-cert", str(chain), "--zk-key", str(encrypted), "--zk-client-auth", "none"]
+    assert "the private key is encrypted" in zetcd_refusal([*secure, *files])

@@ -67,11 +67,11 @@ class ZetcdServer(_Server):
 
 class SecureZetcd(ZetcdServer):
     """A zetcd serving TLS clients too (``secure_address``), with ``tls``'s server certificate
-    and its ``ssl.clientAuth`` (with client certificates: trusting ``tls``'s CA)."""
+    and its ``ssl.clientAuth`` (with client certificates: trusting ``tls``'s trust store)."""
 
     def __init__(self, endpoint: str, tls: ZooKeeperTLS, *extra: str) -> None:
         self.secure_port = free_port()
-        trust = ("--zk-cacert", str(tls.ca)) if tls.client_auth != "none" else ()
+        trust = ("--zk-cacert", str(tls.truststore)) if tls.client_auth != "none" else ()
         super().__init__(
             endpoint,
             extra_args=(

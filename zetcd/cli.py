@@ -180,6 +180,13 @@ def client_tls_config(
         raise typer.BadParameter(
             "--zk-cacert is for client certificates, which --zk-client-auth none does not ask for"
         )
+    if cacert is None and mode != "none":
+        default = "" if client_auth is not None else " (ZooKeeper's default)"
+        raise typer.BadParameter(
+            f"--zk-client-auth {mode}{default} needs --zk-cacert, the CAs a client certificate"
+            " must chain to (ZooKeeper's ssl.trustStore.location; without one its x509 provider"
+            " refuses every certificate); or give --zk-client-auth none"
+        )
     if cert is None:
         raise typer.BadParameter("--secure-zkaddr needs --zk-cert (the server's certificate)")
     context = _load_tls(
@@ -271,7 +278,7 @@ def main_command(
         Path | None,
         typer.Option(
             help="TLS to clients: the CA certificates (PEM) a client certificate must chain to "
-            "(ZooKeeper's ssl.trustStore.location); default: the system's CAs.",
+            "(ZooKeeper's ssl.trustStore.location); needed by --zk-client-auth need and want.",
             show_default=False,
         ),
     ] = None,
@@ -454,8 +461,11 @@ def main_command(
     if container_check_interval <= 0:
         raise typer.BadParameter("--container-check-interval must be positive")
     secure = client_tls_config(secure_zkaddr, zk_cert, zk_key, zk_client_auth, zk_cacert)
-    if zk_x509_superuser is not None and secure is None:
-        raise typer.BadParameter("--zk-x509-superuser is for TLS to clients: add --secure-zkaddr")
+    if zk_x509_superuser is not None and (secure is None or secure[2].verify_mode == ssl.CERT_NONE):
+        raise typer.BadParameter(
+            "--zk-x509-superuser is for client certificates: add --secure-zkaddr and"
+            " --zk-client-auth need or want"
+        )
     etcd_tls = tls_context(cacert, cert, key)
     if etcd_tls is not None and endpoints is None:
         raise typer.BadParameter(

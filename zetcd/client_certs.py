@@ -20,7 +20,8 @@ Java also refuses, while reading the certificate (a bad-certificate alert in the
 some that OpenSSL accepts: an empty subject in a version 1 certificate, or in one with an
 extensions field but no critical subjectAltName extension among them (none, or one not
 critical: an empty subject is id ``''`` only with a critical one, or with no extensions field at
-all), and a critical subjectAltName extension without a name, whatever the subject. Those are
+all), and a critical subjectAltName extension without a name, whatever the subject; a version 1
+certificate with anything after its public key, a version 2 one with extensions. Those are
 :class:`BadCertificate`, as are a name value whose tag number is over 30 and an object
 identifier with a padded (``80``-led) subidentifier, which Java's reader refuses too.
 
@@ -53,6 +54,9 @@ _STRING_TAGS = frozenset((0x0C, 0x13, 0x14, 0x16, 0x1B, 0x1E))
 _ENCODED_SURROGATE = re.compile(rb"\xed[\xa0-\xbf][\x80-\xbf]?")
 _ESCAPED = ',=+<>#;"\\'
 _SEQUENCE, _SET, _OID, _BOOLEAN = 0x30, 0x31, 0x06, 0x01
+MAX_OID_BYTES = 4096  # Java's ObjectIdentifier refuses a longer encoding
+_DECIMAL_DIGITS = 1000
+_DECIMAL_CHUNK = 10**_DECIMAL_DIGITS
 
 
 class BadCertificate(ValueError):
@@ -147,6 +151,10 @@ def _read_certificate(der: bytes) -> tuple[bytes, int, dict[str, tuple[bool, byt
     if len(fields) < 6:
         raise BadCertificate("a certificate without a subject")
     _, _, subject_end, subject_header = fields[4]
+    if version == 0 and len(fields) > 6:
+        raise BadCertificate("a version 1 certificate with more after its public key")
+    if version == 1 and any(f[0] not in (0x81, 0x82) for f in fields[6:]):
+        raise BadCertificate("a version 2 certificate with extensions")
     extensions: dict[str, tuple[bool, bytes]] | None = None
     for field_tag, field_start, _, _ in fields[6:]:
         if field_tag != 0xA3:  # [3] extensions
@@ -208,6 +216,8 @@ def _children(der: bytes, start: int, end: int, with_header: bool = False) -> li
 
 
 def _oid(content: bytes) -> str:
+    if len(content) > MAX_OID_BYTES:
+        raise BadCertificate("an object identifier longer than Java takes")
     arcs: list[int] = []
     value = 0
     for i, b in enumerate(content):
@@ -220,4 +230,13 @@ def _oid(content: bytes) -> str:
     if not arcs or content[-1] & 0x80:
         raise BadCertificate("a malformed object identifier")
     first = min(arcs[0] // 40, 2)
-    return ".".join(map(str, (first, arcs[0] - 40 * first, *arcs[1:])))
+    return ".".join(map(_decimal, (first, arcs[0] - 40 * first, *arcs[1:])))
+
+
+def _decimal(n: int) -> str:
+    """``str(n)``, also past Python's limit on the digits str() writes (an arc of a
+    4,096-byte object identifier may have about 8,600)."""
+    if n < _DECIMAL_CHUNK:
+        return str(n)
+    high, low = divmod(n, _DECIMAL_CHUNK)
+    return _decimal(high) + str(low).zfill(_DECIMAL_DIGITS)

@@ -17,9 +17,10 @@ emulation/x500.py); the runner does the same (ServerConfig.sessionless_timeout, 
 
 Client certificates, as ZooKeeper's ``ssl.clientAuth``: ``need`` (its default) refuses a client
 without one, ``want`` asks for one and serves a client without, ``none`` asks for none. A
-certificate must chain to ``--zk-cacert`` (ZooKeeper's ``ssl.trustStore.location``; without it
-the system's CAs, as Java's default trust store) and, if it has an extended key usage, allow
-clientAuth; the client's hostname is never checked against it (nor is it by ZooKeeper 3.8). A
+certificate must chain to a certificate of ``--zk-cacert`` (ZooKeeper's
+``ssl.trustStore.location``, without which ZooKeeper's x509 provider refuses every client
+certificate, so zetcd requires it for ``need`` and ``want``) and, if it has an extended key
+usage, allow clientAuth; the client's hostname is never checked against it (nor is it by ZooKeeper 3.8). A
 client with a certificate is authenticated in scheme ``x509`` as its subject, in Java's form
 (client_certs.py), from the handshake on. A refused certificate gets the alert ZooKeeper's Java
 sends: OpenSSL's own alert is rewritten (_java_alert), which it can be, as the handshake's
@@ -35,6 +36,7 @@ import ssl
 import trio
 
 from zetcd.client_certs import BadCertificate, client_id
+from zetcd.etcd.tls import no_passphrase
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +59,21 @@ def server_context(
     cert: str, key: str | None = None, client_auth: str = "none", cafile: str | None = None
 ) -> ssl.SSLContext:
     """The context of the secure port: TLS 1.2, this certificate chain and key; a client
-    certificate asked for as ``client_auth`` says, trusted if it chains to ``cafile`` (else to
-    the system's CAs). Raises OSError (ssl.SSLError) or ValueError for files it cannot use."""
+    certificate asked for as ``client_auth`` says, trusted if it chains to a certificate of
+    ``cafile`` (which ``need`` and ``want`` must have). Raises OSError (ssl.SSLError) or
+    ValueError for files it cannot use."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.maximum_version = ssl.TLSVersion.TLSv1_2
     context.verify_mode = CLIENT_AUTH_MODES[client_auth]
-    context.load_cert_chain(cert, key)
+    context.load_cert_chain(cert, key, password=no_passphrase)
     if client_auth != "none":
-        if cafile is not None:
-            context.load_verify_locations(cafile)
-        else:
-            context.load_default_certs(ssl.Purpose.CLIENT_AUTH)
+        if cafile is None:
+            raise ValueError(f"ssl.clientAuth {client_auth} needs the CAs to trust")
+        context.load_verify_locations(cafile)
+        # as Java's trust manager, any certificate of the trust store is an anchor: a chain
+        # may end at an intermediate CA there, not only at a self-signed root
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     return context
 
 
@@ -97,6 +102,8 @@ async def handshake(
                 # Java refuses it while reading the handshake's Certificate message; here the
                 # handshake is over, so the client finds the connection closed instead
                 log.info("closing %s: a client certificate ZooKeeper refuses (%s)", peer, e)
+            except Exception:  # a bug in reading it must cost this connection only
+                log.exception("closing %s: cannot read its client certificate", peer)
     if timer.cancelled_caught:
         log.info("closing %s: no TLS handshake within %.0f s", peer, HANDSHAKE_TIMEOUT)
     await trio.aclose_forcefully(stream)

@@ -14,7 +14,7 @@ import ssl
 
 import trio
 
-__all__ = ["client_context", "handshake"]
+__all__ = ["client_context", "handshake", "no_passphrase"]
 
 
 def client_context(
@@ -28,12 +28,13 @@ def client_context(
     context.minimum_version = ssl.TLSVersion.TLSv1_2  # HTTP/2 forbids anything older
     context.set_alpn_protocols(["h2"])
     if cert is not None:
-        context.load_cert_chain(cert, key, password=_no_passphrase)
+        context.load_cert_chain(cert, key, password=no_passphrase)
     return context
 
 
-def _no_passphrase() -> str:
-    """Asked for when the key is encrypted: refuse (else OpenSSL prompts on the terminal)."""
+def no_passphrase() -> str:
+    """Asked for when the key is encrypted: refuse (else OpenSSL prompts on the terminal).
+    Also the secure client port's (client_tls.py)."""
     raise ValueError("the private key is encrypted: zetcd needs it unencrypted")
 
 
