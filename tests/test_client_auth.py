@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import ssl
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,14 @@ from cryptography.x509.oid import NameOID
 
 from tests.pki import SERVER_AUTH_ONLY, ClientCert, issue, name
 from tests.rawclient import Closed, RawClient
-from tests.servers import EtcdServer, ZooKeeperServer, ZooKeeperTLS, write_zk_tls
+from tests.servers import (
+    ZOOKEEPER_JARS,
+    ZOOKEEPER_TLS_JARS,
+    EtcdServer,
+    ZooKeeperServer,
+    ZooKeeperTLS,
+    write_zk_tls,
+)
 from tests.zetcd_server import SecureZetcd
 from zetcd.proto.constants import OpCode, Perm
 from zetcd.proto.records import (
@@ -316,3 +324,49 @@ def test_a_trusted_intermediate_ca_is_an_anchor(
     assert any(s == "x509" and "CN=chain" in i for s, i in chain)
     assert any(s == "x509" and "CN=leaf" in i for s, i in leaf)
     assert by_root == "SSLV3_ALERT_CERTIFICATE_UNKNOWN"
+
+
+def test_the_stock_java_client_with_a_certificate(
+    need: list[tuple[str, Any]], pki: ZooKeeperTLS, tmp_path: Path
+) -> None:
+    """ZooKeeper's own Java client (ZooKeeperMain, its Netty socket, a PEM key store holding the
+    client's key and certificate) writes, reads and asks whoami over TLS."""
+    cert = issue(pki, tmp_path / "java", name((CN, "java client")))
+    store = tmp_path / "java-store.pem"
+    store.write_bytes(cert.key.read_bytes() + cert.cert.read_bytes())
+    classpath = [*ZOOKEEPER_JARS, *ZOOKEEPER_TLS_JARS, "/usr/share/java/netty-resolver.jar"]
+    outputs = {}
+    for side, server in need:
+        path = f"/java-tls-{time.monotonic_ns()}"
+        script = f"create {path} hello\nget {path}\nwhoami\ndelete {path}\nquit\n"
+        argv = [
+            "java",
+            "-XX:TieredStopAtLevel=1",
+            "-XX:+UseSerialGC",
+            "-Dzookeeper.client.secure=true",
+            "-Dzookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty",
+            f"-Dzookeeper.ssl.keyStore.location={store}",
+            f"-Dzookeeper.ssl.trustStore.location={pki.ca}",
+            "-cp",
+            ":".join(classpath),
+            "org.apache.zookeeper.ZooKeeperMain",
+            "-waitforconnection",
+            "-timeout",
+            "30000",
+            "-server",
+            server.secure_address,
+        ]
+        proc = subprocess.run(argv, input=script.encode(), capture_output=True, timeout=90)
+        out = (proc.stdout + proc.stderr).decode("utf-8", "replace").replace(path, "PATH")
+        outputs[side] = [
+            line
+            for line in out.splitlines()
+            if line in ("hello", "Created PATH") or line.startswith(("x509:", "ip:", "Keeper"))
+        ]
+    assert outputs["zetcd"] == outputs["zookeeper"]
+    assert sorted(outputs["zetcd"]) == [
+        "Created PATH",
+        "hello",
+        "ip: 127.0.0.1",
+        "x509: CN=java client",
+    ]
