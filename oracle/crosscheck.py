@@ -206,7 +206,7 @@ class SideOutbox:
         self.xs = xs
         self.side = side
         self.peer_host = xs.outbox.peer_host
-        self.x509_id = xs.outbox.x509_id
+        self.certificate = xs.outbox.certificate
 
     @property
     def heard(self) -> float:

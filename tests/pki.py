@@ -50,12 +50,14 @@ def issue(
     *,
     eku: tuple[x509.ObjectIdentifier, ...] | None = CLIENT_AUTH,
     expired: bool = False,
+    expires_in: float | None = None,
     san: str | None = None,
     san_critical: bool = False,
 ) -> ClientCert:
     """A client certificate for ``subject``, written to ``path``.pem and ``path``-key.pem,
     signed by ``tls``'s CA (None: by a new CA of its own); ``eku`` its extended key usages (None:
-    no such extension), ``san`` a DNS name for a subjectAltName extension."""
+    no such extension), ``san`` a DNS name for a subjectAltName extension; valid for a day, or
+    ``expires_in`` seconds, or expired yesterday."""
     now = datetime.datetime.now(datetime.UTC)
     if tls is not None:
         assert tls.ca_key is not None
@@ -66,7 +68,11 @@ def issue(
         ca_key = ec.generate_private_key(ec.SECP256R1())
         issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "a CA nobody trusts")])
     key = ec.generate_private_key(ec.SECP256R1())
-    not_after = now - datetime.timedelta(days=1) if expired else now + datetime.timedelta(days=1)
+    not_after = now + datetime.timedelta(days=1)
+    if expires_in is not None:
+        not_after = now + datetime.timedelta(seconds=expires_in)
+    if expired:
+        not_after = now - datetime.timedelta(days=1)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)

@@ -370,3 +370,26 @@ def test_the_stock_java_client_with_a_certificate(
         "ip: 127.0.0.1",
         "x509: CN=java client",
     ]
+
+
+def test_addauth_x509_checks_the_certificate_again(
+    need: list[tuple[str, Any]], pki: ZooKeeperTLS, tmp_path: Path
+) -> None:
+    """A certificate that expires while its connection is open keeps its x509 id, but addauth
+    x509 checks its trust again: AuthFailed, and the connection closes."""
+    cert = issue(pki, tmp_path / "short", name((CN, "short-lived")), expires_in=4)
+    clients = [RawClient(server.secure_address, context=cert.context(pki)) for _, server in need]
+    try:
+        for c in clients:
+            c.connect(timeout=30000)
+        time.sleep(5.5)
+        results = {}
+        for (side, _), c in zip(need, clients, strict=True):
+            ids = sorted(_who_am_i(c))
+            r = c.call(OpCode.AUTH, AuthPacket(0, "x509", b""))
+            results[side] = (ids, r.header.err, c.is_closed())
+    finally:
+        for c in clients:
+            c.close()
+    assert results["zetcd"] == results["zookeeper"]
+    assert results["zetcd"] == ([("ip", "127.0.0.1"), ("x509", "CN=short-lived")], -115, True)

@@ -100,7 +100,7 @@ class EventFilter:
         self.outbox = outbox
         self.on_event = on_event
         self.peer_host = outbox.peer_host
-        self.x509_id = outbox.x509_id
+        self.certificate = outbox.certificate
 
     @property
     def heard(self) -> float:

@@ -46,7 +46,7 @@ class _Outbox:
     ("reply", name) ones as replies are taken."""
 
     peer_host = "127.0.0.1"
-    x509_id: str | None = None
+    certificate = None
     heard = 0.0
 
     def __init__(self, log: list[tuple[Any, ...]]) -> None:

@@ -29,7 +29,7 @@ OPEN = (ACL(31, Id("world", "anyone")),)
 class Outbox:
     def __init__(self) -> None:
         self.peer_host = "127.0.0.1"
-        self.x509_id: str | None = None
+        self.certificate = None
         self.log: list[object] = []
         self.closed = False
 

@@ -843,7 +843,7 @@ class _Outbox:
     the time."""
 
     peer_host = "127.0.0.1"
-    x509_id: str | None = None
+    certificate = None
 
     def __init__(self) -> None:
         self.closed = False

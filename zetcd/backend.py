@@ -18,12 +18,25 @@ class DropConnection(Exception):
     is cut off from its ensemble: the client sees ConnectionLoss and retries elsewhere."""
 
 
+@dataclass(frozen=True, slots=True)
+class ClientCertificate:
+    """What a session needs of its connection's client certificate: its x509 id and the
+    times (seconds since the epoch) it is valid between."""
+
+    x509_id: str
+    not_before: float
+    not_after: float
+
+    def valid(self, now: float) -> bool:
+        return self.not_before <= now <= self.not_after
+
+
 class Outbox(Protocol):
     """Where a backend sends what goes to one client connection, in order."""
 
     peer_host: str
-    # the x509 id of the client's certificate (TLS with client certificates), else None
-    x509_id: str | None
+    # the client's certificate (TLS with client certificates), else None
+    certificate: ClientCertificate | None
 
     @property
     def heard(self) -> float:

@@ -32,9 +32,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
+from typing import Any
 
 import trio
 
+from zetcd.backend import ClientCertificate
 from zetcd.client_certs import BadCertificate, client_id
 from zetcd.etcd.tls import no_passphrase
 
@@ -79,9 +81,9 @@ def server_context(
 
 async def handshake(
     stream: trio.SocketStream, context: ssl.SSLContext, peer: str
-) -> tuple[trio.SSLStream[trio.SocketStream], str | None] | None:
+) -> tuple[trio.SSLStream[trio.SocketStream], ClientCertificate | None] | None:
     """The connection (from ``peer``, for the log) as a TLS stream once its handshake is done,
-    with the client's x509 id (None: no certificate); None, with the connection closed, if the
+    with the client's certificate (None: none); None, with the connection closed, if the
     handshake failed (not TLS, a refused protocol version or certificate) or took
     HANDSHAKE_TIMEOUT."""
     tls = trio.SSLStream(stream, context, server_side=True)
@@ -97,7 +99,7 @@ async def handshake(
             if cert is None:
                 return tls, None
             try:
-                return tls, client_id(cert)
+                return tls, _certificate(cert, tls.getpeercert())
             except BadCertificate as e:
                 # Java refuses it while reading the handshake's Certificate message; here the
                 # handshake is over, so the client finds the connection closed instead
@@ -108,6 +110,15 @@ async def handshake(
         log.info("closing %s: no TLS handshake within %.0f s", peer, HANDSHAKE_TIMEOUT)
     await trio.aclose_forcefully(stream)
     return None
+
+
+def _certificate(der: bytes, verified: dict[str, Any]) -> ClientCertificate:
+    """The client certificate (DER) and its fields as OpenSSL verified them."""
+    return ClientCertificate(
+        client_id(der),
+        ssl.cert_time_to_seconds(verified["notBefore"]),
+        ssl.cert_time_to_seconds(verified["notAfter"]),
+    )
 
 
 def _java_alert(error: BaseException) -> int | None:

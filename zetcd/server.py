@@ -21,7 +21,7 @@ from typing import Protocol
 import trio
 
 from zetcd import client_tls
-from zetcd.backend import Backend, DropConnection, Reply, Session
+from zetcd.backend import Backend, ClientCertificate, DropConnection, Reply, Session
 from zetcd.fourlw import FourLetterWords
 from zetcd.proto.codec import frame_reply_into
 from zetcd.proto.connection import Connect, FourLetterWord, Request, ServerProtocol
@@ -73,10 +73,10 @@ class Connection:
         stream: trio.SocketStream | trio.SSLStream[trio.SocketStream],
         backend: Backend,
         config: ServerConfig,
-        x509_id: str | None = None,
+        certificate: ClientCertificate | None = None,
     ) -> None:
         self.stream = stream
-        self.x509_id = x509_id  # the client certificate's subject (client_tls.py), if any
+        self.certificate = certificate  # the client's (client_tls.py), if any
         self.backend = backend
         self.config = config
         self.proto = ServerProtocol(config.max_packet)
@@ -519,12 +519,12 @@ async def serve(
         per_host[host] = held + 1
         try:
             served: trio.SocketStream | trio.SSLStream[trio.SocketStream] | None = stream
-            x509_id = None
+            certificate = None
             if tls is not None:
                 handshaken = await client_tls.handshake(stream, tls, peer)
-                served, x509_id = handshaken if handshaken is not None else (None, None)
+                served, certificate = handshaken if handshaken is not None else (None, None)
             if served is not None:
-                conn = Connection(served, backend, config, x509_id)
+                conn = Connection(served, backend, config, certificate)
                 live.add(conn)
                 try:
                     await conn.serve()

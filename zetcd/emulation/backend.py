@@ -353,8 +353,8 @@ class EtcdSession:
         # certificate's x509 id; as in ZooKeeper they belong to the connection: a resumed
         # session starts again from these two
         self.auth_ids: tuple[tuple[str, str], ...] = (("ip", outbox.peer_host),)
-        if outbox.x509_id is not None:
-            self.add_x509(outbox.x509_id)
+        if outbox.certificate is not None:
+            self.add_x509(outbox.certificate.x509_id)
         self._ctx: plans.Ctx | None = None  # who this session is to its writes
         self.closed = False
         self.deferred = 0  # requests begun and not yet answered

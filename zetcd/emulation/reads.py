@@ -7,6 +7,7 @@ slip between them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -124,14 +125,17 @@ def _ping(s: EtcdSession, req: Any) -> Result:
 def _auth(s: EtcdSession, req: Any) -> Result:
     """addAuth: digest adds ``user:hash``; ip adds the client's address; x509 (with its
     provider) adds the client certificate's id again, whatever the data, and fails without a
-    certificate; others fail."""
+    certificate or with one no longer valid; others fail."""
     if req.scheme == "digest" and req.auth is not None:
         # new String(auth, UTF_8), hashed as getBytes(UTF_8), kept as a (UTF-16) Java string
         ident = ("digest", java_string(digest_id(req.auth.decode("utf-8", "replace"))))
     elif req.scheme == "ip":
         ident = ("ip", s.outbox.peer_host)
-    elif req.scheme == "x509" and s.backend.options.x509 and s.outbox.x509_id is not None:
-        s.add_x509(s.outbox.x509_id)
+    elif req.scheme == "x509" and s.backend.options.x509 and s.outbox.certificate is not None:
+        # ZooKeeper checks the certificate's trust again: one expired since the handshake fails
+        if not s.outbox.certificate.valid(time.time()):
+            return Err.AUTH_FAILED, None
+        s.add_x509(s.outbox.certificate.x509_id)
         return 0, None
     else:
         return Err.AUTH_FAILED, None
