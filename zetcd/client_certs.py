@@ -84,14 +84,14 @@ def name_rfc2253(name_der: bytes) -> str:
     if tag != _SEQUENCE or end != len(name_der):
         raise BadCertificate("a name is not one DER SEQUENCE")
     rdns = []
-    for rdn_tag, rdn_start, rdn_end in _children(name_der, start, end):
+    for rdn_tag, rdn_start, rdn_end, _ in _children(name_der, start, end):
         if rdn_tag != _SET:
             raise BadCertificate("an RDN is not a SET")
         avas = []
-        for ava_tag, ava_start, ava_end in _children(name_der, rdn_start, rdn_end):
+        for ava_tag, ava_start, ava_end, _ in _children(name_der, rdn_start, rdn_end):
             if ava_tag != _SEQUENCE:
                 raise BadCertificate("an attribute is not a SEQUENCE")
-            parts = list(_children(name_der, ava_start, ava_end, with_header=True))
+            parts = _children(name_der, ava_start, ava_end)
             if len(parts) != 2 or parts[0][0] != _OID:
                 raise BadCertificate("an attribute is not a type and a value")
             (_, oid_start, oid_end, _), (value_tag, value_start, value_end, _) = parts
@@ -141,7 +141,7 @@ def _read_certificate(der: bytes) -> tuple[bytes, int, dict[str, tuple[bool, byt
     tbs_tag, tbs_start, tbs_end = _tlv(der, start)
     if tbs_tag != _SEQUENCE:
         raise BadCertificate("not a certificate")
-    fields = list(_children(der, tbs_start, tbs_end, with_header=True))
+    fields = _children(der, tbs_start, tbs_end)
     version = 0
     if fields and fields[0][0] == 0xA0:  # [0] version
         _, version_start, version_end = _tlv(der, fields[0][1])
@@ -161,8 +161,8 @@ def _read_certificate(der: bytes) -> tuple[bytes, int, dict[str, tuple[bool, byt
             continue
         extensions = {}
         _, ext_start, ext_end = _tlv(der, field_start)
-        for _, e_start, e_end in _children(der, ext_start, ext_end):
-            parts = list(_children(der, e_start, e_end))
+        for _, e_start, e_end, _ in _children(der, ext_start, ext_end):
+            parts = _children(der, e_start, e_end)
             if len(parts) not in (2, 3) or parts[0][0] != _OID:
                 raise BadCertificate("an extension is not an OID, criticality and value")
             critical = len(parts) == 3 and der[parts[1][1] : parts[1][2]] != b"\0"
@@ -203,14 +203,15 @@ def _tlv_at(der: bytes, pos: int) -> tuple[int, int, int, int]:
     return tag, pos, pos + length, header
 
 
-def _children(der: bytes, start: int, end: int, with_header: bool = False) -> list[tuple[int, ...]]:
-    out: list[tuple[int, ...]] = []
+def _children(der: bytes, start: int, end: int) -> list[tuple[int, int, int, int]]:
+    """(tag, content start, content end, start) of each element from ``start`` to ``end``."""
+    out = []
     pos = start
     while pos < end:
         tag, c_start, c_end, header = _tlv_at(der, pos)
         if c_end > end:
             raise BadCertificate("DER element overruns its parent")
-        out.append((tag, c_start, c_end, header) if with_header else (tag, c_start, c_end))
+        out.append((tag, c_start, c_end, header))
         pos = c_end
     return out
 
