@@ -461,7 +461,10 @@ def main_command(
     if container_check_interval <= 0:
         raise typer.BadParameter("--container-check-interval must be positive")
     secure = client_tls_config(secure_zkaddr, zk_cert, zk_key, zk_client_auth, zk_cacert)
-    if zk_x509_superuser is not None and (secure is None or secure[2].verify_mode == ssl.CERT_NONE):
+    from zetcd import client_tls
+
+    asks_certificates = secure is not None and client_tls.client_auth(secure[2]) != "none"
+    if zk_x509_superuser is not None and not asks_certificates:
         raise typer.BadParameter(
             "--zk-x509-superuser is for client certificates: add --secure-zkaddr and"
             " --zk-client-auth need or want"
@@ -519,7 +522,7 @@ def main_command(
             answer = Side.from_flag(debug_oracle)
         except ValueError as e:
             raise typer.BadParameter(str(e)) from None
-        if secure is not None and secure[2].verify_mode != ssl.CERT_NONE:
+        if asks_certificates:
             raise typer.BadParameter(
                 "cross-check mode serves TLS clients with --zk-client-auth none only: the"
                 " bridge to ZooKeeper cannot present a client's certificate, so its x509 id"

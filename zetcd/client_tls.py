@@ -57,6 +57,11 @@ CERTIFICATE_UNKNOWN = 46
 _NO_CERTIFICATE = "PEER_DID_NOT_RETURN_A_CERTIFICATE"
 
 
+def client_auth(context: ssl.SSLContext) -> str:
+    """The ssl.clientAuth mode a context of :func:`server_context` serves."""
+    return next(m for m, verify in CLIENT_AUTH_MODES.items() if verify == context.verify_mode)
+
+
 def server_context(
     cert: str, key: str | None = None, client_auth: str = "none", cafile: str | None = None
 ) -> ssl.SSLContext:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import trio
 from prometheus_client import Gauge
 
+from zetcd import client_tls
 from zetcd.embedded import MAX_TXN_OPS as embedded_max_txn_ops
 from zetcd.embedded import EmbeddedEtcd, EmbeddedEtcdError, default_data_dir, describe_exit
 from zetcd.emulation.backend import EtcdBackend, Options
@@ -257,12 +258,11 @@ async def _run(
                 ",".join(endpoints),
             )
             if config.secure is not None:
-                asks = {ssl.CERT_REQUIRED: "need", ssl.CERT_OPTIONAL: "want"}
                 log.info(
                     "serving ZooKeeper clients over TLS on %s:%d (client certificates: %s)",
                     config.secure[0],
                     listeners.secure[0].socket.getsockname()[1],
-                    asks.get(config.secure[2].verify_mode, "none"),
+                    client_tls.client_auth(config.secure[2]),
                 )
             task_status.started(port)
             stop.serving = True
