@@ -43,6 +43,20 @@ def name(
     return x509.Name(out)
 
 
+def write_encrypted_key(pem: bytes, path: Path) -> Path:
+    """The private key in ``pem`` written to ``path`` as encrypted PKCS#8 (pass phrase
+    ``secret``), for the refusal of a key zetcd cannot use."""
+    key = serialization.load_pem_private_key(pem, password=None)
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
+    return path
+
+
 def issue(
     tls: ZooKeeperTLS | None,
     path: Path,

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from kazoo.client import KazooClient
 from kazoo.exceptions import InvalidACLError, MarshallingError
 from kazoo.security import ACL, Id
 
+from tests.pki import write_encrypted_key
 from tests.servers import (
     EtcdServer,
     ZooKeeperServer,
@@ -323,15 +323,7 @@ def test_the_command_line_says_what_is_missing(tls_files: ZooKeeperTLS, tmp_path
     assert "cannot use the TLS files given for clients" in refusal and "--zk-key" in refusal
     # an encrypted key is refused with a message, not a pass phrase prompt (no flag takes one)
     store = tls_files.keystore.read_bytes()
-    key = serialization.load_pem_private_key(store, password=None)
-    encrypted = tmp_path / "encrypted-key.pem"
-    encrypted.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.BestAvailableEncryption(b"secret"),
-        )
-    )
+    encrypted = write_encrypted_key(store, tmp_path / "encrypted-key.pem")
     chain = tmp_path / "chain.pem"
     chain.write_bytes(store[store.index(b"-----BEGIN CERTIFICATE-----") :])
     files = ["--zk-cert", str(chain), "--zk-key", str(encrypted), "--zk-client-auth", "none"]

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import trio
 import trustme
-from cryptography.hazmat.primitives import serialization
 from kazoo.client import KazooClient
 
+from tests.pki import write_encrypted_key
 from tests.servers import EtcdServer, EtcdTLS
 from tests.zetcd_server import ZetcdServer, zetcd_refusal
 from zetcd.etcd import (
@@ -253,15 +253,7 @@ def test_zetcd_says_in_one_line_when_etcd_refuses_it(mtls_etcd: EtcdServer, pki:
 def test_tls_files_zetcd_cannot_use_are_flag_errors(tmp_path: Path, pki: EtcdTLS) -> None:
     not_pem = tmp_path / "not.pem"
     not_pem.write_text("hello\n")
-    key = serialization.load_pem_private_key(pki.client_key.read_bytes(), password=None)
-    encrypted = tmp_path / "encrypted-key.pem"
-    encrypted.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.BestAvailableEncryption(b"secret"),
-        )
-    )
+    encrypted = write_encrypted_key(pki.client_key.read_bytes(), tmp_path / "encrypted-key.pem")
     cert = str(pki.client_cert)
     for args, expected in (
         (["--cert", cert, "--key", str(encrypted)], "the private key is encrypted"),
