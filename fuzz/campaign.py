@@ -38,7 +38,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import Flaky, Unsatisfiable
 from hypothesis.stateful import run_state_machine_as_test
 
-from fuzz import replay
+from fuzz import replay, seeding
 from fuzz.compare import CANDIDATE, ORACLE, SIDES, signature
 from fuzz.coverage import Coverage
 from fuzz.driver import Driver, StepResult
@@ -327,7 +327,8 @@ class Campaign:
                 seed = None if self.config.seed is None else self.config.seed + round_
                 try:
                     factory = cast(Any, _Factory(self, seed))
-                    run_state_machine_as_test(factory, settings=self._settings(round_))
+                    with seeding.no_local_constants():
+                        run_state_machine_as_test(factory, settings=self._settings(round_))
                 except (BudgetExhausted, Unsatisfiable):
                     pass
                 except Exception as exc:
