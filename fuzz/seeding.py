@@ -39,6 +39,7 @@ def pinned() -> bool:
 
 @contextmanager
 def no_local_constants() -> Iterator[None]:
+    """hypothesis draws no constant from imported modules' source inside this block."""
     hooks = _hooks()
     if hooks is None:
         yield
