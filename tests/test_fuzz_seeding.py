@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 
 from fuzz import seeding
 
+CONSTANTS = [123_456_789 + 7919 * i for i in range(200)]  # what the module below holds
+
 
 def draws() -> list[tuple[int, ...]]:
     seen: list[tuple[int, ...]] = []
@@ -43,7 +45,7 @@ def draws() -> list[tuple[int, ...]]:
 def constants_module(tmp_path: Path) -> Iterator[str]:
     """A module of the project's kind (not a test, not installed) full of integers."""
     name = "zetcd_seeding_constants"
-    body = "".join(f"VALUE_{i} = {123_456_789 + 7919 * i}\n" for i in range(200))
+    body = "".join(f"VALUE_{i} = {value}\n" for i, value in enumerate(CONSTANTS))
     (tmp_path / f"{name}.py").write_text(body)
     sys.path.insert(0, str(tmp_path))
     try:
@@ -65,4 +67,4 @@ def test_a_seed_draws_the_same_whatever_is_imported(constants_module: str) -> No
     # draws the new module's constants
     loose = draws()
     assert loose != before
-    assert {v for example in loose for v in example} & {123_456_789 + 7919 * i for i in range(200)}
+    assert {v for example in loose for v in example} & set(CONSTANTS)
