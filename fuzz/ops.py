@@ -34,6 +34,7 @@ from zetcd.proto.records import (
     CheckVersionRequest,
     CheckWatchesRequest,
     CreateRequest,
+    CreateSessionTxn,
     CreateTTLRequest,
     DeleteContainerRequest,
     DeleteRequest,
@@ -359,6 +360,20 @@ class DeleteContainer:
 
 
 @dataclass(frozen=True, slots=True)
+class Recreate:
+    """createSession (-10) sent inside the session: the ConnectResponse again (a bare frame), a
+    zxid spent, and the session's expiry moved to now + ``timeout`` until its next request.
+    (A timeout shorter than the session's makes the moment it expires differ by up to a tick
+    between the servers, which a fuzz step cannot wait out: the strategies draw longer ones.)"""
+
+    timeout: int = 30000
+    opcode: ClassVar[int] = OpCode.CREATE_SESSION
+
+    def request_body(self, full: Resolve) -> object:
+        return CreateSessionTxn(self.timeout)
+
+
+@dataclass(frozen=True, slots=True)
 class Unknown:
     """An opcode outside the table, without a body: Unimplemented, then the server closes."""
 
@@ -409,6 +424,7 @@ REQUEST_OPS: tuple[type, ...] = (
     Ping,
     Reconfig,
     DeleteContainer,
+    Recreate,
     Unknown,
     Mangled,
 )

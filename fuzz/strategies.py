@@ -34,6 +34,7 @@ from fuzz.ops import (
     Multi,
     Ping,
     Reconfig,
+    Recreate,
     RemoveWatches,
     Resume,
     SetACL,
@@ -194,6 +195,8 @@ def odd_ops(paths: st.SearchStrategy[str]) -> st.SearchStrategy[Any]:
         st.builds(DeleteContainer, paths),
         st.builds(Unknown, st.sampled_from((999, 10, 0, -5))),
         st.builds(Mangled, mangleable, st.sampled_from((1, 2, 4, -3))),
+        st.builds(Recreate, st.sampled_from((30000, 60000, 0x7FFFFFFF))),
+        st.builds(Mangled, st.builds(Recreate), st.sampled_from((1, 4, -3))),
         st.builds(Check, paths, NEVER_MATCHING_VERSIONS),
     )
 

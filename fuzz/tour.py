@@ -40,6 +40,7 @@ from fuzz.ops import (
     Open,
     Ping,
     Reconfig,
+    Recreate,
     RemoveWatches,
     Resume,
     SetACL,
@@ -97,6 +98,8 @@ TOUR: tuple[Step, ...] = (
     # Malformed requests.
     Step(0, Multi((GetData("/a"), SetData("/a", b"")), read=True)),  # MARSHALLING_ERROR
     Step(0, Mangled(GetData("/a"), 2)),  # a truncated body
+    Step(0, Mangled(Recreate(), 1)),  # createSession with a short body: MARSHALLING_ERROR
+    Step(0, Recreate()),  # createSession inside the session: the ConnectResponse again
     # Unsupported.
     Step(0, Reconfig()),  # reconfig: RECONFIG_DISABLED
     Step(1, Unknown(999)),  # UNIMPLEMENTED: both close the connection, s1 resumes

@@ -19,6 +19,11 @@ reply at all, so a reply older than the request waited for is skipped.
 A request the server could not decode reaches the backend as (xid, opcode) only; the bridge
 asks ZooKeeper the same question with the body cut off (for an opcode without a body: the bare
 request, as ZooKeeper ignores trailing bytes).
+
+A createSession (-10) sent inside the session is answered with the session's ConnectResponse
+again, a bare frame without a reply header: its first int (protocolVersion 0) stands where an
+xid would, and no bridge xid is 0, so that frame is taken as the answer. It carries no zxid;
+the bridge's reply says -1 and the cross-checker does not compare it (oracle/normalize.py).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from zetcd.proto.codec import (
     decode_response,
     encode_connect_request,
     encode_request,
+    is_bare_connect_response,
 )
 from zetcd.proto.constants import PING_XID, WATCH_XID, OpCode
 from zetcd.proto.errors import ProtocolError
@@ -188,15 +194,18 @@ class BridgeSession:
             raise DropConnection()
         self._in_flight = True
         try:
-            body = await self._exchange(own_xid, data)
+            body = await self._exchange(own_xid, data, op)
         finally:
             self._in_flight = False
+        close = self._close_after_reply
+        if _is_connect_response(op, body):
+            return Reply(client_xid, -1, 0, decode_connect_response(body), close=close)
         header = decode_reply_header(body)
         record = _decode_body(op, body)
         reply_xid = client_xid if op != OpCode.PING else header.xid
-        return Reply(reply_xid, header.zxid, header.err, record, close=self._close_after_reply)
+        return Reply(reply_xid, header.zxid, header.err, record, close=close)
 
-    async def _exchange(self, own_xid: int, data: bytes) -> bytes:
+    async def _exchange(self, own_xid: int, data: bytes, op: int) -> bytes:
         try:
             await self._stream.send_all(frame(data))
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
@@ -207,7 +216,7 @@ class BridgeSession:
             except trio.EndOfChannel:
                 raise DropConnection() from None
             xid = decode_reply_header(body).xid
-            if xid == own_xid:
+            if xid == own_xid or _is_connect_response(op, body):
                 return body
             log.info("skipping a stale ZooKeeper reply (xid %d) for 0x%x", xid, self.session_id)
 
@@ -216,6 +225,12 @@ class BridgeSession:
         if not self.closed:
             self.closed = True
             await self._stream.aclose()
+
+
+def _is_connect_response(op: int, body: bytes) -> bool:
+    """Is ``body`` the bare ConnectResponse frame that answers a createSession sent inside a
+    session (its protocolVersion 0 where a reply's xid would be)?"""
+    return op == OpCode.CREATE_SESSION and is_bare_connect_response(body)
 
 
 def _decode_body(op: int, body: bytes) -> object | None:

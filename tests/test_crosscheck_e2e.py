@@ -34,6 +34,7 @@ import tests.test_diff_modern as modern
 import tests.test_diff_ops as ops
 import tests.test_diff_wire as wire
 import tests.test_recipes as recipes
+import tests.test_session_recreate as recreate
 import tests.test_sessions as sessions
 from tests.conftest import KazooClientFactory, Target
 from tests.differential import Diff
@@ -150,6 +151,21 @@ def test_differential_scenario(
 def test_unknown_opcodes(proxy: Proxy, zookeeper: ZooKeeperServer) -> None:
     wire.test_other_unknown_opcodes(Diff(zookeeper.address, proxy.address), 10)
     no_divergence(proxy.new_records())
+
+
+@pytest.mark.parametrize("read_only", [None, True])
+def test_create_session_inside_a_session(
+    proxy: Proxy, zookeeper: ZooKeeperServer, read_only: bool | None
+) -> None:
+    """Its answer, a bare ConnectResponse frame, is taken from ZooKeeper's stream as the answer
+    and compared without a reply header; the next request puts the session back on its own
+    timeout on both sides."""
+    diff = Diff(zookeeper.address, proxy.address)
+    recreate.test_a_create_session_inside_a_session_is_answered_as_zookeeper_does(diff, read_only)
+    no_divergence(proxy.new_records())
+    if read_only is None:
+        recreate.test_a_client_heard_after_the_create_session_keeps_its_own_timeout(diff)
+        no_divergence(proxy.new_records())
 
 
 @pytest.mark.parametrize("recipe", recipe_tests())

@@ -67,7 +67,7 @@ def test_a_planted_divergence_is_found_shrunk_and_replayed(
             zookeeper=zookeeper.address,
             examples=400,
             max_steps=40,
-            seed=1,
+            seed=6,
             time_budget=120,
             shrink_budget=10,
             minimize_budget=40,
@@ -86,7 +86,8 @@ def test_a_planted_divergence_is_found_shrunk_and_replayed(
         assert found.reproduced, found.steps
         ops = [type(s.op) for s in found.steps]
         # as few as four steps show it (open, create, getChildren with a watch, setData); what
-        # seed 1 finds shrinks to 5 (12-05), but shrinking has a time budget and a sequential
+        # seed 6 finds (at its 10th example since createSession joined the ops, 12-05; seed 1
+        # then took 90 s) shrinks to those 4, but shrinking has a time budget and a sequential
         # node's name counts the creates before it, so a slow run may keep a few more
         assert len(found.steps) <= 10, found.steps
         assert found.steps_before_shrinking > len(found.steps)

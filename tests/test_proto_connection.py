@@ -20,9 +20,12 @@ from zetcd.proto import (
     Connect,
     ConnectRequest,
     ConnectResponse,
+    CreateSessionTxn,
     ExistsRequest,
     FourLetterWord,
     FrameReader,
+    GetChildrenRequest,
+    GetChildrenResponse,
     GetDataRequest,
     GetDataResponse,
     MalformedRequest,
@@ -307,6 +310,36 @@ def test_client_pings_and_duplicate_xids_match_in_order() -> None:
         Reply(ReplyHeader(5, 9, -101), None),
     ]
     client.receive_data(server.send_reply(ReplyHeader(-2, 9, 0)))
+    with pytest.raises(ProtocolError, match="no outstanding"):
+        client.next_event()
+
+
+def test_client_takes_a_bare_connect_response_as_a_create_sessions_reply() -> None:
+    """ZooKeeper answers createSession (-10) inside a session with a bare ConnectResponse frame;
+    a 36-byte reply with xid 0 to an earlier request stays that request's, and a createSession
+    answered MarshallingError (a header with its xid) is no longer waiting for one."""
+    client = ClientProtocol()
+    client.send_connect(CONNECT_REQUEST)
+    again = ConnectResponse(0, 30000, 7, bytes(16), False)
+    client.send_request(RequestHeader(0, 8), GetChildrenRequest("/a", False))
+    client.send_request(RequestHeader(5, -10), CreateSessionTxn(1000))
+    client.send_request(RequestHeader(6, -10), CreateSessionTxn(1000))
+    server = ServerProtocol()
+    twelve = GetChildrenResponse(("c" * 12,))
+    stream = (
+        server.send_connect_response(ConnectResponse(0, 30000, 7, bytes(16), False))
+        + server.send_reply(ReplyHeader(0, 9, 0), twelve)
+        + server.send_connect_response(again)
+        + server.send_reply(ReplyHeader(6, 10, -5))
+    )
+    assert len(server.send_reply(ReplyHeader(0, 9, 0), twelve)) == 4 + 36  # looks like one
+    events = feed_whole(client, stream)
+    assert events[1:] == [
+        Reply(ReplyHeader(0, 9, 0), twelve),
+        Reply(ReplyHeader(5, -1, 0), again),
+        Reply(ReplyHeader(6, 10, -5), None),
+    ]
+    client.receive_data(server.send_connect_response(again))
     with pytest.raises(ProtocolError, match="no outstanding"):
         client.next_event()
 

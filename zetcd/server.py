@@ -28,7 +28,7 @@ from zetcd.proto.connection import Connect, FourLetterWord, Request, ServerProto
 from zetcd.proto.constants import DEFAULT_MAX_PACKET, Err, KeeperState
 from zetcd.proto.errors import MalformedRequest, ProtocolError, UnknownOpcode
 from zetcd.proto.framing import NEED_DATA
-from zetcd.proto.records import RequestHeader, WatcherEvent
+from zetcd.proto.records import ConnectResponse, RequestHeader, WatcherEvent
 from zetcd.stats import ConnStats, ServerStats
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,13 @@ class Connection:
 
     def send_reply(self, reply: Reply) -> None:
         if not self.closing:
-            frame_reply_into(self.out, reply.xid, reply.zxid, reply.err, reply.body)
+            body = reply.body
+            if type(body) is ConnectResponse:
+                # createSession inside a session: ZooKeeper sends the ConnectResponse again,
+                # without a reply header
+                self.out += self.proto.send_connect_response(body)
+            else:
+                frame_reply_into(self.out, reply.xid, reply.zxid, reply.err, body)
             if not self.holding:
                 self.wake.set()
         if reply.close:

@@ -311,7 +311,7 @@ class EtcdBackend:
             if resumed is None:  # it expired meanwhile
                 return Accepted(ConnectResponse(0, 0, 0, EXPIRED_PASSWD, ro), None)
             lease = resumed
-        session = EtcdSession(self, sid, lease, passwd, timeout, outbox)
+        session = EtcdSession(self, sid, lease, passwd, timeout, outbox, ro)
         session.owner = owner
         self.local[sid] = session
         # as ZooKeeper touches a session when its connect completes, however long that took
@@ -325,7 +325,7 @@ class EtcdBackend:
             heard=lambda: max(outbox.heard, connected),
             renewed=began,
         )
-        return Accepted(ConnectResponse(0, timeout, sid, passwd, ro), session)
+        return Accepted(session.connect_response, session)
 
     # ------------------------------------------------------------------ writes
 
@@ -339,6 +339,7 @@ class EtcdSession:
         passwd: bytes,
         timeout: int,
         outbox: Outbox,
+        read_only: bool | None = None,
     ) -> None:
         self.backend = backend
         self.mirror = backend.mirror
@@ -348,6 +349,9 @@ class EtcdSession:
         self.timeout = timeout
         self.outbox = outbox
         self.owner = ""  # its token in the session record (SessionValue.owner)
+        # what its connection is answered (``read_only``: the readOnly byte, None for none), and
+        # again to a createSession sent inside the session
+        self.connect_response = ConnectResponse(0, timeout, session_id, passwd, read_only)
         self.null_path_watch = False  # it has added a persistent watch on a null path
         # the connection's auth ids in the order they were added: its ip, then its client
         # certificate's x509 id; as in ZooKeeper they belong to the connection: a resumed
@@ -390,7 +394,7 @@ class EtcdSession:
         if opcode in (OpCode.AUTH, OpCode.SASL):  # ZooKeeper drops the connection, no reply
             raise DropConnection()
         await self.mirror.caught_up()
-        if opcode in plans.OPS or opcode == OpCode.MULTI:
+        if opcode in plans.OPS or opcode in (OpCode.MULTI, OpCode.CREATE_SESSION):
             try:
                 zxid, _, _ = await self.backend.batcher.submit(
                     plans.error_write(Err.MARSHALLING_ERROR)
@@ -528,6 +532,15 @@ class EtcdSession:
                     return Reply(xid, zxid, err, None, close=True)
                 await b.client.lease_revoke(self.lease)
                 return Reply(xid, zxid, 0, None, close=True)
+            elif op == OpCode.CREATE_SESSION:
+                # ZooKeeper's answer to a createSession sent inside a session: the txn
+                # changes nothing and spends a zxid; the session's expiry moves to now + the
+                # timeout sent, until its client is next heard from (touched with no await
+                # before the reply leaves, so that an expiry that soon cannot overtake it);
+                # the session's ConnectResponse goes out again (a bare frame, server.py)
+                zxid, _, _ = await b.batcher.submit(plans.spend_zxid())
+                b.keeper.touch(self.lease, req.timeOut)
+                return Reply(xid, zxid, 0, self.connect_response)
             else:
                 return Reply(xid, -1, Err.UNIMPLEMENTED, None, close=True)
         except (EtcdUnavailable, EtcdError) as e:

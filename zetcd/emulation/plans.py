@@ -312,6 +312,12 @@ def error_write(code: int) -> Apply:
     return apply
 
 
+def spend_zxid() -> Apply:
+    """A write that changes nothing and still spends a zxid: the txn of a createSession sent
+    inside an established session (ZooKeeper checks nothing for it)."""
+    return lambda sc: _no_body
+
+
 def delete_container(ctx: Ctx, path: str) -> Apply:
     """The container manager's deleteContainer: NotEmpty if it gained a child meanwhile,
     BadVersion if the path now holds a normal node (PrepRequestProcessor's rules)."""

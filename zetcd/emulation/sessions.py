@@ -83,7 +83,9 @@ class _Attached:
         "on_expired",
         "renewed",
         "timeout",
+        "touched",
         "ttl",
+        "until",
     )
 
     def __init__(
@@ -104,11 +106,22 @@ class _Attached:
         self.on_cut_off = on_cut_off
         self.expire = expire
         self.renewed = renewed  # when the lease was last granted or renewed, at the latest
+        # a createSession inside the session (SessionKeeper.touch): when, and the expiry it set
+        self.touched = 0.0
+        self.until: float | None = None
 
-    def outlives_timeout(self) -> bool:
-        """Does the lease (last renewed at ``renewed``) last the session's timeout from when
-        its client was last heard from?"""
-        return self.renewed + self.ttl >= self.heard() + self.timeout + RENEW_MARGIN
+    def deadline(self) -> float:
+        """When the session expires unless its client is heard from first: its timeout after
+        the client was last heard from, or the moment a createSession sent inside the session
+        set, until the client is heard from after that."""
+        heard = self.heard()
+        if self.until is not None and heard <= self.touched:
+            return self.until
+        return heard + self.timeout
+
+    def outlives_deadline(self) -> bool:
+        """Does the lease (last renewed at ``renewed``) last until the session's deadline?"""
+        return self.renewed + self.ttl >= self.deadline() + RENEW_MARGIN
 
 
 class SessionKeeper:
@@ -165,6 +178,21 @@ class SessionKeeper:
         self._due[session_id] = entry.renewed + entry.every
         self._wake.set()
 
+    def touch(self, session_id: int, timeout_ms: int) -> None:
+        """A createSession sent inside the session: it expires at now + ``timeout_ms`` (sooner
+        or later than its own timeout would have it) unless its client is heard from first,
+        as ZooKeeper's session tracker moves a session's expiry to the timeout that request
+        carries. The lease is renewed until then, the connection closed or not."""
+        entry = self.attached.get(session_id)
+        if entry is None:
+            return
+        now = time.monotonic()
+        entry.touched = now
+        entry.until = now + timeout_ms / 1000
+        # the session is looked at when its renewal is due: no later than that moment
+        self._due[session_id] = min(self._due.get(session_id, now), max(now, entry.until))
+        self._wake.set()
+
     def forget(self, session_id: int) -> bool:
         """Stop renewing, and do not expire it either; True if the session was attached."""
         self._due.pop(session_id, None)
@@ -189,8 +217,8 @@ class SessionKeeper:
         entry = self.attached.get(lease)
         if not self.forget(lease) or entry is None:
             return
-        self._ending[lease] = (entry.heard() + entry.timeout, entry)
-        if not entry.outlives_timeout():
+        self._ending[lease] = (entry.deadline(), entry)
+        if not entry.outlives_deadline():
             self._late[lease] = entry
         self._wake.set()
 
@@ -252,13 +280,15 @@ class SessionKeeper:
         self._nursery.start_soon(fn)
 
     def _silent(self, sid: int, now: float) -> bool:
-        """Expire the session if its client has been silent for its whole timeout."""
+        """Expire the session if its client has been silent past its deadline."""
         entry = self.attached.get(sid)
-        if entry is None or now - entry.heard() <= entry.timeout:
+        if entry is None or now <= entry.deadline():
             return False
         log.info(
-            "session 0x%x: nothing heard from its client for %.0f ms, its timeout: expired",
+            "session 0x%x: nothing heard from its client for %.0f ms (its timeout: %.0f ms):"
+            " expired",
             sid,
+            (now - entry.heard()) * 1000,
             entry.timeout * 1000,
         )
         self.forget(sid)
@@ -267,19 +297,29 @@ class SessionKeeper:
         return True
 
     async def _renew_late(self, lease: int, entry: _Attached) -> None:
-        """Renew a detached lease that a late renewal left shorter than its session's timeout
-        from when its client was last heard from; try until the lease runs out, unless the
-        session is attached again (its renewals take over) or has ended."""
+        """Renew a detached lease that would run out before its session's deadline (a late
+        renewal left it shorter than the session's timeout from when its client was last heard
+        from, or a createSession inside the session moved the deadline further), at once and
+        then as often as an attached one, until it lasts that long, unless the session is
+        attached again (its renewals take over) or its lease has ended."""
+        while await self._renew_detached(lease, entry) and not entry.outlives_deadline():
+            await trio.sleep(max(0.0, entry.renewed + entry.every - time.monotonic()))
+
+    async def _renew_detached(self, lease: int, entry: _Attached) -> bool:
+        """Renew a detached lease once; try until the lease runs out. False if it could not
+        be renewed (gone, run out) or the session is attached again."""
         with trio.move_on_after(entry.renewed + entry.ttl - time.monotonic()):
             while lease not in self.attached:
                 sent = time.monotonic()
                 try:
                     if (await self.client.keepalive([lease])).get(lease, 0) > 0:
                         entry.renewed = sent
-                    return
+                        return True
+                    return False
                 except EtcdUnavailable:
                     log.warning("etcd unavailable: a closed session's lease is renewed again")
                 await trio.sleep(0.5)
+        return False
 
     def _until_cut_off(self, due: list[int], now: float) -> float:
         """Seconds until the first of ``due`` has gone unrenewed for 2/3 of its timeout."""

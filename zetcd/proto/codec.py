@@ -98,6 +98,18 @@ def encode_connect_response(response: ConnectResponse) -> bytes:
     return _encode_as(ConnectResponse, response)
 
 
+# a ConnectResponse's size with ZooKeeper's 16-byte password, without and with readOnly
+_CONNECT_RESPONSE_SIZES: Final = (36, 37)
+
+
+def is_bare_connect_response(body: Body) -> bool:
+    """Could this frame, received after the handshake, be the bare ConnectResponse that answers
+    a createSession (-10) sent inside the session? Its size, and protocolVersion 0 where a
+    reply's xid would be (a reply with xid 0 of that size is told apart by what is
+    outstanding, which only the caller knows)."""
+    return len(body) in _CONNECT_RESPONSE_SIZES and body[:4] == b"\0\0\0\0"
+
+
 # --- requests -------------------------------------------------------------------------
 
 

@@ -24,7 +24,12 @@ Server side (:class:`ServerProtocol`), as ``NIOServerCnxn`` does it:
 
 Client side (:class:`ClientProtocol`): the first frame received after ``send_connect`` is
 a ConnectResponse; every later frame is a reply, matched to the opcode of the request
-that used its xid (replies come back in request order), or a notification (xid -1).
+that used its xid (replies come back in request order), or a notification (xid -1). The
+exception: ZooKeeper answers a createSession (-10) sent inside the session with a bare
+ConnectResponse frame (its protocolVersion 0 where an xid would be, 36 or 37 bytes). Such a
+frame, while a createSession is outstanding and no request with xid 0 sent before it is, is
+that request's reply: a ``Reply`` whose header has the request's xid, zxid -1 and err 0 (the
+frame carries neither) and whose body is the ConnectResponse.
 """
 
 from __future__ import annotations
@@ -46,8 +51,9 @@ from .codec import (
     encode_notification,
     encode_reply,
     encode_request,
+    is_bare_connect_response,
 )
-from .constants import DEFAULT_MAX_PACKET, WATCH_XID
+from .constants import DEFAULT_MAX_PACKET, WATCH_XID, OpCode
 from .errors import MalformedRequest, ProtocolError
 from .framing import NEED_DATA, FrameReader, NeedData, frame
 from .jute import fast_constructor
@@ -211,13 +217,16 @@ class ServerProtocol:
 class ClientProtocol:
     """The client end of a connection, for tests, fuzzers and the oracle bridge."""
 
-    __slots__ = ("_connected", "_connecting", "_frames", "_pending")
+    __slots__ = ("_connected", "_connecting", "_frames", "_pending", "_recreates", "_sent")
 
     def __init__(self, max_packet: int = DEFAULT_MAX_PACKET) -> None:
         self._frames = FrameReader(max_packet)
         self._connecting = False
         self._connected = False
-        self._pending: dict[int, deque[int]] = {}
+        # xid -> (opcode, sequence number) of the outstanding requests that used it
+        self._pending: dict[int, deque[tuple[int, int]]] = {}
+        self._recreates: deque[tuple[int, int]] = deque()  # createSession: (xid, sequence)
+        self._sent = 0
 
     def send_connect(self, request: ConnectRequest) -> bytes:
         if self._connecting:
@@ -230,7 +239,10 @@ class ClientProtocol:
         if not self._connecting:
             raise ProtocolError("send_connect must come before any request")
         data = frame(encode_request(header, record))
-        self._pending.setdefault(header.xid, deque()).append(header.type)
+        self._sent += 1
+        self._pending.setdefault(header.xid, deque()).append((header.type, self._sent))
+        if header.type == OpCode.CREATE_SESSION:
+            self._recreates.append((header.xid, self._sent))
         return data
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
@@ -250,11 +262,24 @@ class ClientProtocol:
             _, event = decode_response(0, body)
             assert isinstance(event, WatcherEvent)
             return Notification(event)
+        if self._recreates and is_bare_connect_response(body):
+            xid0 = self._pending.get(0)
+            rxid, seq = self._recreates[0]
+            if not xid0 or xid0[0][1] > seq:
+                self._take(rxid)
+                return _Reply(ReplyHeader(rxid, -1, 0), decode_connect_response(body))
+        opcode = self._take(xid)
+        header, record = decode_response(opcode, body)
+        return _Reply(header, record)
+
+    def _take(self, xid: int) -> int:
+        """The opcode of the oldest outstanding request with ``xid``, no longer outstanding."""
         queue = self._pending.get(xid)
         if not queue:
             raise ProtocolError(f"reply with xid {xid} matches no outstanding request")
-        opcode = queue.popleft()
+        opcode, seq = queue.popleft()
         if not queue:
             del self._pending[xid]
-        header, record = decode_response(opcode, body)
-        return _Reply(header, record)
+        if opcode == OpCode.CREATE_SESSION:
+            self._recreates.remove((xid, seq))
+        return opcode

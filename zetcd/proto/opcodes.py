@@ -19,6 +19,11 @@ the client writes and reads) and ``FinalRequestProcessor.java``/``ZooKeeperServe
 - deleteContainer (20) is server-internal but a client can send it; its request record is
   the hand-written ``DeleteContainerRequest`` (a path).
 - sasl (102): GetSASLRequest in, SetSASLResponse out (both one buffer ``token``).
+- createSession (-10) sent inside an established session: PrepRequestProcessor reads one int
+  (``CreateSessionTxn``; a shorter body is a MarshallingError, a longer one's rest is ignored)
+  and the answer is the session's ConnectResponse again as a bare frame, without a reply
+  header (``finishSessionInit``), so the table names no response record: the server writes
+  a reply whose body is a ConnectResponse that way.
 """
 
 from __future__ import annotations
@@ -78,6 +83,7 @@ OPS: dict[int, OpSpec] = _table(
     OpSpec(OpCode.SET_WATCHES2, "setWatches2", r.SetWatches2, None),
     OpSpec(OpCode.ADD_WATCH, "addWatch", r.AddWatchRequest, r.ErrorResponse),
     OpSpec(OpCode.WHO_AM_I, "whoAmI", None, r.WhoAmIResponse),
+    OpSpec(OpCode.CREATE_SESSION, "createSession", r.CreateSessionTxn, None),
     OpSpec(OpCode.CLOSE_SESSION, "closeSession", None, None),
 )
 

@@ -141,6 +141,16 @@ class ConnectRequest(JuteRecord):
 
 
 @dataclass(frozen=True, slots=True)
+class CreateSessionTxn(JuteRecord):
+    """jute ``txn.CreateSessionTxn``: what ZooKeeper reads of a createSession (-10) request
+    sent inside an established session (PrepRequestProcessor reads one int and ignores the
+    rest of the body). The answer is a bare ConnectResponse frame, not a reply."""
+
+    timeOut: int
+    SCHEMA = (("timeOut", INT_T),)
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectResponse(JuteRecord):
     """jute ``proto.ConnectResponse`` plus the optional trailing ``readOnly`` boolean
     (a 3.8 server sends it only when the client's ConnectRequest had it)."""
