@@ -196,7 +196,7 @@ class CrossChecker:
             await xs.detach()
             return accepted
         self.live.add(xs)
-        return Accepted(accepted.response, xs)
+        return Accepted(accepted.response, xs, accepted.zxid)
 
 
 class SideOutbox:

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import re
+import struct
+import time
 import urllib.request
 import uuid
 
 from kazoo.client import KazooClient
 
 from tests.differential import Diff
+from tests.rawclient import RawClient
 from tests.servers import EtcdServer, ZooKeeperServer, four_letter_word, free_port
 from tests.zetcd_server import ZetcdServer
+from zetcd.proto.constants import OpCode
+from zetcd.proto.framing import frame
+from zetcd.proto.records import ACL, CreateRequest, ExistsRequest, Id, RequestHeader
 
 
 def _shape(text: str) -> list[str]:
@@ -117,6 +123,7 @@ def test_prometheus_metrics(etcd: EtcdServer) -> None:
         zk.stop()
         zk.close()
     assert 'zetcd_requests_total{op="create",result="ok"} 1.0' in text
+    assert 'zetcd_requests_total{op="create_session",result="ok"} 1.0' in text  # its connect
     assert 'zetcd_requests_total{op="exists",result="no_node"} 1.0' in text
     assert 'zetcd_request_duration_seconds_count{op="get_data"} 1.0' in text
     assert re.search(r'zetcd_etcd_requests_total\{call="Txn",result="ok"\} [1-9]', text)
@@ -124,3 +131,66 @@ def test_prometheus_metrics(etcd: EtcdServer) -> None:
     assert "zetcd_sessions 1.0" in text
     assert re.search(r"zetcd_znodes [5-9]\.0", text)
     assert "zetcd_mirror_lag_seconds_count" in text
+
+
+def _cons_line(address: str, session_id: int) -> dict[str, str]:
+    """The session's `cons` fields, with what differs between two servers by nature (the
+    established time, zxid values, latencies other than the minimum) reduced."""
+    host, port = address.rsplit(":", 1)
+    lines = [
+        line
+        for line in four_letter_word(host, int(port), "cons").splitlines()
+        if f"sid=0x{session_id:x}," in line
+    ]
+    assert len(lines) == 1, lines
+    fields = dict(re.findall(r"(\w+)=([^,)]*)", lines[0]))
+    for gone in ("sid", "est", "llat", "avglat", "maxlat"):
+        del fields[gone]
+    if fields["lzxid"] not in ("0x0", "0xffffffffffffffff"):
+        fields["lzxid"] = "a zxid"
+    if fields["lresp"] != "0":  # the monotonic clock's ms, as Java's nanoTime on Linux
+        lresp = int(fields["lresp"])
+        fields["lresp"] = "now" if abs(lresp - time.monotonic() * 1000) < 60_000 else "?"
+    return fields
+
+
+def _cons_transcript(address: str) -> list[tuple[str, dict[str, str]]]:
+    host, port = address.rsplit(":", 1)
+    out = []
+    a = RawClient(address)
+    new = a.connect(timeout=10000)
+    sid = new.sessionId
+    out.append(("a new session", _cons_line(address, sid)))
+    path = f"/cons-{uuid.uuid4().hex[:10]}"
+    a.call(OpCode.EXISTS, ExistsRequest(path, True))
+    a.call(OpCode.CREATE, CreateRequest(path, b"", (ACL(31, Id("world", "anyone")),), 1))
+    out.append(("a reply, a notification", _cons_line(address, sid)))
+    four_letter_word(host, int(port), "crst")
+    out.append(("crst", _cons_line(address, sid)))
+    a.close()
+    b = RawClient(address)
+    b.connect(timeout=10000, session_id=sid, passwd=new.passwd or b"")
+    out.append(("resumed", _cons_line(address, sid)))
+    for xid in (7, 8):
+        b.send_raw(frame(struct.pack(">iii", xid, OpCode.CREATE_SESSION, 30000)))
+        b.raw_reply()
+    out.append(("createSession twice", _cons_line(address, sid)))
+    b.send_raw(frame(struct.pack(">ii", 9, OpCode.CREATE_SESSION) + b"\x00"))
+    b.raw_reply()
+    b.send_raw(b.proto.send_request(RequestHeader(-2, OpCode.PING), None))
+    b.reply()
+    out.append(("a short createSession, a ping", _cons_line(address, sid)))
+    b.call(OpCode.CLOSE_SESSION)
+    b.close()
+    return out
+
+
+def test_cons_counts_a_connection_as_zookeeper_does(diff: Diff) -> None:
+    """`cons` per connection: the connect counted as a packet each way, a new session's creation
+    as its first request (SESS, cxid 0), Java's defaults until `crst` (lop null, lcxid and
+    lzxid 0, minlat 0) and its values after (NA, no lcxid, lzxid -1), a ping's xid not kept,
+    and every createSession inside the session left queued. (crst resets every connection's
+    counters: this test comes after the one comparing all connections' fields.)"""
+    expected = _cons_transcript(diff.zookeeper)
+    assert expected[0][1]["lop"] == "SESS" and expected[3][1]["lop"] == "null"
+    assert _cons_transcript(diff.zetcd) == expected

@@ -60,10 +60,13 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    """A connect request's outcome: the response to send (None: close without one)."""
+    """A connect request's outcome: the response to send (None: close without one), and for a
+    new session the zxid of its creation (-1: not known), which the connection's statistics
+    show as ZooKeeper's `cons` does."""
 
     response: ConnectResponse | None
     session: Session | None
+    zxid: int = -1
 
 
 class Session(Protocol):

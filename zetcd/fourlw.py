@@ -76,15 +76,20 @@ class FourLetterWords:
     def _client_line(c: Any, full: bool) -> str:
         st = c.stats
         session = getattr(c, "session", None)
-        head = f" /{c.peer}[{1 if session else 0}](queued=0,recved={st.received},sent={st.sent}"
+        head = (
+            f" /{c.peer}[{1 if session else 0}](queued={st.queued},recved={st.received},"
+            f"sent={st.sent}"
+        )
         if not full or session is None:
             return head + ")"
         lat = st.latency
+        # a negative last cxid (after crst) is left out, as ServerCnxn.dumpConnectionInfo does
+        lcxid = f"lcxid=0x{st.last_cxid:x}," if st.last_cxid >= 0 else ""
         return (
             f"{head},sid=0x{session.session_id & 0xFFFFFFFFFFFFFFFF:x},lop={st.last_op},"
             f"est={st.established},to={getattr(session, 'timeout', 0)},"
-            f"lcxid=0x{st.last_cxid & 0xFFFFFFFF:x},lzxid=0x{st.last_zxid & 0xFFFFFFFFFFFFFFFF:x},"
-            f"lresp={st.last_response},llat={round(st.last_latency)},minlat={round(lat.low)},"
+            f"{lcxid}lzxid=0x{st.last_zxid & 0xFFFFFFFFFFFFFFFF:x},"
+            f"lresp={st.last_response},llat={round(st.last_latency)},minlat={st.min_latency},"
             f"avglat={round(lat.avg)},maxlat={round(lat.high)})"
         )
 

@@ -21,11 +21,18 @@ from typing import Protocol
 import trio
 
 from zetcd import client_tls
-from zetcd.backend import Backend, ClientCertificate, DropConnection, Reply, Session
+from zetcd.backend import (
+    Accepted,
+    Backend,
+    ClientCertificate,
+    DropConnection,
+    Reply,
+    Session,
+)
 from zetcd.fourlw import FourLetterWords
 from zetcd.proto.codec import frame_reply_into
 from zetcd.proto.connection import Connect, FourLetterWord, Request, ServerProtocol
-from zetcd.proto.constants import DEFAULT_MAX_PACKET, Err, KeeperState
+from zetcd.proto.constants import DEFAULT_MAX_PACKET, Err, KeeperState, OpCode
 from zetcd.proto.errors import MalformedRequest, ProtocolError, UnknownOpcode
 from zetcd.proto.framing import NEED_DATA
 from zetcd.proto.records import ConnectResponse, RequestHeader, WatcherEvent
@@ -417,6 +424,9 @@ class Connection:
         if len(pending) < MAX_PENDING // 2:
             self.drained.set()
         self._account(header.xid, header.type, reply, started)
+        if type(reply.body) is ConnectResponse:
+            # an in-session createSession: ZooKeeper never counts it answered (`cons` queued)
+            self.stats.queued += 1
         self.send_reply(reply)
 
     async def emitter(self) -> None:
@@ -456,7 +466,8 @@ class Connection:
         server.received += 1
         server.sent += 1
         st.last_opcode = opcode
-        st.last_cxid = xid
+        if xid >= 0:  # ZooKeeper keeps the last real xid, not a ping's -2 or setWatches' -8
+            st.last_cxid = xid
         st.last_zxid = reply.zxid
         st.last_response_clock = now
         st.last_latency = ms
@@ -465,16 +476,29 @@ class Connection:
         if self.config.observe is not None:
             self.config.observe(opcode, reply.err, seconds)
 
+    def _count_packets(self, received: int, sent: int) -> None:
+        self.stats.received += received
+        self.stats.sent += sent
+        self.config.stats.received += received
+        self.config.stats.sent += sent
+
     async def _connect(self, ev: Connect) -> None:
+        started = time.perf_counter()
         try:
             accepted = await self.backend.connect(ev.request, self)
         except DropConnection:
-            self.close()
-            return
+            accepted = Accepted(None, None)
         if accepted.response is None:
+            self._count_packets(1, 0)
             self.close()
             return
         self._queue(self.proto.send_connect_response(accepted.response))
+        if accepted.session is not None and not ev.request.sessionId:
+            # ZooKeeper's connection counts a new session's creation as its first request
+            # (lop SESS, cxid 0, the creation's zxid); a resumption is two bare packets
+            self._account(0, OpCode.CREATE_SESSION, Reply(0, accepted.zxid, 0), started)
+        else:
+            self._count_packets(1, 1)
         resp = accepted.response
         if accepted.session is None:
             log.debug(

@@ -41,32 +41,49 @@ class Latency:
 
 @dataclass
 class ConnStats:
+    """One connection's counters, as ZooKeeper's ServerCnxn keeps them for `cons`: until the
+    first `crst` its fields hold Java's defaults (last op null, last cxid and zxid 0, and a
+    minimum latency of 0 that no request lowers); `crst` sets them to "NA", -1, -1 and starts
+    the minimum afresh. A session's connect counts as a packet each way, and a new session's
+    creation as its first request (op SESS, cxid 0)."""
+
     established: int = field(default_factory=lambda: int(time.time() * 1000))
     received: int = 0
     sent: int = 0
     last_opcode: int | None = None
-    last_cxid: int = -1
-    last_zxid: int = -1
-    last_response_clock: float = 0.0  # time.perf_counter() of the last reply (cheap per request)
+    last_cxid: int = 0
+    last_zxid: int = 0
+    # time.perf_counter() of the last reply: CLOCK_MONOTONIC on Linux, which Java's nanoTime
+    # (ZooKeeper's Time.currentElapsedTime) reads too
+    last_response_clock: float = 0.0
     last_latency: float = 0.0
     latency: Latency = field(default_factory=Latency)
+    was_reset: bool = False
+    # createSession requests sent inside the session: ZooKeeper never counts them answered
+    # (its outstanding count, `cons`' queued, keeps them)
+    queued: int = 0
 
     @property
     def last_op(self) -> str:
-        return "NA" if self.last_opcode is None else OP_NAMES.get(self.last_opcode, "NA")
+        if self.last_opcode is None:
+            return "NA" if self.was_reset else "null"
+        return OP_NAMES.get(self.last_opcode, "NA")
+
+    @property
+    def min_latency(self) -> int:
+        return round(self.latency.low) if self.was_reset else 0
 
     @property
     def last_response(self) -> int:
-        """Wall-clock ms of the last reply (0: none yet)."""
-        if not self.last_response_clock:
-            return 0
-        return int((time.time() - (time.perf_counter() - self.last_response_clock)) * 1000)
+        """Milliseconds of the monotonic clock at the last reply (0: none yet)."""
+        return int(self.last_response_clock * 1000)
 
     def reset(self) -> None:
         self.received = self.sent = 0
         self.last_opcode, self.last_cxid, self.last_zxid = None, -1, -1
         self.last_response_clock, self.last_latency = 0.0, 0.0
         self.latency.reset()
+        self.was_reset = True
 
 
 @dataclass

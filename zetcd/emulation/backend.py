@@ -16,6 +16,7 @@ from zetcd.backend import Accepted, DropConnection, Outbox, Reply
 from zetcd.emulation import plans
 from zetcd.emulation.batcher import Batcher, Write
 from zetcd.emulation.layout import CLOSING, Layout, revision_of
+from zetcd.emulation.layout import zxid as zxid_at
 from zetcd.emulation.mirror import Mirror
 from zetcd.emulation.reads import READS
 from zetcd.emulation.sessions import (
@@ -325,7 +326,9 @@ class EtcdBackend:
             heard=lambda: max(outbox.heard, connected),
             renewed=began,
         )
-        return Accepted(session.connect_response, session)
+        created = mirror.tree.sessions.get(sid) if request.sessionId == 0 else None
+        zxid = -1 if created is None else zxid_at(created.create_revision)
+        return Accepted(session.connect_response, session, zxid)
 
     # ------------------------------------------------------------------ writes
 
