@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import struct
 import time
@@ -100,6 +101,37 @@ def test_whitelist_defaults_to_srvr_like_zookeeper(etcd: EtcdServer) -> None:
                 "ruok is not executed because it is not in the whitelist.\n"
             )
             assert four_letter_word(server.host, server.port, "abcd") == ""
+
+
+def _packets(server: ZetcdServer | ZooKeeperServer, word: str = "srvr") -> tuple[int, int]:
+    text = four_letter_word(server.host, server.port, word)
+    received, sent = re.findall(r"(?:Received|Sent): (\d+)", text)
+    return int(received), int(sent)
+
+
+def _packet_deltas(server: ZetcdServer | ZooKeeperServer) -> list[tuple[int, int]]:
+    """How srvr's and stat's Received and Sent move: over a srvr alone, a session's connect, one
+    request and the srvr after, its closeSession and a srvr, a ruok and a stat."""
+    marks = [_packets(server), _packets(server)]
+    c = RawClient(server.address)
+    c.connect()
+    c.call(OpCode.EXISTS, ExistsRequest("/", False))
+    marks.append(_packets(server))
+    c.call(OpCode.CLOSE_SESSION)
+    c.close()
+    marks.append(_packets(server))
+    four_letter_word(server.host, server.port, "ruok")
+    marks.append(_packets(server, "stat"))
+    return [(b[0] - a[0], b[1] - a[1]) for a, b in itertools.pairwise(marks)]
+
+
+def test_srvr_counts_packets_as_zookeeper_does(etcd: EtcdServer) -> None:
+    """A four-letter word is a packet received, counted before its answer, and one sent, after;
+    a connect is one each way (servers of the test's own: no other client's pings)."""
+    with ZooKeeperServer() as zk, ZetcdServer(etcd.endpoint) as zetcd:
+        expected = _packet_deltas(zk)
+        assert expected == [(1, 1), (3, 3), (2, 2), (2, 2)]
+        assert _packet_deltas(zetcd) == expected
 
 
 def _srvr_ok(server: ZetcdServer | ZooKeeperServer) -> bool:

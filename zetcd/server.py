@@ -317,7 +317,10 @@ class Connection:
                 elif isinstance(ev, FourLetterWord):
                     self.greeted = True
                     words = self.config.four_letter_words
+                    # a packet received, counted before the answer (srvr's Received includes
+                    # the srvr itself) and the answer's packet sent after it, as ZooKeeper
                     self.stats.received += 1
+                    self.config.stats.received += 1
                     self.trace_mask = ev.trace_mask
                     caught_up = getattr(self.backend, "caught_up", None)
                     if words is not None and caught_up is not None:
@@ -327,6 +330,7 @@ class Connection:
                     answer = words.answer(ev.word, self) if words is not None else None
                     if answer is not None:
                         self._queue(answer)
+                        self.config.stats.sent += 1
                     return
             self._end_of_input()
             self._flush()
