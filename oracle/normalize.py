@@ -91,15 +91,13 @@ def reply_zxid_kind(opcode: int) -> ZxidKind:
 
 
 def normalize_reply(opcode: int, xid: int, zxid: int, err: int, body: object | None) -> Normalized:
-    out: Normalized = {
-        "xid": Value(Rule.EXACT, xid),
-        "err": Value(Rule.EXACT, err),
-        "zxid": Value(Rule.ZXID, zxid, reply_zxid_kind(opcode)),
-    }
-    if type(body) is ConnectResponse:
-        # the answer to a createSession inside a session: a bare ConnectResponse frame, with
-        # no reply header, so no xid, err or zxid on the wire to compare
-        out = {}
+    out: Normalized = {}
+    # the answer to a createSession inside a session is a bare ConnectResponse frame, with no
+    # reply header: no xid, err or zxid on the wire to compare
+    if type(body) is not ConnectResponse:
+        out["xid"] = Value(Rule.EXACT, xid)
+        out["err"] = Value(Rule.EXACT, err)
+        out["zxid"] = Value(Rule.ZXID, zxid, reply_zxid_kind(opcode))
     _flatten(body, "body", out)
     return out
 

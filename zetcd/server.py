@@ -137,8 +137,9 @@ class Connection:
             body = reply.body
             if type(body) is ConnectResponse:
                 # createSession inside a session: ZooKeeper sends the ConnectResponse again,
-                # without a reply header
+                # without a reply header, and never counts the request answered (`cons` queued)
                 self.out += self.proto.send_connect_response(body)
+                self.stats.queued += 1
             else:
                 frame_reply_into(self.out, reply.xid, reply.zxid, reply.err, body)
             if not self.holding:
@@ -319,8 +320,7 @@ class Connection:
                     words = self.config.four_letter_words
                     # a packet received, counted before the answer (srvr's Received includes
                     # the srvr itself) and the answer's packet sent after it, as ZooKeeper
-                    self.stats.received += 1
-                    self.config.stats.received += 1
+                    self._count_packets(1, 0)
                     self.trace_mask = ev.trace_mask
                     caught_up = getattr(self.backend, "caught_up", None)
                     if words is not None and caught_up is not None:
@@ -428,9 +428,6 @@ class Connection:
         if len(pending) < MAX_PENDING // 2:
             self.drained.set()
         self._account(header.xid, header.type, reply, started)
-        if type(reply.body) is ConnectResponse:
-            # an in-session createSession: ZooKeeper never counts it answered (`cons` queued)
-            self.stats.queued += 1
         self.send_reply(reply)
 
     async def emitter(self) -> None:
