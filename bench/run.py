@@ -534,9 +534,14 @@ def measure_zookeeper_memory(gen: Generator, znodes: int, value_size: int) -> di
 
 
 def profile_zetcd(
-    gen: Generator, ze: ZetcdServer, ops: Sequence[str], p: Params, out_dir: Path
+    gen: Generator,
+    ze: ZetcdServer,
+    ops: Sequence[str],
+    level: tuple[int, int],
+    p: Params,
+    out_dir: Path,
 ) -> dict[str, Any]:
-    """Extra 16x8 runs against zetcd with py-spy recording during the measured window."""
+    """Extra runs at one level against zetcd, py-spy recording during the measured window."""
     py_spy = find_py_spy()
     if py_spy is None:
         console.print("[red]py-spy not found: pip install py-spy[/red]")
@@ -572,15 +577,17 @@ def profile_zetcd(
             )
 
         ensure_running(ze)
-        with console.status(f"profiling zetcd: {op} 16x8"):
-            res = gen.run(ze.address, op, case_args(op, 16, 8, p), case_timeout(p), start_spy)
+        sessions, inflight = level
+        with console.status(f"profiling zetcd: {op} {sessions}x{inflight}"):
+            args = case_args(op, sessions, inflight, p)
+            res = gen.run(ze.address, op, args, case_timeout(p), start_spy)
         for proc in procs:
             try:
                 proc.wait(duration + 30)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        entry: dict[str, Any] = {"run": res, "raw": str(raw)}
+        entry: dict[str, Any] = {"run": res, "raw": str(raw), "level": f"{sessions}x{inflight}"}
         if raw.exists():
             entry.update(summarize_raw_profile(raw))
             # Samples are taken only while some thread holds the GIL: their share of all
@@ -757,7 +764,7 @@ def markdown(report: dict[str, Any], cases: Sequence[Case]) -> str:
         run = prof.get("run", {})
         out += [
             "",
-            f"zetcd hot spots, {op} 16x8 (py-spy --gil, {prof['samples']} samples, GIL held "
+            f"zetcd hot spots, {op} {prof.get('level', '16x8')} (py-spy --gil, {prof['samples']} samples, GIL held "
             f"{100 * prof.get('gil_busy', 0):.0f}% of the time, {run.get('ops_per_sec', 0):,.0f} "
             "ops/s while profiled):",
             "",
@@ -812,7 +819,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--memory-znodes", type=int, default=None, help="[100000; --quick 20000]")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
     ap.add_argument("--zookeeper-memory", action="store_true", help="also populate a ZooKeeper")
-    ap.add_argument("--profile", default="", help="ops to profile zetcd on (16x8, py-spy)")
+    ap.add_argument("--profile", default="", help="ops to profile zetcd on (py-spy)")
+    ap.add_argument(
+        "--profile-level", default="16x8", help="sessions x inflight of the profiled runs [16x8]"
+    )
     ap.add_argument("--profile-dir", type=Path, default=Path(tempfile.gettempdir()) / "zetcd-prof")
     ap.add_argument("--zetcd-arg", action="append", default=[], help="extra zetcd argument")
     ap.add_argument(
@@ -853,6 +863,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     memory_znodes = args.memory_znodes or (20_000 if args.quick else 100_000)
     levels = parse_levels(args.levels)
+    (profile_level,) = parse_levels(args.profile_level)
 
     gen = Generator(compile_bench())
     meta = {
@@ -899,7 +910,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             report["cases"] = [dataclasses.asdict(c) | {"ratio": c.ratio} for c in cases]
             zk.stop()
             if profile_ops:
-                report["profiles"] = profile_zetcd(gen, ze, profile_ops, params, args.profile_dir)
+                report["profiles"] = profile_zetcd(
+                    gen, ze, profile_ops, profile_level, params, args.profile_dir
+                )
         if not args.no_memory:
             report["memory"] = measure_memory(gen, etcd, memory_znodes, args.value_size)
             if args.zookeeper_memory:
@@ -916,7 +929,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         run = prof.get("run", {})
         title = (
-            f"zetcd hot spots, {op} 16x8 under py-spy --gil "
+            f"zetcd hot spots, {op} {prof.get('level', '16x8')} under py-spy --gil "
             f"({prof['samples']} samples, GIL held {100 * prof.get('gil_busy', 0):.0f}% of the "
             f"time; {run.get('ops_per_sec', 0):,.0f} ops/s while profiled)"
         )
