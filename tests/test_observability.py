@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import signal
 import struct
 import time
 import urllib.request
@@ -13,7 +15,7 @@ from kazoo.client import KazooClient
 
 from tests.differential import Diff
 from tests.rawclient import RawClient
-from tests.servers import EtcdServer, ZooKeeperServer, four_letter_word, free_port
+from tests.servers import EtcdServer, ZooKeeperServer, four_letter_word, free_port, freeze
 from tests.zetcd_server import ZetcdServer
 from zetcd.proto.constants import OpCode
 from zetcd.proto.framing import frame
@@ -132,6 +134,120 @@ def test_srvr_counts_packets_as_zookeeper_does(etcd: EtcdServer) -> None:
         expected = _packet_deltas(zk)
         assert expected == [(1, 1), (3, 3), (2, 2), (2, 2)]
         assert _packet_deltas(zetcd) == expected
+
+
+def _connections(server: ZetcdServer | ZooKeeperServer) -> tuple[int, str]:
+    """srvr's Connections, and wchs (the connections holding data watches)."""
+    text = four_letter_word(server.host, server.port, "srvr")
+    found = re.search(r"^Connections: (\d+)$", text, re.MULTILINE)
+    assert found is not None, text
+    return int(found[1]), four_letter_word(server.host, server.port, "wchs").splitlines()[0]
+
+
+def _connections_as_clients_leave(
+    server: ZetcdServer | ZooKeeperServer, etcd_pid: int | None = None
+) -> list[tuple[int, str]]:
+    """srvr's Connections and wchs with a session connected and watching (the srvr's own
+    connection counts too), at once after its closeSession is answered, and after a client
+    that watches closed its socket with a write in flight (held in flight on zetcd by stopping
+    its etcd meanwhile)."""
+    counts = []
+    c = RawClient(server.address)
+    c.connect()
+    c.call(OpCode.EXISTS, ExistsRequest("/", True))
+    counts.append(_connections(server))
+    c.call(OpCode.CLOSE_SESSION)
+    counts.append(_connections(server))
+    c.close()
+    c = RawClient(server.address)
+    c.connect()
+    c.call(OpCode.EXISTS, ExistsRequest("/", True))
+    if etcd_pid is not None:
+        freeze(etcd_pid)
+    try:
+        path = f"/gone-{uuid.uuid4().hex[:8]}"
+        c.request(OpCode.CREATE, CreateRequest(path, b"", (ACL(31, Id("world", "anyone")),), 0))
+        time.sleep(0.1)  # the request read before the close
+        c.close()
+        time.sleep(0.3)
+        counts.append(_connections(server))
+    finally:
+        if etcd_pid is not None:
+            os.kill(etcd_pid, signal.SIGCONT)
+    return counts
+
+
+def test_a_closed_connection_leaves_srvr_and_wchs_at_once(etcd: EtcdServer) -> None:
+    """A connection closed by either side stops counting at once, its watches with it, as
+    ZooKeeper drops it from its connection set and its watches from the watch table when it
+    closes it, before the requests in flight are answered."""
+    with ZooKeeperServer() as zk, EtcdServer() as held, ZetcdServer(held.endpoint) as zetcd:
+        expected = _connections_as_clients_leave(zk)
+        watching, none = "1 connections watching 1 paths", "0 connections watching 0 paths"
+        assert expected == [(2, watching), (1, none), (1, none)]
+        assert _connections_as_clients_leave(zetcd, held.pid) == expected
+
+
+def _watch_listings(server: ZetcdServer | ZooKeeperServer) -> list[tuple[object, ...]]:
+    """wchc, wchp and wchs through a session's data watches set, all fired, set again, and a
+    second session's, with session ids named by the order the sessions were made. wchc lists
+    sessions in Java identity-hash order, so its blocks are compared as a set."""
+    host, port = server.address.rsplit(":", 1)
+    names: dict[str, str] = {}
+
+    def word(w: str) -> str:
+        text = four_letter_word(host, int(port), w)
+        return re.sub(r"0x[0-9a-f]+", lambda m: names.get(m[0], "?"), text)
+
+    def listings() -> tuple[object, ...]:
+        blocks = frozenset(b.rstrip("\n") for b in re.split(r"\n(?=S)", word("wchc")))
+        return blocks, word("wchp"), word("wchs")
+
+    root = "/wch"  # the same paths on both servers: their order follows their hash codes
+    nodes = [f"{root}/{name}" for name in ("q", "b", "zz", "aa", "n7", "x", "c1", "c2", "m")]
+    nodes += [f"{root}/k{i}" for i in range(7)]
+    a = KazooClient(server.address, timeout=10)
+    b = KazooClient(server.address, timeout=10)
+    a.start(timeout=15)
+    b.start(timeout=15)
+    try:
+        names[f"0x{a.client_id[0]:x}"] = "S1"
+        names[f"0x{b.client_id[0]:x}"] = "S2"
+        for path in nodes:
+            a.ensure_path(path)
+        seen = []
+        for path in nodes[:11]:  # within 16 buckets (12 entries)
+            a.get(path, watch=lambda e: None)
+        a.exists(f"{root}/absent", watch=lambda e: None)
+        seen.append(listings())
+        for path in nodes[11:]:  # past 12: both tables grow to 32 buckets
+            a.get(path, watch=lambda e: None)
+        seen.append(listings())
+        for path in nodes:
+            a.set(path, b"fired")
+        a.create(f"{root}/absent")
+        seen.append(listings())  # S1 listed without paths, and counted by wchs
+        for path in (nodes[3], nodes[0], nodes[12]):
+            a.get(path, watch=lambda e: None)
+        b.get(nodes[5], watch=lambda e: None)  # paths of its own: the watchers of a path
+        b.get(nodes[1], watch=lambda e: None)  # come in their identity hashes' order
+        seen.append(listings())
+        b.stop()
+        seen.append(listings())  # a closed connection's watches are gone
+        return seen
+    finally:
+        for client in (a, b):
+            client.stop()
+            client.close()
+
+
+def test_watch_listings_in_zookeepers_order(etcd: EtcdServer) -> None:
+    """wchc and wchp list paths in the order of ZooKeeper's HashSet and HashMap (their tables
+    grown to the most they held), and a session whose watches all fired stays listed."""
+    with ZooKeeperServer() as zk, ZetcdServer(etcd.endpoint) as zetcd:
+        expected = _watch_listings(zk)
+        assert expected[2][0] == {"S1"} and expected[2][2].startswith("1 connections")
+        assert _watch_listings(zetcd) == expected
 
 
 def _srvr_ok(server: ZetcdServer | ZooKeeperServer) -> bool:

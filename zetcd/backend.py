@@ -82,10 +82,12 @@ class Session(Protocol):
         ...
 
     # Optional, looked up with getattr: ``begin(header, body)`` (serve what can be served at
-    # once, see EtcdSession.begin) and ``end_of_input()`` (the requests of one receive from
-    # the client have all been handed over: a backend may send what it queued for them). The
-    # server calls ``end_of_input`` before its reader awaits anything after ``begin``, on every
-    # path, so a backend may hold what ``begin`` queued until then.
+    # once, see EtcdSession.begin), ``end_of_input()`` (the requests of one receive from
+    # the client have all been handed over: a backend may send what it queued for them) and
+    # ``connection_gone()`` (the connection is closed as ZooKeeper sees it, by its client or
+    # by the server, while the requests in flight may still be answered). The server calls
+    # ``end_of_input`` before its reader awaits anything after ``begin``, on every path, so a
+    # backend may hold what ``begin`` queued until then.
 
     async def detach(self) -> None:
         """The connection is gone without closeSession: the session lives on until it expires."""

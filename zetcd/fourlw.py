@@ -38,7 +38,9 @@ class ServerView:
     node_count: Callable[[], int] = lambda: 1
     ephemerals: Callable[[], dict[int, dict[str, None]]] = dict
     sessions: Callable[[], Iterable[int]] = lambda: ()
-    data_watches: Callable[[], dict[Any, set[str]]] = dict  # watcher -> paths
+    # wchc's and wchp's listings, in ZooKeeper's order: watcher -> paths, (path, watchers)
+    data_watches: Callable[[], dict[Any, list[str]]] = dict
+    watched_paths: Callable[[], list[tuple[str, list[Any]]]] = list
     config: dict[str, Any] = field(default_factory=dict)
 
 
@@ -70,7 +72,9 @@ class FourLetterWords:
         return f"Latency min/avg/max: {round(lat.low)}/{_java_double(lat.avg)}/{round(lat.high)}"
 
     def _conns(self, me: Any) -> list[Any]:
-        return [c for c in self.view.connections() if c is not me] + ([me] if me else [])
+        # a connection on its way out is not counted (`Connection.gone`)
+        others = [c for c in self.view.connections() if c is not me and not c.gone]
+        return others + ([me] if me else [])
 
     @staticmethod
     def _client_line(c: Any, full: bool) -> str:
@@ -189,14 +193,10 @@ class FourLetterWords:
         return "".join(out) + "\n"
 
     def _wchp(self, conn: Any) -> str:
-        by_path: dict[str, list[int]] = {}
-        for w, paths in self.view.data_watches().items():
-            for p in paths:
-                by_path.setdefault(p, []).append(w.session_id)
         out = []
-        for p, sids in by_path.items():
+        for p, watchers in self.view.watched_paths():
             out.append(f"{p}\n")
-            out.extend(f"\t0x{sid & 0xFFFFFFFFFFFFFFFF:x}\n" for sid in sids)
+            out.extend(f"\t0x{w.session_id & 0xFFFFFFFFFFFFFFFF:x}\n" for w in watchers)
         return "".join(out) + "\n"
 
     def _dump(self, conn: Any) -> str:

@@ -208,9 +208,8 @@ async def _run(
             node_count=lambda: len(mirror.tree.nodes),
             ephemerals=lambda: mirror.tree.ephemerals,
             sessions=lambda: mirror.tree.sessions.keys(),
-            data_watches=lambda: {
-                w: set(paths) for w, paths in mirror.watches.data.by_watcher.items()
-            },
+            data_watches=lambda: mirror.watches.data.listed_by_watcher(),
+            watched_paths=lambda: mirror.watches.data.listed_by_path(),
             config=_conf_view(config),
         )
         server_config = ServerConfig(

@@ -99,6 +99,7 @@ class Connection:
         self.holding = False
         self.sending = False  # the writer is in send_all
         self.closing = False
+        self.input_ended = False  # the client closed, or its input is refused (see `gone`)
         self.session: Session | None = None
         self.greeted = False  # a ConnectRequest or a four-letter word has come in
         self.heard = time.monotonic()  # when the client last sent anything
@@ -131,6 +132,20 @@ class Connection:
     def close(self) -> None:
         self.closing = True
         self.wake.set()
+        self._leave()
+
+    def _leave(self) -> None:
+        """The connection is `gone`: tell its session (its watches go at once)."""
+        leave = getattr(self.session, "connection_gone", None)
+        if leave is not None:
+            leave()
+
+    @property
+    def gone(self) -> bool:
+        """Closed as ZooKeeper sees it: its client closed it, or this server decided to. A
+        ZooKeeper drops such a connection from the set srvr and cons count at once, before
+        the requests still in flight are answered (here, while it drains)."""
+        return self.closing or self.input_ended
 
     def send_reply(self, reply: Reply) -> None:
         if not self.closing:
@@ -169,7 +184,11 @@ class Connection:
                 nursery.start_soon(self._write_then_stop, nursery.cancel_scope)
                 nursery.start_soon(self.emitter)
                 nursery.start_soon(self._sessionless_deadline, nursery.cancel_scope)
-                await self._read()
+                try:
+                    await self._read()
+                finally:
+                    self.input_ended = True
+                    self._leave()
                 await self._drain()
                 self.close()
         except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError):

@@ -364,6 +364,7 @@ class EtcdSession:
             self.add_x509(outbox.certificate.x509_id)
         self._ctx: plans.Ctx | None = None  # who this session is to its writes
         self.closed = False
+        self.stale = False  # its connection is closed (connection_gone): it takes no watches
         self.deferred = 0  # requests begun and not yet answered
         self.queued_writes = 0  # of which writes already queued to the batcher
 
@@ -383,11 +384,18 @@ class EtcdSession:
         self.outbox.notify(event_type, path)
 
     def expired(self) -> None:
-        self.mirror.watches.drop_watcher(self)
+        self.connection_gone()
         self.outbox.close()
 
-    async def detach(self) -> None:
+    def connection_gone(self) -> None:
+        """Its connection is closed, by its client or by the server: its watches go at once
+        (wchc, wchs) and it takes no more, as ZooKeeper drops them when it closes a connection,
+        before the requests still in flight are answered."""
+        self.stale = True
         self.mirror.watches.drop_watcher(self)
+
+    async def detach(self) -> None:
+        self.connection_gone()
         if self.backend.local.get(self.session_id) is self:
             del self.backend.local[self.session_id]
             if not self.closed:

@@ -1,6 +1,7 @@
 """The iteration orders of the Java collections whose order ZooKeeper lets clients see.
 
-ZooKeeper returns a node's children in the order of a ``java.util.HashSet<String>``, a session's
+ZooKeeper returns a node's children in the order of a ``java.util.HashSet<String>`` (and lists
+watched paths in wchc and wchp in the order of others), a session's
 ephemerals (getEphemerals, and the order they are deleted in when it ends) in the order of a
 clone of one, and a connection's auth ids (whoAmI) in the order of a set backed by a
 ``ConcurrentHashMap<Id, _>``. All follow from Java's hash codes and table sizes, reproduced here.
@@ -24,13 +25,15 @@ def java_string_hash(s: str) -> int:
     return h
 
 
-def java_hashset_order(names: dict[str, None], max_size: int) -> list[str]:
-    """The order in which ZooKeeper returns children: a java.util.HashSet<String>(8) iterated.
+def java_hashset_order(names: Iterable[str], max_size: int, initial: int = 8) -> list[str]:
+    """The iteration order of a java.util.HashSet<String> (or the keys of a HashMap) created
+    with ``initial`` buckets, holding ``names`` (in insertion order) after it once held
+    ``max_size``: a node's children (HashSet(8)); the watch tables wchc and wchp list (16).
 
-    The table starts at 8 buckets and doubles whenever its size passes 3/4 of the table (it never
-    shrinks); a name's bucket is (h ^ (h >>> 16)) & (n - 1); within a bucket, insertion order.
+    The table doubles whenever its size passes 3/4 of the table (it never shrinks); a name's
+    bucket is (h ^ (h >>> 16)) & (n - 1); within a bucket, insertion order.
     """
-    mask = _grown_table(8, max_size) - 1
+    mask = _grown_table(initial, max_size) - 1
     keyed = []
     for i, name in enumerate(names):
         h = java_string_hash(name)

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from zetcd.emulation.acls import allowed
+from zetcd.emulation.javaorder import java_hashset_order
 from zetcd.emulation.paths import parent_of
 from zetcd.emulation.tree import CHANGED, CREATED, DELETED
 from zetcd.proto.constants import EventType, Perm
@@ -49,6 +50,9 @@ PERSISTENT_RECURSIVE = 2
 
 class Watcher(Protocol):
     auth_ids: tuple[tuple[str, str], ...]  # the connection's ids, which READ is checked for
+    # its connection is closed: a watch it still asks for is not added, as ZooKeeper's
+    # WatchManager ignores a closed connection's (isDeadWatcher)
+    stale: bool
 
     def notify(self, event_type: int, path: str) -> None: ...
 
@@ -60,33 +64,57 @@ def ancestors(path: str) -> Iterable[str]:
         yield path
 
 
+class Paths(dict[str, None]):
+    """A watcher's paths in the order they were added, and the most it has held at once: as
+    ZooKeeper's per-watcher HashSet (watch2Paths), whose table never shrinks and which stays,
+    empty, once the watcher's watches have all fired or been removed, until its connection
+    closes (wchc then lists the session with no paths, and wchs counts it)."""
+
+    __slots__ = ("peak",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.peak = 0
+
+
 class WatchTable:
-    __slots__ = ("by_path", "by_watcher", "recursive")
+    __slots__ = ("by_path", "by_watcher", "peak", "recursive")
 
     def __init__(self) -> None:
         self.by_path: dict[str, dict[Watcher, int]] = {}
-        self.by_watcher: dict[Watcher, set[str]] = {}
+        self.by_watcher: dict[Watcher, Paths] = {}
+        self.peak = 0  # the most paths by_path has held (ZooKeeper's watchTable, a HashMap)
         self.recursive = 0
 
     def add(self, path: str, watcher: Watcher, mode: int = STANDARD) -> None:
-        entries = self.by_path.setdefault(path, {})
+        if watcher.stale:
+            return
+        by_path = self.by_path
+        entries = by_path.get(path)
+        if entries is None:
+            entries = by_path[path] = {}
+            if len(by_path) > self.peak:
+                self.peak = len(by_path)
         old = entries.get(watcher)
         if old == PERSISTENT_RECURSIVE:
             self.recursive -= 1
         if mode == PERSISTENT_RECURSIVE:
             self.recursive += 1
         entries[watcher] = mode
-        self.by_watcher.setdefault(watcher, set()).add(path)
+        paths = self.by_watcher.get(watcher)
+        if paths is None:
+            paths = self.by_watcher[watcher] = Paths()
+        if path not in paths:
+            paths[path] = None
+            if len(paths) > paths.peak:
+                paths.peak = len(paths)
 
     def remove(self, path: str, watcher: Watcher) -> bool:
         entries = self.by_path.get(path)
         if entries is None or watcher not in entries:
             return False
         self._drop(path, entries, watcher)
-        paths = self.by_watcher[watcher]
-        paths.discard(path)
-        if not paths:
-            del self.by_watcher[watcher]
+        del self.by_watcher[watcher][path]  # an emptied set stays (Paths)
         return True
 
     def _drop(self, path: str, entries: dict[Watcher, int], watcher: Watcher) -> None:
@@ -142,6 +170,20 @@ class WatchTable:
     def __len__(self) -> int:
         return sum(len(ws) for ws in self.by_path.values())
 
+    def listed_by_watcher(self) -> dict[Watcher, list[str]]:
+        """Each watcher's paths as ZooKeeper's wchc lists them: its HashSet's order (16
+        buckets to start with); a watcher whose watches are all gone with no path."""
+        return {
+            w: java_hashset_order(paths, paths.peak, 16) for w, paths in self.by_watcher.items()
+        }
+
+    def listed_by_path(self) -> list[tuple[str, list[Watcher]]]:
+        """The watched paths and their watchers as ZooKeeper's wchp lists them: the paths in
+        its watchTable's order (a HashMap of 16 buckets to start with). The watchers of a path
+        come in the order they were added (ZooKeeper's follow their identity hash codes)."""
+        by_path = self.by_path
+        return [(p, list(by_path[p])) for p in java_hashset_order(by_path, self.peak, 16)]
+
 
 class WatchManager:
     def __init__(self) -> None:
@@ -184,7 +226,7 @@ class WatchManager:
 
     def watching(self, watcher: Watcher) -> bool:
         """Has ``watcher`` any watch, of any kind?"""
-        return watcher in self.data.by_watcher or watcher in self.child.by_watcher
+        return bool(self.data.by_watcher.get(watcher) or self.child.by_watcher.get(watcher))
 
     def may_notify(self, changes: Iterable[tuple[str, str]], watchers: list[Watcher]) -> bool:
         """Could ``changes`` notify one of ``watchers``? Erring on yes: any watch of theirs on
