@@ -15,11 +15,28 @@ from kazoo.client import KazooClient
 
 from tests.differential import Diff
 from tests.rawclient import RawClient
-from tests.servers import EtcdServer, ZooKeeperServer, four_letter_word, free_port, freeze
+from tests.servers import (
+    EtcdServer,
+    ZooKeeperServer,
+    four_letter_word,
+    free_port,
+    freeze,
+    wait_until,
+)
 from tests.zetcd_server import ZetcdServer
 from zetcd.proto.constants import OpCode
 from zetcd.proto.framing import frame
-from zetcd.proto.records import ACL, CreateRequest, ExistsRequest, Id, RequestHeader
+from zetcd.proto.records import (
+    ACL,
+    AddWatchRequest,
+    CreateRequest,
+    DeleteRequest,
+    ExistsRequest,
+    GetChildrenRequest,
+    Id,
+    RequestHeader,
+    SetDataRequest,
+)
 
 
 def _shape(text: str) -> list[str]:
@@ -188,6 +205,37 @@ def test_a_closed_connection_leaves_srvr_and_wchs_at_once(etcd: EtcdServer) -> N
         assert _connections_as_clients_leave(zetcd, held.pid) == expected
 
 
+def test_outstanding_counts_requests_in_flight() -> None:
+    """srvr's Outstanding and mntr's zk_outstanding_requests count the requests read and not
+    yet answered (ZooKeeper's requests in process: ZooKeeperServer.requestsInProcess, counted
+    from submission to the end of FinalRequestProcessor). A write is held in flight here by
+    stopping etcd; ZooKeeper's own writes finish too fast to catch, so only its zero at rest is
+    compared."""
+
+    def outstanding(server: ZetcdServer | ZooKeeperServer) -> tuple[int, int]:
+        text = four_letter_word(server.host, server.port, "srvr")
+        found = re.search(r"^Outstanding: (\d+)$", text, re.MULTILINE)
+        assert found is not None, text
+        return int(found[1]), int(_mntr(server)["zk_outstanding_requests"])
+
+    with ZooKeeperServer() as zk, EtcdServer() as held, ZetcdServer(held.endpoint) as zetcd:
+        assert outstanding(zk) == outstanding(zetcd) == (0, 0)
+        c = RawClient(zetcd.address)
+        c.connect()
+        freeze(held.pid)
+        try:
+            open_acl = (ACL(31, Id("world", "anyone")),)
+            c.request(OpCode.CREATE, CreateRequest("/held", b"", open_acl, 0))
+            c.request(OpCode.EXISTS, ExistsRequest("/", False))  # waits behind the write
+            time.sleep(0.2)
+            assert outstanding(zetcd) == (2, 2)
+        finally:
+            os.kill(held.pid, signal.SIGCONT)
+        assert c.reply().header.err == 0 and c.reply().header.err == 0
+        c.close()
+        wait_until(lambda: outstanding(zetcd) == (0, 0), 5, "the requests answered")
+
+
 def _watch_listings(server: ZetcdServer | ZooKeeperServer) -> list[tuple[object, ...]]:
     """wchc, wchp and wchs through a session's data watches set, all fired, set again, and a
     second session's, with session ids named by the order the sessions were made. wchc lists
@@ -248,6 +296,68 @@ def test_watch_listings_in_zookeepers_order(etcd: EtcdServer) -> None:
         expected = _watch_listings(zk)
         assert expected[2][0] == {"S1"} and expected[2][2].startswith("1 connections")
         assert _watch_listings(zetcd) == expected
+
+
+CLASSIC_MNTR = (  # ZooKeeper 3.4's mntr keys (standalone), which monitoring tools read
+    "zk_version", "zk_avg_latency", "zk_max_latency", "zk_min_latency", "zk_packets_received",
+    "zk_packets_sent", "zk_num_alive_connections", "zk_outstanding_requests", "zk_server_state",
+    "zk_znode_count", "zk_watch_count", "zk_ephemerals_count", "zk_approximate_data_size",
+    "zk_open_file_descriptor_count", "zk_max_file_descriptor_count",
+)  # fmt: skip
+
+
+def _mntr(server: ZetcdServer | ZooKeeperServer) -> dict[str, str]:
+    text = four_letter_word(server.host, server.port, "mntr")
+    return dict(line.split("\t", 1) for line in text.splitlines())
+
+
+def _mntr_counts(server: ZetcdServer | ZooKeeperServer) -> list[tuple[str, str]]:
+    """mntr's watch count and approximate data size through watches of every kind and
+    writes of non-ASCII paths and data, the root's data among them."""
+    seen = []
+
+    def look() -> None:
+        values = _mntr(server)
+        seen.append((values["zk_watch_count"], values["zk_approximate_data_size"]))
+
+    open_acl = (ACL(31, Id("world", "anyone")),)
+    c = RawClient(server.address)
+    c.connect()
+    look()
+    for request in (
+        (OpCode.ADD_WATCH, AddWatchRequest("/", 1)),  # persistent recursive
+        (OpCode.ADD_WATCH, AddWatchRequest("/zookeeper", 0)),  # persistent
+        (OpCode.GET_CHILDREN, GetChildrenRequest("/zookeeper", True)),
+        (OpCode.EXISTS, ExistsRequest("/zookeeper", True)),
+        (OpCode.CREATE, CreateRequest("/sz", "é€".encode(), open_acl, 0)),
+        (OpCode.CREATE, CreateRequest("/sz/é€中", b"12", open_acl, 0)),
+        (OpCode.SET_DATA, SetDataRequest("/", b"rootdata", -1)),
+        (OpCode.SET_DATA, SetDataRequest("/sz", b"", -1)),
+        (OpCode.DELETE, DeleteRequest("/sz/é€中", -1)),
+    ):
+        assert c.call(*request).header.err == 0, request
+        look()
+    c.close()
+    time.sleep(0.2)
+    look()
+    return seen
+
+
+def test_mntr_counts_as_zookeeper_does(etcd: EtcdServer) -> None:
+    """mntr has every key ZooKeeper 3.4's had, in 3.8's order, its watch count takes both
+    tables (a persistent watch counts twice), and its approximate data size adds each node's
+    path length (in UTF-16 units) and data length (servers of the test's own)."""
+    with ZooKeeperServer() as zk, ZetcdServer(etcd.endpoint) as zetcd:
+        theirs, ours = list(_mntr(zk)), list(_mntr(zetcd))
+        assert set(CLASSIC_MNTR) <= set(ours) and set(CLASSIC_MNTR) <= set(theirs)
+        assert ours == [key for key in theirs if key in ours]
+        expected = _mntr_counts(zk)
+        assert expected[0] == ("0", "44") and expected[2][0] == "4" and expected[-1][0] == "0"
+        assert _mntr_counts(zetcd) == expected
+        for server in (zk, zetcd):
+            values = _mntr(server)
+            fds = int(values["zk_open_file_descriptor_count"])
+            assert 0 < fds < int(values["zk_max_file_descriptor_count"])
 
 
 def _srvr_ok(server: ZetcdServer | ZooKeeperServer) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import socket
 import sys
 import time
@@ -36,12 +37,22 @@ class ServerView:
     connections: Callable[[], Iterable[Any]] = lambda: ()
     zxid: Callable[[], int] = lambda: 0
     node_count: Callable[[], int] = lambda: 1
+    data_size: Callable[[], int] = lambda: 0  # ZooKeeper's approximate data size
+    watch_count: Callable[[], int] = lambda: 0  # in the data and child tables
     ephemerals: Callable[[], dict[int, dict[str, None]]] = dict
     sessions: Callable[[], Iterable[int]] = lambda: ()
     # wchc's and wchp's listings, in ZooKeeper's order: watcher -> paths, (path, watchers)
     data_watches: Callable[[], dict[Any, list[str]]] = dict
     watched_paths: Callable[[], list[tuple[str, list[Any]]]] = list
     config: dict[str, Any] = field(default_factory=dict)
+
+
+def _open_files() -> int:
+    """The process's open file descriptors, as the JVM counts its own (/proc/self/fd)."""
+    try:
+        return len(os.listdir("/proc/self/fd")) - 1  # less the one listdir held
+    except OSError:
+        return -1
 
 
 def _java_double(x: float) -> str:
@@ -70,6 +81,11 @@ class FourLetterWords:
     def _latency(self) -> str:
         lat = self.view.stats.latency
         return f"Latency min/avg/max: {round(lat.low)}/{_java_double(lat.avg)}/{round(lat.high)}"
+
+    def _outstanding(self) -> int:
+        """Requests read and not yet answered, ZooKeeper's requests in process (those of a
+        connection already closed included)."""
+        return sum(len(c.pending) for c in self.view.connections())
 
     def _conns(self, me: Any) -> list[Any]:
         # a connection on its way out is not counted (`Connection.gone`)
@@ -112,7 +128,7 @@ class FourLetterWords:
             f"Received: {s.received}\n"
             f"Sent: {s.sent}\n"
             f"Connections: {len(self._conns(conn))}\n"
-            "Outstanding: 0\n"
+            f"Outstanding: {self._outstanding()}\n"
             f"Zxid: 0x{v.zxid():x}\n"
             "Mode: standalone\n"
             f"Node count: {v.node_count() + 1}\n"  # ZooKeeper counts the root twice
@@ -159,23 +175,27 @@ class FourLetterWords:
         return "Environment:\n" + "".join(f"{k}={v}\n" for k, v in rows)
 
     def _mntr(self, conn: Any) -> str:
+        """The keys ZooKeeper 3.4's mntr had (3.8 adds hundreds of metrics of its own), in the
+        order a fresh 3.8.0 lists them."""
         v, s = self.view, self.view.stats
-        watches = sum(len(p) for p in v.data_watches().values())
         rows: list[tuple[str, object]] = [
             ("zk_version", FULL_VERSION),
             ("zk_server_state", "standalone"),
             ("zk_ephemerals_count", sum(len(p) for p in v.ephemerals().values())),
             ("zk_num_alive_connections", len(self._conns(conn))),
             ("zk_avg_latency", _java_double(s.latency.avg)),
-            ("zk_outstanding_requests", 0),
+            ("zk_outstanding_requests", self._outstanding()),
             ("zk_znode_count", v.node_count() + 1),
             ("zk_global_sessions", len(list(v.sessions()))),
-            ("zk_watch_count", watches),
-            ("zk_packets_received", s.received),
             ("zk_packets_sent", s.sent),
-            ("zk_max_latency", round(s.latency.high)),
+            ("zk_packets_received", s.received),
+            ("zk_watch_count", v.watch_count()),
             ("zk_min_latency", round(s.latency.low)),
+            ("zk_max_file_descriptor_count", resource.getrlimit(resource.RLIMIT_NOFILE)[0]),
+            ("zk_approximate_data_size", v.data_size()),
+            ("zk_open_file_descriptor_count", _open_files()),
             ("zk_uptime", int((time.monotonic() - _STARTED) * 1000)),
+            ("zk_max_latency", round(s.latency.high)),
         ]
         return "".join(f"{k}\t{val}\n" for k, val in rows)
 

@@ -206,6 +206,8 @@ async def _run(
             connections=lambda: list(connections),
             zxid=lambda: mirror.last_zxid,
             node_count=lambda: len(mirror.tree.nodes),
+            data_size=lambda: mirror.tree.data_size,
+            watch_count=lambda: mirror.watches.count(),
             ephemerals=lambda: mirror.tree.ephemerals,
             sessions=lambda: mirror.tree.sessions.keys(),
             data_watches=lambda: mirror.watches.data.listed_by_watcher(),

@@ -231,6 +231,9 @@ class Tree:
         self.ephemerals: dict[int, dict[str, None]] = {}
         self.ephemeral_peak: dict[int, int] = {}
         self.extended: set[str] = set()  # container and TTL nodes, for the container manager
+        # ZooKeeper's approximate data size (mntr): each node's path length plus its data's
+        # (a valid path has no surrogate pair, so its Java length is its Python one)
+        self.data_size = 0
         self.revision = 0
         self.fence = 0  # the mod revision of the !fence key (layout.py); 0 while it is absent
         self.fence_time = 0  # its value: the time of the last transaction a zetcd committed
@@ -346,6 +349,7 @@ class Tree:
             if node is None:
                 node = Node(kv.create_revision, mod, head, data)  # type: ignore[attr-defined]
                 self.nodes[name] = node
+                self.data_size += len(name) + len(data)
                 if name != "/":
                     parent = self.nodes.get(parent_of(name))
                     if parent is not None:
@@ -365,6 +369,7 @@ class Tree:
                         self._index(owner, name)
                     elif L.is_extended_owner(owner):
                         self.extended.add(name)
+                self.data_size += len(data) - len(node.data)
                 node.set_data(mod, head, data)
                 if out is not None:
                     out.changes.append((CHANGED, name))
@@ -409,6 +414,7 @@ class Tree:
         node = self.nodes.pop(path, None)
         if node is None:
             return
+        self.data_size -= len(path) + len(node.data)
         if path != "/":
             parent = self.nodes.get(parent_of(path))
             if parent is not None:

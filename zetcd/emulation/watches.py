@@ -224,6 +224,11 @@ class WatchManager:
         self.data.drop_watcher(watcher)
         self.child.drop_watcher(watcher)
 
+    def count(self) -> int:
+        """Watches in both tables, as ZooKeeper's mntr counts them (zk_watch_count): a
+        persistent watch, recursive or not, is in both."""
+        return len(self.data) + len(self.child)
+
     def watching(self, watcher: Watcher) -> bool:
         """Has ``watcher`` any watch, of any kind?"""
         return bool(self.data.by_watcher.get(watcher) or self.child.by_watcher.get(watcher))
