@@ -120,12 +120,15 @@ def free_port(host: str = LOOPBACK) -> int:
         return port
 
 
-def four_letter_word(host: str, port: int, word: str, timeout: float = 5.0) -> str:
-    """Send a ZooKeeper four-letter word (``ruok``, ``srvr``, ...) and return the whole answer."""
+def four_letter_word(
+    host: str, port: int, word: str, timeout: float = 5.0, payload: bytes = b""
+) -> str:
+    """Send a ZooKeeper four-letter word (``ruok``, ``srvr``, ...; ``stmk`` takes its mask as
+    ``payload``) and return the whole answer."""
     if len(word) != 4:
         raise ValueError(f"four-letter word must have 4 letters: {word!r}")
     with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(word.encode("ascii"))
+        sock.sendall(word.encode("ascii") + payload)
         chunks: list[bytes] = []
         while True:
             chunk = sock.recv(65536)

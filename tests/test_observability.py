@@ -360,6 +360,23 @@ def test_mntr_counts_as_zookeeper_does(etcd: EtcdServer) -> None:
             assert 0 < fds < int(values["zk_max_file_descriptor_count"])
 
 
+def _trace_masks(server: ZetcdServer | ZooKeeperServer) -> list[str]:
+    def word(w: str, mask: int | None = None) -> str:
+        payload = b"" if mask is None else struct.pack(">q", mask)
+        return four_letter_word(server.host, server.port, w, payload=payload)
+
+    return [word("gtmk"), word("stmk", 5), word("gtmk"), word("stmk", -1), word("gtmk")]
+
+
+def test_trace_mask_words_as_zookeeper(etcd: EtcdServer) -> None:
+    """gtmk and stmk: ZooTrace's level, 306 at start, printed without a newline (servers of
+    the test's own: the level is server-wide)."""
+    with ZooKeeperServer() as zk, ZetcdServer(etcd.endpoint) as zetcd:
+        expected = _trace_masks(zk)
+        assert expected == ["306", "5", "5", "-1", "-1"]
+        assert _trace_masks(zetcd) == expected
+
+
 def _srvr_ok(server: ZetcdServer | ZooKeeperServer) -> bool:
     try:
         answer = four_letter_word(server.host, server.port, "srvr", timeout=1)

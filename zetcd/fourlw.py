@@ -27,6 +27,7 @@ from zetcd.stats import ServerStats
 ZK_VERSION = "3.8.0"
 FULL_VERSION = f"{ZK_VERSION}-zetcd-{__version__}, built on 2026-11-25 00:00 UTC"
 _STARTED = time.monotonic()
+DEFAULT_TRACE_MASK = 306  # ZooTrace's default text trace level
 
 
 @dataclass
@@ -64,7 +65,9 @@ class FourLetterWords:
     def __init__(self, view: ServerView | None = None, whitelist: frozenset[str] | None = None):
         self.view = view or ServerView()
         self.whitelist = whitelist  # None: all
-        self.trace_mask = 0
+        # ZooTrace's text trace level: gtmk reads it, stmk sets it; 306 at start (client
+        # requests, pings, sessions and the like), printed without a newline
+        self.trace_mask = DEFAULT_TRACE_MASK
 
     def answer(self, word: str, conn: Any = None) -> bytes | None:
         if word not in FOUR_LETTER_WORDS:
@@ -235,10 +238,10 @@ class FourLetterWords:
         return "datadir_size: 0\nlogdir_size: 0\n"
 
     def _gtmk(self, conn: Any) -> str:
-        return f"{self.trace_mask}\n"
+        return str(self.trace_mask)
 
     def _stmk(self, conn: Any) -> str:
         mask = getattr(conn, "trace_mask", None)
         if mask is not None:
             self.trace_mask = mask
-        return f"{self.trace_mask}\n"
+        return str(self.trace_mask)
