@@ -10,6 +10,7 @@ import struct
 import time
 import urllib.request
 import uuid
+from typing import cast
 
 from kazoo.client import KazooClient
 
@@ -24,6 +25,7 @@ from tests.servers import (
     wait_until,
 )
 from tests.zetcd_server import ZetcdServer
+from zetcd.emulation.javaorder import ConcurrentTable, java_long_hash
 from zetcd.proto.constants import OpCode
 from zetcd.proto.framing import frame
 from zetcd.proto.records import (
@@ -375,6 +377,175 @@ def test_trace_mask_words_as_zookeeper(etcd: EtcdServer) -> None:
         expected = _trace_masks(zk)
         assert expected == ["306", "5", "5", "-1", "-1"]
         assert _trace_masks(zetcd) == expected
+
+
+_BUCKET = re.compile(r"^(\d+) expire at (\w{3} \w{3} \d\d \d\d:\d\d:\d\d \w+ \d{4}):$")
+
+
+def _expiry_queue(lines: list[str], names: dict[str, str], now: float) -> list[object]:
+    """One queue of dump (its header line first): each bucket as (when, from now, in whole
+    seconds; its elements named), checked for consistency with the header's counts."""
+    found = re.fullmatch(r"\w+ Sets \((\d+)\)/\((\d+)\):", lines[0])
+    assert found is not None, lines
+    buckets: list[tuple[float, list[str]]] = []
+    for line in lines[1:]:
+        if line.startswith("\t"):
+            buckets[-1][1].append(names.get(line[1:], line[1:]))
+            continue
+        head = _BUCKET.match(line)
+        assert head is not None, line
+        when = time.mktime(time.strptime(head[2].replace(" UTC ", " "), "%a %b %d %H:%M:%S %Y"))
+        buckets.append((when - now, []))
+        assert int(head[1]) >= 0
+    assert len(buckets) == int(found[1]) and sum(len(b) for _, b in buckets) == int(found[2])
+    assert [when for when, _ in buckets] == sorted(when for when, _ in buckets)
+    return [(when, sorted(members)) for when, members in buckets]
+
+
+def _dump(server: ZetcdServer | ZooKeeperServer, names: dict[str, str]) -> dict[str, object]:
+    """dump, its three parts apart; session ids and client addresses named by ``names``."""
+    now = time.time()
+    text = four_letter_word(server.host, server.port, "dump")
+    for raw, name in names.items():
+        text = text.replace(raw, name)
+    sessions, rest = text.split("ephemeral nodes dump:\n")
+    ephemerals, connections = rest.split("Connections dump:\n")
+    head, *queue = sessions.splitlines()
+    assert head == "SessionTracker dump:"
+    return {
+        "sessions": _expiry_queue(queue, {}, now),
+        "ephemerals": ephemerals,
+        "connections": _expiry_queue(connections.splitlines(), {}, now),
+    }
+
+
+def _at_tick_start() -> None:
+    """Wait for the start of a 2 s tick of the clock ZooKeeper's expiry queues count on (Java's
+    nanoTime: CLOCK_MONOTONIC, as time.monotonic here): requests sent within the next second
+    all move a session to one bucket. Never the tick of the previous call."""
+    time.sleep(0.35)
+    while not 100 <= int(time.monotonic() * 1000) % 2000 <= 300:
+        time.sleep(0.01)
+
+
+def _dumps(server: ZetcdServer | ZooKeeperServer) -> list[dict[str, object]]:
+    """dump through two sessions (10 s and 30 s), ephemerals made and one deleted, a request
+    a tick later (the first bucket left empty), a closeSession another tick later."""
+    _at_tick_start()
+    open_acl = (ACL(31, Id("world", "anyone")),)
+    names: dict[str, str] = {}
+    clients = []
+    for n, timeout in enumerate((10000, 30000), 1):
+        c = RawClient(server.address)
+        sid = c.connect(timeout=timeout).sessionId
+        names[f"0x{sid:x}"] = f"S{n}"
+        host, port = c.sock.getsockname()[:2]
+        names[f"ip: /{host}:{port} sessionId: S{n}"] = f"C{n}"
+        clients.append(c)
+    c1, c2 = clients
+    for path, owner in (("/eb", c1), ("/ea", c1), ("/e9", c1), ("/x", c2)):
+        assert owner.call(OpCode.CREATE, CreateRequest(path, b"", open_acl, 1)).header.err == 0
+    assert c2.call(OpCode.DELETE, DeleteRequest("/x", -1)).header.err == 0
+    seen = [_dump(server, names)]
+    _at_tick_start()  # S1 moves to a later bucket, its first one left empty
+    assert c1.call(OpCode.EXISTS, ExistsRequest("/", False)).header.err == 0
+    seen.append(_dump(server, names))
+    _at_tick_start()
+    c2.call(OpCode.CLOSE_SESSION)
+    c2.close()
+    seen.append(_dump(server, names))
+    c1.close()
+    return seen
+
+
+def _dump_shape(dumps: list[dict[str, object]]) -> list[object]:
+    """What both servers must agree on: the sessions' buckets (their times only roughly: they
+    were touched at other moments), the ephemerals exactly, the connections' elements (the
+    10 s connections and the dump's own may share a bucket or not, by when the 10 s boundary
+    fell)."""
+    shape: list[object] = []
+    for d in dumps:
+        sessions = cast(list[tuple[float, list[str]]], d["sessions"])
+        connections = cast(list[tuple[float, list[str]]], d["connections"])
+        shape.append(
+            (
+                [(round(when / 10) * 10, members) for when, members in sessions],
+                # sessions in the order of a ConcurrentHashMap of their ids: compared as a set
+                frozenset(
+                    block.rstrip("\n")
+                    for block in re.split(r"\n(?=S\d:)", cast(str, d["ephemerals"]))
+                ),
+                sorted(
+                    "4lw" if m.endswith("sessionId: 0x0") else m
+                    for _, members in connections
+                    for m in members
+                ),
+            )
+        )
+    return shape
+
+
+def test_dump_lists_expiry_queues_as_zookeeper(etcd: EtcdServer) -> None:
+    """dump: the session expiry queue (buckets a tick apart, an emptied bucket kept until its
+    time), the ephemerals of every session that made one (an emptied set kept), and the
+    connection expiry queue (buckets of 10 s, the dump's own connection in it)."""
+    with ZooKeeperServer() as zk, ZetcdServer(etcd.endpoint) as zetcd:
+        theirs, ours = _dumps(zk), _dumps(zetcd)
+        expected = _dump_shape(theirs)
+        assert expected[0][0] == [(10, ["S1"]), (30, ["S2"])]
+        assert expected[1][0] == [(10, []), (10, ["S1"]), (30, ["S2"])]
+        # closeSession moved S2 (a request) before it left: two emptied buckets
+        assert expected[2][0] == [(10, []), (10, ["S1"]), (30, []), (30, [])]
+        assert expected[0][1] == {
+            "Sessions with Ephemerals (2):",
+            "S1:\n\t/e9\n\t/ea\n\t/eb",  # a HashSet's order
+            "S2:",  # its one ephemeral deleted, its set stays
+        }
+        assert expected[0][2] == ["4lw", "C1", "C2"] and expected[2][2] == ["4lw", "C1"]
+        assert _dump_shape(ours) == expected
+        for dumps in (theirs, ours):  # buckets of 10 s, from the last read or write
+            for d in dumps:
+                for when, members in cast(list[tuple[float, list[str]]], d["connections"]):
+                    assert 0 <= when <= 41, d
+                    if "C2" in members:  # 30 s
+                        assert when >= 25, d
+                    elif members:  # 10 s
+                        assert when <= 21, d
+
+
+def _ephemeral_owners(server: ZetcdServer | ZooKeeperServer) -> tuple[list[int], list[int]]:
+    """Fourteen sessions made in turn, each with an ephemeral (the map grows past 12), three
+    closed: the order dump lists the sessions with ephemerals in, and the order a
+    ConcurrentHashMap of their ids has (javaorder.ConcurrentTable)."""
+    open_acl = (ACL(31, Id("world", "anyone")),)
+    clients, ids = [], []
+    for n in range(14):
+        c = RawClient(server.address)
+        ids.append(c.connect().sessionId)
+        assert c.call(OpCode.CREATE, CreateRequest(f"/o{n}", b"", open_acl, 1)).header.err == 0
+        clients.append(c)
+    for c in clients[3:6]:
+        c.call(OpCode.CLOSE_SESSION)
+    text = four_letter_word(server.host, server.port, "dump")
+    section = text.split("ephemeral nodes dump:\n")[1].split("Connections dump:")[0]
+    listed = [int(line[2:-1], 16) for line in section.splitlines() if line.startswith("0x")]
+    model: ConcurrentTable[int] = ConcurrentTable(java_long_hash)
+    for sid in ids:
+        model.add(sid)
+    for sid in ids[3:6]:
+        model.discard(sid)
+    for c in clients:
+        c.close()
+    return listed, list(model)
+
+
+def test_dump_lists_sessions_in_a_concurrent_hash_maps_order(etcd: EtcdServer) -> None:
+    """dump lists the sessions with ephemerals in the order of ZooKeeper's ConcurrentHashMap
+    of them: checked on ZooKeeper's own session ids, then on zetcd's."""
+    with ZooKeeperServer() as zk, ZetcdServer(etcd.endpoint) as zetcd:
+        for server in (zk, zetcd):
+            listed, model = _ephemeral_owners(server)
+            assert len(listed) == 11 and listed == model, server
 
 
 def _srvr_ok(server: ZetcdServer | ZooKeeperServer) -> bool:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zetcd import __version__
+from zetcd.expiry import Expiries
 from zetcd.proto.constants import FOUR_LETTER_WORDS
 from zetcd.proto.jute import java_utf8
 from zetcd.stats import ServerStats
@@ -42,10 +43,24 @@ class ServerView:
     watch_count: Callable[[], int] = lambda: 0  # in the data and child tables
     ephemerals: Callable[[], dict[int, dict[str, None]]] = dict
     sessions: Callable[[], Iterable[int]] = lambda: ()
+    # dump's: each session's ephemerals (see Tree.ephemeral_sets), the expiry queues
+    ephemeral_sets: Callable[[], list[tuple[int, list[str]]]] = list
+    expiry: Expiries | None = None
     # wchc's and wchp's listings, in ZooKeeper's order: watcher -> paths, (path, watchers)
     data_watches: Callable[[], dict[Any, list[str]]] = dict
     watched_paths: Callable[[], list[tuple[str, list[Any]]]] = list
     config: dict[str, Any] = field(default_factory=dict)
+
+
+def _session_label(sid: Any, live: set[int]) -> str | None:
+    return f"0x{sid & 0xFFFFFFFFFFFFFFFF:x}" if sid in live else None
+
+
+def _connection_label(conn: Any) -> str | None:
+    if conn.gone:
+        return None
+    sid = conn.session.session_id if conn.session is not None else 0
+    return f"ip: /{conn.peer} sessionId: 0x{sid & 0xFFFFFFFFFFFFFFFF:x}"
 
 
 def _open_files() -> int:
@@ -223,15 +238,21 @@ class FourLetterWords:
         return "".join(out) + "\n"
 
     def _dump(self, conn: Any) -> str:
-        sessions = sorted(self.view.sessions())
-        eph = self.view.ephemerals()
-        out = ["SessionTracker dump:\n", f"Global Sessions({len(sessions)}):\n"]
-        out.extend(f"0x{sid & 0xFFFFFFFFFFFFFFFF:x}\n" for sid in sessions)
-        out.append("ephemeral nodes dump:\n")
-        out.append(f"Sessions with Ephemerals ({len(eph)}):\n")
-        for sid, paths in sorted(eph.items()):
+        """A standalone ZooKeeper 3.8's dump: its session expiry queue, the ephemerals by
+        session, and (its NIO connection factory only) its connection expiry queue."""
+        v = self.view
+        out = ["SessionTracker dump:\n"]
+        if v.expiry is not None:
+            live = set(v.sessions())
+            out.append(v.expiry.sessions.dump("Session", lambda sid: _session_label(sid, live)))
+        sets = v.ephemeral_sets()
+        out.append(f"ephemeral nodes dump:\nSessions with Ephemerals ({len(sets)}):\n")
+        for sid, paths in sets:
             out.append(f"0x{sid & 0xFFFFFFFFFFFFFFFF:x}:\n")
-            out.extend(f"\t{p}\n" for p in sorted(paths))
+            out.extend(f"\t{p}\n" for p in paths)
+        out.append("Connections dump:\n")
+        if v.expiry is not None and v.expiry.connections is not None:
+            out.append(v.expiry.connections.dump("Connections", _connection_label))
         return "".join(out)
 
     def _dirs(self, conn: Any) -> str:

@@ -20,6 +20,7 @@ from zetcd.embedded import MAX_TXN_OPS as embedded_max_txn_ops
 from zetcd.embedded import EmbeddedEtcd, EmbeddedEtcdError, default_data_dir, describe_exit
 from zetcd.emulation.backend import EtcdBackend, Options
 from zetcd.etcd import EtcdClient
+from zetcd.expiry import Expiries
 from zetcd.fourlw import FourLetterWords, ServerView
 from zetcd.metrics import Metrics
 from zetcd.server import (
@@ -202,6 +203,14 @@ async def _run(
         backend = EtcdBackend(client, options)
         connections: set[Connection] = set()
         mirror = backend.mirror
+        # sessionless: a secure client port needs ZooKeeper's Netty connection factory, which
+        # closes no connection for want of a ConnectRequest (client_tls.py) and keeps no
+        # connection expiry queue
+        sessionless = None if config.secure is not None else SESSIONLESS_TIMEOUT
+        expiry = Expiries(
+            config.options.limits.tick_time,
+            None if sessionless is None else int(sessionless * 1000),
+        )
         view = ServerView(
             connections=lambda: list(connections),
             zxid=lambda: mirror.last_zxid,
@@ -209,6 +218,8 @@ async def _run(
             data_size=lambda: mirror.tree.data_size,
             watch_count=lambda: mirror.watches.count(),
             ephemerals=lambda: mirror.tree.ephemerals,
+            ephemeral_sets=lambda: mirror.tree.ephemeral_sets(),
+            expiry=expiry,
             sessions=lambda: mirror.tree.sessions.keys(),
             data_watches=lambda: mirror.watches.data.listed_by_watcher(),
             watched_paths=lambda: mirror.watches.data.listed_by_path(),
@@ -219,9 +230,8 @@ async def _run(
             max_client_cnxns=config.max_client_cnxns,
             four_letter_words=FourLetterWords(view, config.four_letter_words),
             stats=view.stats,
-            # a secure client port needs ZooKeeper's Netty connection factory, which closes no
-            # connection for want of a ConnectRequest (client_tls.py)
-            sessionless_timeout=None if config.secure is not None else SESSIONLESS_TIMEOUT,
+            sessionless_timeout=sessionless,
+            expiry=expiry,
         )
         if config.metrics_addr is not None:
             metrics = _metrics(backend, client, connections)

@@ -29,6 +29,7 @@ from zetcd.backend import (
     Reply,
     Session,
 )
+from zetcd.expiry import Expiries
 from zetcd.fourlw import FourLetterWords
 from zetcd.proto.codec import frame_reply_into
 from zetcd.proto.connection import Connect, FourLetterWord, Request, ServerProtocol
@@ -70,6 +71,7 @@ class ServerConfig:
     # seconds a connection may go without a ConnectRequest or a four-letter word; None: for
     # ever, as ZooKeeper's Netty connection factory (which a secure client port needs) keeps it
     sessionless_timeout: float | None = SESSIONLESS_TIMEOUT
+    expiry: Expiries | None = None  # ZooKeeper's expiry queues, for `dump` (expiry.py)
 
 
 class Connection:
@@ -103,6 +105,9 @@ class Connection:
         self.session: Session | None = None
         self.greeted = False  # a ConnectRequest or a four-letter word has come in
         self.heard = time.monotonic()  # when the client last sent anything
+        # its timeout in ZooKeeper's connection expiry queue: the session's once connected
+        self.expiry_ms = int((config.sessionless_timeout or 0) * 1000)
+        self.session_timeout_ms = 0
         self.stats = ConnStats()
         # deferred requests, in order: (header, reply or how to get it, start time)
         self.pending: deque[tuple[RequestHeader, Reply | Callable[[], Awaitable[Reply]], float]] = (
@@ -114,6 +119,7 @@ class Connection:
         self.drained = trio.Event()
         self.trace_mask: int | None = None
         self.peer, self.peer_host = _peer(stream)
+        self._touch(self.heard)  # accepted: in the connection expiry queue
 
     # ------------------------------------------------------------------ Outbox
     def _queue(self, data: bytes) -> None:
@@ -134,8 +140,27 @@ class Connection:
         self.wake.set()
         self._leave()
 
+    def _touch(self, now: float) -> None:
+        """Something was read: the connection, and its session, expire later (expiry.py)."""
+        expiry = self.config.expiry
+        if expiry is not None:
+            ms = int(now * 1000)
+            if expiry.connections is not None:
+                expiry.connections.touch(self, ms, self.expiry_ms)
+            if self.session is not None:
+                expiry.sessions.touch(self.session.session_id, ms, self.session_timeout_ms)
+
+    def _touch_connection(self) -> None:
+        """Something was written: the connection expires later (expiry.py)."""
+        expiry = self.config.expiry
+        if expiry is not None and expiry.connections is not None and not self.gone:
+            expiry.connections.touch(self, int(time.monotonic() * 1000), self.expiry_ms)
+
     def _leave(self) -> None:
         """The connection is `gone`: tell its session (its watches go at once)."""
+        expiry = self.config.expiry
+        if expiry is not None and expiry.connections is not None:
+            expiry.connections.remove(self)
         leave = getattr(self.session, "connection_gone", None)
         if leave is not None:
             leave()
@@ -155,6 +180,10 @@ class Connection:
                 # without a reply header, and never counts the request answered (`cons` queued)
                 self.out += self.proto.send_connect_response(body)
                 self.stats.queued += 1
+                expiry = self.config.expiry
+                if expiry is not None:  # the session expires at the timeout it carries
+                    ms = int(time.monotonic() * 1000)
+                    expiry.sessions.touch(body.sessionId, ms, body.timeOut)
             else:
                 frame_reply_into(self.out, reply.xid, reply.zxid, reply.err, body)
             if not self.holding:
@@ -175,6 +204,7 @@ class Connection:
                     await stream.send_all(data)
                 finally:
                     self.sending = False
+                self._touch_connection()
             if self.closing and not self.out:
                 return
 
@@ -250,6 +280,8 @@ class Connection:
         else:
             del out[:sent]
             self.wake.set()
+        if sent:
+            self._touch_connection()
 
     async def _receive(self) -> bytes | bytearray:
         """receive_some, without a scheduling round when the data is there after waiting.
@@ -302,7 +334,8 @@ class Connection:
             data = await self._receive()
             if not data:
                 return
-            self.heard = time.monotonic()
+            self.heard = now = time.monotonic()
+            self._touch(now)
             proto.receive_data(data)
             self.holding = True
             while not self.closing:
@@ -513,6 +546,7 @@ class Connection:
             self.close()
             return
         self._queue(self.proto.send_connect_response(accepted.response))
+        self.expiry_ms = self.session_timeout_ms = accepted.response.timeOut
         if accepted.session is not None and not ev.request.sessionId:
             # ZooKeeper's connection counts a new session's creation as its first request
             # (lop SESS, cxid 0, the creation's zxid); a resumption is two bare packets
@@ -535,6 +569,8 @@ class Connection:
                 resp.timeOut,
             )
         self.session = accepted.session
+        if accepted.session is not None:
+            self._touch(time.monotonic())
 
 
 async def serve(

@@ -13,7 +13,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from zetcd.emulation import layout as L
-from zetcd.emulation.javaorder import java_hashset_clone_order, java_hashset_order
+from zetcd.emulation.javaorder import (
+    ConcurrentTable,
+    java_hashset_clone_order,
+    java_hashset_order,
+    java_long_hash,
+)
 from zetcd.emulation.paths import name_of, parent_of
 from zetcd.proto.jute import constructor
 from zetcd.proto.records import ACL, Stat
@@ -230,6 +235,9 @@ class Tree:
         # at once: ZooKeeper's per-session HashSet never shrinks (javaorder.py)
         self.ephemerals: dict[int, dict[str, None]] = {}
         self.ephemeral_peak: dict[int, int] = {}
+        # the sessions that have (or had, while they live) ephemerals, in the order of
+        # ZooKeeper's ConcurrentHashMap of them (dump)
+        self.ephemeral_owners: ConcurrentTable[int] = ConcurrentTable(java_long_hash)
         self.extended: set[str] = set()  # container and TTL nodes, for the container manager
         # ZooKeeper's approximate data size (mntr): each node's path length plus its data's
         # (a valid path has no surrogate pair, so its Java length is its Python one)
@@ -278,6 +286,10 @@ class Tree:
                 node.order_cache = None
         for owner, owned in self.ephemerals.items():
             self.ephemerals[owner] = dict.fromkeys(sorted(owned, key=lambda p: nodes[p].czxid))
+        self.ephemeral_owners = ConcurrentTable(java_long_hash)
+        first = {owner: nodes[next(iter(owned))].czxid for owner, owned in self.ephemerals.items()}
+        for owner in sorted(first, key=first.__getitem__):
+            self.ephemeral_owners.add(owner)
         self.revision = revision
 
     def apply(self, revision: int, events: Iterable[object]) -> Applied:
@@ -430,7 +442,10 @@ class Tree:
     def _index(self, owner: int, path: str) -> None:
         owned = self.ephemerals.setdefault(owner, {})
         owned[path] = None
-        if len(owned) > self.ephemeral_peak.get(owner, 0):
+        peak = self.ephemeral_peak.get(owner)
+        if peak is None:
+            self.ephemeral_owners.add(owner)
+        if len(owned) > (peak or 0):
             self.ephemeral_peak[owner] = len(owned)
 
     def _unindex(self, owner: int, path: str) -> None:
@@ -440,7 +455,22 @@ class Tree:
             if not owned:
                 del self.ephemerals[owner]
                 if owner not in self.sessions:
-                    self.ephemeral_peak.pop(owner, None)
+                    self._forget_owner(owner)
+
+    def _forget_owner(self, owner: int) -> None:
+        if self.ephemeral_peak.pop(owner, None) is not None:
+            self.ephemeral_owners.discard(owner)
+
+    def ephemeral_sets(self) -> list[tuple[int, list[str]]]:
+        """Each session's ephemerals as ZooKeeper's dump lists them: every session that has
+        had one, while it lives (its set stays, emptied, until it ends), in the order of the
+        ConcurrentHashMap that holds them, its paths in its HashSet's order (16 buckets, grown,
+        never shrunk)."""
+        peaks = self.ephemeral_peak
+        return [
+            (owner, java_hashset_order(self.ephemerals.get(owner, ()), peaks[owner], 16))
+            for owner in self.ephemeral_owners
+        ]
 
     def ephemerals_in_java_order(self, owner: int) -> list[str]:
         """A session's ephemerals as ZooKeeper lists them (getEphemerals, closeSession)."""
@@ -456,7 +486,7 @@ class Tree:
             if self.sessions.pop(sid, None) is not None:
                 out.sessions_ended.append(sid)
             if sid not in self.ephemerals:
-                self.ephemeral_peak.pop(sid, None)
+                self._forget_owner(sid)
         elif kind == L.KIND_ADJUST:
             node = self.nodes.get(name)
             if node is not None:
