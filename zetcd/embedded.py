@@ -237,6 +237,11 @@ class EmbeddedEtcd:
             if status is not None:
                 raise EmbeddedEtcdError(f"etcd {describe_exit(status)}; see {self.log_path}")
             if await trio.to_thread.run_sync(self._healthy, abandon_on_cancel=True):
+                # healthy, but is it ours? A process that exited meanwhile (a wrapper that
+                # left an etcd behind) is a failed start all the same
+                status = self.proc.poll()
+                if status is not None:
+                    raise EmbeddedEtcdError(f"etcd {describe_exit(status)}; see {self.log_path}")
                 return
             await trio.sleep(0.05)
         with open(self.log_path, "rb") as logf:
