@@ -202,7 +202,8 @@ def test_four_letter_words_over_tls(
     zk_tls: ZooKeeperServer, zetcd_tls: SecureZetcd, tls_files: ZooKeeperTLS
 ) -> None:
     """Answered on the secure port too; conf names the secure port second, after clientPort,
-    on both ports."""
+    on both ports; dump lists no connections (ZooKeeper's Netty factory keeps no expiry queue
+    of them)."""
     keys = []
     for _, server in _both(zk_tls, zetcd_tls):
         with _tls_socket(server.secure_address, tls_files.client_context()) as t:
@@ -218,6 +219,10 @@ def test_four_letter_words_over_tls(
         host, port = server.address.rsplit(":", 1)
         plain_conf = four_letter_word(host, int(port), "conf")
         assert "secureClientPort=" + server.secure_address.rsplit(":", 1)[1] in plain_conf
+        dump = four_letter_word(host, int(port), "dump")
+        assert dump.startswith("SessionTracker dump:\nSession Sets (") and dump.endswith(
+            "\nConnections dump:\n"
+        ), dump
     assert keys[0] == keys[1]
 
 
