@@ -176,6 +176,7 @@ def _connections_as_clients_leave(
     c.call(OpCode.EXISTS, ExistsRequest("/", True))
     counts.append(_connections(server))
     c.call(OpCode.CLOSE_SESSION)
+    time.sleep(0.2)  # ZooKeeper closes the connection just after sending the reply
     counts.append(_connections(server))
     c.close()
     c = RawClient(server.address)
@@ -283,6 +284,7 @@ def _watch_listings(server: ZetcdServer | ZooKeeperServer) -> list[tuple[object,
         b.get(nodes[1], watch=lambda e: None)  # come in their identity hashes' order
         seen.append(listings())
         b.stop()
+        time.sleep(0.2)  # ZooKeeper closes the connection just after closeSession's reply
         seen.append(listings())  # a closed connection's watches are gone
         return seen
     finally:
@@ -453,6 +455,7 @@ def _dumps(server: ZetcdServer | ZooKeeperServer) -> list[dict[str, object]]:
     _at_tick_start()
     c2.call(OpCode.CLOSE_SESSION)
     c2.close()
+    time.sleep(0.2)  # ZooKeeper closes the connection just after closeSession's reply
     seen.append(_dump(server, names))
     c1.close()
     return seen
