@@ -4,7 +4,7 @@ Theory of operation. An answer (a reply, a connect response) is flattened into a
 from a field path (``err``, ``body.stat.mzxid``, ``body.results[1].err``) to a :class:`Value`
 that carries the rule it is compared by. The rule comes from :data:`RULES`, keyed by
 ``RecordName.field``; every field the table does not name is compared exactly. Pure rules are
-applied here (a set of children becomes a sorted tuple, a password becomes its length); the
+applied here (a password becomes its length; children keep their order, which must match); the
 rules that need what was seen before (zxids, times, session ids) keep the raw value and are
 decided in :mod:`oracle.diff` against the zxid mapping and the session table.
 

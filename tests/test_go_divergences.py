@@ -1,6 +1,8 @@
-"""One regression test per divergence of the Go zetcd (../shared/docs/zetcd-go.md), numbered as
-there. Each runs on real ZooKeeper and on zetcd with the same assertions, so what is asserted is
-ZooKeeper's behaviour. (16 is about the cross-checker and is tested with it.)"""
+"""One regression test per divergence of the Go zetcd from ZooKeeper (the team's list of them,
+shared/docs/zetcd-go.md, kept beside this repository), numbered as there and named for the
+behaviour the Go zetcd got wrong. Each runs on real ZooKeeper and on zetcd with the same
+assertions, so what is asserted is ZooKeeper's behaviour. (16 is about the cross-checker and is
+tested with it.)"""
 
 from __future__ import annotations
 
