@@ -45,6 +45,9 @@ from typing import IO, Any
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+# zetcd runs as `python -m zetcd` from a scratch directory: make that this checkout's zetcd, not
+# whatever the interpreter would find first (an editable install of another clone, say)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
 
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
