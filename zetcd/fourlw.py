@@ -46,7 +46,9 @@ class ServerView:
     # dump's: each session's ephemerals (see Tree.ephemeral_sets), the expiry queues
     ephemeral_sets: Callable[[], list[tuple[int, list[str]]]] = list
     expiry: Expiries | None = None
-    # wchc's and wchp's listings, in ZooKeeper's order: watcher -> paths, (path, watchers)
+    # wchs's counts (connections, paths, watches); wchc's and wchp's listings, in
+    # ZooKeeper's order: watcher -> paths, (path, watchers)
+    watch_summary: Callable[[], tuple[int, int, int]] = lambda: (0, 0, 0)
     data_watches: Callable[[], dict[Any, list[str]]] = dict
     watched_paths: Callable[[], list[tuple[str, list[Any]]]] = list
     config: dict[str, Any] = field(default_factory=dict)
@@ -218,10 +220,8 @@ class FourLetterWords:
         return "".join(f"{k}\t{val}\n" for k, val in rows)
 
     def _wchs(self, conn: Any) -> str:
-        table = self.view.data_watches()
-        paths = {p for ps in table.values() for p in ps}
-        total = sum(len(ps) for ps in table.values())
-        return f"{len(table)} connections watching {len(paths)} paths\nTotal watches:{total}\n"
+        watchers, paths, total = self.view.watch_summary()
+        return f"{watchers} connections watching {paths} paths\nTotal watches:{total}\n"
 
     def _wchc(self, conn: Any) -> str:
         out = []

@@ -221,6 +221,7 @@ async def _run(
             ephemeral_sets=lambda: mirror.tree.ephemeral_sets(),
             expiry=expiry,
             sessions=lambda: mirror.tree.sessions.keys(),
+            watch_summary=lambda: mirror.watches.data.summary(),
             data_watches=lambda: mirror.watches.data.listed_by_watcher(),
             watched_paths=lambda: mirror.watches.data.listed_by_path(),
             config=_conf_view(config),

@@ -148,7 +148,13 @@ class Connection:
             if expiry.connections is not None:
                 expiry.connections.touch(self, ms, self.expiry_ms)
             if self.session is not None:
-                expiry.sessions.touch(self.session.session_id, ms, self.session_timeout_ms)
+                self._touch_session(self.session.session_id, self.session_timeout_ms, ms)
+
+    def _touch_session(self, session_id: int, timeout_ms: int, ms: int) -> None:
+        """The session expires ``timeout_ms`` after ``ms`` (expiry.py)."""
+        expiry = self.config.expiry
+        if expiry is not None:
+            expiry.sessions.touch(session_id, ms, timeout_ms)
 
     def _touch_connection(self) -> None:
         """Something was written: the connection expires later (expiry.py)."""
@@ -180,10 +186,8 @@ class Connection:
                 # without a reply header, and never counts the request answered (`cons` queued)
                 self.out += self.proto.send_connect_response(body)
                 self.stats.queued += 1
-                expiry = self.config.expiry
-                if expiry is not None:  # the session expires at the timeout it carries
-                    ms = int(time.monotonic() * 1000)
-                    expiry.sessions.touch(body.sessionId, ms, body.timeOut)
+                # the session expires at the timeout it carries
+                self._touch_session(body.sessionId, body.timeOut, int(time.monotonic() * 1000))
             else:
                 frame_reply_into(self.out, reply.xid, reply.zxid, reply.err, body)
             if not self.holding:

@@ -170,6 +170,11 @@ class WatchTable:
     def __len__(self) -> int:
         return sum(len(ws) for ws in self.by_path.values())
 
+    def summary(self) -> tuple[int, int, int]:
+        """wchs's counts: watchers (one whose watches are all gone still counts, see Paths),
+        watched paths, watches."""
+        return len(self.by_watcher), len(self.by_path), len(self)
+
     def listed_by_watcher(self) -> dict[Watcher, list[str]]:
         """Each watcher's paths as ZooKeeper's wchc lists them: its HashSet's order (16
         buckets to start with); a watcher whose watches are all gone with no path."""
