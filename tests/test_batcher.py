@@ -109,6 +109,41 @@ def test_a_write_whose_guards_never_pass_fails_alone(etcd: EtcdServer) -> None:
     trio.run(main)
 
 
+def test_a_write_whose_plan_raises_fails_alone(etcd: EtcdServer) -> None:
+    """A bug in one write's plan (an exception other than a ZooKeeper error) fails that write
+    only: the writes batched with it are planned again without it and commit."""
+
+    def broken(sc: Any) -> Any:
+        sc.put_sentinel = True  # whatever it did to the scratch is dropped with it
+        raise RuntimeError("planted")
+
+    async def main() -> None:
+        async with running_backend(etcd) as (_, backend):
+            batcher = backend.batcher
+            await _create_a(batcher)
+            writes = [
+                batcher.enqueue(
+                    plans.write(_ctx(), OpCode.CREATE, CreateRequest("/b", b"", OPEN, 0)),
+                    hold=True,
+                ),
+                batcher.enqueue(broken, hold=True),
+                batcher.enqueue(
+                    plans.write(_ctx(), OpCode.SET_DATA, SetDataRequest("/a", b"z", -1)),
+                    hold=True,
+                ),
+            ]
+            batcher.send_queued()  # the three in one batch
+            with pytest.raises(RuntimeError, match="planted"):
+                await batcher.outcome(writes[1])
+            for w in (writes[0], writes[2]):
+                _, err, _ = await batcher.outcome(w)
+                assert err == 0
+            assert "/b" in backend.mirror.tree.nodes
+            assert backend.mirror.tree.nodes["/a"].data == b"z"
+
+    trio.run(main)
+
+
 def _compares(request: bytes) -> set[tuple[bytes, int]]:
     return {(c.key, c.target) for c in rpc_pb2.TxnRequest.FromString(request).compare}
 

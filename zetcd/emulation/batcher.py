@@ -417,6 +417,11 @@ class Batcher:
                 planned.append((0, w.apply(sc)))
             except OpError as e:  # the position still spends its zxid
                 planned.append((e.code, None))
+            except Exception as e:  # a bug in this write's plan: it fails alone
+                log.exception("planning a write failed")
+                del batch[i]
+                self._fail([w], e)
+                return self.plan(batch, fenced)  # on a fresh scratch, without it
             count, size = sc.measure(limit, MAX_TXN_BYTES, fenced)
             if count > self.max_txn_ops or size > MAX_REQUEST_BYTES:
                 if i:  # the writes before it fit: they go alone, it goes first next time
