@@ -139,6 +139,79 @@ def test_acls_stored_and_returned(diff: Diff) -> None:
     diff(scenario)
 
 
+# ip ACL ids as ZooKeeper 3.8 reads them: IPv4 only, each part and the prefix length through
+# Java's Integer.parseInt (a sign, leading zeros, digits of any script; not superscripts)
+IP_IDS = [
+    "1.2.3.4",
+    "10.0.0.0/8",
+    "1.2.3.4/\u00b2",
+    "1.2.3.4/\u00b9",
+    "1.2.3.4/\u2460",
+    "1.2.3.4/1\u00b2",
+    "::1",
+    "fe80::/10",
+    "::ffff:1.2.3.4",
+    "01.2.3.4",
+    "1.2.3.04",
+    "0000000001.2.3.4",
+    "+1.2.3.4",
+    "-0.0.0.0",
+    "1.2.3.4/+8",
+    "1.2.3.4/-0",
+    "\u0661.2.3.4",
+    "1.2.3.\uff14",
+    "\U0001d7cf.2.3.4",
+    "1.2.3.4/",
+    "1.2.3.4.",
+    "1.2.3",
+    "1.2.3.4/33",
+    "1.2.3.4/-1",
+    "1.2.3.4/2147483648",
+    "256.1.1.1",
+    "1.2.3.4/8/9",
+    "",
+]
+
+
+def test_ip_acl_ids_are_read_as_zookeeper_reads_them(diff: Diff) -> None:
+    def scenario(r: Recorder) -> None:
+        zk = r.client()
+        zk.create("/s")
+        for i, ident in enumerate(IP_IDS):
+            acl = [make_acl("ip", ident, all=True)]
+            r.call(f"create {ident!r}", zk.create, f"/i{i}", b"", acl=acl)
+            r.call(
+                f"setACL {ident!r}",
+                zk.set_acls,
+                "/s",
+                [*acl, make_acl("world", "anyone", all=True)],
+            )
+            t = zk.transaction()
+            t.create(f"/t{i}", b"", acl=acl)
+            r.call(f"multi {ident!r}", t.commit)
+        # which ids the client's address (127.0.0.1) matches
+        for i, ident in enumerate(
+            [
+                "127.0.0.1",
+                "127.000.0.01",
+                "127.0.0.0/8",
+                "0.0.0.0/0",
+                "127.0.0.2/31",
+                "127.0.0.2/30",
+                "10.0.0.0/8",
+                "+127.0.0.1",
+            ]
+        ):
+            zk.create(
+                f"/m{i}",
+                b"x",
+                acl=[make_acl("ip", ident, read=True), make_acl("world", "anyone", admin=True)],
+            )
+            r.call(f"read under {ident!r}", zk.get, f"/m{i}")
+
+    diff(scenario)
+
+
 def test_auth_acl_expands_in_zookeepers_order_of_the_ids(diff: Diff) -> None:
     # ZooKeeper walks the connection's ids in its ConcurrentHashMap's order, not as added
     def scenario(r: Recorder) -> None:

@@ -2,7 +2,7 @@
 
 Schemes known to a stock ZooKeeper 3.8 server: ``world`` (only ``anyone``), ``auth`` (replaced by
 the session's authenticated ids), ``digest`` (``user:base64(sha1(user:password))``) and ``ip``
-(an address with an optional prefix length); with a secure client port, also ``x509`` (an X.500
+(an IPv4 address with an optional prefix length, read as ZooKeeper 3.8 reads it: no IPv6); with a secure client port, also ``x509`` (an X.500
 name, as Java's X500Principal parses it: x500.py). Anything else is InvalidACL. A null id
 where ZooKeeper's fixupACL dereferences it fails the whole request with MarshallingError.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import ipaddress
+import unicodedata
 
 from zetcd.emulation.errors import OpError, ServerCrash
 from zetcd.emulation.javaorder import concurrent_set_order
@@ -45,18 +45,54 @@ def _java_split_count(text: str, sep: str) -> int:
     return len(parts)
 
 
+def java_parse_int(text: str) -> int | None:
+    """Java's ``Integer.parseInt(text)``, None where it throws NumberFormatException: an
+    optional sign, then at least one decimal digit of any script (Unicode category Nd, one
+    UTF-16 unit each: ``\u0661``, ``\uff14``; not ``\u00b2``), the value within an int."""
+    digits = text[1:] if text[:1] in ("-", "+") else text
+    if not digits:
+        return None
+    value = 0
+    for ch in digits:
+        d = unicodedata.decimal(ch, None) if ch < "\U00010000" else None
+        if d is None:
+            return None
+        value = value * 10 + d
+    if text[0] == "-":
+        value = -value
+    return value if -(2**31) <= value < 2**31 else None
+
+
+def _ipv4_bytes(addr: str) -> list[int] | None:
+    """ZooKeeper 3.8's IPAuthenticationProvider reading an address: IPv4 only, four parts
+    split on ".", each ``Integer.parseInt`` in 0..255 (so ``01``, ``+1`` and ``-0`` pass)."""
+    parts = addr.split(".")
+    if len(parts) != 4:
+        return None
+    out = []
+    for part in parts:
+        v = java_parse_int(part)
+        if v is None or not 0 <= v <= 255:
+            return None
+        out.append(v)
+    return out
+
+
+def _ip_prefix(expr: str) -> tuple[list[int], int] | None:
+    """An ip ACL id's address and prefix length (32 without one), None if ZooKeeper's
+    isValid refuses it."""
+    addr, *rest = expr.split("/", 1)
+    octets = _ipv4_bytes(addr)
+    if octets is None:
+        return None
+    bits = java_parse_int(rest[0]) if rest else 32
+    if bits is None or not 0 <= bits <= 32:
+        return None
+    return octets, bits
+
+
 def valid_ip_id(ident: str) -> bool:
-    addr, _, bits = ident.partition("/")
-    try:
-        ip = ipaddress.ip_address(addr)
-    except ValueError:
-        return False
-    if not bits and "/" not in ident:
-        return True
-    if not bits.lstrip("-").isdigit():
-        return False
-    n = int(bits)
-    return 0 <= n <= ip.max_prefixlen
+    return _ip_prefix(ident) is not None
 
 
 def has_provider(scheme: str, x509: bool = False) -> bool:
@@ -120,13 +156,17 @@ def fixup(
 
 
 def _ip_matches(client: str, expr: str) -> bool:
-    addr, _, bits = expr.partition("/")
-    try:
-        net = ipaddress.ip_network(f"{addr}/{bits}" if bits else addr, strict=False)
-        ip = ipaddress.ip_address(client)
-    except ValueError:
+    """IPAuthenticationProvider.matches: the client's address (IPv4 only) under the id's
+    prefix."""
+    acl = _ip_prefix(expr)
+    remote = _ipv4_bytes(client)
+    if acl is None or remote is None:
         return False
-    return ip.version == net.version and ip in net
+    octets, bits = acl
+    mask = (0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF
+    return (
+        int.from_bytes(bytes(remote), "big") & mask == int.from_bytes(bytes(octets), "big") & mask
+    )
 
 
 def allowed(acl: tuple[ACL, ...], perm: int, auth: tuple[tuple[str, str], ...]) -> bool:
