@@ -469,3 +469,72 @@ def test_bytes_after_the_connect_requests_read_only_byte_are_ignored(diff: Diff)
         return out
 
     both(diff, scenario)
+
+
+def test_a_negative_vector_count_other_than_minus_one_is_an_empty_vector(diff: Diff) -> None:
+    """BinaryInputArchive reads -1 as a null vector and any other negative count as an empty
+    one: an empty ACL (InvalidACL), no watches to set, not a MarshallingError."""
+
+    def ustr(s: str) -> bytes:
+        return struct.pack(">i", len(s)) + s.encode()
+
+    def scenario(address: str, root: str) -> list[Any]:
+        c, t = _setup(address, root)
+        out: list[Any] = []
+        for count in (-2, -(2**31)):
+            vec = struct.pack(">i", count)
+            create = ustr(root + "/v") + struct.pack(">i", 0) + vec
+            multi_create = struct.pack(">i?i", OpCode.CREATE, False, -1) + create
+            for opcode, body in (
+                (OpCode.CREATE, create + struct.pack(">i", 0)),
+                (OpCode.CREATE, create + struct.pack(">i", 31)),  # bad flags after it
+                (OpCode.SET_ACL, ustr(root) + vec + struct.pack(">i", -1)),
+                (OpCode.SET_WATCHES, struct.pack(">q", 0) + vec + vec + vec),
+                (
+                    OpCode.MULTI,
+                    multi_create + struct.pack(">i", 0) + struct.pack(">i?i", -1, True, -1),
+                ),
+            ):
+                c.xid += 1
+                frame = struct.pack(">ii", c.xid, opcode) + body
+                c.send_raw(struct.pack(">i", len(frame)) + frame)
+                raw = c.raw_reply()
+                xid, zxid, err = struct.unpack(">iqi", raw[:16])
+                write = opcode != OpCode.SET_WATCHES
+                out.append((count, opcode, xid, t.rel(zxid, write), err, raw[16:].hex()))
+        out.append(observe(c.call(OpCode.EXISTS, ExistsRequest(root + "/v", False)), t))
+        c.close()
+        return out
+
+    both(diff, scenario)
+
+
+def test_delete_container_is_bad_arguments_whatever_its_body(diff: Diff) -> None:
+    """A client's deleteContainer (20): ZooKeeper reads its path from the whole request,
+    header and its NUL bytes included, so every body (none, a path, bytes that are no
+    record) is BadArguments, a zxid spent, the connection kept."""
+
+    def scenario(address: str, root: str) -> list[Any]:
+        c, t = _setup(address, root)
+        out: list[Any] = []
+        path = root.encode()
+        for body in (
+            b"",
+            b"\x00\x00",
+            struct.pack(">i", len(path)) + path,
+            struct.pack(">i", -1),
+            struct.pack(">i", -2),
+            struct.pack(">i", 1000) + path,
+            path,
+        ):
+            c.xid += 1
+            frame = struct.pack(">ii", c.xid, OpCode.DELETE_CONTAINER) + body
+            c.send_raw(struct.pack(">i", len(frame)) + frame)
+            raw = c.raw_reply()
+            xid, zxid, err = struct.unpack(">iqi", raw[:16])
+            out.append((body.hex(), xid == c.xid, t.rel(zxid), err, len(raw)))
+        out.append(observe(c.call(OpCode.EXISTS, ExistsRequest(root, False)), t))
+        c.close()
+        return out
+
+    both(diff, scenario)

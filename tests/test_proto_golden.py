@@ -305,9 +305,11 @@ def test_default_max_packet_is_the_servers_frame_limit() -> None:
     assert DEFAULT_MAX_PACKET == 0xFFFFF
 
 
-def test_negative_vector_count_other_than_null() -> None:
-    with pytest.raises(ProtocolError, match="negative vector count"):
-        decode_response(8, h("00000001 0000000000000009 00000000 fffffffe"))
+def test_negative_vector_count_other_than_null_is_empty() -> None:
+    # BinaryInputArchive: -1 is null, any other negative count an index that is done at once
+    for count in ("fffffffe", "80000000"):
+        _, body = decode_response(8, h(f"00000001 0000000000000009 00000000 {count}"))
+        assert body == GetChildrenResponse(())
 
 
 @pytest.mark.parametrize(

@@ -19,13 +19,14 @@ from typing import Final, TypeVar
 
 from . import fastpaths as _fastpaths  # noqa: F401 - installs the hot-record codecs
 from . import multi as _multi  # noqa: F401 - registers the multi codecs
-from .constants import WATCH_XID
+from .constants import WATCH_XID, OpCode
 from .errors import EncodeError, MalformedRequest, ProtocolError, UnknownOpcode
 from .jute import DECODERS, Reader, constructor, encode_record
 from .opcodes import OPS
 from .records import (
     ConnectRequest,
     ConnectResponse,
+    DeleteContainerRequest,
     Record,
     ReplyHeader,
     RequestHeader,
@@ -43,6 +44,7 @@ _NOTIFICATION_HEADER: Final = REPLY_HEADER.pack(WATCH_XID, -1, 0)
 _RequestHeader: Final = constructor(RequestHeader)
 _ReplyHeader: Final = constructor(ReplyHeader)
 _HEADER_FAILURES: Final = (struct.error, TypeError, AttributeError)
+_NULL_DELETE_CONTAINER: Final = DeleteContainerRequest(None)
 
 
 def _as_bytes(body: Body) -> bytes:
@@ -141,7 +143,10 @@ def decode_request(body: Body) -> tuple[RequestHeader, Record | None]:
     try:
         record = DECODERS[cls](r)
     except ProtocolError as e:
-        raise MalformedRequest(xid, opcode, str(e)) from None
+        # deleteContainer's body is never read as a record: ZooKeeper takes its path from
+        # the whole request (so any body is BadArguments, opcodes.py), here a null path
+        decoded = (header, _NULL_DELETE_CONTAINER) if opcode == OpCode.DELETE_CONTAINER else None
+        raise MalformedRequest(xid, opcode, str(e), decoded=decoded) from None
     if r.pos != len(buf):
         extra = len(buf) - r.pos
         raise MalformedRequest(

@@ -8,10 +8,11 @@ length -1 meaning null; ``vector`` is an int count (-1 = null) then the items; a
 record is its fields inline. Null and empty are different on the wire and are kept apart
 here (``None`` vs ``b""``/``""``/``()``).
 
-Every malformed input raises :class:`ProtocolError`: truncation, a negative length other
-than -1 (Java treats a negative vector count as empty; we refuse it so that decoding and
-re-encoding stay exact), a length beyond the remaining bytes, invalid UTF-8 (Java would
-substitute U+FFFD) and a vector count that the remaining bytes cannot hold.
+Malformed input is read as ZooKeeper's ``BinaryInputArchive`` reads it where Java reads it
+at all: a vector count below -1 is an empty vector (a -2 re-encodes as 0), invalid UTF-8 in
+a ustring becomes U+FFFD as ``new String(bytes, UTF_8)`` makes it. The rest raises
+:class:`ProtocolError`: truncation, a buffer or ustring length below -1 or beyond the
+remaining bytes, and a vector count that the remaining bytes cannot hold.
 
 A record class declares ``SCHEMA``: its fields in ``zookeeper.jute`` order with their jute
 types. :func:`compile_record` turns a schema into one decode and one encode function:
@@ -169,8 +170,8 @@ class Reader:
         n = self.read_int()
         if n == -1:
             return None
-        if n < 0:
-            raise ProtocolError(f"negative vector count {n}")
+        if n < 0:  # BinaryInputArchive's index is done at once: an empty vector, not null
+            return ()
         if n * min_item_size > len(self.buf) - self.pos:
             raise ProtocolError(f"vector of {n} items cannot fit in {self.remaining()} bytes")
         return tuple([read_item(self) for _ in range(n)])
