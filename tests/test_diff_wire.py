@@ -25,6 +25,7 @@ from zetcd.proto.records import (
     CreateRequest,
     DeleteRequest,
     ExistsRequest,
+    GetACLRequest,
     GetChildrenRequest,
     GetDataRequest,
     Id,
@@ -535,6 +536,29 @@ def test_delete_container_is_bad_arguments_whatever_its_body(diff: Diff) -> None
             out.append((body.hex(), xid == c.xid, t.rel(zxid), err, len(raw)))
         out.append(observe(c.call(OpCode.EXISTS, ExistsRequest(root, False)), t))
         c.close()
+        return out
+
+    both(diff, scenario)
+
+
+def test_digest_auth_data_decodes_as_java_does(diff: Diff) -> None:
+    """addauth digest's data is ``new String(bytes, UTF_8)``: malformed bytes become U+FFFD by
+    Java's rules (an encoded surrogate is one), and the id's hash is of that string."""
+
+    def scenario(address: str, root: str) -> list[Any]:
+        out: list[Any] = []
+        for user in (b"u\xed\xa0\xbd\xed\xb8\x80", b"u\xed\xa0A", b"u\xc3", b"u\xf0\x9f\x98\x80"):
+            c = RawClient(address)
+            c.connect()
+            c.request(OpCode.AUTH, AuthPacket(0, "digest", user + b":pw"), xid=-4)
+            out.append(c.reply().header.err)
+            who = c.call(OpCode.WHO_AM_I)
+            out.append([(i.authScheme, i.user) for i in who.body.clientInfo])
+            path = f"{root}-{user.hex()}"
+            c.call(OpCode.CREATE, CreateRequest(path, b"", (ACL(31, Id("auth", "")),), 0))
+            got = c.call(OpCode.GET_ACL, GetACLRequest(path))
+            out.append([(a.id.scheme, a.id.id) for a in got.body.acl])
+            c.close()
         return out
 
     both(diff, scenario)

@@ -31,7 +31,7 @@ verified in the handshake, down to the subject and the extensions.
 
 from __future__ import annotations
 
-import re
+from zetcd.proto.javautf8 import ERROR_HANDLER as JAVA_UTF8
 
 # attribute types RFC 2253 gives a keyword, which Java writes by name
 RFC2253_KEYWORDS = {
@@ -50,8 +50,6 @@ SUBJECT_ALT_NAME = "2.5.29.17"
 # DER string tags Java writes as text: UTF8String, PrintableString, TeletexString (T61),
 # IA5String, GeneralString, BMPString
 _STRING_TAGS = frozenset((0x0C, 0x13, 0x14, 0x16, 0x1B, 0x1E))
-# a surrogate encoded in UTF-8, or its first two bytes: one malformed sequence to Java
-_ENCODED_SURROGATE = re.compile(rb"\xed[\xa0-\xbf][\x80-\xbf]?")
 _ESCAPED = ',=+<>#;"\\'
 _SEQUENCE, _SET, _OID, _BOOLEAN = 0x30, 0x31, 0x06, 0x01
 MAX_OID_BYTES = 4096  # Java's ObjectIdentifier refuses a longer encoding
@@ -108,7 +106,7 @@ def _ava(oid: str, tag: int, value: bytes) -> str:
     if keyword is None or tag not in _STRING_TAGS:
         encoded = bytes([tag]) + _der_length(len(value)) + value
         return f"{keyword or oid}=#{encoded.hex()}"
-    text = _ENCODED_SURROGATE.sub("\ufffd".encode(), value).decode("utf-8", "replace")
+    text = value.decode("utf-8", JAVA_UTF8)  # U+FFFD by Java's rules (javautf8.py)
     escaped = []
     for c in text:
         if c in _ESCAPED:

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeAlias, TypeVar, cast
 
 from .errors import EncodeError, ProtocolError
+from .javautf8 import decode as java_decode
+from .javautf8 import java_string as java_string  # re-exported
 
 T = TypeVar("T")
 
@@ -184,25 +186,13 @@ class Reader:
 # string; a str holding a character outside the BMP itself (written by a client program, not
 # decoded) is sent as 4-byte UTF-8, as the C client and kazoo send it.
 
-_ASTRAL: Final = re.compile("[\U00010000-\U0010ffff]")
-
-
-def _surrogate_pair(m: re.Match[str]) -> str:
-    c = ord(m.group()) - 0x10000
-    return chr(0xD800 | c >> 10) + chr(0xDC00 | c & 0x3FF)
-
-
-def java_string(s: str) -> str:
-    """The Java string ``s`` stands for: characters outside the BMP as surrogate pairs."""
-    return s if s.isascii() else _ASTRAL.sub(_surrogate_pair, s)
-
 
 def decode_ustring(raw: bytes) -> str:
-    """``new String(raw, UTF_8)``: malformed bytes (including the CESU-8 surrogates Java clients
-    write for characters outside the BMP) become U+FFFD, which ZooKeeper's path rules then
-    reject; a 4-byte sequence becomes a surrogate pair."""
-    s = raw.decode("utf-8", "replace")
-    return s if s.isascii() else _ASTRAL.sub(_surrogate_pair, s)
+    """``new String(raw, UTF_8)`` (javautf8.py): malformed bytes become U+FFFD by Java's rules
+    (the CESU-8 form of a surrogate, which Java clients write for characters outside the
+    BMP, one U+FFFD per surrogate), which ZooKeeper's path rules then reject; a 4-byte
+    sequence becomes a surrogate pair."""
+    return raw.decode("ascii") if raw.isascii() else java_decode(raw)
 
 
 _PAIR_OR_LONE: Final = re.compile("[\ud800-\udbff][\udc00-\udfff]|[\ud800-\udfff]")
