@@ -113,8 +113,10 @@ def test_a_write_whose_plan_raises_fails_alone(etcd: EtcdServer) -> None:
     """A bug in one write's plan (an exception other than a ZooKeeper error) fails that write
     only: the writes batched with it are planned again without it and commit."""
 
+    ghost = plans.write(_ctx(), OpCode.CREATE, CreateRequest("/ghost", b"", OPEN, 0))
+
     def broken(sc: Any) -> Any:
-        sc.put_sentinel = True  # whatever it did to the scratch is dropped with it
+        ghost(sc)  # what it did to the scratch is dropped with it
         raise RuntimeError("planted")
 
     async def main() -> None:
@@ -139,7 +141,21 @@ def test_a_write_whose_plan_raises_fails_alone(etcd: EtcdServer) -> None:
                 _, err, _ = await batcher.outcome(w)
                 assert err == 0
             assert "/b" in backend.mirror.tree.nodes
+            assert "/ghost" not in backend.mirror.tree.nodes
             assert backend.mirror.tree.nodes["/a"].data == b"z"
+            # alone in its batch, whether sent by the queuing task or by the batcher's own:
+            # nothing goes to etcd
+            revision = backend.mirror.revision
+            with pytest.raises(RuntimeError, match="planted"):
+                await batcher.submit(broken)
+            batcher.enqueue(broken, hold=True)
+            lone = batcher.queue[-1]
+            batcher.send_queued()
+            with pytest.raises(RuntimeError, match="planted"):
+                await batcher.outcome(lone)
+            await trio.sleep(0.2)
+            assert backend.mirror.revision == revision
+            assert "/ghost" not in backend.mirror.tree.nodes
 
     trio.run(main)
 

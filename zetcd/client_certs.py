@@ -31,7 +31,7 @@ verified in the handshake, down to the subject and the extensions.
 
 from __future__ import annotations
 
-from zetcd.proto.javautf8 import ERROR_HANDLER as JAVA_UTF8
+from zetcd.proto.javautf8 import decode_code_points
 
 # attribute types RFC 2253 gives a keyword, which Java writes by name
 RFC2253_KEYWORDS = {
@@ -106,7 +106,7 @@ def _ava(oid: str, tag: int, value: bytes) -> str:
     if keyword is None or tag not in _STRING_TAGS:
         encoded = bytes([tag]) + _der_length(len(value)) + value
         return f"{keyword or oid}=#{encoded.hex()}"
-    text = value.decode("utf-8", JAVA_UTF8)  # U+FFFD by Java's rules (javautf8.py)
+    text = decode_code_points(value)  # U+FFFD by Java's rules
     escaped = []
     for c in text:
         if c in _ESCAPED:

@@ -442,7 +442,8 @@ class Connection:
 
     def reply_ready(self) -> None:
         """The answer at the head of ``pending`` has its reply (the backend calls this from
-        whichever of its tasks finished it, never this connection's): if the emitter is idle,
+        whichever of its tasks finished it: another connection's or its own, say the batcher's
+        or the reader's for a write that failed as it was planned): if the emitter is idle,
         send the replies ready now, in one send()."""
         if not self.emitter_idle or self.closing:
             return

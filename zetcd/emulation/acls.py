@@ -58,6 +58,8 @@ def java_parse_int(text: str) -> int | None:
         if d is None:
             return None
         value = value * 10 + d
+        if value > 2**31:  # out of an int's range whatever follows: stop, as Java does
+            return None
     if text[0] == "-":
         value = -value
     return value if -(2**31) <= value < 2**31 else None

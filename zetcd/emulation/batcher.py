@@ -226,6 +226,10 @@ class Batcher:
         fenced = self._fence_usable()
         try:
             txn, planned = self.plan(batch, fenced)
+            if not batch:  # every write failed as it was planned: nothing to send
+                if self.queue:
+                    self._rouse()
+                return
             started = self.client.start_txn(encode(txn), self._flight_news)
         except Exception:  # a bug: the batcher's own attempt fails these writes
             log.exception("sending %d writes at once failed", len(batch))
@@ -421,7 +425,8 @@ class Batcher:
                 log.exception("planning a write failed")
                 del batch[i]
                 self._fail([w], e)
-                return self.plan(batch, fenced)  # on a fresh scratch, without it
+                return self.plan(batch, fenced)  # on a fresh scratch, without it (the
+                # callers send nothing if that leaves the batch empty)
             count, size = sc.measure(limit, MAX_TXN_BYTES, fenced)
             if count > self.max_txn_ops or size > MAX_REQUEST_BYTES:
                 if i:  # the writes before it fit: they go alone, it goes first next time
@@ -490,6 +495,8 @@ class Batcher:
                 flight = None
             else:
                 txn, planned = self.plan(batch, fenced)
+                if not batch:  # every write failed as it was planned: nothing to send
+                    return
                 resp = await self.client.txn_encoded(encode(txn))
             revision = resp.header.revision
             if resp.succeeded and self._settles_now(batch, txn, fenced, revision):

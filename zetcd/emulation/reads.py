@@ -18,7 +18,7 @@ from zetcd.emulation.javaorder import concurrent_set_order
 from zetcd.emulation.tree import Node
 from zetcd.emulation.watches import WatchTable
 from zetcd.proto.constants import AddWatchMode, Err, EventType, OpCode, Perm, WatcherType
-from zetcd.proto.javautf8 import ERROR_HANDLER as JAVA_UTF8
+from zetcd.proto.javautf8 import decode_code_points
 from zetcd.proto.jute import constructor, java_string
 from zetcd.proto.records import (
     ClientInfo,
@@ -130,7 +130,7 @@ def _auth(s: EtcdSession, req: Any) -> Result:
     if req.scheme == "digest" and req.auth is not None:
         # new String(auth, UTF_8) (U+FFFD by Java's rules: javautf8.py), hashed as
         # getBytes(UTF_8), kept as a (UTF-16) Java string
-        ident = ("digest", java_string(digest_id(req.auth.decode("utf-8", JAVA_UTF8))))
+        ident = ("digest", java_string(digest_id(decode_code_points(req.auth))))
     elif req.scheme == "ip":
         ident = ("ip", s.outbox.peer_host)
     elif req.scheme == "x509" and s.backend.options.x509 and s.outbox.certificate is not None:

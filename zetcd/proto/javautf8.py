@@ -10,10 +10,9 @@ outside the BMP (a valid 4-byte sequence) is kept as its two surrogate code poin
 (:func:`java_string`).
 
 Both decoders accept exactly the same well-formed sequences (those of the Unicode standard:
-no overlong forms, no surrogates, nothing above U+10FFFF), so well-formed runs are left to
-Python's strict decoder and only the length of each malformed piece is Java's (a codec error
-handler that tells the decoder where to resume). Java's rules, with ``b1`` the byte where
-decoding failed and "continuation" meaning ``80``-``BF``:
+no overlong forms, no surrogates, nothing above U+10FFFF). Java's rules for how much of
+malformed input one U+FFFD stands for, with ``b1`` the byte where decoding failed and
+"continuation" meaning ``80``-``BF``:
 
 - ``80``-``BF``, ``C0``, ``C1`` and ``F8``-``FF``: U+FFFD for that byte alone.
 - ``C2``-``DF`` (not followed by a continuation): for ``b1`` alone.
@@ -44,65 +43,17 @@ ones once by hand, every string of up to three of those bytes in the test.
 
 from __future__ import annotations
 
-import codecs
 import re
 from typing import Final
 
-__all__ = ["decode", "java_string"]
+__all__ = ["decode", "decode_code_points", "java_string"]
 
-ERROR_HANDLER: Final = "zetcd-java-utf8"
-"""The codec error handler :func:`decode` registers (Java's U+FFFD for one malformed piece)."""
-
-_REPLACEMENT: Final = "\ufffd"
+# the one place Java's rules part from Python's "replace": an encoded surrogate, or its first
+# two bytes, is one malformed piece to Java (ED is no continuation byte, so no sequence before
+# it can take it in, and what follows the match starts afresh in both decoders)
+_ENCODED_SURROGATE: Final = re.compile(rb"\xed[\xa0-\xbf][\x80-\xbf]?")
+_REPLACEMENT: Final = "\ufffd".encode()
 _ASTRAL: Final = re.compile("[\U00010000-\U0010ffff]")
-
-
-def _is_continuation(b: int) -> bool:
-    return 0x80 <= b <= 0xBF
-
-
-def _second_ok(b1: int, b2: int) -> bool:
-    """Whether ``b2`` may follow the lead ``b1`` (E0-EF or F0-F4) as its second byte."""
-    if b1 == 0xE0:
-        return 0xA0 <= b2 <= 0xBF
-    if b1 == 0xF0:
-        return 0x90 <= b2 <= 0xBF
-    if b1 == 0xF4:
-        return 0x80 <= b2 <= 0x8F
-    return _is_continuation(b2)
-
-
-def malformed_length(raw: bytes, start: int) -> int:
-    """How many bytes Java's one U+FFFD covers for the malformed input at ``raw[start]``.
-
-    Only meaningful where decoding fails, i.e. the bytes at ``start`` do not begin a
-    well-formed sequence."""
-    b1 = raw[start]
-    left = len(raw) - start - 1  # bytes after the lead
-    if 0xE0 <= b1 <= 0xEF:
-        if left == 0 or not _second_ok(b1, raw[start + 1]):
-            return 1
-        if left == 1:
-            return 2  # a valid start cut short by the end: one U+FFFD for what is there
-        if not _is_continuation(raw[start + 2]):
-            return 2
-        return 3  # three good bytes, yet malformed: an encoded surrogate
-    if 0xF0 <= b1 <= 0xF7:
-        if b1 > 0xF4 or (left >= 1 and not _second_ok(b1, raw[start + 1])):
-            return 1
-        if left >= 2 and not _is_continuation(raw[start + 2]):
-            return 2
-        return 3 if left >= 3 else left + 1
-    return 1
-
-
-def _java_replace(error: UnicodeError) -> tuple[str, int]:
-    if not isinstance(error, UnicodeDecodeError):
-        raise error
-    return _REPLACEMENT, error.start + malformed_length(error.object, error.start)
-
-
-codecs.register_error(ERROR_HANDLER, _java_replace)
 
 
 def _surrogate_pair(m: re.Match[str]) -> str:
@@ -115,10 +66,21 @@ def java_string(s: str) -> str:
     return s if s.isascii() else _ASTRAL.sub(_surrogate_pair, s)
 
 
+def decode_code_points(raw: bytes) -> str:
+    """``new String(raw, StandardCharsets.UTF_8)`` on OpenJDK 17 as code points (a character
+    outside the BMP as itself): malformed input becomes U+FFFD by Java's rules. Each piece
+    Java's rules take whole is replaced first, then Python's decoder (in C, so hostile input
+    costs what valid input does) replaces the rest as Java would."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return _ENCODED_SURROGATE.sub(_REPLACEMENT, raw).decode("utf-8", "replace")
+
+
 def decode(raw: bytes) -> str:
     """``new String(raw, StandardCharsets.UTF_8)`` on OpenJDK 17, as UTF-16 code units:
     malformed input becomes U+FFFD by Java's rules, a supplementary character becomes a
     surrogate pair."""
     if raw.isascii():
         return raw.decode("ascii")
-    return java_string(raw.decode("utf-8", ERROR_HANDLER))
+    return java_string(decode_code_points(raw))
