@@ -184,6 +184,35 @@ def test_11_timeout_negotiated_zxid_checked_version_ignored(target: Target) -> N
     ahead.close()
 
 
+def test_11b_a_zxid_just_past_the_servers_last_is_refused(
+    target: Target, c: RawClient, root: str
+) -> None:
+    """One past the last zxid is refused too, for a new session and a resumed one (zetcd's
+    zxids are an etcd revision and a position in it: the position counts). Another session's
+    transaction between reading the last zxid and connecting would make it valid, so a few
+    tries: ZooKeeper refuses nearly always, and each refusal must come from the check."""
+    spare = RawClient(target.address)
+    detached = spare.connect()
+    spare.close()
+    refused = {"new": 0, "resumed": 0}
+    for _ in range(5):
+        last = c.call(OpCode.EXISTS, ExistsRequest(root, False)).header.zxid
+        for kind, sid, passwd in (
+            ("new", 0, bytes(16)),
+            ("resumed", detached.sessionId, detached.passwd),
+        ):
+            other = RawClient(target.address)
+            request = ConnectRequest(0, last + 1, 10000, sid, passwd, None)
+            other.send_raw(other.proto.send_connect(request))
+            try:
+                other.next()
+            except Closed:
+                refused[kind] += 1
+            other.close()
+    c.close()
+    assert refused["new"] >= 3 and refused["resumed"] >= 3, refused
+
+
 def test_12_expired_session_answer_has_a_16_byte_password(target: Target) -> None:
     c = RawClient(target.address)
     r = c.connect(session_id=0x7EADBEEF, passwd=bytes(16))

@@ -15,7 +15,7 @@ import trio
 from zetcd.backend import Accepted, DropConnection, Outbox, Reply
 from zetcd.emulation import plans
 from zetcd.emulation.batcher import Batcher, Write
-from zetcd.emulation.layout import CLOSING, Layout, revision_of
+from zetcd.emulation.layout import CLOSING, Layout
 from zetcd.emulation.layout import zxid as zxid_at
 from zetcd.emulation.mirror import Mirror
 from zetcd.emulation.reads import READS
@@ -260,16 +260,17 @@ class EtcdBackend:
 
     async def _connect(self, request: ConnectRequest, outbox: Outbox) -> Accepted:
         mirror = self.mirror
-        # a zxid names an etcd revision: the client has seen nothing the mirror lacks once
-        # the mirror has applied that revision
-        seen = revision_of(request.lastZxidSeen)
-        if seen > mirror.revision:
+        # the client has seen nothing the mirror lacks once the mirror's last zxid is at least
+        # the client's (a zxid past it, even within that etcd revision's positions, is refused
+        # as ZooKeeper refuses any zxid past its own)
+        seen = request.lastZxidSeen
+        if seen > mirror.last_zxid:
             await mirror.catch_up()
-            if seen > mirror.revision:
+            if seen > mirror.last_zxid:
                 log.info(
-                    "refusing a client that has seen zxid 0x%x, ahead of revision %d",
-                    request.lastZxidSeen,
-                    mirror.revision,
+                    "refusing a client that has seen zxid 0x%x, ahead of 0x%x",
+                    seen,
+                    mirror.last_zxid,
                 )
                 return Accepted(None, None)
         timeout = self.options.limits.negotiate(request.timeOut)
