@@ -4,7 +4,8 @@ Theory of operation. An answer (a reply, a connect response) is flattened into a
 from a field path (``err``, ``body.stat.mzxid``, ``body.results[1].err``) to a :class:`Value`
 that carries the rule it is compared by. The rule comes from :data:`RULES`, keyed by
 ``RecordName.field``; every field the table does not name is compared exactly. Pure rules are
-applied here (a password becomes its length; children keep their order, which must match); the
+applied here (a password becomes its length; a string becomes what a client reads off the
+wire, see :func:`as_read`; children keep their order, which must match); the
 rules that need what was seen before (zxids, times, session ids) keep the raw value and are
 decided in :mod:`oracle.diff` against the zxid mapping and the session table.
 
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from zetcd.proto.constants import OpCode
+from zetcd.proto.jute import decode_ustring
 from zetcd.proto.records import ConnectResponse
 
 
@@ -110,8 +112,8 @@ def normalize_connect(response: ConnectResponse | None) -> Normalized:
 
 
 def normalize_event(event_type: int, path: str | None) -> tuple[int, str | None]:
-    """Watch events are paired by (type, path), both exact."""
-    return (event_type, path)
+    """Watch events are paired by (type, path), both exact (the path as a client reads it)."""
+    return (event_type, None if path is None else as_read(path))
 
 
 def _password(passwd: bytes | None) -> str | None:
@@ -147,5 +149,19 @@ def _flatten(obj: object, path: str, out: Normalized) -> None:
         out[path] = Value(Rule.EXACT, f"{len(obj)} items")
         for i, item in enumerate(obj):
             _flatten(item, f"{path}[{i}]", out)
+    elif isinstance(obj, str):
+        out[path] = Value(Rule.EXACT, as_read(obj))
+    elif isinstance(obj, tuple) and any(isinstance(item, str) for item in obj):
+        out[path] = Value(Rule.EXACT, tuple(as_read(s) if isinstance(s, str) else s for s in obj))
     else:
         out[path] = Value(Rule.EXACT, obj)
+
+
+def as_read(s: str) -> str:
+    """A string as a client reads it off the wire: jute writes each UTF-16 unit on its own
+    (a character outside the BMP as two encoded surrogates) and a Java reader decodes each
+    of those as U+FFFD. The candidate's answers are compared before they are written, the
+    oracle's after it has written and the bridge has read them."""
+    if s.isascii():
+        return s
+    return decode_ustring(s.encode("utf-8", "surrogatepass"))

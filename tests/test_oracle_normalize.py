@@ -15,6 +15,7 @@ from oracle.normalize import (
     Rule,
     ZxidKind,
     normalize_connect,
+    normalize_event,
     normalize_reply,
 )
 from oracle.sessionmap import SessionMap, SessionPair
@@ -24,6 +25,7 @@ from zetcd.proto.constants import Err, OpCode
 from zetcd.proto.opcodes import OPS
 from zetcd.proto.records import (
     ACL,
+    ClientInfo,
     ConnectRequest,
     ConnectResponse,
     Create2Response,
@@ -38,6 +40,7 @@ from zetcd.proto.records import (
     MultiResult,
     SetACLResponse,
     Stat,
+    WhoAmIResponse,
 )
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "normalization.md"
@@ -277,3 +280,14 @@ def test_error_replies_normalize_without_a_body() -> None:
     assert n["body"].value is None
     create2 = normalize_reply(OpCode.CREATE2, 3, 9, 0, Create2Response("/a", stat()))
     assert create2["body.path"].value == "/a"
+
+
+def test_strings_are_compared_as_a_client_reads_them() -> None:
+    # zetcd's answer before it is written (a surrogate pair) against ZooKeeper's as the bridge
+    # read it (jute wrote each surrogate on its own; Java's reader makes each one U+FFFD)
+    before = WhoAmIResponse((ClientInfo("digest", "u\ud83d\ude00"),))
+    read_back = WhoAmIResponse((ClientInfo("digest", "u\ufffd\ufffd"),))
+    assert normalize_reply(107, 1, 5, 0, before) == normalize_reply(107, 1, 5, 0, read_back)
+    other = WhoAmIResponse((ClientInfo("digest", "v\ud83d\ude00"),))
+    assert normalize_reply(107, 1, 5, 0, before) != normalize_reply(107, 1, 5, 0, other)
+    assert normalize_event(1, "/\ud83d\ude00") == normalize_event(1, "/\ufffd\ufffd")
