@@ -2,9 +2,10 @@
 
 Schemes known to a stock ZooKeeper 3.8 server: ``world`` (only ``anyone``), ``auth`` (replaced by
 the session's authenticated ids), ``digest`` (``user:base64(sha1(user:password))``) and ``ip``
-(an IPv4 address with an optional prefix length, read as ZooKeeper 3.8 reads it: no IPv6); with a secure client port, also ``x509`` (an X.500
-name, as Java's X500Principal parses it: x500.py). Anything else is InvalidACL. A null id
-where ZooKeeper's fixupACL dereferences it fails the whole request with MarshallingError.
+(an IPv4 address with an optional prefix length, read as ZooKeeper 3.8 reads it: no IPv6);
+with a secure client port, also ``x509`` (an X.500 name, as Java's X500Principal parses it:
+x500.py). Anything else is InvalidACL. A null id where ZooKeeper's fixupACL dereferences it
+fails the whole request with MarshallingError.
 """
 
 from __future__ import annotations
