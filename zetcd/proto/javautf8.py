@@ -30,8 +30,8 @@ malformed input one U+FFFD stands for, with ``b1`` the byte where decoding faile
 
 That is Unicode's "maximal subpart" practice (Python's) with one exception: Java takes ``ED``
 followed by ``A0``-``BF`` as the start of a 3-byte sequence and only rejects the surrogate once
-it has decoded it, where Python rejects ``ED`` at once. Over the short strings below, the two
-differ exactly on the 5,888 that contain such a pair.
+it has decoded it, where Python rejects ``ED`` at once. Over the test's short strings (below),
+the two differ exactly on the 5,888 that contain such a pair.
 
 Verified against OpenJDK 17 itself by tests/test_javautf8.py (tests/java/Utf8Decode.java):
 every string of one to four bytes over 31 boundary bytes (about 950,000 strings) and

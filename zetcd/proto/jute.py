@@ -192,7 +192,7 @@ def decode_ustring(raw: bytes) -> str:
     (the CESU-8 form of a surrogate, which Java clients write for characters outside the
     BMP, one U+FFFD per surrogate), which ZooKeeper's path rules then reject; a 4-byte
     sequence becomes a surrogate pair."""
-    return raw.decode("ascii") if raw.isascii() else java_decode(raw)
+    return java_decode(raw)  # its own ASCII fast path first
 
 
 _PAIR_OR_LONE: Final = re.compile("[\ud800-\udbff][\udc00-\udfff]|[\ud800-\udfff]")
