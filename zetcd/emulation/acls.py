@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import unicodedata
 
 from zetcd.emulation.errors import OpError, ServerCrash
+from zetcd.emulation.javanum import java_parse_int
 from zetcd.emulation.javaorder import concurrent_set_order
 from zetcd.emulation.x500 import valid_x500_name
 from zetcd.proto.constants import Err
@@ -44,26 +44,6 @@ def _java_split_count(text: str, sep: str) -> int:
     if parts == [""]:
         return 1
     return len(parts)
-
-
-def java_parse_int(text: str) -> int | None:
-    """Java's ``Integer.parseInt(text)``, None where it throws NumberFormatException: an
-    optional sign, then at least one decimal digit of any script (Unicode category Nd, one
-    UTF-16 unit each: ``\u0661``, ``\uff14``; not ``\u00b2``), the value within an int."""
-    digits = text[1:] if text[:1] in ("-", "+") else text
-    if not digits:
-        return None
-    value = 0
-    for ch in digits:
-        d = unicodedata.decimal(ch, None) if ch < "\U00010000" else None
-        if d is None:
-            return None
-        value = value * 10 + d
-        if value > 2**31:  # out of an int's range whatever follows: stop, as Java does
-            return None
-    if text[0] == "-":
-        value = -value
-    return value if -(2**31) <= value < 2**31 else None
 
 
 def _ipv4_bytes(addr: str) -> list[int] | None:
