@@ -18,6 +18,8 @@ P c X          ppos                                         pzxid (mod_revision,
                                                             (etcd version - 1 + adjustment)
 P a X          aversion, ACL list                           aversion
 P x X          cversion adjustment (only when needed)       (see below)
+P q X          a quota stats node's data, as ZooKeeper      dataLength (the data getData returns)
+               rewrites it in place (only when it has)
 =============  ===========================================  =====================================
 
 A node created by a plain create (not re-created inside a transaction) is written lazily: only
@@ -36,6 +38,14 @@ Sessions are ``P s/<id as 16 hex digits>`` attached to the session's lease. ``P 
 the exact ZooKeeper-level event sequence of a transaction with several ops or a multi (etcd shows
 only each key's final state); ``P !zx`` says how many zxids a transaction spent, when more than
 one.
+
+A quota's ``zookeeper_stats`` node holds counts that ZooKeeper rewrites in place on every write
+under the quota, keeping the node's version and mzxid (quotas.py). Rewriting its ``d`` key would
+move the mzxid, so the counts go in its ``q`` key, which stands for the node's data while it
+exists; a transaction that writes the ``d`` key deletes it. ``P !quota`` holds the set of quota'd
+paths (ZooKeeper's PathTrie, as a JSON list of component lists) and is put by every transaction
+that creates or deletes a limits or stats node, so that a transaction planned with per-key
+guards can pin, with one compare, that no quota appeared or went since its plan.
 
 ``P !fence`` is put by every transaction a zetcd commits, so even a transaction whose
 writes all failed spends a revision (and its zxids), as ZooKeeper's error txns do. Its mod
@@ -64,6 +74,7 @@ KIND_DATA = ord("d")
 KIND_CHILDREN = ord("c")
 KIND_ACL = ord("a")
 KIND_ADJUST = ord("x")
+KIND_QUOTA_STATS = ord("q")
 KIND_SESSION = ord("s")
 KIND_SPECIAL = ord("!")
 
@@ -282,7 +293,7 @@ def decode_session_value(raw: bytes) -> SessionValue:
 class Layout:
     """Key names under one prefix."""
 
-    __slots__ = ("fence", "log", "plen", "positions", "prefix", "session_prefix")
+    __slots__ = ("fence", "log", "plen", "positions", "prefix", "quotas", "session_prefix")
 
     def __init__(self, prefix: bytes = b"/zetcd/") -> None:
         self.prefix = prefix
@@ -290,6 +301,7 @@ class Layout:
         self.log = prefix + b"!log"
         self.positions = prefix + b"!zx"  # how many zxids a transaction spent, when > 1
         self.fence = prefix + b"!fence"  # put by every transaction (see above)
+        self.quotas = prefix + b"!quota"  # the quota'd paths (see above)
         self.session_prefix = prefix + b"s/"
 
     def data(self, path: str) -> bytes:
@@ -304,6 +316,9 @@ class Layout:
     def adjust(self, path: str) -> bytes:
         return self.prefix + b"x" + path.encode("utf-8", "surrogatepass")
 
+    def quota_stats(self, path: str) -> bytes:
+        return self.prefix + b"q" + path.encode("utf-8", "surrogatepass")
+
     def session(self, session_id: int) -> bytes:
         return self.session_prefix + b"%016x" % (session_id & 0xFFFFFFFFFFFFFFFF)
 
@@ -313,6 +328,14 @@ class Layout:
         if kind == KIND_SESSION:
             return kind, key[self.plen + 2 :].decode()
         return kind, key[self.plen + 1 :].decode("utf-8", "surrogatepass")
+
+
+def encode_quotas(quotas: frozenset[tuple[str, ...]]) -> bytes:
+    return json.dumps(sorted(quotas), separators=(",", ":")).encode()
+
+
+def decode_quotas(raw: bytes) -> frozenset[tuple[str, ...]]:
+    return frozenset(tuple(parts) for parts in json.loads(raw)) if raw else frozenset()
 
 
 def session_id_from_hex(text: str) -> int:

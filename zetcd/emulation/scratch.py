@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 
 from zetcd.emulation import layout as L
+from zetcd.emulation import quotas as Q
 from zetcd.emulation.tree import Node, Tree
 from zetcd.proto.jute import constructor
 from zetcd.proto.records import ACL, Stat
@@ -90,6 +91,7 @@ class NodeState:
         "path",
         "ppos",
         "pzxid",
+        "q_data",
         "recreated",
         "ttl",
         "version",
@@ -103,6 +105,7 @@ class NodeState:
         self.a_dirty = False
         self.c_changes = 0
         self.recreated = False
+        self.q_data: bytes | None = None  # quota stats written in place (layout.py's q key)
         if orig is None:
             self.exists = False
             self.nchildren = 0
@@ -128,6 +131,12 @@ class NodeState:
         # a count, not a copy of the names: a plan only asks how many (copying a large
         # parent's child set per transaction cost more than the rest of a create's plan)
         self.nchildren = len(orig.children)
+
+    @property
+    def visible_data(self) -> bytes:
+        """The data a read would return: a quota stats node's in-place counts if any."""
+        q = self.q_data
+        return self.data if q is None else q
 
     @property
     def stored_cversion(self) -> int:
@@ -196,6 +205,14 @@ class Scratch:
         # (operations, bytes, fenced): the batcher's room for this transaction, for a write that
         # can stop early and leave the rest of its work to another transaction (at_limit)
         self.limits: tuple[int, int, bool] | None = None
+        # the quota'd paths as this plan has them, and whether it changed which quotas exist or
+        # are counted (quotas.py); the ``q`` keys it may write and their bytes (estimate())
+        self.quotas = tree.quotas
+        self.quotas_changed = False
+        self.quota_ops = 0
+        self.quota_bytes = 0
+        # per-key guards: no quota appeared or went since the plan (layout.py, ``!quota``)
+        self.txn.mods[tree.layout.quotas] = tree.quotas_rev
 
     # ------------------------------------------------------------------ reads (record guards)
     def node(self, path: str) -> NodeState:
@@ -267,9 +284,12 @@ class Scratch:
         st.nchildren = 0
         st.c_changes = 0
         st.d_dirty = st.a_dirty = True
+        st.q_data = None
         self._touch(st)
         self._child_changed(parent, True)
         self._log("c", st)
+        if self.quotas or Q.touches_quotas(st.path):
+            self._quota_created(st)
 
     def delete(self, st: NodeState, parent: NodeState) -> None:
         # compile() deletes only the node's keys that exist: pin its children key (which pins
@@ -280,8 +300,14 @@ class Scratch:
         self._touch(st)
         self._child_changed(parent, False)
         self._log("d", st)
+        if self.quotas or Q.touches_quotas(st.path):
+            self._quota_deleted(st)
 
     def set_data(self, st: NodeState, data: bytes | None, now: int) -> None:
+        before = len(st.visible_data)
+        if st.path.endswith(Q.STATS_NAME):  # its q key goes (compile): pin it
+            self._guard_quota_stats(st)
+        st.q_data = None
         st.data = data or b""
         self.data_bytes += len(st.data)
         st.version = _inc(st.version)
@@ -294,6 +320,8 @@ class Scratch:
         st.d_dirty = True
         self._touch(st)
         self._log("s", st)
+        if self.quotas:
+            self._count(st.path, 0, len(st.data) - before)
 
     def set_acl(self, st: NodeState, acl: tuple[ACL, ...]) -> None:
         st.acl = acl
@@ -301,6 +329,90 @@ class Scratch:
         st.aversion = _inc(st.aversion)
         st.a_dirty = True
         self._touch(st)
+
+    # ------------------------------------------------------------------ quotas (quotas.py)
+    def _quota_created(self, st: NodeState) -> None:
+        """DataTree.createNode's quota steps, after the node is in place."""
+        path = st.path
+        if Q.touches_quotas(path):
+            self.quotas_changed = True
+            added = Q.created_limits(path)
+            if added is not None:
+                self.quotas = self.quotas | {added}
+            counted = Q.created_stats(path)
+            if counted is not None:
+                self._set_stats(st, Q.counted(*self._subtree(counted)))
+        if self.quotas:
+            self._count(path, 1, len(st.data))
+
+    def _quota_deleted(self, st: NodeState) -> None:
+        """DataTree.deleteNode's quota steps, after the node is gone."""
+        path = st.path
+        if Q.touches_quotas(path):
+            self.quotas_changed = True
+            if path.endswith(Q.STATS_NAME):
+                self._guard_quota_stats(st)
+            removed = Q.deleted_limits(path)
+            if removed is not None:
+                self.quotas = self.quotas - {removed}
+        if self.quotas:
+            self._count(path, -1, -len(st.visible_data))
+
+    def _count(self, path: str, count_diff: int, bytes_diff: int) -> None:
+        """DataTree.updateQuotaStat, on the stats of the deepest quota above ``path``."""
+        prefix = Q.max_prefix(self.quotas, path)
+        if prefix is None:
+            return
+        st = self.node(Q.stats_path(prefix))
+        if not st.exists or (st.q_data is None and st.flags & L.FLAG_NULL_DATA):
+            return  # no stats node (ZooKeeper logs it), or null data (ZooKeeper throws)
+        current = st.visible_data
+        data = Q.updated(current, count_diff, bytes_diff)
+        if data is not None and data != current:  # None: ZooKeeper throws (docs)
+            self._set_stats(st, data)
+
+    def _set_stats(self, st: NodeState, data: bytes) -> None:
+        st.q_data = data
+        self.quota_bytes += len(data) + len(st.dkey) + 32
+        self._touch(st)
+        self.guard_data(st)  # a setData meanwhile would replace what was counted on
+        self._guard_quota_stats(st)
+
+    def _guard_quota_stats(self, st: NodeState) -> None:
+        """Pin a stats node's q key, which compile() may put or delete (one operation)."""
+        key = self.layout.quota_stats(st.path)
+        mods = self.txn.mods
+        if key not in mods:
+            self.quota_ops += 1
+            mods[key] = self.tree.quota_stats.get(st.path, 0) if st.orig else 0
+
+    def _subtree(self, path: str) -> tuple[int, int]:
+        """DataTree.getCounts as this plan sees the tree: the nodes at and under ``path`` and
+        their data bytes. ``""`` is the root, so the whole tree; ``"/"`` the root alone (its
+        children's paths would start with ``//``)."""
+        nodes = self.tree.nodes
+        count = size = 0
+        stack = [path or "/"]
+        while stack:
+            p = stack.pop()
+            node = nodes.get(p)
+            if node is None:
+                continue
+            count += 1
+            size += len(node.data)
+            if path != "/":
+                base = "" if p == "/" else p
+                stack.extend(f"{base}/{name}" for name in node.children)
+        inside = path + "/"
+        for p, st in self.states.items():
+            if path == "" or p == path or (path != "/" and p.startswith(inside)):
+                if st.orig is not None:
+                    count -= 1
+                    size -= len(st.orig.data)
+                if st.exists:
+                    count += 1
+                    size += len(st.visible_data)
+        return count, size
 
     def _log(self, kind: str, st: NodeState) -> None:
         self.log.append((kind, st.path))
@@ -322,6 +434,8 @@ class Scratch:
         self._written.clear()
         self.log.clear()
         self.log_bytes = 0
+        self.quotas = self.tree.quotas
+        self.quotas_changed = False
 
     # ------------------------------------------------------------------ compile
     def _fenced_compares(self) -> int:
@@ -334,8 +448,15 @@ class Scratch:
         once these come near a limit. ``fenced``: guarded by the fence, not key by key."""
         n = len(self.order)
         compares = self._fenced_compares() if fenced else self.txn.count_compares()
-        count = compares + len(self.txn.ops) + 4 * n + 4
-        return count, 256 + self.log_bytes + self.key_bytes + self.data_bytes
+        count = compares + len(self.txn.ops) + 4 * n + 4 + self.quota_ops + self.quotas_changed
+        size = 256 + self.log_bytes + self.key_bytes + self.data_bytes + self._quota_size()
+        return count, size
+
+    def _quota_size(self) -> int:
+        """A bound of the bytes the quota keys add (q keys, ``!quota``)."""
+        if not self.quotas_changed:
+            return self.quota_bytes
+        return self.quota_bytes + len(L.encode_quotas(self.quotas)) + 64
 
     def measure(self, max_ops: int, max_bytes: int, fenced: bool) -> tuple[int, int]:
         """Bounds of (compares or operations, bytes) of the transaction compiled now: the cheap
@@ -361,8 +482,8 @@ class Scratch:
         to the exact figures: the batcher keeps a transaction within etcd's --max-txn-ops and
         --max-request-bytes, and refuses a write that alone does not fit.
         ``fenced``: guarded by the fence, not key by key."""
-        ops = 1  # !fence
-        size = 256
+        ops = 1 + self.quota_ops + self.quotas_changed  # !fence, q keys, !quota
+        size = 256 + self._quota_size()
         if self.pos:
             ops += 1  # !zx
         if self.pos or self.needs_log:
@@ -485,12 +606,35 @@ class Scratch:
             if st.a_dirty:
                 self.guard_acl(st)
                 txn.put(lay.acl(path), L.encode_acl_value(st.aversion, st.acl))
+        if self.quota_ops:
+            self._compile_quota_stats()
+        if self.quotas_changed:
+            txn.put(lay.quotas, L.encode_quotas(self.quotas))
+            # it counted or looked up nodes any transaction may have changed: none may have
+            # committed since the plan (the fence's mod revision)
+            txn.mods[lay.fence] = self.tree.fence
         if with_log and implied != self.log:
             txn.put(lay.log, json.dumps(self.log, separators=(",", ":")).encode())
         if positions > 1:
             txn.put(lay.positions, b"%d" % positions)
         txn.put(lay.fence, L.encode_fence(self.now))
         return txn
+
+    def _compile_quota_stats(self) -> None:
+        """The q keys: put where the plan counted in place, deleted where the node or its d key
+        is written over (only keys _guard_quota_stats pinned)."""
+        lay = self.layout
+        mods = self.txn.mods
+        stored = self.tree.quota_stats
+        for path in self.order:
+            st = self.states[path]
+            key = lay.quota_stats(path)
+            if key not in mods:
+                continue
+            if st.exists and st.q_data is not None:
+                self.txn.put(key, st.q_data)
+            elif path in stored and st.orig is not None and (not st.exists or st.d_dirty):
+                self.txn.delete(key)
 
     @staticmethod
     def _data_value(st: NodeState, czmode: int) -> L.DataValue:

@@ -248,6 +248,11 @@ class Tree:
         # the first revision that changed a node without putting the fence: a writer that does
         # not know the fence shares the prefix, so the fence cannot guard a transaction
         self.unfenced = 0
+        # the quota'd paths (quotas.py) and the mod revision of their key (0: absent), and the
+        # stats nodes whose data a ``q`` key stands for, with its mod revision (layout.py)
+        self.quotas: frozenset[tuple[str, ...]] = frozenset()
+        self.quotas_rev = 0
+        self.quota_stats: dict[str, int] = {}
 
     def get(self, path: str) -> Node | None:
         return self.nodes.get(path)
@@ -269,6 +274,9 @@ class Tree:
             elif kv.key == self.layout.fence:  # type: ignore[attr-defined]
                 self.fence = kv.mod_revision  # type: ignore[attr-defined]
                 self.fence_time = L.decode_fence(kv.value)  # type: ignore[attr-defined]
+                continue
+            elif kv.key == self.layout.quotas:  # type: ignore[attr-defined]
+                self._set_quotas(kv)
                 continue
             rest.append(kv)
         for kv in rest:
@@ -312,6 +320,8 @@ class Tree:
                 if ev.type != 0:  # type: ignore[attr-defined]
                     if kv.key == self.layout.fence:  # deleted by hand: the next write puts it
                         self.fence = self.fence_time = 0
+                    elif kv.key == self.layout.quotas:
+                        self.quotas, self.quotas_rev = frozenset(), 0
                     continue
                 if kv.key == self.layout.log:
                     logged = [(c[0], c[1]) for c in json.loads(kv.value)]
@@ -321,6 +331,8 @@ class Tree:
                     fenced = True
                     self.fence = kv.mod_revision
                     self.fence_time = L.decode_fence(kv.value)
+                elif kv.key == self.layout.quotas:
+                    self._set_quotas(kv)
             else:
                 if kind in _NODE_KINDS:
                     nodes_changed = True
@@ -347,6 +359,10 @@ class Tree:
         if self.fence:
             return newest if newest > self.fence else 0
         return newest if oldest != newest else 0
+
+    def _set_quotas(self, kv: object) -> None:
+        self.quotas = L.decode_quotas(kv.value)  # type: ignore[attr-defined]
+        self.quotas_rev = kv.mod_revision  # type: ignore[attr-defined]
 
     def _put(self, kv: object, out: Applied | None) -> None:
         key: bytes = kv.key  # type: ignore[attr-defined]
@@ -408,6 +424,13 @@ class Tree:
         if node is None:
             return
         node.stat_cache = None
+        if kind == L.KIND_QUOTA_STATS:
+            # the stats ZooKeeper wrote in place: no change to report, and its approximate data
+            # size (mntr) does not follow either (DataTree.updateQuotaStat leaves it)
+            node.data = kv.value  # type: ignore[attr-defined]
+            node.flags &= ~L.FLAG_NULL_DATA
+            self.quota_stats[name] = mod
+            return
         if kind == L.KIND_CHILDREN:
             node.c_mod = mod
             node.c_ver = kv.version  # type: ignore[attr-defined]
@@ -435,6 +458,7 @@ class Tree:
                 parent.order_cache = None
         self._unindex(node.owner, path)
         self.extended.discard(path)
+        self.quota_stats.pop(path, None)
         out.deleted_acls[path] = node.acl
         out.changes.append((DELETED, path))
         out.touched.add(path)
@@ -493,3 +517,5 @@ class Tree:
                 node.cadj = 0
                 node.x_mod = 0
                 node.stat_cache = None
+        elif kind == L.KIND_QUOTA_STATS:  # its d key was written in the same transaction
+            self.quota_stats.pop(name, None)
