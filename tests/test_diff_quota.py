@@ -9,6 +9,7 @@ absolute paths (the chroot's name differs between the two runs)."""
 from __future__ import annotations
 
 from kazoo.client import KazooClient
+from kazoo.security import OPEN_ACL_UNSAFE
 
 from tests.differential import Diff, Recorder
 
@@ -196,5 +197,28 @@ def test_quota_path_components_as_pathtrie_splits_them(diff: Diff) -> None:
         r.call("create under /w/ /x", zk.create, "/w/ /x/y", b"yy")
         r.call("create /w/x", zk.create, "/w/x", b"wx")
         quota.read("both counted")
+
+    diff(scenario)
+
+
+def test_replies_in_one_batch_see_the_counts_before_them(diff: Diff) -> None:
+    """Pipelined on one connection (so zetcd plans them in one transaction): a create under
+    the quota, then a setACL of the stats node, whose reply's dataLength is the rewritten
+    counts' (ZooKeeper applies them one after the other)."""
+
+    def scenario(r: Recorder) -> None:
+        zk = r.client()
+        root = r.client(chroot=False)
+        zk.create("/p")
+        quota = Quota(r, root, "/p")
+        quota.make_base()
+        quota.create_limits("limits")
+        quota.create_stats("stats")
+        for i in range(3):
+            created = root.create_async(f"{r.chroot}/p/x{i}", b"x" * 10)
+            acl = root.set_acls_async(quota.stats, OPEN_ACL_UNSAFE)
+            r.call(f"create {i}", lambda: created.get(timeout=10) is not None)
+            r.call(f"setACL {i}", acl.get, timeout=10)
+        quota.read("stats")
 
     diff(scenario)

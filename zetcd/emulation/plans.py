@@ -166,7 +166,7 @@ def _create(sc: Scratch, ctx: Ctx, opcode: int, req: object) -> Builder:
     final_path = path
     if opcode == OpCode.CREATE:
         return lambda base: CreateResponse(final_path)
-    stat = st.stat()
+    stat = st.stat(client_data=True)
     return lambda base: Create2Response(final_path, resolve_stat(stat, base))
 
 

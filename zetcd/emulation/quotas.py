@@ -38,6 +38,7 @@ QUOTA_ROOT = "/zookeeper/quota"
 LIMITS = "zookeeper_limits"
 STATS = "zookeeper_stats"
 STATS_NAME = "/" + STATS
+LIMITS_NAME = "/" + LIMITS
 _TRIM = len(QUOTA_ROOT)  # Quotas.trimQuotaPath cuts this many characters
 
 Quotas = frozenset[tuple[str, ...]]  # the quota'd paths, as component tuples
@@ -100,11 +101,13 @@ def created_stats(path: str) -> str | None:
 
 
 def touches_quotas(path: str) -> bool:
-    """Does creating or deleting ``path`` change which quotas exist or are counted (a limits or
-    stats node under ``/zookeeper``)? Cheap: called for every create and delete."""
-    return path.startswith("/zookeeper") and (
-        path.endswith("/" + LIMITS) or path.endswith("/" + STATS)
-    )
+    """Can creating or deleting ``path`` change which quotas exist or are counted: a limits
+    node under ``/zookeeper`` (a delete under ``/zookeeperx/...`` may remove a quota'd path,
+    see above) or a stats node under ``/zookeeper/quota``? (Scratch tests
+    ``path.startswith("/zookeeper")`` first, for every create and delete.)"""
+    if path.endswith(LIMITS_NAME):
+        return path.startswith("/zookeeper")
+    return path.endswith(STATS_NAME) and path.startswith(QUOTA_ROOT)
 
 
 # ---------------------------------------------------------------------------- StatsTrack

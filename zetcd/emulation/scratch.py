@@ -143,9 +143,11 @@ class NodeState:
         """ZooKeeper's stored cversion, which counts child creates only (it names sequentials)."""
         return (self.cversion + self.nchildren) // 2
 
-    def stat(self) -> StatNow:
+    def stat(self, client_data: bool = False) -> StatNow:
         """The Stat's fields now, with placeholders for this transaction's zxids (see
-        resolve_stat)."""
+        resolve_stat). ``client_data``: the data length is that of the data the client sent,
+        not of the quota counts the server wrote over it since (create2 of a stats node:
+        ZooKeeper copies the Stat before its quota steps)."""
         owner = self.owner
         return (
             self.czxid,
@@ -156,7 +158,7 @@ class NodeState:
             self.cversion,
             self.aversion,
             owner if L.is_session_owner(owner) else 0,  # as client_stat
-            len(self.data),
+            len(self.data if client_data else self.visible_data),
             self.nchildren,
             self.pzxid,
         )
@@ -288,7 +290,7 @@ class Scratch:
         self._touch(st)
         self._child_changed(parent, True)
         self._log("c", st)
-        if self.quotas or Q.touches_quotas(st.path):
+        if self.quotas or st.path.startswith("/zookeeper"):
             self._quota_created(st)
 
     def delete(self, st: NodeState, parent: NodeState) -> None:
@@ -300,13 +302,16 @@ class Scratch:
         self._touch(st)
         self._child_changed(parent, False)
         self._log("d", st)
-        if self.quotas or Q.touches_quotas(st.path):
+        if self.quotas or st.path.startswith("/zookeeper"):
             self._quota_deleted(st)
 
     def set_data(self, st: NodeState, data: bytes | None, now: int) -> None:
-        before = len(st.visible_data)
-        if st.path.endswith(Q.STATS_NAME):  # its q key goes (compile): pin it
-            self._guard_quota_stats(st)
+        if self.quotas or st.path.endswith(Q.STATS_NAME):
+            self._quota_set_data(st, data, now)
+            return
+        self._set_data(st, data, now)
+
+    def _set_data(self, st: NodeState, data: bytes | None, now: int) -> None:
         st.q_data = None
         st.data = data or b""
         self.data_bytes += len(st.data)
@@ -320,8 +325,6 @@ class Scratch:
         st.d_dirty = True
         self._touch(st)
         self._log("s", st)
-        if self.quotas:
-            self._count(st.path, 0, len(st.data) - before)
 
     def set_acl(self, st: NodeState, acl: tuple[ACL, ...]) -> None:
         st.acl = acl
@@ -345,6 +348,15 @@ class Scratch:
         if self.quotas:
             self._count(path, 1, len(st.data))
 
+    def _quota_set_data(self, st: NodeState, data: bytes | None, now: int) -> None:
+        """setData, then DataTree.setData's quota step."""
+        before = len(st.visible_data)
+        if st.path.endswith(Q.STATS_NAME):  # its q key goes (compile): pin it
+            self._guard_quota_stats(st)
+        self._set_data(st, data, now)
+        if self.quotas:
+            self._count(st.path, 0, len(st.data) - before)
+
     def _quota_deleted(self, st: NodeState) -> None:
         """DataTree.deleteNode's quota steps, after the node is gone."""
         path = st.path
@@ -364,11 +376,16 @@ class Scratch:
         if prefix is None:
             return
         st = self.node(Q.stats_path(prefix))
-        if not st.exists or (st.q_data is None and st.flags & L.FLAG_NULL_DATA):
-            return  # no stats node (ZooKeeper logs it), or null data (ZooKeeper throws)
+        if not st.exists:
+            return  # ZooKeeper logs it
+        # what it does depends on the data, even when it writes nothing: pin it
+        self.guard_data(st)
+        self._guard_quota_stats(st)
+        if st.q_data is None and st.flags & L.FLAG_NULL_DATA:
+            return  # null data: ZooKeeper throws (docs/differences.md)
         current = st.visible_data
         data = Q.updated(current, count_diff, bytes_diff)
-        if data is not None and data != current:  # None: ZooKeeper throws (docs)
+        if data is not None and data != current:  # None: ZooKeeper throws
             self._set_stats(st, data)
 
     def _set_stats(self, st: NodeState, data: bytes) -> None:
@@ -448,12 +465,13 @@ class Scratch:
         once these come near a limit. ``fenced``: guarded by the fence, not key by key."""
         n = len(self.order)
         compares = self._fenced_compares() if fenced else self.txn.count_compares()
-        count = compares + len(self.txn.ops) + 4 * n + 4 + self.quota_ops + self.quotas_changed
-        size = 256 + self.log_bytes + self.key_bytes + self.data_bytes + self._quota_size()
-        return count, size
+        count = compares + len(self.txn.ops) + 4 * n + 4 + self.quota_ops + 2 * self.quotas_changed
+        size = 256 + self.log_bytes + self.key_bytes + self.data_bytes
+        return count, size + (self._quota_size() if self.quota_ops or self.quotas_changed else 0)
 
     def _quota_size(self) -> int:
-        """A bound of the bytes the quota keys add (q keys, ``!quota``)."""
+        """A bound of the bytes the quota keys add (q keys, ``!quota``): quota_ops counts
+        every plan that touches them (see _guard_quota_stats, _quota_created)."""
         if not self.quotas_changed:
             return self.quota_bytes
         return self.quota_bytes + len(L.encode_quotas(self.quotas)) + 64
@@ -529,7 +547,8 @@ class Scratch:
             size += 64 * compares
         else:
             txn = self.txn
-            compares = txn.count_compares() + guards
+            # + the fence's mod revision a quota-changing plan pins (compile)
+            compares = txn.count_compares() + guards + self.quotas_changed
             size += (
                 guard_bytes
                 + sum(len(k) + 16 for k in txn.mods)
