@@ -23,6 +23,7 @@ removes containers; what it sees is never compared.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -53,6 +54,8 @@ from fuzz.ops import (
     Resume,
     Step,
     op_name,
+    quota_node,
+    quota_path,
     wire,
 )
 from fuzz.ops import Exists as ExistsOp
@@ -185,9 +188,19 @@ class Driver:
     # --- example life cycle ---------------------------------------------------------------
 
     def setup(self) -> None:
+        """The example's nodes, and a quota on its tree (limits, then stats: counted from
+        then on, every step's writes move it; QuotaStats reads it)."""
         for side in SIDES:
-            for path in (self.base, self.tree, self.markers):
-                err = self.probes[side].err(OpCode.CREATE, CreateRequest(path, b"", OPEN_ACL, 0))
+            for path, data in (
+                (self.base, b""),
+                (self.tree, b""),
+                (self.markers, b""),
+                (quota_path(self.base), b""),
+                (quota_path(self.tree), b""),
+                (quota_node(self.tree, "zookeeper_limits"), b"count=100,bytes=1000"),
+                (quota_node(self.tree, "zookeeper_stats"), b"count=0,bytes=0"),
+            ):
+                err = self.probes[side].err(OpCode.CREATE, CreateRequest(path, data, OPEN_ACL, 0))
                 if err != Err.OK:
                     raise ServerLost(f"cannot create {path} on the {side.value}: err {err}")
 
@@ -204,6 +217,13 @@ class Driver:
                         conn.call(st.next_xid(), OpCode.CLOSE_SESSION)
             st.drop()
             st.status = GONE
+        # the quota goes, so that the servers' sets of quota'd paths do not grow with every
+        # example (its nodes stay, as the example's tree does)
+        limits = DeleteRequest(quota_node(self.tree, "zookeeper_limits"), -1)
+        for probe in self.probes.values():
+            # a lost server: the step that met it reports it
+            with contextlib.suppress(ServerLost):
+                probe.call(OpCode.DELETE, limits)
         if self._own_probes:
             for probe in self.probes.values():
                 probe.close()

@@ -157,7 +157,8 @@ class ZooKeeperMachine(RuleBasedStateMachine):
 
     @rule(session=sessions, op=fs.session_request_ops(PATHS))
     def session_request(self, session: int, op: Any) -> None:
-        """sync, ping, auth, whoAmI, getEphemerals, getAllChildrenNumber."""
+        """sync, ping, auth, whoAmI, getEphemerals, getAllChildrenNumber, the tree's quota
+        stats."""
         self._run(session, op)
 
     @rule(session=sessions, op=fs.odd_ops(PATHS))

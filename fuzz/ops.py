@@ -313,6 +313,27 @@ class GetEphemerals:
 
 
 @dataclass(frozen=True, slots=True)
+class QuotaStats:
+    """getData of the stats node of the quota every example's tree has (fuzz.driver): what
+    the server counted for everything the example did."""
+
+    opcode: ClassVar[int] = OpCode.GET_DATA
+
+    def request_body(self, full: Resolve) -> object:
+        return GetDataRequest(quota_node(full("/"), "zookeeper_stats"), False)
+
+
+def quota_path(path: str) -> str:
+    """Where the quota on ``path`` keeps its nodes."""
+    return "/zookeeper/quota" + path
+
+
+def quota_node(path: str, name: str) -> str:
+    """A node of the quota on ``path``: ``zookeeper_limits`` or ``zookeeper_stats``."""
+    return f"{quota_path(path)}/{name}"
+
+
+@dataclass(frozen=True, slots=True)
 class GetAllChildrenNumber:
     path: str
     opcode: ClassVar[int] = OpCode.GET_ALL_CHILDREN_NUMBER
@@ -420,6 +441,7 @@ REQUEST_OPS: tuple[type, ...] = (
     RemoveWatches,
     GetEphemerals,
     GetAllChildrenNumber,
+    QuotaStats,
     WhoAmI,
     Ping,
     Reconfig,

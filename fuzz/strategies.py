@@ -33,6 +33,7 @@ from fuzz.ops import (
     Mangled,
     Multi,
     Ping,
+    QuotaStats,
     Reconfig,
     Recreate,
     RemoveWatches,
@@ -172,6 +173,7 @@ def session_info_ops(paths: st.SearchStrategy[str]) -> st.SearchStrategy[Any]:
     return st.one_of(
         st.builds(GetEphemerals, paths),
         st.builds(GetAllChildrenNumber, paths),
+        st.just(QuotaStats()),
         st.just(WhoAmI()),
         st.builds(
             Auth,

@@ -39,6 +39,7 @@ from fuzz.ops import (
     Multi,
     Open,
     Ping,
+    QuotaStats,
     Reconfig,
     Recreate,
     RemoveWatches,
@@ -127,4 +128,5 @@ TOUR: tuple[Step, ...] = (
     Step(2, Close()),  # closeSession
     Step(0, Delete("/a/b/c", 0)),
     Step(0, Delete("/a/b")),
+    Step(0, QuotaStats()),  # what the tree's quota counted for all of the above
 )
