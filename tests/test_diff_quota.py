@@ -217,7 +217,8 @@ def test_replies_in_one_batch_see_the_counts_before_them(diff: Diff) -> None:
         for i in range(3):
             created = root.create_async(f"{r.chroot}/p/x{i}", b"x" * 10)
             acl = root.set_acls_async(quota.stats, OPEN_ACL_UNSAFE)
-            r.call(f"create {i}", lambda: created.get(timeout=10) is not None)
+            # the path the reply names, less the chroot (which differs between the runs)
+            r.call(f"create {i}", lambda c=created: c.get(timeout=10)[len(r.chroot) :])
             r.call(f"setACL {i}", acl.get, timeout=10)
         quota.read("stats")
 
