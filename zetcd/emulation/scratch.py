@@ -149,6 +149,7 @@ class NodeState:
         not of the quota counts the server wrote over it since (create2 of a stats node:
         ZooKeeper copies the Stat before its quota steps)."""
         owner = self.owner
+        q = self.q_data
         return (
             self.czxid,
             self.mzxid,
@@ -158,7 +159,7 @@ class NodeState:
             self.cversion,
             self.aversion,
             owner if L.is_session_owner(owner) else 0,  # as client_stat
-            len(self.data if client_data else self.visible_data),
+            len(self.data if client_data or q is None else q),
             self.nchildren,
             self.pzxid,
         )
@@ -306,12 +307,8 @@ class Scratch:
             self._quota_deleted(st)
 
     def set_data(self, st: NodeState, data: bytes | None, now: int) -> None:
-        if self.quotas or st.path.endswith(Q.STATS_NAME):
-            self._quota_set_data(st, data, now)
-            return
-        self._set_data(st, data, now)
-
-    def _set_data(self, st: NodeState, data: bytes | None, now: int) -> None:
+        quota = self.quotas or st.path.endswith(Q.STATS_NAME)
+        before = self._quota_before_set(st) if quota else 0
         st.q_data = None
         st.data = data or b""
         self.data_bytes += len(st.data)
@@ -325,6 +322,8 @@ class Scratch:
         st.d_dirty = True
         self._touch(st)
         self._log("s", st)
+        if self.quotas:  # DataTree.setData's quota step
+            self._count(st.path, 0, len(st.data) - before)
 
     def set_acl(self, st: NodeState, acl: tuple[ACL, ...]) -> None:
         st.acl = acl
@@ -348,14 +347,11 @@ class Scratch:
         if self.quotas:
             self._count(path, 1, len(st.data))
 
-    def _quota_set_data(self, st: NodeState, data: bytes | None, now: int) -> None:
-        """setData, then DataTree.setData's quota step."""
-        before = len(st.visible_data)
+    def _quota_before_set(self, st: NodeState) -> int:
+        """Before a setData: the data length the quota step's diff starts from."""
         if st.path.endswith(Q.STATS_NAME):  # its q key goes (compile): pin it
             self._guard_quota_stats(st)
-        self._set_data(st, data, now)
-        if self.quotas:
-            self._count(st.path, 0, len(st.data) - before)
+        return len(st.visible_data)
 
     def _quota_deleted(self, st: NodeState) -> None:
         """DataTree.deleteNode's quota steps, after the node is gone."""
