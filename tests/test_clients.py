@@ -50,6 +50,32 @@ def test_java_zkcli(target: Target) -> None:
     assert f"Node does not exist: {root}" in out, out
 
 
+def test_java_zkcli_quotas(target: Target) -> None:
+    """zkCli's setquota writes the limits and stats nodes; listquota shows the counts the
+    server keeps current; delquota removes the limit."""
+    root = f"/zkquota-{uuid.uuid4().hex[:8]}"
+    script = "\n".join(
+        [
+            f"create {root} hello",
+            f"create {root}/a 12345678",
+            f"setquota -n 10 {root}",
+            f"listquota {root}",
+            f"create {root}/b xy",
+            f"set {root} hi",
+            f"delete {root}/a",
+            f"listquota {root}",
+            f"delquota -n {root}",
+            f"listquota {root}",
+            "quit",
+        ]
+    )
+    out = _run([ZKCLI, "-server", target.address], script + "\n")
+    assert "ConnectionLoss" not in out, out
+    stats = re.findall(rf"Output stat for {root} (count=-?\d+,bytes=-?\d+)", out)
+    assert stats[:2] == ["count=2,bytes=13", "count=2,bytes=4"], out
+    assert re.search(rf"Output quota for {root} count=10,", out), out
+
+
 def test_c_cli_mt(target: Target) -> None:
     root = f"/climt-{uuid.uuid4().hex[:8]}"
     script = "\n".join(
