@@ -25,6 +25,7 @@ from tests.zetcd_server import ZetcdServer
 from zetcd.emulation import plans
 from zetcd.emulation.backend import EtcdBackend
 from zetcd.emulation.quotas import components, format_stats, max_prefix, parse_stats, updated
+from zetcd.etcd import EtcdClient
 from zetcd.proto.constants import OpCode
 from zetcd.proto.records import CreateRequest
 
@@ -229,6 +230,36 @@ def _stats(backend: EtcdBackend, path: str) -> bytes:
     return backend.mirror.tree.nodes[f"/zookeeper/quota{path}/zookeeper_stats"].data
 
 
+async def _raced(
+    twins: tuple[EtcdClient, EtcdBackend, EtcdClient, EtcdBackend],
+    fence: bool,
+    meanwhile: list[plans.Apply],
+    write: plans.Apply,
+) -> list[bytes]:
+    """Zetcd A plans ``write``; before its first try reaches etcd, zetcd B commits the
+    ``meanwhile`` writes. The transactions A sent, once ``write`` succeeded."""
+    client_a, a, _, b = twins
+    await b.mirror.catch_up()
+    a.batcher.use_fence = fence
+    sent: list[bytes] = []
+    txn_encoded = client_a.txn_encoded
+
+    async def first_b_then_etcd(request: bytes) -> object:
+        sent.append(request)
+        if len(sent) == 1:
+            for other in meanwhile:
+                _, err, _ = await b.batcher.submit(other)
+                assert err == 0
+        return await txn_encoded(request)
+
+    client_a.txn_encoded = first_b_then_etcd  # type: ignore[method-assign]
+    client_a.start_txn = never_at_once  # type: ignore[method-assign]
+    _, err, _ = await a.batcher.submit(write)
+    assert err == 0
+    await a.mirror.catch_up()
+    return sent
+
+
 @pytest.mark.parametrize("fence", [True, False])
 def test_a_write_planned_before_another_zetcds_quota_is_counted(
     etcd: EtcdServer, fence: bool
@@ -239,32 +270,19 @@ def test_a_write_planned_before_another_zetcds_quota_is_counted(
     fence by B's transaction moving it."""
 
     async def main() -> None:
-        async with _twins(etcd) as (client_a, a, _, b):
+        async with _twins(etcd) as twins:
+            a = twins[1]
             await a.batcher.submit(_create("/q", b"q"))
             await a.batcher.submit(_create("/zookeeper/quota/q"))
-            await b.mirror.catch_up()
-            a.batcher.use_fence = fence
-            sent: list[bytes] = []
-            txn_encoded = client_a.txn_encoded
-
-            async def meanwhile(request: bytes) -> object:
-                sent.append(request)
-                if len(sent) == 1:
-                    for path, data in (("zookeeper_limits", b"count=9"), ("zookeeper_stats", b"")):
-                        _, err, _ = await b.batcher.submit(
-                            _create(f"/zookeeper/quota/q/{path}", data)
-                        )
-                        assert err == 0
-                return await txn_encoded(request)
-
-            client_a.txn_encoded = meanwhile  # type: ignore[method-assign]
-            client_a.start_txn = never_at_once  # type: ignore[method-assign]
-            _, err, _ = await a.batcher.submit(_create("/q/x", b"xyz"))
-            assert err == 0 and len(sent) == 2
+            quota = [
+                _create("/zookeeper/quota/q/zookeeper_limits", b"count=9"),
+                _create("/zookeeper/quota/q/zookeeper_stats"),
+            ]
+            sent = await _raced(twins, fence, quota, _create("/q/x", b"xyz"))
+            assert len(sent) == 2
             # (per-key, the clock's time bound on the fence may fail it first: the ``!quota``
             # compare is what holds when both transactions have the same time)
             assert ((a.mirror.layout.quotas, MOD) in _compares(sent[0])) != fence
-            await a.mirror.catch_up()
             assert _stats(a, "/q") == b"count=2,bytes=4"
 
     trio.run(main)
@@ -279,30 +297,17 @@ def test_a_quota_counted_before_another_zetcds_write_counts_it(
     count again: a transaction that creates a limits or stats node pins the fence."""
 
     async def main() -> None:
-        async with _twins(etcd) as (client_a, a, _, b):
+        async with _twins(etcd) as twins:
+            a = twins[1]
             for path, data in (
                 ("/q", b"q"),
                 ("/zookeeper/quota/q", b""),
                 ("/zookeeper/quota/q/zookeeper_limits", b"count=9"),
             ):
                 await a.batcher.submit(_create(path, data))
-            await b.mirror.catch_up()
-            a.batcher.use_fence = fence
-            sent: list[bytes] = []
-            txn_encoded = client_a.txn_encoded
-
-            async def meanwhile(request: bytes) -> object:
-                sent.append(request)
-                if len(sent) == 1:
-                    _, err, _ = await b.batcher.submit(_create("/q/x", b"xyz"))
-                    assert err == 0
-                return await txn_encoded(request)
-
-            client_a.txn_encoded = meanwhile  # type: ignore[method-assign]
-            client_a.start_txn = never_at_once  # type: ignore[method-assign]
-            _, err, _ = await a.batcher.submit(_create("/zookeeper/quota/q/zookeeper_stats"))
-            assert err == 0 and len(sent) == 2
-            await a.mirror.catch_up()
+            stats = _create("/zookeeper/quota/q/zookeeper_stats")
+            sent = await _raced(twins, fence, [_create("/q/x", b"xyz")], stats)
+            assert len(sent) == 2
             assert _stats(a, "/q") == b"count=2,bytes=4"
 
     trio.run(main)
