@@ -7,7 +7,11 @@ import re
 import subprocess
 import uuid
 
+import pytest
+
 from tests.conftest import Target
+from tests.servers import EtcdServer, ZooKeeperServer
+from tests.zetcd_server import ZetcdServer
 
 ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
 CLI_MT = "/usr/lib/zookeeper/bin/cli_mt"
@@ -50,9 +54,17 @@ def test_java_zkcli(target: Target) -> None:
     assert f"Node does not exist: {root}" in out, out
 
 
-def test_java_zkcli_quotas(target: Target) -> None:
+@pytest.mark.parametrize("kind", ["zookeeper", "zetcd"])
+def test_java_zkcli_quotas(kind: str, etcd: EtcdServer) -> None:
     """zkCli's setquota writes the limits and stats nodes; listquota shows the counts the
-    server keeps current; delquota removes the limit."""
+    server keeps current; delquota removes the limit. On servers of its own: the shared ones'
+    /zookeeper/quota is compared with a fresh server's elsewhere (test_crosscheck_e2e)."""
+    server = ZooKeeperServer() if kind == "zookeeper" else ZetcdServer(etcd.endpoint)
+    with server:
+        _zkcli_quotas(server.address)
+
+
+def _zkcli_quotas(address: str) -> None:
     root = f"/zkquota-{uuid.uuid4().hex[:8]}"
     script = "\n".join(
         [
@@ -69,7 +81,7 @@ def test_java_zkcli_quotas(target: Target) -> None:
             "quit",
         ]
     )
-    out = _run([ZKCLI, "-server", target.address], script + "\n")
+    out = _run([ZKCLI, "-server", address], script + "\n")
     assert "ConnectionLoss" not in out, out
     stats = re.findall(rf"Output stat for {root} (count=-?\d+,bytes=-?\d+)", out)
     assert stats[:2] == ["count=2,bytes=13", "count=2,bytes=4"], out
