@@ -343,6 +343,8 @@ class Scratch:
                 self.quotas = self.quotas | {added}
             counted = Q.created_stats(path)
             if counted is not None:
+                self.guard_data(st)
+                self._guard_quota_stats(st)
                 self._set_stats(st, Q.counted(*self._subtree(counted)))
         if self.quotas:
             self._count(path, 1, len(st.data))
@@ -385,11 +387,11 @@ class Scratch:
             self._set_stats(st, data)
 
     def _set_stats(self, st: NodeState, data: bytes) -> None:
+        """Write a stats node's counts in place (its callers pinned its d and q keys: a
+        setData meanwhile would replace what was counted on)."""
         st.q_data = data
         self.quota_bytes += len(data) + len(st.dkey) + 32
         self._touch(st)
-        self.guard_data(st)  # a setData meanwhile would replace what was counted on
-        self._guard_quota_stats(st)
 
     def _guard_quota_stats(self, st: NodeState) -> None:
         """Pin a stats node's q key, which compile() may put or delete (one operation)."""
