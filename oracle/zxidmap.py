@@ -13,6 +13,12 @@ same answer, and the mapping built from the pairs must stay consistent.
   transactions (a session expiring on one server before the other) move it on one side only,
   so read pairs are compared by order alone: the set of known transactions at or below it must
   be the same on both sides, and read pairs never cross each other.
+- A txn pair learned after reads that it does not fit (a read at or above it on one side and
+  below it on the other) is a background transaction that one side had made and the other not
+  yet when those reads were answered: a client's write cannot be one, as the two sides get
+  each request, one at a time, before the next, and its reply names it at once. Those reads
+  are dropped, not reported (a session expiry read between the two sides' expiries, then a
+  Stat naming it, must not be a divergence).
 - Zxids <= 0 are literals (0: never written, or an auth reply; -1: a notification) and must be
   equal.
 
@@ -96,13 +102,24 @@ class ZxidMap:
             return Conflict("reordered", c, o, (self._txn_c[i - 1], self._txn_o[i - 1]))
         if i < len(self._txn_c) and self._txn_o[i] < o:
             return Conflict("reordered", c, o, (self._txn_c[i], self._txn_o[i]))
+        self._drop_reads_across(c, o)
+        return None
+
+    def _drop_reads_across(self, c: int, o: int) -> None:
+        """Forget the reads that a background txn (c, o) was made between on the two sides:
+        those below it on the candidate and not on the oracle, and the reverse. Read pairs never
+        cross, so they are one run around where the txn sorts."""
         reads = self._reads
         j = bisect_left(reads, (c, -1))  # reads[:j] came before this txn on the candidate
-        if j > 0 and reads[j - 1][1] >= o:
-            return Conflict("reordered", c, o, reads[j - 1])
-        if j < len(reads) and reads[j][1] < o:
-            return Conflict("reordered", c, o, reads[j])
-        return None
+        lo = hi = j
+        while lo > 0 and reads[lo - 1][1] >= o:
+            lo -= 1
+        while hi < len(reads) and reads[hi][1] < o:
+            hi += 1
+        if lo < hi:
+            for pair in reads[lo:hi]:
+                self._read_set.discard(pair)
+            del reads[lo:hi]
 
     def _observe_read(self, c: int, o: int) -> Conflict | None:
         if (c, o) in self._read_set:
