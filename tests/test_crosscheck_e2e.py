@@ -57,9 +57,9 @@ OPEN = (ACL(31, Id("world", "anyone")),)
 
 # Scenarios that currently diverge because of emulation bugs: tests/test_crosscheck_known.py
 KNOWN = {"test_reconnect_outcomes", "test_other_3_6_ops"}
-# Reads right after an expiry, before the other side's expiry: test_session_expiry instead.
-# A silent client is expired by each side on its own clock (ZooKeeper's rounded up to its
-# tick), and the side that expires it first closes the client's one connection to both.
+# Reads right after an expiry, maybe before the other side's (both expire at the same tick,
+# but each takes its own time to do it): test_session_expiry instead. A silent client's
+# connection is closed by the side that expires it first, for both.
 RACY = {
     "test_session_expiry_deletes_ephemerals_and_fires_watches",
     "test_a_silent_client_with_an_open_connection_expires",

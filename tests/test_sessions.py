@@ -23,8 +23,15 @@ from tests.zetcd_server import ZetcdServer
 from zetcd.emulation import plans
 from zetcd.emulation.backend import EtcdBackend, Options
 from zetcd.emulation.layout import Layout, revision_of
-from zetcd.emulation.sessions import SessionKeeper, SessionLimits, lease_ttl, renew_interval
+from zetcd.emulation.sessions import (
+    SessionKeeper,
+    SessionLimits,
+    expiry_bucket,
+    lease_ttl,
+    renew_interval,
+)
 from zetcd.etcd import EtcdClient
+from zetcd.expiry import ExpiryQueue
 from zetcd.proto.connection import Notification
 from zetcd.proto.constants import Err, OpCode
 from zetcd.proto.records import (
@@ -467,6 +474,56 @@ def test_a_silent_client_with_an_open_connection_expires(diff: Diff) -> None:
     assert _silent_client_transcript(diff.zetcd) == _silent_client_transcript(diff.zookeeper)
 
 
+@pytest.mark.parametrize("connection", ["closed", "left open"])
+def test_a_session_expires_at_zookeepers_tick(diff: Diff, connection: str) -> None:
+    """ZooKeeper expires a session at its timeout after the client was last heard from,
+    rounded up to the next multiple of tickTime on the monotonic clock (its session tracker's
+    ExpiryQueue), whether the connection closed or stayed open without a word; zetcd at that
+    same moment. The last request is sent a quarter into a tick, so that the rounding moves the
+    expiry about 1.5 s past the timeout."""
+    tick, timeout = 2.0, 4000
+    servers = {"zookeeper": diff.zookeeper, "zetcd": diff.zetcd}
+    observers = {kind: _kazoo(address) for kind, address in servers.items()}
+    deleted: dict[str, float] = {}
+    done = threading.Event()
+    owners = []
+    try:
+        for address in servers.values():
+            owner = RawClient(address)
+            owner.connect(timeout=timeout)
+            owners.append(owner)
+        time.sleep(0.3)
+        while not 400 <= time.monotonic() * 1000 % (tick * 1000) <= 600:
+            time.sleep(0.005)
+        start = time.monotonic()
+        for (kind, observer), owner in zip(observers.items(), owners, strict=True):
+            path = f"/tick-{uuid.uuid4().hex[:10]}"
+            assert owner.call(OpCode.CREATE, CreateRequest(path, b"", OPEN, 1)).header.err == 0
+
+            def gone(event: Any, kind: str = kind) -> None:
+                deleted[kind] = time.monotonic()
+                if len(deleted) == len(servers):
+                    done.set()
+
+            assert observer.exists(path, watch=gone) is not None
+            if connection == "closed":
+                owner.close()
+        heard = time.monotonic()  # both servers heard their owner between start and here
+        assert heard - start < 0.4, "too slow to keep both requests within one tick"
+        assert done.wait(20), f"no expiry within 20 s: {deleted}"
+    finally:
+        for owner in owners:
+            owner.close()
+        for observer in observers.values():
+            observer.stop()
+            observer.close()
+    bucket = (int((start + timeout / 1000) / tick) + 1) * tick
+    # each expiry at the moment its tick comes (plus the time to carry it out), both alike
+    assert {kind: bucket - 0.01 <= at < bucket + 0.75 for kind, at in deleted.items()} == {
+        kind: True for kind in servers
+    }, {kind: round(at - bucket, 3) for kind, at in deleted.items()}
+
+
 def test_connections_without_a_connect_request_are_closed(diff: Diff) -> None:
     """ZooKeeper closes a connection that has not sent its ConnectRequest 10 to 20 s after it
     opened (zookeeper.nio.sessionlessCnxnTimeout, 10 s, on an expiry queue of 10 s rounds);
@@ -636,6 +693,17 @@ async def _gone_after(client: EtcdClient, lease: int, since: float) -> float:
     while await client.lease_ttl(lease) != -1:
         await trio.sleep(0.05)
     return time.monotonic() - since
+
+
+def test_an_expiry_falls_in_the_bucket_dump_lists() -> None:
+    """expiry_bucket (when the keeper expires a session) and the ExpiryQueue that answers
+    `dump` (checked against ZooKeeper's in test_observability) round alike; tick 0: none."""
+    for now_ms, timeout in itertools.product((0, 1, 1999, 2000, 2001, 987_654_321), (4000, 4001)):
+        queue = ExpiryQueue(2000)
+        queue.touch("s", now_ms, timeout)
+        at = (now_ms + 0.5) / 1000  # time.monotonic() between two milliseconds
+        assert expiry_bucket(at, timeout, 2000) == queue.where["s"] / 1000
+    assert expiry_bucket(10.25, 4000, 0) == 14.25
 
 
 @pytest.mark.parametrize("end", ["process dies", "connection closes", "renewal came late"])

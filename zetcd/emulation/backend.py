@@ -81,7 +81,7 @@ class EtcdBackend:
         self.options = options
         self.layout = Layout(options.prefix)
         self.mirror = Mirror(client, self.layout)
-        self.keeper = SessionKeeper(client)
+        self.keeper = SessionKeeper(client, options.limits.tick_time)
         self.store = SessionStore(client, self.mirror)
         self.local: dict[int, EtcdSession] = {}  # sessions attached to this process
         self.batcher = Batcher(client, self.mirror, max_txn_ops=options.etcd_max_txn_ops)

@@ -9,7 +9,9 @@ is used up. So, as ZooKeeper counts a session's timeout from when it last heard 
 the lease runs out no sooner than the timeout after the client was last heard from, whether the
 connection closes or this process dies, and at most about LEASE_SLACK later (ZooKeeper: at most one
 tick later). While this process lives, the keeper expires its sessions itself, at the moment
-their timeout runs out (the backend's expiry: ephemerals and record in one transaction). When
+ZooKeeper's session tracker would: their timeout after the client was last heard from, rounded
+up to the next multiple of the tick on the monotonic clock (ZooKeeper's ExpiryQueue buckets;
+the backend's expiry: ephemerals and record in one transaction). When
 etcd expires a lease the record vanishes; every zetcd's mirror sees that, and the session's
 ephemerals are deleted in one transaction that also bumps each parent's cversion and pzxid
 (plans.end_session; in several when they do not fit one), guarded so that a live session is
@@ -74,6 +76,16 @@ def renew_interval(ttl: int, timeout_ms: int) -> float:
 CUT_OFF_MIN_WAIT = 0.25
 
 
+def expiry_bucket(at: float, timeout_ms: int, tick_ms: int) -> float:
+    """When ZooKeeper's session tracker expires a session touched at ``at`` (time.monotonic(),
+    the clock of Java's nanoTime) with this timeout: ``at + timeout`` rounded up to the next
+    multiple of the tick, in whole milliseconds (ExpiryQueue.update: a moment that is a
+    multiple already goes one tick further). ``tick_ms`` 0: exactly ``at + timeout``."""
+    if tick_ms <= 0:
+        return at + timeout_ms / 1000
+    return ((int(at * 1000) + timeout_ms) // tick_ms + 1) * tick_ms / 1000
+
+
 class _Attached:
     __slots__ = (
         "every",
@@ -82,6 +94,7 @@ class _Attached:
         "on_cut_off",
         "on_expired",
         "renewed",
+        "tick",
         "timeout",
         "touched",
         "ttl",
@@ -97,9 +110,11 @@ class _Attached:
         on_cut_off: Callable[[], None],
         expire: Callable[[], Awaitable[None]],
         renewed: float,
+        tick: int,
     ) -> None:
         self.ttl = ttl
-        self.timeout = timeout / 1000  # the negotiated session timeout, in seconds
+        self.timeout = timeout  # the negotiated session timeout, in ms
+        self.tick = tick  # ms, 0: no rounding (expiry_bucket)
         self.every = renew_interval(ttl, timeout)
         self.heard = heard
         self.on_expired = on_expired
@@ -113,11 +128,17 @@ class _Attached:
     def deadline(self) -> float:
         """When the session expires unless its client is heard from first: its timeout after
         the client was last heard from, or the moment a createSession sent inside the session
-        set, until the client is heard from after that."""
+        set, until the client is heard from after that (either rounded up to the tick)."""
         heard = self.heard()
         if self.until is not None and heard <= self.touched:
             return self.until
-        return heard + self.timeout
+        return expiry_bucket(heard, self.timeout, self.tick)
+
+    def next_look(self) -> float:
+        """When the keeper looks at the session next: its next renewal, or its deadline if that
+        comes first (a client that has gone silent: its session expires at that moment, and
+        one heard from since then is only renewed a little early)."""
+        return min(self.renewed + self.every, self.deadline())
 
     def outlives_deadline(self) -> bool:
         """Does the lease (last renewed at ``renewed``) last until the session's deadline?"""
@@ -129,16 +150,17 @@ class SessionKeeper:
     ZooKeeper's session tracker keeps a session alive while its client is heard from.
 
     - A session whose client has sent nothing for its whole timeout is expired (its
-      ``expire``): at once if its connection is still open (a frozen process), or when that
-      timeout has run if its connection closed (``detach``), unless it is attached again
-      (resumed here) first.
+      ``expire``) at the moment ZooKeeper's tracker would (``expiry_bucket``: that timeout
+      rounded up to the tick), whether its connection is still open (a frozen process) or
+      closed (``detach``), unless it is attached again (resumed here) first.
     - A session whose lease could not be renewed for two thirds of its timeout (etcd cut off)
       loses its connection, so that its client looks for another server before the session
       can expire in etcd, as a ZooKeeper server without a quorum drops its clients.
     """
 
-    def __init__(self, client: EtcdClient) -> None:
+    def __init__(self, client: EtcdClient, tick_ms: int = 0) -> None:
         self.client = client
+        self.tick = tick_ms  # ZooKeeper's tickTime: expiries round up to it (expiry_bucket)
         self.attached: dict[int, _Attached] = {}
         self._due: dict[int, float] = {}
         # detached sessions: lease -> (when their timeout runs out, their entry)
@@ -172,10 +194,11 @@ class SessionKeeper:
             on_expired if on_cut_off is None else on_cut_off,
             expire,
             time.monotonic() if renewed is None else renewed,
+            self.tick,
         )
         self._ending.pop(session_id, None)
         self.attached[session_id] = entry
-        self._due[session_id] = entry.renewed + entry.every
+        self._due[session_id] = entry.next_look()
         self._wake.set()
 
     def touch(self, session_id: int, timeout_ms: int) -> None:
@@ -188,9 +211,8 @@ class SessionKeeper:
             return
         now = time.monotonic()
         entry.touched = now
-        entry.until = now + timeout_ms / 1000
-        # the session is looked at when its renewal is due: no later than that moment
-        self._due[session_id] = min(self._due.get(session_id, now), max(now, entry.until))
+        entry.until = expiry_bucket(now, timeout_ms, self.tick)
+        self._due[session_id] = entry.next_look()  # no later than that moment
         self._wake.set()
 
     def forget(self, session_id: int) -> bool:
@@ -261,7 +283,7 @@ class SessionKeeper:
                         entry.on_expired()
                     else:
                         entry.renewed = sent
-                        self._due[sid] = sent + entry.every
+                        self._due[sid] = entry.next_look()
             nxt = min(self._due.values(), default=now + 1.0)
             nxt = min(nxt, min((t for t, _ in self._ending.values()), default=nxt))
             self._wake = trio.Event()
@@ -289,7 +311,7 @@ class SessionKeeper:
             " expired",
             sid,
             (now - entry.heard()) * 1000,
-            entry.timeout * 1000,
+            entry.timeout,
         )
         self.forget(sid)
         entry.on_cut_off()
@@ -324,7 +346,7 @@ class SessionKeeper:
     def _until_cut_off(self, due: list[int], now: float) -> float:
         """Seconds until the first of ``due`` has gone unrenewed for 2/3 of its timeout."""
         moments = [
-            e.renewed + e.timeout * 2 / 3 for e in map(self.attached.get, due) if e is not None
+            e.renewed + e.timeout * 2 / 3000 for e in map(self.attached.get, due) if e is not None
         ]
         return max(CUT_OFF_MIN_WAIT, min(moments, default=now) - now)
 
@@ -332,7 +354,7 @@ class SessionKeeper:
         now = time.monotonic()
         for sid in due:
             entry = self.attached.get(sid)
-            if entry is not None and now - entry.renewed > entry.timeout * 2 / 3:
+            if entry is not None and now - entry.renewed > entry.timeout * 2 / 3000:
                 log.warning(
                     "session 0x%x: its lease not renewed for %.1f s: closing its connection so"
                     " that its client finds another server before the session times out",
