@@ -525,24 +525,41 @@ def test_a_session_expires_at_zookeepers_tick(diff: Diff, connection: str) -> No
 
 
 def test_connections_without_a_connect_request_are_closed(diff: Diff) -> None:
-    """ZooKeeper closes a connection that has not sent its ConnectRequest 10 to 20 s after it
-    opened (zookeeper.nio.sessionlessCnxnTimeout, 10 s, on an expiry queue of 10 s rounds);
-    zetcd after 10 s."""
-    socks = {}
+    """ZooKeeper closes a connection that has not sent its ConnectRequest when its bucket in
+    the NIO factory's connection expiry queue comes: 10 s (zookeeper.nio.sessionlessCnxnTimeout)
+    after the client last sent anything, rounded up to the next multiple of 10 s on the
+    monotonic clock; zetcd at the same moment. A connection that sent nothing, one that sent
+    part of a frame, and one that sends another byte of it once the next 10 s have begun (its
+    bucket moves 10 s on)."""
+    period = 10.0
+    while not 0.5 <= time.monotonic() % period <= 8.5:  # away from a bucket's edge
+        time.sleep(0.05)
+    socks: dict[tuple[str, str], RawClient] = {}
     for kind, address in (("zookeeper", diff.zookeeper), ("zetcd", diff.zetcd)):
-        silent = RawClient(address)
-        half = RawClient(address)
-        half.send_raw(b"\x00\x00\x00\x2d\x00\x00\x00\x00")  # 8 bytes of a 49-byte frame
-        socks[kind] = (silent, half)
-    time.sleep(9.0)
-    for silent, half in socks.values():  # everyone still waits for the deadline
-        assert not silent.is_closed(0.1) and not half.is_closed(0.1)
-    time.sleep(13.0)  # ZooKeeper's expiry queue rounds 10 s up to its next 10 s boundary
-    outcome = {kind: [s.is_closed(1.0) for s in pair] for kind, pair in socks.items()}
-    for pair in socks.values():
-        for s in pair:
-            s.close()
-    assert outcome == {"zookeeper": [True, True], "zetcd": [True, True]}
+        socks[kind, "silent"] = RawClient(address)
+        for name in ("half", "trickle"):
+            socks[kind, name] = RawClient(address)
+            socks[kind, name].send_raw(b"\x00\x00\x00\x2d\x00")  # 5 bytes of a 49-byte frame
+    start = time.monotonic()
+    bucket = (int(start / period) + 2) * period  # start + 10 s, rounded up
+    trickled = False
+    closed: dict[tuple[str, str], float] = {}
+    try:
+        while len(closed) < len(socks) and time.monotonic() < bucket + period + 3:
+            if not trickled and time.monotonic() >= bucket - period + 0.5:
+                for (_, name), sock in socks.items():
+                    if name == "trickle":
+                        sock.send_raw(b"\x00")
+                trickled = True
+            for key, sock in socks.items():
+                if key not in closed and sock.is_closed(0.02):
+                    closed[key] = time.monotonic()
+    finally:
+        for sock in socks.values():
+            sock.close()
+    due = {key: bucket + period if key[1] == "trickle" else bucket for key in socks}
+    late = {key: round(closed[key] - due[key], 3) if key in closed else None for key in socks}
+    assert all(v is not None and -0.01 <= v < 0.75 for v in late.values()), late
     with RawClient(diff.zetcd) as c:  # the server still serves
         c.connect()
         assert c.call(OpCode.EXISTS, ExistsRequest("/", False)).header.err == 0

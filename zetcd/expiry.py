@@ -6,8 +6,9 @@ next multiple of the queue's interval on the monotonic clock (the tick for sessi
 sessionless connection timeout for connections), and moves to a later bucket whenever it is
 touched (a session by each request, a connection by each read or write). A bucket left empty
 by such a move stays until its moment has passed, when the expirer takes it, so `dump` lists
-it as "0 expire at ...". zetcd does not expire anything through these (its sessions end as
-docs/architecture.md says); it keeps them only to answer `dump` as ZooKeeper would.
+it as "0 expire at ...". zetcd keeps them to answer `dump` as ZooKeeper would, and closes a
+connection that has not sent its ConnectRequest when its bucket comes (server.py); its sessions
+end as docs/architecture.md says, at the same moments (emulation.sessions.expiry_bucket).
 """
 
 from __future__ import annotations

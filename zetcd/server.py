@@ -239,15 +239,30 @@ class Connection:
 
     async def _sessionless_deadline(self, scope: trio.CancelScope) -> None:
         """Close a connection that has sent neither a ConnectRequest nor a four-letter word
-        within the sessionless timeout, as ZooKeeper's NIO connection factory does
-        (zookeeper.nio.sessionlessCnxnTimeout); with none, never (its Netty factory)."""
+        when ZooKeeper's NIO connection factory would (zookeeper.nio.sessionlessCnxnTimeout):
+        when its bucket in the connection expiry queue comes, the sessionless timeout after
+        the client last sent anything rounded up to the next multiple of that timeout
+        (expiry.py); with none, never (its Netty factory)."""
         timeout = self.config.sessionless_timeout
         if timeout is None:
             return
-        await trio.sleep(timeout)
-        if not self.greeted:
-            log.info("closing %s: no ConnectRequest within %.0f s", self.peer, timeout)
-            scope.cancel()
+        while not self.greeted:
+            at = self._sessionless_expiry(timeout)
+            now = time.monotonic()
+            if at <= now:
+                log.info("closing %s: no ConnectRequest within %.0f s", self.peer, timeout)
+                scope.cancel()
+                return
+            await trio.sleep(at - now)
+
+    def _sessionless_expiry(self, timeout: float) -> float:
+        """When an ungreeted connection expires (time.monotonic()): its bucket, as `dump`
+        lists it; without the expiry queues, the timeout after the client was last heard."""
+        expiry = self.config.expiry
+        bucket = None
+        if expiry is not None and expiry.connections is not None:
+            bucket = expiry.connections.where.get(self)
+        return self.heard + timeout if bucket is None else bucket / 1000
 
     async def _drain(self) -> None:
         """The client stopped sending: let the replies already owed go out first."""
