@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
+from zetcd.emulation.sessions import bucket_ms
+
 
 class ExpiryQueue:
     __slots__ = ("buckets", "interval", "where")
@@ -28,8 +30,7 @@ class ExpiryQueue:
 
     def touch(self, elem: Hashable, now_ms: int, timeout_ms: int) -> None:
         """``elem`` expires ``timeout_ms`` from now (ZooKeeper's ExpiryQueue.update)."""
-        interval = self.interval
-        bucket = ((now_ms + timeout_ms) // interval + 1) * interval
+        bucket = bucket_ms(now_ms, timeout_ms, self.interval)
         where = self.where
         old = where.get(elem)
         if old == bucket:

@@ -76,14 +76,20 @@ def renew_interval(ttl: int, timeout_ms: int) -> float:
 CUT_OFF_MIN_WAIT = 0.25
 
 
+def bucket_ms(now_ms: int, timeout_ms: int, interval_ms: int) -> int:
+    """ZooKeeper's ExpiryQueue.update: an element touched at ``now_ms`` expires at
+    ``now_ms + timeout_ms`` rounded up to the next multiple of the queue's interval (a moment
+    that is a multiple already goes one interval further)."""
+    return ((now_ms + timeout_ms) // interval_ms + 1) * interval_ms
+
+
 def expiry_bucket(at: float, timeout_ms: int, tick_ms: int) -> float:
     """When ZooKeeper's session tracker expires a session touched at ``at`` (time.monotonic(),
-    the clock of Java's nanoTime) with this timeout: ``at + timeout`` rounded up to the next
-    multiple of the tick, in whole milliseconds (ExpiryQueue.update: a moment that is a
-    multiple already goes one tick further). ``tick_ms`` 0: exactly ``at + timeout``."""
+    the clock of Java's nanoTime) with this timeout: ``bucket_ms`` in whole milliseconds, the
+    tick being the interval. ``tick_ms`` 0: exactly ``at + timeout``."""
     if tick_ms <= 0:
         return at + timeout_ms / 1000
-    return ((int(at * 1000) + timeout_ms) // tick_ms + 1) * tick_ms / 1000
+    return bucket_ms(int(at * 1000), timeout_ms, tick_ms) / 1000
 
 
 class _Attached:
