@@ -428,6 +428,11 @@ class Connection:
             self._flush()
             self.drained = trio.Event()
             await self.drained.wait()
+            # ZooKeeper touches a session as it takes each request in (submitRequest), and
+            # stops taking them in while too many are outstanding: the requests read before
+            # this pause and begun after it count as heard now, or a long burst served more
+            # slowly than the session's timeout would expire a session whose client is busy
+            self.heard = time.monotonic()
 
     def _defer(
         self,
