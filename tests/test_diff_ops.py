@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import uuid
+
 from kazoo.security import OPEN_ACL_UNSAFE, make_acl, make_digest_acl
 
 from tests.differential import Diff, Recorder
+from tests.rawclient import RawClient
+from zetcd.proto.constants import OpCode
+from zetcd.proto.records import (
+    ACL,
+    CreateRequest,
+    ExistsRequest,
+    GetChildrenRequest,
+    GetDataRequest,
+    Id,
+    RequestHeader,
+    SetACLRequest,
+    SetDataRequest,
+)
 
 
 def test_create_get_set_delete(diff: Diff) -> None:
@@ -297,6 +312,95 @@ def test_watches_trigger_table(diff: Diff) -> None:
         r.note("no more data events", data.events)
 
     diff(scenario)
+
+
+def test_events_are_checked_against_the_acl_at_their_change_in_a_multi(diff: Diff) -> None:
+    """ZooKeeper checks each watch event against READ with the node's ACL (the parent's, for
+    NodeChildrenChanged) as it is at that change, not after the whole multi: one multi replaces
+    a readable node by an unreadable one and the other way round, creates and deletes an
+    unreadable node, and adds and removes a child before its parent is replaced. zetcd checked
+    them against the ACLs after the transaction (none at all for a node gone by then)."""
+
+    def scenario(r: Recorder) -> None:
+        hidden = [make_acl("ip", "10.0.0.0/8", all=True)]
+        writer = r.client()
+        watcher = r.client()
+        writer.create("/s")
+        writer.create("/t", acl=hidden)
+        writer.create("/p")
+        events = {name: r.watcher() for name in ("s", "t", "u", "v", "p")}
+        for name in ("s", "t", "u", "v"):
+            watcher.exists(f"/{name}", watch=events[name])
+        watcher.get_children("/p", watch=events["p"])
+        last = r.watcher()  # kazoo runs the callbacks in order: this one's comes after all
+        watcher.exists("/z", watch=last)
+        tx = writer.transaction()
+        tx.delete("/s")
+        tx.create("/s", acl=hidden)
+        tx.delete("/t")
+        tx.create("/t")
+        tx.create("/u", acl=hidden)
+        tx.delete("/u")
+        tx.create("/v")
+        tx.delete("/v")
+        tx.create("/p/x")
+        tx.delete("/p/x")
+        tx.delete("/p")
+        tx.create("/p", acl=hidden)
+        r.call("multi", tx.commit)
+        writer.create("/z")
+        r.note("last", last.wait(1))
+        r.note("events", {name: w.events for name, w in events.items()})
+
+    diff(scenario)
+
+
+def test_events_are_checked_against_the_acl_at_their_change_in_pipelined_writes(
+    diff: Diff,
+) -> None:
+    """Pipelined writes share one etcd transaction on zetcd (group commit), and a setACL among
+    them changes the ACL its node's earlier events are checked against: a setData, a create,
+    and a child's create, each followed by a setACL that hides the node from the watcher, must
+    still notify it, as on ZooKeeper."""
+    hidden = (ACL(31, Id("ip", "10.0.0.0/8")),)
+    world = (ACL(31, Id("world", "anyone")),)
+
+    def transcript(address: str) -> list[object]:
+        root = f"/acl-pipe-{uuid.uuid4().hex[:8]}"
+        writer, watcher = RawClient(address), RawClient(address)
+        writer.connect()
+        watcher.connect()
+        for path in (root, f"{root}/a", f"{root}/c"):
+            assert writer.call(OpCode.CREATE, CreateRequest(path, b"", world, 0)).header.err == 0
+        watched = [
+            watcher.call(OpCode.GET_DATA, GetDataRequest(f"{root}/a", True)).header.err,
+            watcher.call(OpCode.EXISTS, ExistsRequest(f"{root}/n", True)).header.err,
+            watcher.call(OpCode.GET_CHILDREN, GetChildrenRequest(f"{root}/c", True)).header.err,
+        ]
+        burst = [
+            (OpCode.SET_DATA, SetDataRequest(f"{root}/a", b"1", -1)),
+            (OpCode.SET_ACL, SetACLRequest(f"{root}/a", hidden, -1)),
+            (OpCode.CREATE, CreateRequest(f"{root}/n", b"", world, 0)),
+            (OpCode.SET_ACL, SetACLRequest(f"{root}/n", hidden, -1)),
+            (OpCode.CREATE, CreateRequest(f"{root}/c/k", b"", world, 0)),
+            (OpCode.SET_ACL, SetACLRequest(f"{root}/c", hidden, -1)),
+        ]
+        frames = b""
+        for opcode, body in burst:  # in one send: zetcd has them all before its transaction
+            writer.xid += 1
+            frames += writer.proto.send_request(RequestHeader(writer.xid, opcode), body)
+        writer.send_raw(frames)
+        errs = [writer.reply().header.err for _ in burst]
+        # the watcher's next reply comes after every event of the writes before it
+        watcher.call(OpCode.EXISTS, ExistsRequest(root, False))
+        events = [(e.type, e.path[len(root) :]) for e in watcher.pending]
+        writer.close()
+        watcher.close()
+        return [watched, errs, events]
+
+    ours = transcript(diff.zetcd)
+    assert ours == transcript(diff.zookeeper)
+    assert ours[2] == [(3, "/a"), (1, "/n"), (4, "/c")]
 
 
 def test_one_notification_per_watcher(diff: Diff) -> None:

@@ -19,6 +19,7 @@ from tests.zetcd_server import ZetcdServer
 from zetcd.emulation import layout as L
 from zetcd.emulation.layout import Layout
 from zetcd.etcd import op_put, prefix_end
+from zetcd.proto.records import ACL, Id
 
 
 def _kazoo(address: str) -> KazooClient:
@@ -242,3 +243,19 @@ def test_acl_values_with_ids_of_64_kib_and_more_round_trip() -> None:
         value = L.encode_acl_value(7, acl)
         assert int.from_bytes(value[4:8], "big", signed=True) == ~3
         assert L.decode_acl_value(value) == (7, acl)
+
+
+def test_log_values_name_event_acls_and_older_ones_still_decode() -> None:
+    """The !log names, for some changes, the ACLs their events are checked against (the node's
+    and the parent's, either may be absent); a log without them, as zetcds before them wrote
+    it, decodes to the same changes and names none."""
+    hidden = (ACL(31, Id("ip", "10.0.0.0/8")), ACL(1, Id("digest", "u:\u00e9\U0001f600")))
+    changes = [("s", "/a"), ("c", "/p/\u00e9"), ("d", "/p/\u00e9"), ("c", "/q")]
+    raw = L.encode_log(changes, {1: (hidden, None), 2: (None, hidden), 3: (hidden, ())})
+    assert L.decode_log(raw) == (
+        changes,
+        {(1, "/p/\u00e9"): hidden, (2, "/p"): hidden, (3, "/q"): hidden, (3, "/"): ()},
+    )
+    older = b'[["s","/a"],["c","/p/x"]]'
+    assert L.decode_log(older) == ([("s", "/a"), ("c", "/p/x")], {})
+    assert L.encode_log([("s", "/a"), ("c", "/p/x")]) == older

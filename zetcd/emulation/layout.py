@@ -36,7 +36,8 @@ k - 1 that etcd's counter did not see (written with a compare, since it is read-
 
 Sessions are ``P s/<id as 16 hex digits>`` attached to the session's lease. ``P !log`` carries
 the exact ZooKeeper-level event sequence of a transaction with several ops or a multi (etcd shows
-only each key's final state); ``P !zx`` says how many zxids a transaction spent, when more than
+only each key's final state), with, for an event whose node or parent has another ACL by the
+end of the transaction, the ACL ZooKeeper checks the event's watchers against (encode_log); ``P !zx`` says how many zxids a transaction spent, when more than
 one.
 
 A quota's ``zookeeper_stats`` node holds counts that ZooKeeper rewrites in place on every write
@@ -328,6 +329,50 @@ class Layout:
         if kind == KIND_SESSION:
             return kind, key[self.plen + 2 :].decode()
         return kind, key[self.plen + 1 :].decode("utf-8", "surrogatepass")
+
+
+# (index of a change in the !log, path) -> the ACL its watch events are checked against
+EventAcls = dict[tuple[int, str], tuple[ACL, ...]]
+
+
+def encode_log(
+    changes: list[tuple[str, str]],
+    acls: dict[int, tuple[tuple[ACL, ...] | None, tuple[ACL, ...] | None]] | None = None,
+) -> bytes:
+    """The ``!log`` value: a JSON list of the changes as ``[kind, path]``. A change whose watch
+    events are checked against an ACL other than the one its node (or its parent, for a child
+    event) has after the transaction, because the transaction set or replaced it later or the
+    node is gone by then, is ``[kind, path, its ACL or null, its parent's ACL or null]`` (each
+    ACL a list of ``[perms, scheme, id]``); ``acls`` maps the index of such a change to them."""
+    if not acls:
+        return json.dumps(changes, separators=(",", ":")).encode()
+    out: list[list[object]] = []
+    for i, (kind, path) in enumerate(changes):
+        entry: list[object] = [kind, path]
+        if i in acls:
+            entry.extend(_acl_json(acl) for acl in acls[i])
+        out.append(entry)
+    return json.dumps(out, separators=(",", ":")).encode()
+
+
+def _acl_json(acl: tuple[ACL, ...] | None) -> list[list[object]] | None:
+    return None if acl is None else [[a.perms, a.id.scheme, a.id.id] for a in acl]
+
+
+def decode_log(raw: bytes) -> tuple[list[tuple[str, str]], EventAcls]:
+    """The changes of a ``!log`` value, and the ACLs it names for their events (encode_log)."""
+    changes: list[tuple[str, str]] = []
+    acls: EventAcls = {}
+    for i, entry in enumerate(json.loads(raw)):
+        kind, path = entry[0], entry[1]
+        changes.append((kind, path))
+        if len(entry) > 2:
+            if entry[2] is not None:
+                acls[i, path] = tuple(ACL(p, Id(s, n)) for p, s, n in entry[2])
+            if entry[3] is not None:
+                parent = path.rpartition("/")[0] or "/"
+                acls[i, parent] = tuple(ACL(p, Id(s, n)) for p, s, n in entry[3])
+    return changes, acls
 
 
 def encode_quotas(quotas: frozenset[tuple[str, ...]]) -> bytes:

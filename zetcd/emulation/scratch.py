@@ -8,11 +8,11 @@ multi, and session clean-up.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from zetcd.emulation import layout as L
 from zetcd.emulation import quotas as Q
+from zetcd.emulation.paths import parent_of
 from zetcd.emulation.tree import Node, Tree
 from zetcd.proto.jute import constructor
 from zetcd.proto.records import ACL, Stat
@@ -199,6 +199,12 @@ class Scratch:
         self.order: list[str] = []  # paths in the order they were first written
         self.txn = EtcdTxn()
         self.log: list[tuple[str, str]] = []  # ZooKeeper-level changes, in order
+        # beside each change, the ACLs its watch events are checked against: its node's and,
+        # for a create or delete, its parent's
+        self.log_acls: list[tuple[tuple[ACL, ...], tuple[ACL, ...] | None]] = []
+        # an ACL changed after a change may have been logged (setACL, a node deleted or created
+        # again): the log may have to name ACLs (_event_acls)
+        self.acl_moves = False
         self._written: set[str] = set()
         self.pos = 0  # position of the op being applied (group commit)
         self.needs_log = False  # a multi: its exact event order goes in the !log key
@@ -269,6 +275,7 @@ class Scratch:
     ) -> None:
         if st.orig is not None:
             st.recreated = True
+            self.acl_moves = True
         st.exists = True
         st.data = data or b""
         st.acl = acl
@@ -290,7 +297,7 @@ class Scratch:
         st.q_data = None
         self._touch(st)
         self._child_changed(parent, True)
-        self._log("c", st)
+        self._log("c", st, parent)
         if self.quotas or st.path.startswith("/zookeeper"):
             self._quota_created(st)
 
@@ -299,10 +306,12 @@ class Scratch:
         # its adjust key) and its ACL key, so that one written meanwhile fails the transaction
         self.guard_children(st)
         self.guard_acl(st)
+        if st.orig is None or st.recreated:
+            self.acl_moves = True  # its ACL after the transaction: its first incarnation's
         st.exists = False
         self._touch(st)
         self._child_changed(parent, False)
-        self._log("d", st)
+        self._log("d", st, parent)
         if self.quotas or st.path.startswith("/zookeeper"):
             self._quota_deleted(st)
 
@@ -326,6 +335,7 @@ class Scratch:
             self._count(st.path, 0, len(st.data) - before)
 
     def set_acl(self, st: NodeState, acl: tuple[ACL, ...]) -> None:
+        self.acl_moves = True
         st.acl = acl
         self.data_bytes += _acl_bytes(acl)
         st.aversion = _inc(st.aversion)
@@ -429,10 +439,47 @@ class Scratch:
                     size += len(st.visible_data)
         return count, size
 
-    def _log(self, kind: str, st: NodeState) -> None:
+    def _log(self, kind: str, st: NodeState, parent: NodeState | None = None) -> None:
         self.log.append((kind, st.path))
+        self.log_acls.append((st.acl, parent.acl if parent is not None else None))
         # JSON escapes a non-ASCII character in at most 12 bytes: 3 per byte of UTF-8
         self.log_bytes += 3 * len(st.dkey) + 8
+
+    def _event_acls(self) -> dict[int, tuple[tuple[ACL, ...] | None, tuple[ACL, ...] | None]]:
+        """By the index of a logged change, the ACLs its watch events are checked against
+        (ZooKeeper checks each against the node's ACL at that change) where they are not the
+        ones a mirror finds once the transaction is applied (tree.Applied.acl_of): the node's
+        then or, gone by then, the one it had before (none, for a node the transaction both
+        created and deleted). None for one that is."""
+        out = {}
+        for i, ((_, path), (acl, parent_acl)) in enumerate(
+            zip(self.log, self.log_acls, strict=True)
+        ):
+            mine = acl if acl != self._acl_after(path) else None
+            theirs = None
+            if parent_acl is not None and parent_acl != self._acl_after(parent_of(path)):
+                theirs = parent_acl
+            if mine is not None or theirs is not None:
+                out[i] = (mine, theirs)
+        return out
+
+    def _acl_after(self, path: str) -> tuple[ACL, ...]:
+        """The ACL tree.Applied.acl_of finds for ``path`` once the transaction is applied."""
+        st = self.states.get(path)
+        if st is None:
+            node = self.tree.nodes.get(path)
+            return node.acl if node is not None else ()
+        if st.exists:
+            return st.acl
+        return st.orig.acl if st.orig is not None else ()
+
+    def _log_size(self) -> int:
+        """A bound of the !log value's size: with ACLs named, each change's two, escaped."""
+        size = self.log_bytes
+        if self.acl_moves:
+            for acl, parent_acl in self.log_acls:
+                size += _acl_json_bytes(acl) + _acl_json_bytes(parent_acl or ())
+        return size
 
     def _child_changed(self, parent: NodeState, added: bool) -> None:
         # a plan creates only a child that does not exist and deletes only one that does
@@ -448,6 +495,7 @@ class Scratch:
         self.order.clear()
         self._written.clear()
         self.log.clear()
+        self.log_acls.clear()
         self.log_bytes = 0
         self.quotas = self.tree.quotas
         self.quotas_changed = False
@@ -464,7 +512,7 @@ class Scratch:
         n = len(self.order)
         compares = self._fenced_compares() if fenced else self.txn.count_compares()
         count = compares + len(self.txn.ops) + 4 * n + 4 + self.quota_ops + 2 * self.quotas_changed
-        size = 256 + self.log_bytes + self.key_bytes + self.data_bytes
+        size = 256 + self._log_size() + self.key_bytes + self.data_bytes
         return count, size + (self._quota_size() if self.quota_ops or self.quotas_changed else 0)
 
     def _quota_size(self) -> int:
@@ -504,7 +552,7 @@ class Scratch:
             ops += 1  # !zx
         if self.pos or self.needs_log:
             ops += 1  # !log
-            size += self.log_bytes
+            size += self._log_size()
         guards = 0  # compares compile() may add
         guard_bytes = 0
         for path in self.order:
@@ -630,8 +678,10 @@ class Scratch:
             # it counted or looked up nodes any transaction may have changed: none may have
             # committed since the plan (the fence's mod revision)
             txn.mods[lay.fence] = self.tree.fence
-        if with_log and implied != self.log:
-            txn.put(lay.log, json.dumps(self.log, separators=(",", ":")).encode())
+        if with_log:
+            acls = self._event_acls() if self.acl_moves else None
+            if acls or implied != self.log:
+                txn.put(lay.log, L.encode_log(self.log, acls))
         if positions > 1:
             txn.put(lay.positions, b"%d" % positions)
         txn.put(lay.fence, L.encode_fence(self.now))
@@ -668,6 +718,14 @@ class Scratch:
             st.mpos,
             st.data,
         )
+
+
+def _acl_json_bytes(acl: tuple[ACL, ...]) -> int:
+    """A bound of an ACL list's size in the !log's JSON (layout.encode_log): JSON escapes a
+    character in at most 12 bytes, 3 per byte of UTF-8."""
+    return 8 + sum(
+        32 + 3 * (_utf8_bound(a.id.scheme or "") + _utf8_bound(a.id.id or "")) for a in acl
+    )
 
 
 def _acl_bytes(acl: tuple[ACL, ...]) -> int:

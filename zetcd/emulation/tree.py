@@ -7,7 +7,6 @@ turns into watch events. It knows nothing of etcd clients or trio.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -211,10 +210,17 @@ class Applied:
     sessions_claimed: list[int] = field(default_factory=list)  # records rewritten (resumed)
     positions: int = 1  # zxids the revision spent
     deleted_acls: dict[str, tuple[ACL, ...]] = field(default_factory=dict)  # for watch delivery
+    # the ACLs the !log names for the events of some changes (layout.encode_log)
+    event_acls: L.EventAcls = field(default_factory=dict)
 
-    def acl_of(self, tree: Tree, path: str) -> tuple[ACL, ...]:
-        """The ACL a watch event on ``path`` is checked against: the node's, or, for a node
-        this revision deleted, the one it had."""
+    def acl_of(self, tree: Tree, index: int, path: str) -> tuple[ACL, ...]:
+        """The ACL a watch event on ``path`` from change ``index`` is checked against, as
+        ZooKeeper checks it at that change: the one the log names, else the node's, or, for a
+        node this revision deleted, the one it had."""
+        if self.event_acls:
+            named = self.event_acls.get((index, path))
+            if named is not None:
+                return named
         node = tree.nodes.get(path)
         if node is not None:
             return node.acl
@@ -324,7 +330,7 @@ class Tree:
                         self.quotas, self.quotas_rev = frozenset(), 0
                     continue
                 if kv.key == self.layout.log:
-                    logged = [(c[0], c[1]) for c in json.loads(kv.value)]
+                    logged, out.event_acls = L.decode_log(kv.value)
                 elif kv.key == self.layout.positions:
                     out.positions = int(kv.value)
                 elif kv.key == self.layout.fence:

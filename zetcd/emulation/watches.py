@@ -40,7 +40,8 @@ from zetcd.emulation.tree import CHANGED, CREATED, DELETED
 from zetcd.proto.constants import EventType, Perm
 from zetcd.proto.records import ACL
 
-AclOf = Callable[[str], tuple[ACL, ...]]
+# (index of the change, path) -> the ACL the change's watch events on path are checked against
+AclOf = Callable[[int, str], tuple[ACL, ...]]
 _READ = int(Perm.READ)  # a plain int: IntFlag's & is slow
 
 STANDARD = 0
@@ -199,24 +200,24 @@ class WatchManager:
         data, child = self.data, self.child
         if not data.by_path and not child.by_path:  # no watches at all: nothing fires
             return
-        for kind, path in changes:
+        for i, (kind, path) in enumerate(changes):
             if kind == CHANGED:
                 if data.may_fire(path):
-                    data.trigger(path, EventType.NODE_DATA_CHANGED, acl_of(path))
+                    data.trigger(path, EventType.NODE_DATA_CHANGED, acl_of(i, path))
             elif kind == CREATED:
                 if data.may_fire(path):
-                    data.trigger(path, EventType.NODE_CREATED, acl_of(path))
+                    data.trigger(path, EventType.NODE_CREATED, acl_of(i, path))
                 if path != "/":
                     parent = parent_of(path)
                     if child.may_fire(parent):
-                        child.trigger(parent, EventType.NODE_CHILDREN_CHANGED, acl_of(parent))
+                        child.trigger(parent, EventType.NODE_CHILDREN_CHANGED, acl_of(i, parent))
             elif kind == DELETED:
-                acl = acl_of(path)
+                acl = acl_of(i, path)
                 told = data.trigger(path, EventType.NODE_DELETED, acl)
                 child.trigger(path, EventType.NODE_DELETED, acl, told)
                 if path != "/":
                     parent = parent_of(path)
-                    child.trigger(parent, EventType.NODE_CHILDREN_CHANGED, acl_of(parent))
+                    child.trigger(parent, EventType.NODE_CHILDREN_CHANGED, acl_of(i, parent))
 
     def add_persistent(self, path: str, watcher: Watcher, recursive: bool) -> None:
         """addWatch and setWatches2: the watch goes in both tables (a recursive one never
