@@ -156,6 +156,9 @@ def test_truncated_bodies_get_marshalling_error_and_keep_the_connection(diff: Di
             (OpCode.GET_DATA, b"\x00\x00"),
             (OpCode.CREATE, struct.pack(">i", 2) + b"/x"),
             (OpCode.SET_DATA, b""),
+            # reconfig alone is decoded before it takes a zxid: none spent, "same"
+            (OpCode.RECONFIG, b""),
+            (OpCode.RECONFIG, struct.pack(">i", 0)),
         ):
             c.xid += 1
             frame = struct.pack(">ii", c.xid, opcode) + body

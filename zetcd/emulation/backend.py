@@ -406,7 +406,11 @@ class EtcdSession:
         if opcode in (OpCode.AUTH, OpCode.SASL):  # ZooKeeper drops the connection, no reply
             raise DropConnection()
         await self.mirror.caught_up()
-        if opcode in plans.OPS or opcode in (OpCode.MULTI, OpCode.CREATE_SESSION):
+        # a write that does not decode still spends a zxid, as ZooKeeper decodes most writes
+        # after it takes one; reconfig is decoded before (PrepRequestProcessor)
+        if opcode != OpCode.RECONFIG and (
+            opcode in plans.OPS or opcode in (OpCode.MULTI, OpCode.CREATE_SESSION)
+        ):
             try:
                 zxid, _, _ = await self.backend.batcher.submit(
                     plans.error_write(Err.MARSHALLING_ERROR)
