@@ -175,11 +175,13 @@ def test_server_four_letter_word(word: str) -> None:
     assert feed_whole(server, b"\n" + CONNECT_FRAME) == []  # ignored: the server will close
 
 
-def test_server_stmk_waits_for_its_trace_mask() -> None:
-    server = ServerProtocol()
-    assert feed_bytewise(server, b"stmk" + struct.pack(">q", 0x1F2)) == [
-        FourLetterWord("stmk", 0x1F2)
-    ]
+def test_server_stmk_takes_only_the_trace_mask_that_came_with_it() -> None:
+    """As ZooKeeper, which reads the mask once, right after the word: a mask that comes later
+    is not waited for."""
+    mask = struct.pack(">q", 0x1F2)
+    assert feed_whole(ServerProtocol(), b"stmk" + mask) == [FourLetterWord("stmk", 0x1F2)]
+    assert feed_bytewise(ServerProtocol(), b"stmk" + mask) == [FourLetterWord("stmk", None)]
+    assert feed_whole(ServerProtocol(), b"stmk" + mask[:3]) == [FourLetterWord("stmk", None)]
 
 
 CONNECT_FRAME = frame(encode_connect_request(CONNECT_REQUEST))

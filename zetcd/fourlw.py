@@ -94,7 +94,9 @@ class FourLetterWords:
         fn = getattr(self, "_" + word, None)
         if fn is None:
             return None
-        text: str = fn(conn)
+        text: str | None = fn(conn)
+        if text is None:  # no answer: the connection just closes
+            return None
         return java_utf8(text)  # watched paths are Java strings (surrogate pairs)
 
     # ------------------------------------------------------------------ helpers
@@ -261,8 +263,11 @@ class FourLetterWords:
     def _gtmk(self, conn: Any) -> str:
         return str(self.trace_mask)
 
-    def _stmk(self, conn: Any) -> str:
+    def _stmk(self, conn: Any) -> str | None:
+        """Sets the level to the mask that came with the word; without one (fewer than 8
+        bytes came with it) ZooKeeper's read of it throws: no answer, the level unchanged."""
         mask = getattr(conn, "trace_mask", None)
-        if mask is not None:
-            self.trace_mask = mask
+        if mask is None:
+            return None
+        self.trace_mask = mask
         return str(self.trace_mask)

@@ -20,7 +20,9 @@ Server side (:class:`ServerProtocol`), as ``NIOServerCnxn`` does it:
                                                  MarshallingError and goes on)
     CLOSED         anything                      ProtocolError
 
-``stmk`` carries an 8-byte trace mask after the word: its event waits for those bytes.
+``stmk`` carries an 8-byte trace mask after the word, read as ZooKeeper reads it: at once,
+from what was received with the word (ZooKeeper's one read right after it). When fewer than 8
+bytes are there the event has no mask, and ZooKeeper then closes without an answer.
 
 Client side (:class:`ClientProtocol`): the first frame received after ``send_connect`` is
 a ConnectResponse; every later frame is a reply, matched to the opcode of the request
@@ -131,11 +133,10 @@ class ServerState(enum.Enum):
 class ServerProtocol:
     """The server end of one client connection."""
 
-    __slots__ = ("_frames", "_pending_word", "state")
+    __slots__ = ("_frames", "state")
 
     def __init__(self, max_packet: int = DEFAULT_MAX_PACKET) -> None:
         self._frames = FrameReader(max_packet)
-        self._pending_word: str | None = None
         self.state = ServerState.AWAIT_CONNECT
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
@@ -171,22 +172,16 @@ class ServerProtocol:
 
     def _await_connect(self) -> ServerEvent:
         frames = self._frames
-        word = self._pending_word
-        if word is None:
-            sniffed = frames.sniff_four_letter_word()
-            if sniffed is NEED_DATA:
-                return NEED_DATA
-            word = sniffed
+        word = frames.sniff_four_letter_word()
+        if word is NEED_DATA:
+            return NEED_DATA
         if word is not None:
             mask: int | None = None
             if word == "stmk":
                 raw = frames.take(_TRACE_MASK.size)
-                if raw is None:
-                    self._pending_word = word
-                    return NEED_DATA
-                (mask,) = _TRACE_MASK.unpack(raw)
+                if raw is not None:
+                    (mask,) = _TRACE_MASK.unpack(raw)
             self.state = ServerState.FOUR_LETTER_WORD
-            self._pending_word = None
             return FourLetterWord(word, mask)
         body = self._next_frame()
         if body is None:
