@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fuzz.driver import StepResult
-from fuzz.ops import Create, Mangled, Multi, op_name
+from fuzz.ops import Create, Mangled, Multi, Pipeline, op_name
 from zetcd.proto.constants import CreateMode, Err, OpCode
 from zetcd.proto.opcodes import OPS
 
@@ -81,6 +81,8 @@ class Coverage:
             self.exchanges[ex.op] += 1
 
     def _opcodes(self, op: Any) -> Iterable[str]:
+        if isinstance(op, Pipeline):
+            return [name for sub in op.ops for name in self._opcodes(sub)]
         if isinstance(op, Mangled):
             op = op.op
         opcode = getattr(op, "opcode", None)
@@ -92,6 +94,8 @@ class Coverage:
         return names
 
     def _creates(self, op: Any) -> Iterable[Create]:
+        if isinstance(op, Pipeline):
+            return [create for sub in op.ops for create in self._creates(sub)]
         if isinstance(op, Create):
             return (op,)
         if isinstance(op, Multi):

@@ -51,6 +51,7 @@ from fuzz.ops import (
     Mangled,
     Multi,
     Open,
+    Pipeline,
     Resume,
     Step,
     op_name,
@@ -106,7 +107,9 @@ class StepResult:
     created: list[str] = field(default_factory=list)
     errors: list[int] = field(default_factory=list)
     skipped: str = ""
+    # the session whose requests the step sent, and the replies each side had had before them
     acting: tuple[int, dict[Side, int]] | None = None
+    requests: int = 1  # how many it sent (a Pipeline's several)
 
     def add(self, d: Divergence | None) -> None:
         if d is not None:
@@ -123,7 +126,7 @@ def _creates_ttl_crash(op: Any) -> bool:
     """createTTL with a non-TTL mode and ttl < 0 crashes ZooKeeper 3.8 (zk-facts.md §1)."""
     if isinstance(op, Mangled):
         return _creates_ttl_crash(op.op)
-    if isinstance(op, Multi):
+    if isinstance(op, Multi | Pipeline):
         return any(_creates_ttl_crash(sub) for sub in op.ops)
     return (
         isinstance(op, Create)
@@ -169,6 +172,7 @@ class Driver:
             Drop: self._drop,
             Resume: self._resume_step,
             Expire: self._expire,
+            Pipeline: self._pipeline,
         }
 
     # --- paths ------------------------------------------------------------------------
@@ -253,25 +257,48 @@ class Driver:
         st = self._live(slot, res)
         if st is None:
             return
+        before = {side: st.conns[side].replies for side in SIDES}  # type: ignore[union-attr]
+        sent = self._send(st, op)
+        res.acting = (slot, before)
+        self._answered(st, op, *sent, res)
+
+    def _pipeline(self, slot: int, op: Pipeline, res: StepResult) -> None:
+        """Every request sent on both sides before any reply is read; then each compared."""
+        st = self._live(slot, res)
+        if st is None:
+            return
+        before = {side: st.conns[side].replies for side in SIDES}  # type: ignore[union-attr]
+        sent = [(sub, *self._send(st, sub)) for sub in op.ops]
+        res.acting = (slot, before)
+        res.requests = len(op.ops)
+        for sub, xid, ok in sent:
+            self._answered(st, sub, xid, ok, res)
+
+    def _send(self, st: FuzzSession, op: Any) -> tuple[int, dict[Side, bool]]:
+        """Send ``op`` on both sides: its xid, and on which side it went out."""
         xid = getattr(op, "xid", None)
         if xid is None:
             xid = st.next_xid()
-        opcode = op.opcode
-        body = op.request_body(self.full)
         record, raw = wire(op, self.full)
         sent: dict[Side, bool] = {}
-        before: dict[Side, int] = {}
         for side in SIDES:
             conn = st.conns[side]
             assert conn is not None
-            before[side] = conn.replies
-            sent[side] = conn.send(xid, opcode, record, raw)
+            sent[side] = conn.send(xid, op.opcode, record, raw)
+        return xid, sent
+
+    def _answered(
+        self, st: FuzzSession, op: Any, xid: int, sent: Mapping[Side, bool], res: StepResult
+    ) -> None:
+        """Wait for the reply to ``op`` on both sides and compare the two."""
+        slot = st.slot
+        opcode = op.opcode
+        body = op.request_body(self.full)
         outs: dict[Side, Outcome] = {}
         for side in SIDES:
             conn = st.conns[side]
             assert conn is not None
             outs[side] = conn.wait_reply(xid) if sent[side] else Outcome(CLOSED)
-        res.acting = (slot, before)
         self._note_watches(st, op)
         name = op_name(op)
         res.exchanges.append(Exchange(name, body, {s: _raw(outs[s]) for s in SIDES}))
@@ -669,6 +696,10 @@ class Driver:
         for ev in conn.take_events():
             phase = ""
             if acting is not None and acting[0] == st.slot:
-                phase = "before reply" if ev.replies_before <= acting[1][side] else "after reply"
+                # a Pipeline's: after how many of its replies
+                k = ev.replies_before - acting[1][side]
+                phase = "before reply" if k <= 0 else "after reply"
+                if res.requests > 1 and k > 0:
+                    phase = f"after reply {min(k, res.requests)}"
             out.append((phase, ev.event.type, ev.event.state, ev.event.path))
         return out

@@ -39,6 +39,7 @@ from fuzz.ops import (
     GetData,
     Multi,
     Open,
+    Pipeline,
     Resume,
     SetData,
     Step,
@@ -141,6 +142,10 @@ class ZooKeeperMachine(RuleBasedStateMachine):
     @rule(target=paths, session=sessions, ops=fs.multi_ops(PATHS))
     def multi(self, session: int, ops: tuple[Any, ...]) -> Any:
         return multiple(*self._run(session, Multi(ops)).created)
+
+    @rule(target=paths, session=sessions, ops=fs.pipeline_ops(PATHS))
+    def pipeline(self, session: int, ops: tuple[Any, ...]) -> Any:
+        return multiple(*self._run(session, Pipeline(ops)).created)
 
     @rule(session=sessions, ops=fs.multi_read_ops(PATHS))
     def multi_read(self, session: int, ops: tuple[Any, ...]) -> None:

@@ -423,6 +423,15 @@ class Mangled:
         return self.op.request_body(full)
 
 
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    """Requests one session sends back to back before it reads any reply, as a pipelining
+    client does: zetcd commits the writes among them in one etcd transaction (group commit),
+    ZooKeeper applies them one by one. Each is compared as a request of its own."""
+
+    ops: tuple[Any, ...] = ()
+
+
 LIFECYCLE_OPS: tuple[type, ...] = (Open, Close, Drop, Resume, Expire)
 REQUEST_OPS: tuple[type, ...] = (
     Create,
@@ -450,7 +459,7 @@ REQUEST_OPS: tuple[type, ...] = (
     Unknown,
     Mangled,
 )
-OP_TYPES: dict[str, type] = {cls.__name__: cls for cls in (*LIFECYCLE_OPS, *REQUEST_OPS)}
+OP_TYPES: dict[str, type] = {cls.__name__: cls for cls in (*LIFECYCLE_OPS, *REQUEST_OPS, Pipeline)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -515,7 +524,7 @@ def step_from_json(obj: dict[str, Any]) -> Step:
 def op_name(op: Any) -> str:
     """ZooKeeper's name for what ``op`` sends (``create2``, ``multiRead``), or the life-cycle
     op's own (``open``, ``expire``)."""
-    if isinstance(op, LIFECYCLE_OPS):
+    if isinstance(op, (*LIFECYCLE_OPS, Pipeline)):
         return type(op).__name__.lower()
     if isinstance(op, Mangled):
         return f"{op_name(op.op)}(mangled)"

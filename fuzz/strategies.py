@@ -25,6 +25,7 @@ from fuzz.ops import (
     Create,
     Delete,
     DeleteContainer,
+    Exists,
     GetACL,
     GetAllChildrenNumber,
     GetChildren,
@@ -150,6 +151,26 @@ def multi_ops(paths: st.SearchStrategy[str]) -> st.SearchStrategy[tuple[Any, ...
     odd_read = st.builds(GetData, paths, st.just(False))
     op = st.one_of(*([write] * 15), odd_read)  # a read op in a multi fails the whole multi
     return st.lists(op, max_size=4).map(tuple)
+
+
+def pipeline_ops(paths: st.SearchStrategy[str]) -> st.SearchStrategy[tuple[Any, ...]]:
+    """Requests for one session to send back to back (fuzz.ops.Pipeline): mostly writes,
+    which zetcd then commits in one etcd transaction, with setACLs among them (an ACL that
+    changes after a change the same transaction made) and watching reads between them."""
+    write = st.one_of(
+        creates(paths),
+        st.builds(Delete, paths, VERSIONS),
+        st.builds(SetData, paths, DATA, VERSIONS),
+        st.builds(SetACL, paths, ACLS, VERSIONS),
+        st.builds(Multi, multi_ops(paths)),
+    )
+    read = st.one_of(
+        st.builds(GetData, paths, WATCH),
+        st.builds(Exists, paths, WATCH),
+        st.builds(GetChildren, paths, WATCH, st.booleans()),
+        st.builds(Sync, paths),
+    )
+    return st.lists(st.one_of(write, write, write, read), min_size=2, max_size=6).map(tuple)
 
 
 def multi_read_ops(paths: st.SearchStrategy[str]) -> st.SearchStrategy[tuple[Any, ...]]:

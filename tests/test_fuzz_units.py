@@ -45,6 +45,7 @@ from fuzz.ops import (
     Multi,
     Open,
     Ping,
+    Pipeline,
     QuotaStats,
     Reconfig,
     Recreate,
@@ -119,6 +120,7 @@ EVERY_OP: list[Any] = [
     Unknown(999),
     Mangled(Multi((Create("/m"),)), 2),
     Mangled(GetData("/a"), -3),
+    Pipeline((SetData("/a", b"1"), SetACL("/a", None), Exists("/a", True))),
 ]
 
 
