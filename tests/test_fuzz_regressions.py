@@ -19,6 +19,7 @@ from fuzz.ops import (
     GetEphemerals,
     Multi,
     Open,
+    Pipeline,
     RemoveWatches,
     Resume,
     SetACL,
@@ -231,5 +232,31 @@ def test_auth_is_lost_when_a_session_resumes_on_a_new_connection(
         Step(session=0, op=Drop()),
         resume,
         Step(session=0, op=GetData("/a", False)),
+    ]
+    _assert_same(zookeeper, zetcd, steps)
+
+
+def test_a_write_that_does_not_decode_keeps_its_place_among_pipelined_requests(
+    zookeeper: ZooKeeperServer, zetcd: ZetcdServer
+) -> None:
+    """A multi holding a read does not decode (MarshallingError, a zxid spent); a session
+    pipelines requests after it. zetcd answered a read after it before its error transaction
+    was made (a read zxid below it) and committed a write after it first (found by the fuzzer's
+    pipeline rule)."""
+    steps = [
+        OPEN,
+        Step(
+            session=0,
+            op=Pipeline(
+                (
+                    Multi((Create("/b"), GetData("/", False))),
+                    Exists("/b", False),
+                    SetData("/", b"x"),
+                    Multi((GetData("/", False),)),
+                    Create("/c"),
+                    SetACL("/c", WORLD),
+                )
+            ),
+        ),
     ]
     _assert_same(zookeeper, zetcd, steps)

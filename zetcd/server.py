@@ -370,7 +370,12 @@ class Connection:
                         ev = Request(*e.decoded)
                     else:
                         header = RequestHeader(e.xid, e.opcode)
-                        self._defer(header, partial(self.session.malformed, e.xid, e.opcode))
+                        # in the session's order (a backend with ``begin`` counts it in flight)
+                        begin_malformed = getattr(self.session, "begin_malformed", None)
+                        if begin_malformed is not None:
+                            self._defer(header, begin_malformed(e.xid, e.opcode))
+                        else:
+                            self._defer(header, partial(self.session.malformed, e.xid, e.opcode))
                         continue
                 except ProtocolError as e:
                     log.info("closing %s: %s", self.peer, e)

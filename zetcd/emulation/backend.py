@@ -479,6 +479,12 @@ class EtcdSession:
             return _QueuedWrite(self, header.xid, w)
         return self._later(self.handle(header, body), queued=False)
 
+    def begin_malformed(self, xid: int, opcode: int) -> Callable[[], Awaitable[Reply]]:
+        """``malformed``, deferred in the session's order as ``begin`` defers what it cannot
+        serve at once: the requests after it wait their turn, so a pipelined read is not
+        answered before its error transaction, nor a pipelined write committed before it."""
+        return self._later(self.malformed(xid, opcode), queued=False)
+
     def end_of_input(self) -> None:
         """The requests of one receive are all begun: the writes they queued leave now if the
         batcher is idle, together, without waiting for the batcher's task. The server calls
