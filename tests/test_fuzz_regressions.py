@@ -260,3 +260,29 @@ def test_a_write_that_does_not_decode_keeps_its_place_among_pipelined_requests(
         ),
     ]
     _assert_same(zookeeper, zetcd, steps)
+
+
+def test_a_sessions_events_come_after_the_replies_to_its_earlier_pipelined_writes(
+    zookeeper: ZooKeeperServer, zetcd: ZetcdServer
+) -> None:
+    """A session watches a node and pipelines a failing setData, then setData of the node:
+    ZooKeeper sends the first reply, then the event, then the second reply. zetcd committed both
+    writes in one transaction and sent the event first (found by the fuzzer's pipeline rule);
+    a write that may notify a session with a write before it in a transaction now goes in the
+    next one."""
+    steps = [
+        OPEN,
+        Step(
+            session=0,
+            op=Pipeline(
+                (
+                    Exists("/", True),
+                    SetData("/a", b"", 0),
+                    SetData("/", b"", -1),
+                    SetData("/", None, -1),
+                    Sync("/"),
+                )
+            ),
+        ),
+    ]
+    _assert_same(zookeeper, zetcd, steps)

@@ -415,8 +415,11 @@ class Batcher:
         planned: list[tuple[int, Builder | None]] = []
         limit = self.max_txn_ops - PER_WRITE
         sc.limits = (limit, MAX_TXN_BYTES, fenced)
+        watches = self.mirror.watches
+        watching: list[Watcher] = []  # the sessions with watches among the writes planned so far
         for i, w in enumerate(batch):
             sc.pos = i
+            logged = len(sc.log)
             try:
                 planned.append((0, w.apply(sc)))
             except OpError as e:  # the position still spends its zxid
@@ -427,6 +430,16 @@ class Batcher:
                 self._fail([w], e)
                 return self.plan(batch, fenced)  # on a fresh scratch, without it (the
                 # callers send nothing if that leaves the batch empty)
+            if watching and watches.may_notify(sc.log[logged:], watching):
+                # ZooKeeper sends a session the events of a write after the replies to its
+                # writes before it; in one transaction they would all come first (the mirror
+                # fires a revision's events before its writes are answered): this write, which
+                # may notify a session with a write before it here, goes in the next one
+                self.queue[:0] = batch[i:]
+                del batch[i:]
+                return self.plan(batch, fenced)
+            if w.watcher is not None and w.watcher not in watching and watches.watching(w.watcher):
+                watching.append(w.watcher)
             count, size = sc.measure(limit, MAX_TXN_BYTES, fenced)
             if count > self.max_txn_ops or size > MAX_REQUEST_BYTES:
                 if i:  # the writes before it fit: they go alone, it goes first next time
