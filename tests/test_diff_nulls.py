@@ -130,6 +130,30 @@ def test_null_paths_get_marshalling_error(diff: Diff) -> None:
     both(diff, scenario)
 
 
+def test_a_null_path_watch_after_a_persistent_one_on_a_path_hashing_to_zero(diff: Diff) -> None:
+    """ZooKeeper's table of watch modes compares a null-path key with every key of the same
+    hash, and a session's key hashes as its path's String.hashCode(): a null-path addWatch
+    after a persistent watch on "" or "/bbodcmn" (both hash to 0) throws, MarshallingError;
+    after one on another path, or once that watch is removed, it is kept."""
+
+    def scenario(address: str, root: str) -> list[Any]:
+        out: list[Any] = []
+        for first, remove in (("", False), ("/bbodcmn", False), ("/other", False), ("", True)):
+            c = RawClient(address)
+            c.connect()
+            for opcode, record in (
+                (OpCode.ADD_WATCH, AddWatchRequest(first, 1)),
+                (OpCode.REMOVE_WATCHES, RemoveWatchesRequest(first, WatcherType.ANY)),
+                (OpCode.ADD_WATCH, AddWatchRequest(None, 0)),
+            ):
+                if remove or opcode != OpCode.REMOVE_WATCHES:
+                    out.append((first, opcode, _raw(c, opcode, record)[1]))
+            c.close()
+        return out
+
+    both(diff, scenario)
+
+
 def test_null_acl_ids_get_marshalling_error(diff: Diff) -> None:
     """fixupACL reads a world id (``equals("anyone")``) and has a provider validate the others:
     a null id throws there, so create, create2 and setACL fail with MarshallingError, a zxid

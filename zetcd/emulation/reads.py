@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from zetcd.emulation import acls
 from zetcd.emulation.acls import digest_id
-from zetcd.emulation.javaorder import concurrent_set_order
+from zetcd.emulation.javaorder import concurrent_set_order, java_string_hash
 from zetcd.emulation.tree import Node
-from zetcd.emulation.watches import WatchTable
+from zetcd.emulation.watches import STANDARD, WatchTable
 from zetcd.proto.constants import AddWatchMode, Err, EventType, OpCode, Perm, WatcherType
 from zetcd.proto.javautf8 import decode_code_points
 from zetcd.proto.jute import constructor, java_string
@@ -242,13 +242,24 @@ def _add_watch(s: EtcdSession, req: Any) -> Result:
     if req.path is None:
         # ZooKeeper 3.8 keeps a session's first watch on a null path (no event can reach it)
         # and throws on the next one, or on removing watches from a null path, after it:
-        # MarshallingError. Here only that it has one is kept.
-        if s.null_path_watch:
+        # MarshallingError. Here only that it has one is kept. It also throws when the session
+        # has a persistent watch on a path whose String.hashCode() is 0 ("" among them): its
+        # table of watch modes compares the null-path key with that one, whose hash is the same
+        if s.null_path_watch or _persistent_on_hash_zero(s):
             return Err.MARSHALLING_ERROR, None
         s.null_path_watch = True
         return 0, ErrorResponse(0)
     s.mirror.watches.add_persistent(req.path, s, recursive=recursive)
     return 0, ErrorResponse(0)
+
+
+def _persistent_on_hash_zero(s: EtcdSession) -> bool:
+    """Has the session a persistent watch (recursive or not) on a path hashing to 0 in Java?"""
+    table = s.mirror.watches.data
+    return any(
+        table.by_path.get(path, {}).get(s, STANDARD) != STANDARD and java_string_hash(path) == 0
+        for path in table.by_watcher.get(s, ())
+    )
 
 
 _JAVA_TRIM = "".join(map(chr, range(33)))  # String.trim() strips every char <= ' '
