@@ -6,6 +6,7 @@ seen just before ("same", "up" or a literal special value), since the servers' n
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import uuid
 from collections.abc import Callable
@@ -141,6 +142,48 @@ def test_oversized_and_negative_frames_cost_only_their_connection(diff: Diff) ->
         big.close()
         got = keeper.call(OpCode.GET_DATA, GetDataRequest(root, False))
         out.append(("other session intact", got.header.err, len(got.body.data)))
+        keeper.close()
+        return out
+
+    both(diff, scenario)
+
+
+def test_a_frame_that_ends_the_connection_takes_the_replies_not_sent_yet(diff: Diff) -> None:
+    """A create and, in the same write, a frame that ends the connection (too long, negative,
+    too short, a SASL packet without its token): ZooKeeper's network thread reads both and
+    closes before the create's reply is ready, so none comes, and the node is created."""
+
+    def scenario(address: str, root: str) -> list[Any]:
+        keeper, _t = _setup(address, root)
+        out: list[Any] = []
+        sasl = struct.pack(">ii", 7, OpCode.SASL)  # a header, no token
+        for k, bad in enumerate(
+            (
+                struct.pack(">i", 0x200000),
+                struct.pack(">i", -5),
+                struct.pack(">i", 3) + b"abc",
+                struct.pack(">i", len(sasl)) + sasl,
+            )
+        ):
+            c = RawClient(address)
+            c.connect()
+            c.xid += 1
+            create = c.proto.send_request(
+                RequestHeader(c.xid, OpCode.CREATE), CreateRequest(f"{root}/n{k}", b"", OPEN, 0)
+            )
+            c.send_raw(create + bad + b"\0" * 16)
+            received = b""
+            c.sock.settimeout(5)
+            with contextlib.suppress(OSError):
+                while chunk := c.sock.recv(65536):
+                    received += chunk
+            out.append((k, "bytes after the connect response", len(received)))
+            c.close()
+        exists = [
+            keeper.call(OpCode.EXISTS, ExistsRequest(f"{root}/n{k}", False)).header.err
+            for k in range(4)
+        ]
+        out.append(("created", exists))
         keeper.close()
         return out
 

@@ -102,6 +102,9 @@ class Connection:
         self.sending = False  # the writer is in send_all
         self.closing = False
         self.input_ended = False  # the client closed, or its input is refused (see `gone`)
+        # a frame that ends the connection came: it closes at once, without the replies not
+        # sent yet (ZooKeeper's network thread closes it before they are ready)
+        self.abandoned = False
         self.session: Session | None = None
         self.greeted = False  # a ConnectRequest or a four-letter word has come in
         self.heard = time.monotonic()  # when the client last sent anything
@@ -223,7 +226,10 @@ class Connection:
                 finally:
                     self.input_ended = True
                     self._leave()
-                await self._drain()
+                if self.abandoned:
+                    self.out.clear()
+                else:
+                    await self._drain()
                 self.close()
         except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass  # the peer went away (possibly reported by both tasks at once)
@@ -335,8 +341,9 @@ class Connection:
         try:
             await self._read_requests()
         finally:
-            self._end_of_input()
-            self._flush()
+            self._end_of_input()  # what was begun still happens, as on ZooKeeper
+            if not self.abandoned:
+                self._flush()
 
     def _end_of_input(self) -> None:
         """Tell a backend session with ``end_of_input`` that the requests begun so far are all
@@ -366,6 +373,11 @@ class Connection:
                 except MalformedRequest as e:
                     if self.session is None:
                         return
+                    if e.opcode in (OpCode.AUTH, OpCode.SASL) and e.decoded is None:
+                        # ZooKeeper's network thread reads these itself and closes on one it
+                        # cannot: no reply, nor any other not sent yet
+                        self.abandoned = True
+                        return
                     if e.decoded is not None:  # only trailing bytes: ZooKeeper ignores them
                         ev = Request(*e.decoded)
                     else:
@@ -379,6 +391,7 @@ class Connection:
                         continue
                 except ProtocolError as e:
                     log.info("closing %s: %s", self.peer, e)
+                    self.abandoned = True
                     return
                 if ev is NEED_DATA:
                     break
