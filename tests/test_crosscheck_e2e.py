@@ -57,13 +57,6 @@ OPEN = (ACL(31, Id("world", "anyone")),)
 
 # Scenarios that currently diverge because of emulation bugs: tests/test_crosscheck_known.py
 KNOWN = {"test_reconnect_outcomes", "test_other_3_6_ops"}
-# Reads right after an expiry, maybe before the other side's (both expire at the same tick,
-# but each takes its own time to do it): test_session_expiry instead. A silent client's
-# connection is closed by the side that expires it first, for both.
-RACY = {
-    "test_session_expiry_deletes_ephemerals_and_fires_watches",
-    "test_a_silent_client_with_an_open_connection_expires",
-}
 
 
 def scenarios(*modules: Any) -> list[Any]:
@@ -72,7 +65,7 @@ def scenarios(*modules: Any) -> list[Any]:
     for mod in modules:
         for name, fn in inspect.getmembers(mod, inspect.isfunction):
             params = list(inspect.signature(fn).parameters)
-            wanted = name.startswith("test_") and name not in KNOWN | RACY
+            wanted = name.startswith("test_") and name not in KNOWN
             if wanted and fn.__module__ == mod.__name__ and params == ["diff"]:
                 out.append(pytest.param(fn, id=f"{mod.__name__.rpartition('.')[2]}.{name}"))
     return out
