@@ -83,7 +83,8 @@ class Session(Protocol):
 
     # Optional, looked up with getattr: ``begin(header, body)`` (serve what can be served at
     # once, see EtcdSession.begin), ``begin_malformed(xid, opcode)`` (``malformed``, counted
-    # in flight by a backend with ``begin``, so what follows keeps its order), ``end_of_input()`` (the requests of one receive from
+    # in flight by a backend with ``begin``, so what follows keeps its order),
+    # ``end_of_input()`` (the requests of one receive from
     # the client have all been handed over: a backend may send what it queued for them) and
     # ``connection_gone()`` (the connection is closed as ZooKeeper sees it, by its client or
     # by the server, while the requests in flight may still be answered). The server calls

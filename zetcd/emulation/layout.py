@@ -37,8 +37,8 @@ k - 1 that etcd's counter did not see (written with a compare, since it is read-
 Sessions are ``P s/<id as 16 hex digits>`` attached to the session's lease. ``P !log`` carries
 the exact ZooKeeper-level event sequence of a transaction with several ops or a multi (etcd shows
 only each key's final state), with, for an event whose node or parent has another ACL by the
-end of the transaction, the ACL ZooKeeper checks the event's watchers against (encode_log); ``P !zx`` says how many zxids a transaction spent, when more than
-one.
+end of the transaction, the ACL ZooKeeper checks the event's watchers against (encode_log);
+``P !zx`` says how many zxids a transaction spent, when more than one.
 
 A quota's ``zookeeper_stats`` node holds counts that ZooKeeper rewrites in place on every write
 under the quota, keeping the node's version and mzxid (quotas.py). Rewriting its ``d`` key would
