@@ -102,8 +102,9 @@ class Connection:
         self.sending = False  # the writer is in send_all
         self.closing = False
         self.input_ended = False  # the client closed, or its input is refused (see `gone`)
-        # a frame that ends the connection came: it closes at once, without the replies not
-        # sent yet (ZooKeeper's network thread closes it before they are ready)
+        # a frame that ends the connection came: it closes without the replies not sent yet
+        # (ZooKeeper's network thread closes it before they are ready), once the requests
+        # before it have been served (they take effect on ZooKeeper)
         self.abandoned = False
         self.session: Session | None = None
         self.greeted = False  # a ConnectRequest or a four-letter word has come in
@@ -126,7 +127,7 @@ class Connection:
 
     # ------------------------------------------------------------------ Outbox
     def _queue(self, data: bytes) -> None:
-        if not self.closing:
+        if not self.closing and not self.abandoned:
             self.out += data
             if not self.holding:
                 self.wake.set()
@@ -182,7 +183,7 @@ class Connection:
         return self.closing or self.input_ended
 
     def send_reply(self, reply: Reply) -> None:
-        if not self.closing:
+        if not self.closing and not self.abandoned:
             body = reply.body
             if type(body) is ConnectResponse:
                 # createSession inside a session: ZooKeeper sends the ConnectResponse again,
@@ -227,9 +228,8 @@ class Connection:
                     self.input_ended = True
                     self._leave()
                 if self.abandoned:
-                    self.out.clear()
-                else:
-                    await self._drain()
+                    self.out.clear()  # and _queue drops what comes
+                await self._drain()
                 self.close()
         except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass  # the peer went away (possibly reported by both tasks at once)
