@@ -205,6 +205,7 @@ class Scratch:
         # an ACL changed after a change may have been logged (setACL, a node deleted or created
         # again): the log may have to name ACLs (_event_acls)
         self.acl_moves = False
+        self._acl_log = (0, 0)  # (entries of log_acls counted, their bound) for _log_size
         self._written: set[str] = set()
         self.pos = 0  # position of the op being applied (group commit)
         self.needs_log = False  # a multi: its exact event order goes in the !log key
@@ -476,9 +477,12 @@ class Scratch:
     def _log_size(self) -> int:
         """A bound of the !log value's size: with ACLs named, each change's two, escaped."""
         size = self.log_bytes
-        if self.acl_moves:
-            for acl, parent_acl in self.log_acls:
-                size += _acl_json_bytes(acl) + _acl_json_bytes(parent_acl or ())
+        if self.acl_moves:  # counted once per entry: this runs after every write of a batch
+            counted, total = self._acl_log
+            for acl, parent_acl in self.log_acls[counted:]:
+                total += _acl_json_bytes(acl) + _acl_json_bytes(parent_acl or ())
+            self._acl_log = (len(self.log_acls), total)
+            size += total
         return size
 
     def _child_changed(self, parent: NodeState, added: bool) -> None:
@@ -496,6 +500,7 @@ class Scratch:
         self._written.clear()
         self.log.clear()
         self.log_acls.clear()
+        self._acl_log = (0, 0)
         self.log_bytes = 0
         self.quotas = self.tree.quotas
         self.quotas_changed = False
