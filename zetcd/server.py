@@ -227,8 +227,6 @@ class Connection:
                 finally:
                     self.input_ended = True
                     self._leave()
-                if self.abandoned:
-                    self.out.clear()  # and _queue drops what comes
                 await self._drain()
                 self.close()
         except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
@@ -342,8 +340,13 @@ class Connection:
             await self._read_requests()
         finally:
             self._end_of_input()  # what was begun still happens, as on ZooKeeper
-            if not self.abandoned:
-                self._flush()
+            self._flush()
+
+    def _abandon(self) -> None:
+        """A frame that ends the connection came: what is queued and not sent yet is dropped,
+        and so is every reply and notification after it (``_queue``, ``send_reply``)."""
+        self.abandoned = True
+        self.out.clear()
 
     def _end_of_input(self) -> None:
         """Tell a backend session with ``end_of_input`` that the requests begun so far are all
@@ -376,7 +379,7 @@ class Connection:
                     if e.opcode in (OpCode.AUTH, OpCode.SASL) and e.decoded is None:
                         # ZooKeeper's network thread reads these itself and closes on one it
                         # cannot: no reply, nor any other not sent yet
-                        self.abandoned = True
+                        self._abandon()
                         return
                     if e.decoded is not None:  # only trailing bytes: ZooKeeper ignores them
                         ev = Request(*e.decoded)
@@ -391,7 +394,7 @@ class Connection:
                         continue
                 except ProtocolError as e:
                     log.info("closing %s: %s", self.peer, e)
-                    self.abandoned = True
+                    self._abandon()
                     return
                 if ev is NEED_DATA:
                     break
