@@ -7,6 +7,7 @@ seen just before ("same", "up" or a literal special value), since the servers' n
 from __future__ import annotations
 
 import contextlib
+import socket
 import struct
 import uuid
 from collections.abc import Callable
@@ -148,6 +149,16 @@ def test_oversized_and_negative_frames_cost_only_their_connection(diff: Diff) ->
     both(diff, scenario)
 
 
+def _until_closed(c: RawClient) -> int:
+    """How many bytes come before the server closes the connection."""
+    received = 0
+    c.sock.settimeout(5)
+    with contextlib.suppress(OSError):
+        while chunk := c.sock.recv(65536):
+            received += len(chunk)
+    return received
+
+
 def test_a_frame_that_ends_the_connection_takes_the_replies_not_sent_yet(diff: Diff) -> None:
     """A create and, in the same write, a frame that ends the connection (too long, negative,
     too short, a SASL packet without its token): ZooKeeper's network thread reads both and
@@ -172,18 +183,72 @@ def test_a_frame_that_ends_the_connection_takes_the_replies_not_sent_yet(diff: D
                 RequestHeader(c.xid, OpCode.CREATE), CreateRequest(f"{root}/n{k}", b"", OPEN, 0)
             )
             c.send_raw(create + bad + b"\0" * 16)
-            received = b""
-            c.sock.settimeout(5)
-            with contextlib.suppress(OSError):
-                while chunk := c.sock.recv(65536):
-                    received += chunk
-            out.append((k, "bytes after the connect response", len(received)))
+            out.append((k, "bytes after the connect response", _until_closed(c)))
             c.close()
         exists = [
             keeper.call(OpCode.EXISTS, ExistsRequest(f"{root}/n{k}", False)).header.err
             for k in range(4)
         ]
         out.append(("created", exists))
+        keeper.close()
+        return out
+
+    both(diff, scenario)
+
+
+def test_a_client_that_shuts_its_side_gets_no_reply(diff: Diff) -> None:
+    """Requests and, at once, the client's FIN (``shutdown(SHUT_WR)``): ZooKeeper's network
+    thread reads the end of the stream and closes the connection before the replies are ready,
+    so none comes; the requests take effect (the session lives on, as after any lost
+    connection). Reads answered from zetcd's tree at once are held back the same way."""
+
+    def scenario(address: str, root: str) -> list[Any]:
+        keeper, _t = _setup(address, root)
+        keeper.call(OpCode.CREATE, CreateRequest(f"{root}/d", b"old", OPEN, 0))
+        out: list[Any] = []
+        kinds: dict[str, list[tuple[int, Any]]] = {
+            "getData": [(OpCode.GET_DATA, GetDataRequest(f"{root}/d", True))],
+            "exists": [(OpCode.EXISTS, ExistsRequest(f"{root}/none", True))],
+            "create": [(OpCode.CREATE, CreateRequest(f"{root}/c", b"", OPEN, 0))],
+            "setData": [(OpCode.SET_DATA, SetDataRequest(f"{root}/d", b"new", -1))],
+            "create then getData": [
+                (OpCode.CREATE, CreateRequest(f"{root}/c2", b"", OPEN, 0)),
+                (OpCode.GET_DATA, GetDataRequest(f"{root}/c2", False)),
+            ],
+            "sync": [(OpCode.SYNC, SyncRequest(f"{root}/d"))],
+            "ping": [(OpCode.PING, None)],
+            "closeSession": [(OpCode.CLOSE_SESSION, None)],
+        }
+        for kind, requests in kinds.items():
+            c = RawClient(address)
+            session = c.connect()
+            frames = b""
+            for opcode, body in requests:
+                c.xid += 1
+                xid = -2 if opcode == OpCode.PING else c.xid
+                frames += c.proto.send_request(RequestHeader(xid, opcode), body)
+            c.send_raw(frames)
+            c.sock.shutdown(socket.SHUT_WR)
+            out.append((kind, "bytes after the connect response", _until_closed(c)))
+            c.close()
+            # the session outlives its connection unless it was closed
+            with RawClient(address) as again:
+                back = again.connect(session_id=session.sessionId, passwd=session.passwd or b"")
+                out.append((kind, "session resumed", back.timeOut > 0))
+        d = keeper.call(OpCode.GET_DATA, GetDataRequest(f"{root}/d", False))
+        out.append(("data", d.body.data))
+        made = [keeper.call(OpCode.EXISTS, ExistsRequest(f"{root}/{n}", False)) for n in "c c2"]
+        out.append(("created", [r.header.err for r in made]))
+        # a four-letter word is answered as it is read, before the end of the stream
+        host, port = address.rsplit(":", 1)
+        word = socket.create_connection((host, int(port)), timeout=5)
+        word.sendall(b"ruok")
+        word.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := word.recv(64):
+            answer += chunk
+        word.close()
+        out.append(("ruok", answer))
         keeper.close()
         return out
 

@@ -9,6 +9,7 @@ place: whatever the backend queued first leaves first. Bad input costs only its 
 from __future__ import annotations
 
 import logging
+import select
 import socket
 import ssl
 import time
@@ -97,6 +98,7 @@ class Connection:
         sock = stream.socket if isinstance(stream, trio.SocketStream) else None
         self._sock: socket.socket | None = getattr(sock, "_sock", None)
         self._eager_misses = 0  # recv() tries before waiting that found nothing, in a row
+        self._hangup: select.poll | None = None  # asks whether the client shut its side
         # the reader or the emitter is in a stretch without awaits that ends with _flush()
         self.holding = False
         self.sending = False  # the writer is in send_all
@@ -280,6 +282,26 @@ class Connection:
         finally:
             scope.cancel()
 
+    def _flush_replies(self) -> None:
+        """_flush, unless the client has shut its side of the connection (sent its FIN, or
+        reset it) since: ZooKeeper's network thread then closes the connection before the
+        replies of the requests it read are ready, so none is sent (the requests take effect),
+        and so do we (``_abandon``). What the client sent before its FIN is still read."""
+        if self.out and not self.abandoned and self._client_shut():
+            log.debug("%s: the client shut its side; its replies are not sent", self.peer)
+            self._abandon()
+        self._flush()
+
+    def _client_shut(self) -> bool:
+        """Has the client shut its side (a poll(2) without waiting: no data is read)?"""
+        hangup = self._hangup
+        if hangup is None:
+            if self._sock is None:
+                return False  # TLS: only the next receive tells
+            hangup = self._hangup = select.poll()
+            hangup.register(self._sock, select.POLLRDHUP)
+        return bool(hangup.poll(0))
+
     def _flush(self) -> None:
         """End of a stretch of the reader or the emitter: send what is queued now if the writer
         is idle (one send(), no task switch); what does not go at once is left to the writer."""
@@ -362,6 +384,9 @@ class Connection:
         while not self.closing:
             data = await self._receive()
             if not data:
+                # the client shut its side: ZooKeeper closes the connection at once, so the
+                # replies not sent yet never are (the requests read before still take effect)
+                self._abandon()
                 return
             self.heard = now = time.monotonic()
             self._touch(now)
@@ -425,7 +450,7 @@ class Connection:
                         self.config.stats.sent += 1
                     return
             self._end_of_input()
-            self._flush()
+            self._flush_replies()
 
     async def _request(self, header: RequestHeader, body: object | None) -> None:
         """Start serving one request. A backend session with ``begin`` answers what it can at
@@ -446,7 +471,7 @@ class Connection:
             self._defer(header, answer, started)
         if len(self.pending) >= MAX_PENDING:
             self._end_of_input()
-            self._flush()
+            self._flush_replies()
             self.drained = trio.Event()
             await self.drained.wait()
             # ZooKeeper touches a session as it takes each request in (submitRequest), and
@@ -518,7 +543,7 @@ class Connection:
                 self._emit(header, reply, started)
             return None
         finally:
-            self._flush()
+            self._flush_replies()
 
     def _emit(self, header: RequestHeader, reply: Reply, started: float) -> None:
         pending = self.pending
