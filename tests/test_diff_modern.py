@@ -387,6 +387,27 @@ def test_container_and_ttl_expiry(etcd: EtcdServer) -> None:
         time.sleep(2.0)
         left = c.call(OpCode.GET_CHILDREN, GetChildrenRequest(root, False)).body.children
         out: list[Any] = [("left", sorted(left)), ("events", sync_events(c, root))]
+        # several found in one pass go in the order of the HashSet ZooKeeper collects them in
+        # (containers, then TTL nodes, each in the order of the DataTree's set of them)
+        names = [f"n{k}" for k in range(12)]
+        emptied = [f"{root}/c/{name}" for name in names]
+        c.call(OpCode.CREATE, CreateRequest(root + "/c", b"", OPEN, 0))
+        for path in emptied:
+            c.call(OpCode.CREATE_CONTAINER, CreateRequest(path, b"", OPEN, 4))
+            c.call(OpCode.CREATE, CreateRequest(path + "/kid", b"", OPEN, 0))
+            c.call(OpCode.EXISTS, ExistsRequest(path, True))
+        kids = tuple(MultiOp(OpCode.DELETE, DeleteRequest(p + "/kid", -1)) for p in emptied)
+        c.call(OpCode.MULTI, MultiRequest(kids))
+        expiring = [f"{root}/t/{name}" for name in names]
+        c.call(OpCode.CREATE, CreateRequest(root + "/t", b"", OPEN, 0))
+        ttls = tuple(
+            MultiOp(OpCode.CREATE_TTL, CreateTTLRequest(p, b"", OPEN, 5, 500)) for p in expiring
+        )
+        c.call(OpCode.MULTI, MultiRequest(ttls))
+        for path in expiring:
+            c.call(OpCode.EXISTS, ExistsRequest(path, True))
+        time.sleep(2.0)
+        out.append(("reaped in one pass", sync_events(c, root)))
         c.close()
         return out
 
@@ -397,6 +418,8 @@ def test_container_and_ttl_expiry(etcd: EtcdServer) -> None:
             expected = scenario(zk.address, root)
             assert scenario(zetcd.address, root) == expected
             assert expected[0] == ("left", ["fresh", "ttl-parent"])
+            reaped = [path for _, path in expected[-1][1]]
+            assert len(reaped) == 24 and reaped != sorted(reaped)  # not sorted, nor creation order
 
 
 def test_set_watches_replays_what_was_missed(diff: Diff) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from zetcd.emulation import acls
 from zetcd.emulation import layout as L
 from zetcd.emulation.errors import OpError, ServerCrash
+from zetcd.emulation.javaorder import java_hashset_order
 from zetcd.emulation.paths import is_valid_path
 from zetcd.emulation.scratch import NodeState, Scratch, resolve_stat
 from zetcd.emulation.tree import SessionEntry, Tree
@@ -341,20 +342,22 @@ def delete_container(ctx: Ctx, path: str) -> Apply:
 
 def container_candidates(tree: Tree, now: int) -> list[str]:
     """ContainerManager.getCandidates: empty containers that once had a child (stored
-    cversion > 0), and childless TTL nodes not modified for longer than their TTL."""
+    cversion > 0), and childless TTL nodes not modified for longer than their TTL, in the
+    order ZooKeeper deletes them: it adds the containers, then the TTL nodes, each in the
+    order of the DataTree's set of them, to a new HashSet<String> and deletes in its order."""
     out = []
-    for path in tree.extended:
+    for path in tree.containers:
         node = tree.nodes.get(path)
-        if node is None or node.children:
-            continue
-        if node.owner == CONTAINER_OWNER:
-            if node.cversion + len(node.children) > 0:  # stored cversion: (visible + n) / 2
-                out.append(path)
-        else:
+        # stored cversion > 0: (visible + n) / 2
+        if node is not None and not node.children and node.cversion > 0:
+            out.append(path)
+    for path in tree.ttls:
+        node = tree.nodes.get(path)
+        if node is not None and not node.children:
             ttl = L.ttl_of(node.owner)
             if ttl and now - node.mtime > ttl:
                 out.append(path)
-    return sorted(out)
+    return java_hashset_order(out, len(out), 16)
 
 
 def multi(ctx: Ctx, ops: tuple[object, ...]) -> Apply:

@@ -17,6 +17,7 @@ from zetcd.emulation.javaorder import (
     java_hashset_clone_order,
     java_hashset_order,
     java_long_hash,
+    java_string_hash,
 )
 from zetcd.emulation.paths import name_of, parent_of
 from zetcd.proto.jute import constructor
@@ -244,7 +245,10 @@ class Tree:
         # the sessions that have (or had, while they live) ephemerals, in the order of
         # ZooKeeper's ConcurrentHashMap of them (dump)
         self.ephemeral_owners: ConcurrentTable[int] = ConcurrentTable(java_long_hash)
-        self.extended: set[str] = set()  # container and TTL nodes, for the container manager
+        # container and TTL nodes in the order of ZooKeeper's two ConcurrentHashMap-backed
+        # sets of them, which its container manager reads (plans.container_candidates)
+        self.containers: ConcurrentTable[str] = ConcurrentTable(java_string_hash)
+        self.ttls: ConcurrentTable[str] = ConcurrentTable(java_string_hash)
         # ZooKeeper's approximate data size (mntr): each node's path length plus its data's
         # (a valid path has no surrogate pair, so its Java length is its Python one)
         self.data_size = 0
@@ -262,6 +266,10 @@ class Tree:
 
     def get(self, path: str) -> Node | None:
         return self.nodes.get(path)
+
+    def _extended(self, owner: int) -> ConcurrentTable[str]:
+        """The set that holds a node of this (container or TTL) ephemeralOwner."""
+        return self.containers if owner == L.CONTAINER_OWNER else self.ttls
 
     # ---------------------------------------------------------------- loading and applying
     def load(self, kvs: Iterable[object], revision: int) -> None:
@@ -304,6 +312,11 @@ class Tree:
         first = {owner: nodes[next(iter(owned))].czxid for owner, owned in self.ephemerals.items()}
         for owner in sorted(first, key=first.__getitem__):
             self.ephemeral_owners.add(owner)
+        extended = [path for table in (self.containers, self.ttls) for path in table]
+        self.containers = ConcurrentTable(java_string_hash)
+        self.ttls = ConcurrentTable(java_string_hash)
+        for path in sorted(extended, key=lambda p: nodes[p].czxid):
+            self._extended(nodes[path].owner).add(path)
         self.revision = revision
 
     def apply(self, revision: int, events: Iterable[object]) -> Applied:
@@ -391,18 +404,19 @@ class Tree:
                 if L.is_session_owner(node.owner):
                     self._index(node.owner, name)
                 elif L.is_extended_owner(node.owner):
-                    self.extended.add(name)
+                    self._extended(node.owner).add(name)
                 if out is not None:
                     out.changes.append((CREATED, name))
                     out.touched.add(name)
             else:
                 if node.owner != owner:
                     self._unindex(node.owner, name)
-                    self.extended.discard(name)
+                    if L.is_extended_owner(node.owner):
+                        self._extended(node.owner).discard(name)
                     if L.is_session_owner(owner):
                         self._index(owner, name)
                     elif L.is_extended_owner(owner):
-                        self.extended.add(name)
+                        self._extended(owner).add(name)
                 self.data_size += len(data) - len(node.data)
                 node.set_data(mod, head, data)
                 if out is not None:
@@ -463,7 +477,8 @@ class Tree:
                 parent.stat_cache = None
                 parent.order_cache = None
         self._unindex(node.owner, path)
-        self.extended.discard(path)
+        if L.is_extended_owner(node.owner):
+            self._extended(node.owner).discard(path)
         self.quota_stats.pop(path, None)
         out.deleted_acls[path] = node.acl
         out.changes.append((DELETED, path))
