@@ -156,6 +156,23 @@ def test_acls_stored_and_returned(diff: Diff) -> None:
     diff(scenario)
 
 
+def test_getacl_masks_digest_ids_as_javas_regex_does(diff: Diff) -> None:
+    """Without ADMIN, getACL shows a digest id through ``replaceAll(":.*", ":x")``: Java's
+    ``.`` stops at a line terminator, and every ``:`` after one starts another mask."""
+    ids = ["a:b", "a:b\nc", "a:b\nc:", "a:b\r\n", "a:b\rc", "a:b\x85c", "a:b\u2028c"]
+    ids += ["a:b\u2029c", "a:b::", ":a", "a\n:b", "\u00e9:b\u00fc"]
+
+    def scenario(r: Recorder) -> None:
+        zk = r.client()
+        acl = [make_acl("digest", ident, all=True) for ident in ids]
+        acl.append(make_acl("world", "anyone", read=True))
+        r.call("create", zk.create, "/n", b"", acl=acl)
+        r.call("get acl without ADMIN", zk.get_acls, "/n")
+
+    acls, _stat = diff(scenario)[-1][1]
+    assert [ident for _perms, (_scheme, ident) in acls[:3]] == ["a:x", "a:x\nc", "a:x\nc:x"]
+
+
 # ip ACL ids as ZooKeeper 3.8 reads them: IPv4 only, each part and the prefix length through
 # Java's Integer.parseInt (a sign, leading zeros, digits of any script; not superscripts)
 IP_IDS = [

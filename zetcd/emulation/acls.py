@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 
 from zetcd.emulation.errors import OpError, ServerCrash
 from zetcd.emulation.javanum import java_parse_int
@@ -182,10 +183,15 @@ def check(acl: tuple[ACL, ...], perm: int, auth: tuple[tuple[str, str], ...]) ->
         raise OpError(Err.NO_AUTH)
 
 
+# Java's ``:.*``: ``.`` stops at a line terminator, and the search goes on after it
+_MASKED_PART = re.compile(":[^\n\r\x85\u2028\u2029]*")
+
+
 def masked(acl: tuple[ACL, ...]) -> tuple[ACL, ...]:
-    """What getACL shows a session without ADMIN: digest ids as ``user:x``."""
+    """What getACL shows a session without ADMIN: digest ids as ``user:x``, by ZooKeeper's
+    ``id.replaceAll(":.*", ":x")`` (so ``a:b\nc:d`` shows as ``a:x\nc:x``)."""
     return tuple(
-        ACL(a.perms, Id(a.id.scheme, (a.id.id or "").split(":", 1)[0] + ":x"))
+        ACL(a.perms, Id(a.id.scheme, _MASKED_PART.sub(":x", a.id.id or "")))
         if a.id.scheme == "digest"
         else a
         for a in acl
