@@ -231,7 +231,9 @@ def test_a_client_that_shuts_its_side_gets_no_reply(diff: Diff) -> None:
             c.sock.shutdown(socket.SHUT_WR)
             out.append((kind, "bytes after the connect response", _until_closed(c)))
             c.close()
-            # the session outlives its connection unless it was closed
+            # the session outlives its connection unless it was closed (ZooKeeper applies the
+            # requests taken in before the end of the stream before any request sent after)
+            keeper.call(OpCode.SYNC, SyncRequest(root))
             with RawClient(address) as again:
                 back = again.connect(session_id=session.sessionId, passwd=session.passwd or b"")
                 out.append((kind, "session resumed", back.timeOut > 0))
