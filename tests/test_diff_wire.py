@@ -17,8 +17,10 @@ import pytest
 
 from tests.differential import Diff
 from tests.rawclient import Closed, RawClient
+from tests.servers import ZooKeeperServer
+from tests.zetcd_server import ZetcdServer
 from zetcd.proto import decode_connect_response, encode_connect_request
-from zetcd.proto.constants import OpCode, WatcherType
+from zetcd.proto.constants import Err, OpCode, WatcherType
 from zetcd.proto.records import (
     ACL,
     AuthPacket,
@@ -433,6 +435,43 @@ def test_auth_outcomes(diff: Diff) -> None:
         return out
 
     both(diff, scenario)
+
+
+def test_a_failed_auth_is_answered_ahead_of_the_writes_before_it(
+    zookeeper: ZooKeeperServer, zetcd: ZetcdServer
+) -> None:
+    """A create, then in the same write a failing auth: ZooKeeper's network thread answers the
+    auth itself, at once, and closes the connection; the create takes effect. Whether the
+    create's reply comes too, before or after, is a race on ZooKeeper: most often it does not
+    (docs/zk-facts.md §7), and zetcd answers that way every time. (Not through the cross-check
+    proxy, which serves a connection's requests one at a time: docs/crosscheck.md.)"""
+
+    def scenario(address: str, root: str) -> list[Any]:
+        keeper, _t = _setup(address, root)
+        c = RawClient(address)
+        c.connect()
+        create = CreateRequest(f"{root}/w", b"", OPEN, 0)
+        frames = c.proto.send_request(RequestHeader(1, OpCode.CREATE), create)
+        auth = AuthPacket(0, "nope", b"x")
+        c.send_raw(frames + c.proto.send_request(RequestHeader(-4, OpCode.AUTH), auth))
+        got: list[Any] = []
+        with contextlib.suppress(Closed):
+            while True:
+                r = c.reply()
+                got.append((r.header.xid, r.header.err))
+        c.close()
+        made = keeper.call(OpCode.EXISTS, ExistsRequest(f"{root}/w", False)).header.err
+        keeper.close()
+        return [got, ("created", made)]
+
+    answered = scenario(zetcd.address, f"/wire-{uuid.uuid4().hex[:10]}")
+    assert answered == [[(-4, Err.AUTH_FAILED)], ("created", 0)]
+    seen = []
+    for _ in range(30):
+        seen.append(scenario(zookeeper.address, f"/wire-{uuid.uuid4().hex[:10]}"))
+        if seen[-1] == answered:
+            break
+    assert seen[-1] == answered, f"ZooKeeper answered otherwise in {len(seen)} runs: {seen}"
 
 
 def test_multi_with_read_ops_and_multiread_with_writes(diff: Diff) -> None:

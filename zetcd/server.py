@@ -8,6 +8,7 @@ place: whatever the backend queued first leaves first. Bad input costs only its 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import select
 import socket
@@ -426,7 +427,8 @@ class Connection:
                 if isinstance(ev, Request):
                     if self.session is None:
                         return
-                    await self._request(ev.header, ev.body)
+                    if await self._request(ev.header, ev.body):
+                        return
                 elif isinstance(ev, Connect):
                     self.greeted = True
                     self._end_of_input()
@@ -452,10 +454,11 @@ class Connection:
             self._end_of_input()
             self._flush_replies()
 
-    async def _request(self, header: RequestHeader, body: object | None) -> None:
+    async def _request(self, header: RequestHeader, body: object | None) -> bool:
         """Start serving one request. A backend session with ``begin`` answers what it can at
         once and returns the rest as awaitables (a pipelined write is already queued); replies
-        then leave in request order through the emitter. Without ``begin``, one at a time."""
+        then leave in request order through the emitter. Without ``begin``, one at a time.
+        True when the connection reads no more."""
         session = self.session
         assert session is not None
         begin = getattr(session, "begin", None)
@@ -464,10 +467,19 @@ class Connection:
         else:
             started = time.perf_counter()
             answer = begin(header, body)
-            if isinstance(answer, Reply) and not self.pending:
-                self._account(header.xid, header.type, answer, started)
-                self.send_reply(answer)
-                return
+            if isinstance(answer, Reply):
+                if not self.pending:
+                    self._account(header.xid, header.type, answer, started)
+                    self.send_reply(answer)
+                    return False
+                if header.type == OpCode.AUTH:
+                    # a failed auth: ZooKeeper's network thread sends its reply at once and
+                    # closes the connection, so the replies of the requests before it that
+                    # were not ready never come (the requests still take effect)
+                    self._account(header.xid, header.type, answer, started)
+                    self.send_reply(dataclasses.replace(answer, close=False))
+                    self.abandoned = True
+                    return True
             self._defer(header, answer, started)
         if len(self.pending) >= MAX_PENDING:
             self._end_of_input()
@@ -479,6 +491,7 @@ class Connection:
             # this pause and begun after it count as heard now, or a long burst served more
             # slowly than the session's timeout would expire a session whose client is busy
             self.heard = time.monotonic()
+        return False
 
     def _defer(
         self,

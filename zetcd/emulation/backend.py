@@ -18,7 +18,7 @@ from zetcd.emulation.batcher import Batcher, Write
 from zetcd.emulation.layout import CLOSING, Layout
 from zetcd.emulation.layout import zxid as zxid_at
 from zetcd.emulation.mirror import Mirror
-from zetcd.emulation.reads import READS
+from zetcd.emulation.reads import READS, auth_fails
 from zetcd.emulation.sessions import (
     SessionKeeper,
     SessionLimits,
@@ -460,6 +460,10 @@ class EtcdSession:
             return Reply(
                 PING_XID if op == OpCode.PING else header.xid, self.mirror.last_zxid, err, resp
             )
+        if op == OpCode.AUTH and auth_fails(self, body):
+            # ZooKeeper's network thread answers a failed auth itself, at once, and closes the
+            # connection: the server sends this ahead of the replies still owed (server.py)
+            return Reply(header.xid, 0, Err.AUTH_FAILED, None, close=True)
         refused = self._refused_multi(header.xid, body) if op == OpCode.MULTI else None
         if refused is not None:
             return self._later(refused, queued=False)

@@ -123,24 +123,33 @@ def _ping(s: EtcdSession, req: Any) -> Result:
     return 0, None
 
 
+def auth_fails(s: EtcdSession, req: Any) -> bool:
+    """Whether addAuth fails: a scheme without a provider, digest without data, x509 without
+    the provider, a client certificate, or one still valid (ZooKeeper checks its trust again:
+    one expired since the handshake fails)."""
+    if req.scheme == "digest":
+        return req.auth is None
+    if req.scheme == "x509":
+        cert = s.outbox.certificate
+        return not (s.backend.options.x509 and cert is not None and cert.valid(time.time()))
+    return bool(req.scheme != "ip")
+
+
 def _auth(s: EtcdSession, req: Any) -> Result:
     """addAuth: digest adds ``user:hash``; ip adds the client's address; x509 (with its
-    provider) adds the client certificate's id again, whatever the data, and fails without a
-    certificate or with one no longer valid; others fail."""
-    if req.scheme == "digest" and req.auth is not None:
+    provider) adds the client certificate's id again, whatever the data; others fail."""
+    if auth_fails(s, req):
+        return Err.AUTH_FAILED, None
+    if req.scheme == "x509":
+        assert s.outbox.certificate is not None
+        s.add_x509(s.outbox.certificate.x509_id)
+        return 0, None
+    if req.scheme == "digest":
         # new String(auth, UTF_8) (U+FFFD by Java's rules: javautf8.py), hashed as
         # getBytes(UTF_8), kept as a (UTF-16) Java string
         ident = ("digest", java_string(digest_id(decode_code_points(req.auth))))
-    elif req.scheme == "ip":
-        ident = ("ip", s.outbox.peer_host)
-    elif req.scheme == "x509" and s.backend.options.x509 and s.outbox.certificate is not None:
-        # ZooKeeper checks the certificate's trust again: one expired since the handshake fails
-        if not s.outbox.certificate.valid(time.time()):
-            return Err.AUTH_FAILED, None
-        s.add_x509(s.outbox.certificate.x509_id)
-        return 0, None
     else:
-        return Err.AUTH_FAILED, None
+        ident = ("ip", s.outbox.peer_host)
     s.add_auth(ident)
     if ident[0] == "digest" and ident[1] == s.backend.options.super_digest:
         s.add_auth(("super", ""))
