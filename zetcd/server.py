@@ -8,6 +8,7 @@ place: whatever the backend queued first leaves first. Bad input costs only its 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import select
@@ -239,10 +240,20 @@ class Connection:
             log.exception("internal error serving %s; closing its connection", self.peer)
         finally:
             log.debug("%s: connection closed", self.peer)
+            self._send_fin()
             if self.session is not None:
                 with trio.CancelScope(shield=True), trio.move_on_after(5):
                     await self.session.detach()
             await trio.aclose_forcefully(self.stream)
+
+    def _send_fin(self) -> None:
+        """End the stream to the client now, as ZooKeeper shuts a socket's output before it
+        closes it: the client reads the end of the stream even when it sent bytes this server
+        never read, whose close then resets the connection (TLS: the close alone)."""
+        sock = self._sock
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already reset by the client
+                sock.shutdown(socket.SHUT_WR)
 
     async def _sessionless_deadline(self, scope: trio.CancelScope) -> None:
         """Close a connection that has sent neither a ConnectRequest nor a four-letter word
