@@ -14,6 +14,7 @@ from tests.differential import Diff
 from tests.rawclient import RawClient
 from tests.servers import EtcdServer, ZooKeeperServer
 from tests.zetcd_server import ZetcdServer
+from zetcd.emulation.javaorder import java_string_hash
 from zetcd.proto.constants import OpCode
 from zetcd.proto.records import (
     ACL,
@@ -420,6 +421,82 @@ def test_container_and_ttl_expiry(etcd: EtcdServer) -> None:
             assert expected[0] == ("left", ["fresh", "ttl-parent"])
             reaped = [path for _, path in expected[-1][1]]
             assert len(reaped) == 24 and reaped != sorted(reaped)  # not sorted, nor creation order
+
+
+def test_sets_that_grow_and_shrink_within_one_transaction(diff: Diff) -> None:
+    """ZooKeeper's child and ephemeral sets are Java HashSets whose tables grow with the most
+    they ever held: a multi (or writes pipelined into one of zetcd's etcd transactions) that
+    creates many nodes and deletes most of them again leaves the survivors in a grown table's
+    order, and a node deleted and created again has a new, empty set. (The names of the kept
+    ephemerals are picked with zetcd's Java hash; what order they come in is ZooKeeper's.)"""
+
+    def scenario(address: str, root: str) -> list[Any]:
+        c = RawClient(address)
+        c.connect()
+        c.call(OpCode.CREATE, CreateRequest(root, b"", OPEN, 0))
+        out: list[Any] = []
+
+        def children(path: str) -> list[str]:
+            return list(c.call(OpCode.GET_CHILDREN, GetChildrenRequest(path, False)).body.children)
+
+        def nodes(parent: str, names: range, flags: int = 0) -> tuple[MultiOp, ...]:
+            return tuple(
+                MultiOp(OpCode.CREATE, CreateRequest(f"{parent}/c{k}", b"", OPEN, flags))
+                for k in names
+            )
+
+        def gone(parent: str, names: range) -> tuple[MultiOp, ...]:
+            return tuple(MultiOp(OpCode.DELETE, DeleteRequest(f"{parent}/c{k}", -1)) for k in names)
+
+        # 30 children created and 24 deleted again in one multi
+        c.call(OpCode.CREATE, CreateRequest(root + "/m", b"", OPEN, 0))
+        c.call(
+            OpCode.MULTI,
+            MultiRequest(nodes(root + "/m", range(30)) + gone(root + "/m", range(6, 30))),
+        )
+        out.append(("multi", children(root + "/m")))
+        # the same, pipelined: zetcd commits the writes of one read together
+        c.call(OpCode.CREATE, CreateRequest(root + "/p", b"", OPEN, 0))
+        xids = [c.request(op.type, op.request) for op in nodes(root + "/p", range(30))]
+        xids += [c.request(op.type, op.request) for op in gone(root + "/p", range(6, 30))]
+        out.append(("pipelined", [c.reply().header.err for _ in xids], children(root + "/p")))
+        # a parent with 30 children deleted and created again with 6
+        q = root + "/q"
+        c.call(
+            OpCode.MULTI,
+            MultiRequest(
+                (MultiOp(OpCode.CREATE, CreateRequest(q, b"", OPEN, 0)), *nodes(q, range(30)))
+            ),
+        )
+        again = (
+            *gone(q, range(30)),
+            MultiOp(OpCode.DELETE, DeleteRequest(q, -1)),
+            MultiOp(OpCode.CREATE, CreateRequest(q, b"", OPEN, 0)),
+        )
+        c.call(OpCode.MULTI, MultiRequest(again + nodes(q, range(6))))
+        out.append(("created again", children(q)))
+        # a session's ephemerals: 60 created in one multi, and all deleted again but those
+        # that share a bucket of a small table (getEphemerals lists them in a clone of the
+        # set, whose small table puts them together, in the order of the set's grown table)
+        e = root + "/e"
+        c.call(OpCode.CREATE, CreateRequest(e, b"", OPEN, 0))
+        buckets: dict[int, list[int]] = {}
+        for k in range(60):
+            h = java_string_hash(f"{e}/c{k}")
+            buckets.setdefault((h ^ (h >> 16)) & 15, []).append(k)
+        kept = max(buckets.values(), key=len)
+        dropped = tuple(
+            MultiOp(OpCode.DELETE, DeleteRequest(f"{e}/c{k}", -1))
+            for k in range(60)
+            if k not in kept
+        )
+        c.call(OpCode.MULTI, MultiRequest(nodes(e, range(60), 1) + dropped))
+        listed = c.call(OpCode.GET_EPHEMERALS, GetEphemeralsRequest(e)).body.ephemerals
+        out.append(("ephemerals", [p.removeprefix(root) for p in listed]))
+        c.close()
+        return out
+
+    both(diff, scenario)
 
 
 def test_set_watches_replays_what_was_missed(diff: Diff) -> None:

@@ -255,7 +255,19 @@ def test_log_values_name_event_acls_and_older_ones_still_decode() -> None:
     assert L.decode_log(raw) == (
         changes,
         {(1, "/p/\u00e9"): hidden, (2, "/p"): hidden, (3, "/q"): hidden, (3, "/"): ()},
+        {},
     )
     older = b'[["s","/a"],["c","/p/x"]]'
-    assert L.decode_log(older) == ([("s", "/a"), ("c", "/p/x")], {})
+    assert L.decode_log(older) == ([("s", "/a"), ("c", "/p/x")], {}, {})
     assert L.encode_log([("s", "/a"), ("c", "/p/x")]) == older
+
+
+def test_log_values_name_the_owners_of_nodes_a_transaction_creates_and_deletes() -> None:
+    """A create of an ephemeral, container or TTL node deleted again in the same transaction
+    names its owner (with or without ACLs named for its events)."""
+    hidden = (ACL(31, Id("ip", "10.0.0.0/8")),)
+    changes = [("c", "/e"), ("c", "/f"), ("d", "/e"), ("d", "/f"), ("c", "/g")]
+    owner = -(1 << 63)
+    raw = L.encode_log(changes, {1: (hidden, None)}, {0: 0x1234, 1: owner})
+    assert L.decode_log(raw) == (changes, {(1, "/f"): hidden}, {0: 0x1234, 1: owner})
+    assert L.decode_log(L.encode_log(changes, None, {4: 7})) == (changes, {}, {4: 7})

@@ -338,19 +338,25 @@ EventAcls = dict[tuple[int, str], tuple[ACL, ...]]
 def encode_log(
     changes: list[tuple[str, str]],
     acls: dict[int, tuple[tuple[ACL, ...] | None, tuple[ACL, ...] | None]] | None = None,
+    owners: dict[int, int] | None = None,
 ) -> bytes:
     """The ``!log`` value: a JSON list of the changes as ``[kind, path]``. A change whose watch
     events are checked against an ACL other than the one its node (or its parent, for a child
     event) has after the transaction, because the transaction set or replaced it later or the
     node is gone by then, is ``[kind, path, its ACL or null, its parent's ACL or null]`` (each
-    ACL a list of ``[perms, scheme, id]``); ``acls`` maps the index of such a change to them."""
-    if not acls:
+    ACL a list of ``[perms, scheme, id]``); ``acls`` maps the index of such a change to them.
+    A create of a node with an ephemeralOwner that the transaction deletes again names it
+    fifth (``owners``, by index; the ACLs then null if not named)."""
+    if not acls and not owners:
         return json.dumps(changes, separators=(",", ":")).encode()
     out: list[list[object]] = []
     for i, (kind, path) in enumerate(changes):
         entry: list[object] = [kind, path]
-        if i in acls:
+        if acls and i in acls:
             entry.extend(_acl_json(acl) for acl in acls[i])
+        if owners and i in owners:
+            entry.extend((None, None) if len(entry) == 2 else ())
+            entry.append(owners[i])
         out.append(entry)
     return json.dumps(out, separators=(",", ":")).encode()
 
@@ -359,10 +365,12 @@ def _acl_json(acl: tuple[ACL, ...] | None) -> list[list[object]] | None:
     return None if acl is None else [[a.perms, a.id.scheme, a.id.id] for a in acl]
 
 
-def decode_log(raw: bytes) -> tuple[list[tuple[str, str]], EventAcls]:
-    """The changes of a ``!log`` value, and the ACLs it names for their events (encode_log)."""
+def decode_log(raw: bytes) -> tuple[list[tuple[str, str]], EventAcls, dict[int, int]]:
+    """The changes of a ``!log`` value, the ACLs it names for their events and the owners it
+    names for creates (encode_log)."""
     changes: list[tuple[str, str]] = []
     acls: EventAcls = {}
+    owners: dict[int, int] = {}
     for i, entry in enumerate(json.loads(raw)):
         kind, path = entry[0], entry[1]
         changes.append((kind, path))
@@ -372,7 +380,9 @@ def decode_log(raw: bytes) -> tuple[list[tuple[str, str]], EventAcls]:
             if entry[3] is not None:
                 parent = path.rpartition("/")[0] or "/"
                 acls[i, parent] = tuple(ACL(p, Id(s, n)) for p, s, n in entry[3])
-    return changes, acls
+            if len(entry) > 4:
+                owners[i] = entry[4]
+    return changes, acls, owners
 
 
 def encode_quotas(quotas: frozenset[tuple[str, ...]]) -> bytes:

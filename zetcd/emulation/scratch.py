@@ -202,6 +202,7 @@ class Scratch:
         # beside each change, the ACLs its watch events are checked against: its node's and,
         # for a create or delete, its parent's
         self.log_acls: list[tuple[tuple[ACL, ...], tuple[ACL, ...] | None]] = []
+        self.log_owners: list[int] = []  # each logged change's node's owner, for creates
         # an ACL changed after a change may have been logged (setACL, a node deleted or created
         # again): the log may have to name ACLs (_event_acls)
         self.acl_moves = False
@@ -443,8 +444,27 @@ class Scratch:
     def _log(self, kind: str, st: NodeState, parent: NodeState | None = None) -> None:
         self.log.append((kind, st.path))
         self.log_acls.append((st.acl, parent.acl if parent is not None else None))
-        # JSON escapes a non-ASCII character in at most 12 bytes: 3 per byte of UTF-8
-        self.log_bytes += 3 * len(st.dkey) + 8
+        owner = st.owner if kind == "c" else 0
+        self.log_owners.append(owner)
+        # JSON escapes a non-ASCII character in at most 12 bytes: 3 per byte of UTF-8; an
+        # owner named with two null ACLs before it, at most 31 more
+        self.log_bytes += 3 * len(st.dkey) + 8 + (31 if owner else 0)
+
+    def _transient_owners(self) -> dict[int, int]:
+        """By the index of a logged create, the ephemeralOwner of a node (an ephemeral, a
+        container, a TTL node) that the transaction deletes again: the mirror cannot read it
+        from the keys, and ZooKeeper's set of them held it meanwhile (tree._replay)."""
+        out = {}
+        deleted_later: set[str] = set()
+        for i in range(len(self.log) - 1, -1, -1):
+            kind, path = self.log[i]
+            if kind == "d":
+                deleted_later.add(path)
+            elif kind == "c":
+                if self.log_owners[i] and path in deleted_later:
+                    out[i] = self.log_owners[i]
+                deleted_later.discard(path)
+        return out
 
     def _event_acls(self) -> dict[int, tuple[tuple[ACL, ...] | None, tuple[ACL, ...] | None]]:
         """By the index of a logged change, the ACLs its watch events are checked against
@@ -500,6 +520,7 @@ class Scratch:
         self._written.clear()
         self.log.clear()
         self.log_acls.clear()
+        self.log_owners.clear()
         self._acl_log = (0, 0)
         self.log_bytes = 0
         self.quotas = self.tree.quotas
@@ -686,7 +707,7 @@ class Scratch:
         if with_log:
             acls = self._event_acls() if self.acl_moves else None
             if acls or implied != self.log:
-                txn.put(lay.log, L.encode_log(self.log, acls))
+                txn.put(lay.log, L.encode_log(self.log, acls, self._transient_owners()))
         if positions > 1:
             txn.put(lay.positions, b"%d" % positions)
         txn.put(lay.fence, L.encode_fence(self.now))

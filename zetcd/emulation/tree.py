@@ -323,18 +323,27 @@ class Tree:
         """Apply the etcd events of one revision (mvccpb.Event: type 0 PUT, 1 DELETE)."""
         out = Applied([], set(), [], [])
         logged: list[Change] | None = None
+        owners: dict[int, int] = {}
         later = []
         fenced = False
         nodes_changed = False
+        events = list(events)
+        log_key = self.layout.log
+        # with a !log, the sets of children, ephemerals and containers change in its order,
+        # afterwards (_replay); what the nodes gone or created again held until then is kept
+        # here (path -> its ephemeralOwner before the transaction)
+        gone: dict[str, int] | None = (
+            {} if any(ev.kv.key == log_key and ev.type == 0 for ev in events) else None  # type: ignore[attr-defined]
+        )
         for ev in events:
             kv = ev.kv  # type: ignore[attr-defined]
             kind = kv.key[self.layout.plen]
             if kind == L.KIND_DATA:
                 nodes_changed = True
                 if ev.type == 0:  # type: ignore[attr-defined]
-                    self._put(kv, out)
+                    self._put(kv, out, gone)
                 else:
-                    self._delete_node(kv, out)
+                    self._delete_node(kv, out, gone)
             elif kind == L.KIND_SPECIAL:
                 if ev.type != 0:  # type: ignore[attr-defined]
                     if kv.key == self.layout.fence:  # deleted by hand: the next write puts it
@@ -343,7 +352,7 @@ class Tree:
                         self.quotas, self.quotas_rev = frozenset(), 0
                     continue
                 if kv.key == self.layout.log:
-                    logged, out.event_acls = L.decode_log(kv.value)
+                    logged, out.event_acls, owners = L.decode_log(kv.value)
                 elif kv.key == self.layout.positions:
                     out.positions = int(kv.value)
                 elif kv.key == self.layout.fence:
@@ -366,8 +375,57 @@ class Tree:
                 self._delete_other(kv, out)
         if logged is not None:
             out.changes = logged
+            if gone is not None:
+                self._replay(logged, gone, owners)
         self.revision = revision
         return out
+
+    def _replay(self, logged: list[Change], gone: dict[str, int], owners: dict[int, int]) -> None:
+        """The creates and deletes of a transaction's !log, in order, on the sets ZooKeeper
+        keeps per node (its children), per session (its ephemerals) and for its container
+        manager: their order and their tables' growth follow each change, including nodes that
+        came and went within the transaction (what the final keys cannot show: the log names
+        their owners), and a node deleted and created again has a new, empty child set.
+        ``gone``: the owners before the transaction of the nodes it deleted or wrote again."""
+        nodes = self.nodes
+        deleted: set[str] = set()
+        owner_now: dict[str, int] = {}  # of the nodes created so far in the replay
+        for i, (kind, path) in enumerate(logged):
+            if kind == CHANGED or path == "/":
+                continue
+            node = nodes.get(path)
+            parent = nodes.get(parent_of(path))
+            name = name_of(path)
+            if kind == CREATED:
+                if path in deleted and node is not None:
+                    node.children = {}
+                    node.max_children = 0
+                    node.order_cache = node.stat_cache = None
+                if parent is not None:
+                    parent.add_child(name)
+                owner = owners.get(i, node.owner if node is not None else 0)
+                owner_now[path] = owner
+                self._track(owner, path)
+            else:
+                deleted.add(path)
+                if parent is not None and name in parent.children:
+                    del parent.children[name]
+                    parent.order_cache = parent.stat_cache = None
+                # created in this transaction, or before it
+                self._untrack(owner_now.pop(path) if path in owner_now else gone.get(path, 0), path)
+
+    def _track(self, owner: int, path: str) -> None:
+        """A node of ``owner`` is created: in its session's ephemerals, or in the containers'
+        or TTL nodes' set."""
+        if L.is_session_owner(owner):
+            self._index(owner, path)
+        elif L.is_extended_owner(owner):
+            self._extended(owner).add(path)
+
+    def _untrack(self, owner: int, path: str) -> None:
+        self._unindex(owner, path)
+        if L.is_extended_owner(owner):
+            self._extended(owner).discard(path)
 
     def _unfenced_at_load(self, oldest: int, newest: int) -> int:
         """The revision of a node key written without the fence, if the loaded range shows one
@@ -383,7 +441,9 @@ class Tree:
         self.quotas = L.decode_quotas(kv.value)  # type: ignore[attr-defined]
         self.quotas_rev = kv.mod_revision  # type: ignore[attr-defined]
 
-    def _put(self, kv: object, out: Applied | None) -> None:
+    def _put(self, kv: object, out: Applied | None, gone: dict[str, int] | None = None) -> None:
+        """A key written. ``gone``: the transaction has a !log, which _replay follows for the
+        sets of children, ephemerals and containers (a node's owner before is kept there)."""
         key: bytes = kv.key  # type: ignore[attr-defined]
         kind, name = self.layout.split(key)
         mod: int = kv.mod_revision  # type: ignore[attr-defined]
@@ -397,26 +457,21 @@ class Tree:
                 node = Node(kv.create_revision, mod, head, data)  # type: ignore[attr-defined]
                 self.nodes[name] = node
                 self.data_size += len(name) + len(data)
-                if name != "/":
-                    parent = self.nodes.get(parent_of(name))
-                    if parent is not None:
-                        parent.add_child(name_of(name))
-                if L.is_session_owner(node.owner):
-                    self._index(node.owner, name)
-                elif L.is_extended_owner(node.owner):
-                    self._extended(node.owner).add(name)
+                if gone is None:
+                    if name != "/":
+                        parent = self.nodes.get(parent_of(name))
+                        if parent is not None:
+                            parent.add_child(name_of(name))
+                    self._track(node.owner, name)
                 if out is not None:
                     out.changes.append((CREATED, name))
                     out.touched.add(name)
             else:
-                if node.owner != owner:
-                    self._unindex(node.owner, name)
-                    if L.is_extended_owner(node.owner):
-                        self._extended(node.owner).discard(name)
-                    if L.is_session_owner(owner):
-                        self._index(owner, name)
-                    elif L.is_extended_owner(owner):
-                        self._extended(owner).add(name)
+                if gone is not None:
+                    gone[name] = node.owner  # perhaps deleted and created again: the log says
+                elif node.owner != owner:
+                    self._untrack(node.owner, name)
+                    self._track(owner, name)
                 self.data_size += len(data) - len(node.data)
                 node.set_data(mod, head, data)
                 if out is not None:
@@ -464,21 +519,22 @@ class Tree:
         if out is not None:
             out.touched.add(name)
 
-    def _delete_node(self, kv: object, out: Applied) -> None:
+    def _delete_node(self, kv: object, out: Applied, gone: dict[str, int] | None = None) -> None:
         _, path = self.layout.split(kv.key)  # type: ignore[attr-defined]
         node = self.nodes.pop(path, None)
         if node is None:
             return
         self.data_size -= len(path) + len(node.data)
-        if path != "/":
-            parent = self.nodes.get(parent_of(path))
-            if parent is not None:
-                parent.children.pop(name_of(path), None)
-                parent.stat_cache = None
-                parent.order_cache = None
-        self._unindex(node.owner, path)
-        if L.is_extended_owner(node.owner):
-            self._extended(node.owner).discard(path)
+        if gone is not None:
+            gone[path] = node.owner  # _replay takes it out of its sets
+        else:
+            if path != "/":
+                parent = self.nodes.get(parent_of(path))
+                if parent is not None:
+                    parent.children.pop(name_of(path), None)
+                    parent.stat_cache = None
+                    parent.order_cache = None
+            self._untrack(node.owner, path)
         self.quota_stats.pop(path, None)
         out.deleted_acls[path] = node.acl
         out.changes.append((DELETED, path))
