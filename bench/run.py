@@ -55,7 +55,12 @@ from rich.table import Table  # noqa: E402
 from bench.etcd_alone import measure as measure_etcd_alone  # noqa: E402
 from tests.servers import EtcdServer, ManagedServer, ZooKeeperServer, four_letter_word  # noqa: E402
 from tests.zetcd_server import ZetcdServer  # noqa: E402
-from zetcd.embedded import BACKEND_BATCH_LIMIT, MAX_TXN_OPS, TUNING_ARGS  # noqa: E402
+from zetcd.embedded import (  # noqa: E402
+    BACKEND_BATCH_LIMIT,
+    MAX_REQUEST_BYTES,
+    MAX_TXN_OPS,
+    TUNING_ARGS,
+)
 
 SOURCE = Path(__file__).resolve().parent / "ZetcdBench.java"
 JARS = ("/usr/share/java/zookeeper.jar", "/usr/share/java/slf4j-nop.jar")
@@ -891,7 +896,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     report: dict[str, Any] = {"meta": meta}
     cases: list[Case] = []
     txn_ops = str(args.etcd_max_txn_ops)
-    zetcd_args = ("--tick-time", TICK_TIME_MS, "--etcd-max-txn-ops", txn_ops, *args.zetcd_arg)
+    zetcd_args = (
+        "--tick-time",
+        TICK_TIME_MS,
+        "--etcd-max-txn-ops",
+        txn_ops,
+        "--etcd-max-request-bytes",
+        str(MAX_REQUEST_BYTES),
+        *args.zetcd_arg,
+    )
     # the embedded etcd's flags (auto-compaction included), with the limits asked for
     tuning = dict(zip(TUNING_ARGS[::2], TUNING_ARGS[1::2], strict=True))
     tuning["--max-txn-ops"] = txn_ops

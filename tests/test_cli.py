@@ -39,7 +39,8 @@ def test_help_lists_the_readme_flags() -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     for flag in ("--zkaddr", "--endpoints", "--data-dir", "--prefix", "--tick-time",
                  "--max-packet", "--max-client-cnxns", "--4lw-whitelist", "--container-check-interval",
-                 "--super-digest", "--etcd-binary", "--etcd-max-txn-ops", "--metrics-addr",
+                 "--super-digest", "--etcd-binary", "--etcd-max-txn-ops", "--etcd-max-request-bytes",
+                 "--metrics-addr",
                  "--debug-zkbridge", "--debug-oracle", "--divergence-log",
                  "--fail-on-divergence", "--secure-zkaddr", "--zk-cert", "--zk-key",
                  "--zk-client-auth", "--zk-cacert", "--zk-x509-superuser"):  # fmt: skip

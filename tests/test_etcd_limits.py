@@ -13,8 +13,9 @@ from kazoo.security import OPEN_ACL_UNSAFE, make_acl
 from tests.conftest import KazooClientFactory
 from tests.differential import Diff, Recorder
 from tests.rawclient import RawClient
-from tests.servers import wait_until
+from tests.servers import EtcdServer, ZooKeeperServer, wait_until
 from tests.zetcd_server import ZetcdServer
+from zetcd.embedded import MAX_REQUEST_BYTES
 from zetcd.proto.constants import Err, OpCode
 from zetcd.proto.records import (
     ACL,
@@ -25,6 +26,8 @@ from zetcd.proto.records import (
     Id,
     MultiOp,
     MultiRequest,
+    SetACLRequest,
+    SetDataRequest,
 )
 
 OPEN = (ACL(31, Id("world", "anyone")),)
@@ -157,3 +160,46 @@ def test_the_kazoo_error_of_a_refused_multi(
         raise AssertionError("a multi of 300 creates committed on a 128-op etcd")
     assert zk.get_children("/") == []
     assert zk.create("/after") == "/after"
+
+
+def test_writes_on_very_long_paths_fit_an_etcd_that_takes_what_zookeeper_takes(
+    zookeeper: ZooKeeperServer,
+) -> None:
+    """A transaction names a path in several keys, so a write on a path of 400,000 characters
+    or more needs more than etcd's default 1.5 MiB per request; with the embedded etcd's
+    --max-request-bytes (told to zetcd too) every such write ZooKeeper takes fits."""
+    limit = str(MAX_REQUEST_BYTES)
+    root = f"/long-{uuid.uuid4().hex[:8]}"
+    expected = _long_paths(zookeeper.address, root)
+    with (
+        EtcdServer(extra_args=("--max-request-bytes", limit)) as etcd,
+        ZetcdServer(etcd.endpoint, extra_args=("--etcd-max-request-bytes", limit)) as zetcd,
+    ):
+        assert _long_paths(zetcd.address, root) == expected
+    assert expected == [0] * 9
+
+
+def _long_paths(address: str, root: str) -> list[int]:
+    c = RawClient(address)
+    c.connect()
+    own = (ACL(31, Id("world", "anyone")), ACL(1, Id("ip", "127.0.0.1")))
+    c.call(OpCode.CREATE, CreateRequest(root, b"", OPEN, 0))
+    acl_path = f"{root}/{'a' * 800_000}"
+    multi_path = f"{root}/{'m' * 600_000}"
+    errs = [
+        c.call(OpCode.CREATE, CreateRequest(acl_path, b"", own, 0)).header.err,
+        c.call(OpCode.SET_ACL, SetACLRequest(acl_path, OPEN, -1)).header.err,
+        c.call(OpCode.SET_ACL, SetACLRequest(acl_path, own, -1)).header.err,
+        c.call(OpCode.DELETE, DeleteRequest(acl_path, -1)).header.err,
+    ]
+    for op in (
+        MultiOp(OpCode.CREATE, CreateRequest(multi_path, b"", OPEN, 0)),
+        MultiOp(OpCode.SET_DATA, SetDataRequest(multi_path, b"x", -1)),
+        MultiOp(OpCode.DELETE, DeleteRequest(multi_path, -1)),
+    ):
+        r = c.call(OpCode.MULTI, MultiRequest((op,)))
+        errs.append(r.header.err or r.body.results[0].err)
+    for path in (acl_path, multi_path):
+        errs.append(c.call(OpCode.EXISTS, ExistsRequest(path, False)).header.err - Err.NO_NODE)
+    c.close()
+    return errs

@@ -385,6 +385,13 @@ def main_command(
             "(the embedded etcd allows 1024)."
         ),
     ] = 128,
+    etcd_max_request_bytes: Annotated[
+        int,
+        typer.Option(
+            help="The etcd cluster's --max-request-bytes: a write whose transaction needs "
+            "more is refused with BadArguments (the embedded etcd allows 10 MiB)."
+        ),
+    ] = 1536 * 1024,
     metrics_addr: Annotated[
         str | None,
         typer.Option(help="Serve Prometheus metrics on HOST:PORT (/metrics)."),
@@ -458,6 +465,10 @@ def main_command(
         raise typer.BadParameter("--super-digest must look like user:base64(sha1(user:password))")
     if etcd_max_txn_ops < 32:
         raise typer.BadParameter("--etcd-max-txn-ops must be at least 32")
+    if etcd_max_request_bytes < 1536 * 1024:
+        raise typer.BadParameter(
+            "--etcd-max-request-bytes must be at least 1572864 (etcd's default)"
+        )
     if container_check_interval <= 0:
         raise typer.BadParameter("--container-check-interval must be positive")
     secure = client_tls_config(secure_zkaddr, zk_cert, zk_key, zk_client_auth, zk_cacert)
@@ -503,6 +514,7 @@ def main_command(
             container_check_interval=container_check_interval,
             super_digest=super_digest,
             etcd_max_txn_ops=etcd_max_txn_ops,
+            etcd_max_request_bytes=etcd_max_request_bytes,
             x509=secure is not None,  # ZooKeeper registers the x509 provider then
             x509_superuser=zk_x509_superuser,
         ),

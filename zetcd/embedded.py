@@ -32,6 +32,11 @@ INSTALL_HINT = (
 
 # the embedded etcd allows larger transactions than etcd's default (128), for group commit
 MAX_TXN_OPS = 1024
+# etcd refuses a request of more than 1.5 MiB by default; a ZooKeeper request of at most 1 MiB
+# (jute.maxbuffer) names its paths in several keys of its transaction (a create of a long path
+# with an ACL of its own: the node's data and ACL keys, its parent's keys, their guards), so the
+# embedded etcd takes what any of them can need
+MAX_REQUEST_BYTES = 10 * 1024 * 1024
 # etcd commits its backend every 100 ms or once this many writes are pending (etcd's default:
 # 10,000). etcd 3.4 copies its buffer of uncommitted writes for every transaction, and the
 # buffer keeps the size of the most writes it ever held between two commits: after one burst,
@@ -42,6 +47,7 @@ TUNING_ARGS = (
     "--auto-compaction-mode", "revision",
     "--auto-compaction-retention", "100000",
     "--max-txn-ops", str(MAX_TXN_OPS),
+    "--max-request-bytes", str(MAX_REQUEST_BYTES),
     "--backend-batch-limit", str(BACKEND_BATCH_LIMIT),
 )  # fmt: skip
 

@@ -16,6 +16,7 @@ import trio
 from prometheus_client import Gauge
 
 from zetcd import client_tls
+from zetcd.embedded import MAX_REQUEST_BYTES as embedded_max_request_bytes
 from zetcd.embedded import MAX_TXN_OPS as embedded_max_txn_ops
 from zetcd.embedded import EmbeddedEtcd, EmbeddedEtcdError, default_data_dir, describe_exit
 from zetcd.emulation.backend import EtcdBackend, Options
@@ -191,7 +192,11 @@ async def _run(
         endpoints = config.endpoints
         options = config.options
         if endpoints is None:
-            options = dataclasses.replace(options, etcd_max_txn_ops=embedded_max_txn_ops)
+            options = dataclasses.replace(
+                options,
+                etcd_max_txn_ops=embedded_max_txn_ops,
+                etcd_max_request_bytes=embedded_max_request_bytes,
+            )
             data_dir = config.data_dir or default_data_dir()
             embedded = EmbeddedEtcd(data_dir, config.etcd_binary)
             endpoint = await stack.enter_async_context(embedded)

@@ -64,6 +64,7 @@ class Options:
     super_digest: str | None = None
     # etcd's --max-txn-ops: a transaction of grouped writes stays within it
     etcd_max_txn_ops: int = 128
+    etcd_max_request_bytes: int = 1536 * 1024
     # ZooKeeper's x509 authentication provider is registered (it is once a secure client port
     # is configured): x509 ACL ids are valid when Java's X500Principal takes them
     x509: bool = False
@@ -84,7 +85,12 @@ class EtcdBackend:
         self.keeper = SessionKeeper(client, options.limits.tick_time)
         self.store = SessionStore(client, self.mirror)
         self.local: dict[int, EtcdSession] = {}  # sessions attached to this process
-        self.batcher = Batcher(client, self.mirror, max_txn_ops=options.etcd_max_txn_ops)
+        self.batcher = Batcher(
+            client,
+            self.mirror,
+            max_txn_ops=options.etcd_max_txn_ops,
+            max_request_bytes=options.etcd_max_request_bytes,
+        )
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:

@@ -64,10 +64,12 @@ Apply = Callable[[Scratch], Builder]  # raises OpError
 MAX_BATCH = L.MAX_POSITIONS
 ETCD_MAX_TXN_OPS = 128  # etcd's default --max-txn-ops
 PER_WRITE = 16  # compares or operations one more write may add (a create: two nodes)
-# etcd's default --max-request-bytes is 1.5 MiB (a larger request is refused); one write may
-# carry 1 MiB of data, so a batch takes no more writes past MAX_TXN_BYTES
-MAX_REQUEST_BYTES = 1536 * 1024 - 1024
-MAX_TXN_BYTES = 1536 * 1024 - 1100 * 1024
+# etcd's default --max-request-bytes is 1.5 MiB (a larger request is refused); a transaction
+# keeps 1 KiB of it for gRPC's framing. One write may carry 1 MiB of data, so a batch takes no
+# more writes once it is within ONE_WRITE of the limit
+ETCD_MAX_REQUEST_BYTES = 1536 * 1024
+REQUEST_FRAMING = 1024
+ONE_WRITE = 1100 * 1024
 
 
 # guard failures (with the mirror caught up each time) after which a batch shrinks to its first
@@ -167,11 +169,14 @@ class Batcher:
         mirror: Mirror,
         max_batch: int = MAX_BATCH,
         max_txn_ops: int = ETCD_MAX_TXN_OPS,
+        max_request_bytes: int = ETCD_MAX_REQUEST_BYTES,
     ) -> None:
         self.client = client
         self.mirror = mirror
         self.max_batch = max_batch
         self.max_txn_ops = max_txn_ops
+        self.max_txn_bytes = max_request_bytes - REQUEST_FRAMING  # what one write may take
+        self.batch_bytes = max(self.max_txn_bytes - ONE_WRITE, self.max_txn_bytes // 4)
         self.queue: list[Write] = []
         self._wake = trio.Event()
         self.on_mirror_lag: Callable[[float], None] | None = None
@@ -414,7 +419,7 @@ class Batcher:
         sc = Scratch(tree, now)
         planned: list[tuple[int, Builder | None]] = []
         limit = self.max_txn_ops - PER_WRITE
-        sc.limits = (limit, MAX_TXN_BYTES, fenced)
+        sc.limits = (limit, self.batch_bytes, fenced)
         watches = self.mirror.watches
         watching: list[Watcher] = []  # the sessions with watches among the writes planned so far
         for i, w in enumerate(batch):
@@ -440,8 +445,8 @@ class Batcher:
                 return self.plan(batch, fenced)
             if w.watcher is not None and w.watcher not in watching and watches.watching(w.watcher):
                 watching.append(w.watcher)
-            count, size = sc.measure(limit, MAX_TXN_BYTES, fenced)
-            if count > self.max_txn_ops or size > MAX_REQUEST_BYTES:
+            count, size = sc.measure(limit, self.batch_bytes, fenced)
+            if count > self.max_txn_ops or size > self.max_txn_bytes:
                 if i:  # the writes before it fit: they go alone, it goes first next time
                     self.queue[:0] = batch[i:]
                     del batch[i:]
@@ -451,13 +456,13 @@ class Batcher:
                 log.warning(
                     "a write needs more than etcd's --max-txn-ops (%d) operations or"
                     " --max-request-bytes in one transaction: refused with BadArguments"
-                    " (raise etcd's --max-txn-ops and zetcd's --etcd-max-txn-ops)",
+                    " (raise them, and zetcd's --etcd-max-txn-ops, --etcd-max-request-bytes)",
                     self.max_txn_ops,
                 )
                 sc = Scratch(tree, now)
                 planned = [(Err.BAD_ARGUMENTS, None)]
                 break
-            if (count > limit or size > MAX_TXN_BYTES) and i + 1 < len(batch):
+            if (count > limit or size > self.batch_bytes) and i + 1 < len(batch):
                 self.queue[:0] = batch[i + 1 :]  # one more write could take it past the limits
                 del batch[i + 1 :]
                 break
