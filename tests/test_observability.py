@@ -28,11 +28,13 @@ from tests.servers import (
 )
 from tests.zetcd_server import ZetcdServer
 from zetcd.emulation.javaorder import ConcurrentTable, java_long_hash
+from zetcd.proto import encode_connect_request
 from zetcd.proto.constants import OpCode
 from zetcd.proto.framing import frame
 from zetcd.proto.records import (
     ACL,
     AddWatchRequest,
+    ConnectRequest,
     CreateRequest,
     DeleteRequest,
     ExistsRequest,
@@ -110,6 +112,35 @@ def test_four_letter_word_formats(diff: Diff) -> None:
     assert ours["envi"].splitlines()[1].startswith("zookeeper.version=3.8.0-")
     assert _keys(ours["mntr"], "\t")[:8] == _keys(zk["mntr"], "\t")[:8]
     assert f"{ours['root']}/e" in ours["dump"] and "Sessions with Ephemerals (" in ours["dump"]
+
+
+def _cons_brackets(address: str) -> dict[str, str]:
+    host, port = address.rsplit(":", 1)
+    idle = socket.create_connection((host, int(port)))  # sends nothing
+    partial = socket.create_connection((host, int(port)))
+    partial.sendall(frame(encode_connect_request(ConnectRequest(0, 0, 10000, 0, bytes(16))))[:30])
+    full = RawClient(address)
+    full.connect()
+    socks = {"idle": idle, "partial connect": partial, "session": full.sock}
+    ports = {kind: str(sock.getsockname()[1]) for kind, sock in socks.items()}
+    time.sleep(0.3)
+    try:
+        cons = four_letter_word(host, int(port), "cons")
+    finally:
+        for sock in socks.values():
+            sock.close()
+    shown = dict(re.findall(r"/127\.0\.0\.1:(\d+)\[(\d)\]", cons))
+    return {kind: shown[local] for kind, local in ports.items()}
+
+
+def test_cons_shows_the_interest_ops_of_connections_with_and_without_a_session(
+    diff: Diff,
+) -> None:
+    """The bracket after a client's address is its selection key's interest ops: OP_READ (1)
+    for every connection being read, whether it has a session yet or not."""
+    expected = _cons_brackets(diff.zookeeper)
+    assert _cons_brackets(diff.zetcd) == expected
+    assert expected == {"idle": "1", "partial connect": "1", "session": "1"}
 
 
 def test_whitelist_defaults_to_srvr_like_zookeeper(etcd: EtcdServer) -> None:

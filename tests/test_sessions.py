@@ -42,6 +42,7 @@ from zetcd.proto.records import (
     ExistsRequest,
     GetChildrenRequest,
     GetDataRequest,
+    GetSASLRequest,
     Id,
     RequestHeader,
     SetDataRequest,
@@ -472,6 +473,59 @@ def _silent_client_transcript(address: str) -> list[object]:
 
 def test_a_silent_client_with_an_open_connection_expires(diff: Diff) -> None:
     assert _silent_client_transcript(diff.zetcd) == _silent_client_transcript(diff.zookeeper)
+
+
+def _kept_alive_by(address: str) -> list[object]:
+    """Four sessions (timeout 4000) with an ephemeral each, whose clients send, every 0.5 s for
+    9 s: one byte of a request frame never finished, an auth packet, a SASL packet, a ping.
+    ZooKeeper touches a session only as it takes in a whole request its request processors
+    serve, which auth and SASL packets (answered by its network thread) are not."""
+    root = f"/alive-{uuid.uuid4().hex[:10]}"
+    obs = RawClient(address)
+    obs.connect()
+    obs.call(OpCode.CREATE, CreateRequest(root, b"", OPEN, 0))
+    kinds = ("partial frame", "auth", "sasl", "ping")
+    clients = {}
+    for kind in kinds:
+        c = RawClient(address)
+        c.connect(timeout=4000)
+        c.call(OpCode.CREATE, CreateRequest(f"{root}/{kind}", b"", OPEN, 1))
+        clients[kind] = c
+    frame = obs.proto.send_request(RequestHeader(99, OpCode.EXISTS), ExistsRequest(root, False))
+    alive = {kind: True for kind in kinds}
+    for k in range(18):
+        for kind, c in clients.items():
+            if not alive[kind]:
+                continue
+            try:
+                if kind == "partial frame":
+                    c.send_raw(frame[k : k + 1])
+                elif kind == "auth":
+                    c.request(OpCode.AUTH, AuthPacket(0, "digest", b"u:p"), xid=-4)
+                    c.reply()
+                elif kind == "sasl":
+                    c.call(OpCode.SASL, GetSASLRequest(b"abc"))
+                else:
+                    c.request(OpCode.PING, None, xid=-2)
+                    c.reply()
+            except (Closed, OSError):
+                alive[kind] = False
+        obs.request(OpCode.PING, None, xid=-2)
+        obs.reply()
+        time.sleep(0.5)
+    left = obs.call(OpCode.GET_CHILDREN, GetChildrenRequest(root, False)).body.children
+    for c in clients.values():
+        c.close()
+    obs.close()
+    return [("connections still open", alive), ("ephemerals left", sorted(left))]
+
+
+def test_only_whole_requests_served_by_the_request_processors_keep_a_session_alive(
+    diff: Diff,
+) -> None:
+    expected = _kept_alive_by(diff.zookeeper)
+    assert _kept_alive_by(diff.zetcd) == expected
+    assert expected[-1] == ("ephemerals left", ["ping"])
 
 
 @pytest.mark.parametrize("connection", ["closed", "left open"])

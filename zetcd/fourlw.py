@@ -115,11 +115,14 @@ class FourLetterWords:
         return others + ([me] if me else [])
 
     @staticmethod
-    def _client_line(c: Any, full: bool) -> str:
+    def _client_line(c: Any, full: bool, me: Any) -> str:
         st = c.stats
         session = getattr(c, "session", None)
+        # the selection key's interest ops: OP_READ (1) while the server reads the connection;
+        # 0 for the one answering this word and for one it stopped reading for now
+        reading = c is not me and not getattr(c, "reading_paused", False)
         head = (
-            f" /{c.peer}[{1 if session else 0}](queued={st.queued},recved={st.received},"
+            f" /{c.peer}[{1 if reading else 0}](queued={st.queued},recved={st.received},"
             f"sent={st.sent}"
         )
         if not full or session is None:
@@ -158,11 +161,11 @@ class FourLetterWords:
 
     def _stat(self, conn: Any) -> str:
         head, _, rest = self._srvr(conn).partition("\n")
-        clients = "".join(self._client_line(c, False) + "\n" for c in self._conns(conn))
+        clients = "".join(self._client_line(c, False, conn) + "\n" for c in self._conns(conn))
         return f"{head}\nClients:\n{clients}\n{rest}"
 
     def _cons(self, conn: Any) -> str:
-        return "".join(self._client_line(c, True) + "\n" for c in self._conns(conn)) + "\n"
+        return "".join(self._client_line(c, True, conn) + "\n" for c in self._conns(conn)) + "\n"
 
     def _crst(self, conn: Any) -> str:
         for c in self.view.connections():

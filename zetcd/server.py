@@ -57,6 +57,8 @@ SESSIONLESS_TIMEOUT = 10.0
 # ZooKeeper's maxClientCnxns default: connections one client address may hold open at once
 DEFAULT_MAX_CLIENT_CNXNS = 60
 REFUSAL_LOG_INTERVAL = 10.0  # seconds between two warnings about refused connections
+# requests ZooKeeper's network thread answers itself: they do not keep a session alive
+_UNHEARD = frozenset((OpCode.AUTH, OpCode.SASL))
 
 
 class RequestObserver(Protocol):
@@ -112,7 +114,14 @@ class Connection:
         self.abandoned = False
         self.session: Session | None = None
         self.greeted = False  # a ConnectRequest or a four-letter word has come in
-        self.heard = time.monotonic()  # when the client last sent anything
+        # the reader waits before it reads on (a connect, too many requests outstanding), as
+        # ZooKeeper stops reading a connection then (`cons` shows it)
+        self.reading_paused = False
+        # when the client last sent anything, and when it last sent a request that keeps its
+        # session alive: ZooKeeper touches a session as it takes a request in (submitRequest),
+        # which its network thread does not do for auth and SASL packets, nor for bytes that
+        # are not yet a whole request (the Outbox's ``heard``)
+        self.read_at = self.heard = time.monotonic()
         # its timeout in ZooKeeper's connection expiry queue: the session's once connected
         self.expiry_ms = int((config.sessionless_timeout or 0) * 1000)
         self.session_timeout_ms = 0
@@ -127,7 +136,7 @@ class Connection:
         self.drained = trio.Event()
         self.trace_mask: int | None = None
         self.peer, self.peer_host = _peer(stream)
-        self._touch(self.heard)  # accepted: in the connection expiry queue
+        self._touch(self.read_at)  # accepted: in the connection expiry queue
 
     # ------------------------------------------------------------------ Outbox
     def _queue(self, data: bytes) -> None:
@@ -149,14 +158,16 @@ class Connection:
         self._leave()
 
     def _touch(self, now: float) -> None:
-        """Something was read: the connection, and its session, expire later (expiry.py)."""
+        """Something was read: the connection expires later (expiry.py)."""
         expiry = self.config.expiry
-        if expiry is not None:
-            ms = int(now * 1000)
-            if expiry.connections is not None:
-                expiry.connections.touch(self, ms, self.expiry_ms)
-            if self.session is not None:
-                self._touch_session(self.session.session_id, self.session_timeout_ms, ms)
+        if expiry is not None and expiry.connections is not None:
+            expiry.connections.touch(self, int(now * 1000), self.expiry_ms)
+
+    def _touch_heard(self) -> None:
+        """A request was taken in (``heard``): the session expires later (expiry.py)."""
+        if self.session is not None and self.config.expiry is not None:
+            ms = int(self.heard * 1000)
+            self._touch_session(self.session.session_id, self.session_timeout_ms, ms)
 
     def _touch_session(self, session_id: int, timeout_ms: int, ms: int) -> None:
         """The session expires ``timeout_ms`` after ``ms`` (expiry.py)."""
@@ -280,7 +291,7 @@ class Connection:
         bucket = None
         if expiry is not None and expiry.connections is not None:
             bucket = expiry.connections.where.get(self)
-        return self.heard + timeout if bucket is None else bucket / 1000
+        return self.read_at + timeout if bucket is None else bucket / 1000
 
     async def _drain(self) -> None:
         """The client stopped sending: let the replies already owed go out first."""
@@ -400,8 +411,9 @@ class Connection:
                 # replies not sent yet never are (the requests read before still take effect)
                 self._abandon()
                 return
-            self.heard = now = time.monotonic()
+            self.read_at = now = time.monotonic()
             self._touch(now)
+            heard = self.heard
             proto.receive_data(data)
             self.holding = True
             while not self.closing:
@@ -421,6 +433,8 @@ class Connection:
                     if e.decoded is not None:  # only trailing bytes: ZooKeeper ignores them
                         ev = Request(*e.decoded)
                     else:
+                        if e.opcode not in _UNHEARD:
+                            self.heard = self.read_at
                         header = RequestHeader(e.xid, e.opcode)
                         # in the session's order (a backend with ``begin`` counts it in flight)
                         begin_malformed = getattr(self.session, "begin_malformed", None)
@@ -444,7 +458,11 @@ class Connection:
                     self.greeted = True
                     self._end_of_input()
                     self._flush()
-                    await self._connect(ev)
+                    self.reading_paused = True
+                    try:
+                        await self._connect(ev)
+                    finally:
+                        self.reading_paused = False
                 elif isinstance(ev, FourLetterWord):
                     self.greeted = True
                     words = self.config.four_letter_words
@@ -462,6 +480,8 @@ class Connection:
                         self._queue(answer)
                         self.config.stats.sent += 1
                     return
+            if self.heard != heard:
+                self._touch_heard()
             self._end_of_input()
             self._flush_replies()
 
@@ -472,6 +492,8 @@ class Connection:
         True when the connection reads no more."""
         session = self.session
         assert session is not None
+        if header.type not in _UNHEARD:
+            self.heard = self.read_at
         begin = getattr(session, "begin", None)
         if begin is None:
             self._defer(header, lambda: session.handle(header, body))
@@ -496,12 +518,16 @@ class Connection:
             self._end_of_input()
             self._flush_replies()
             self.drained = trio.Event()
-            await self.drained.wait()
+            self.reading_paused = True
+            try:
+                await self.drained.wait()
+            finally:
+                self.reading_paused = False
             # ZooKeeper touches a session as it takes each request in (submitRequest), and
             # stops taking them in while too many are outstanding: the requests read before
             # this pause and begun after it count as heard now, or a long burst served more
             # slowly than the session's timeout would expire a session whose client is busy
-            self.heard = time.monotonic()
+            self.read_at = self.heard = time.monotonic()
         return False
 
     def _defer(
@@ -665,7 +691,9 @@ class Connection:
             )
         self.session = accepted.session
         if accepted.session is not None:
-            self._touch(time.monotonic())
+            self.heard = time.monotonic()
+            self._touch(self.heard)  # on the session's timeout from now on (expiry_ms)
+            self._touch_heard()
 
 
 async def serve(
