@@ -13,6 +13,7 @@ for one test.
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -46,6 +47,16 @@ def _time_limit(item: pytest.Item) -> float:
 
 
 pytest_runtest_setup, pytest_runtest_call, pytest_runtest_teardown = phase_hooks(_time_limit)
+
+
+@pytest.fixture(autouse=True)
+def _sigpipe_ignored() -> Iterator[None]:
+    """SIGPIPE stays ignored, as Python sets it: ``zetcd report`` run in-process (its CLI
+    tests) restores the default action, which would then kill the whole test run at the
+    first write to a socket a server has closed."""
+    yield
+    if hasattr(signal, "SIGPIPE") and signal.getsignal(signal.SIGPIPE) != signal.SIG_IGN:
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
 
 # -- real servers ----------------------------------------------------------------------------
