@@ -368,6 +368,22 @@ def test_other_3_6_ops(diff: Diff) -> None:
     both(diff, scenario)
 
 
+def _copy_ordered_pair(parent: str) -> tuple[str, str]:
+    """Two paths under ``parent`` whose spread Java hashes share their low 4 bits, the first
+    with bit 4 clear and bit 5 set, the second the reverse."""
+    found: dict[tuple[int, int], str] = {}
+    for k in range(10_000):
+        path = f"{parent}/p{k}"
+        h = java_string_hash(path)
+        h ^= h >> 16
+        if (h >> 4) & 3 in (1, 2):
+            found.setdefault((h & 15, (h >> 4) & 3), path)
+            pair = found.get((h & 15, 2)), found.get((h & 15, 1))
+            if pair[0] is not None and pair[1] is not None:
+                return pair[0], pair[1]
+    raise AssertionError("no such pair")
+
+
 def test_container_and_ttl_expiry(etcd: EtcdServer) -> None:
     """Empty containers that had a child, and TTL nodes idle past their TTL, are deleted by the
     container manager, firing watches like a delete. Both servers check every 300 ms."""
@@ -409,6 +425,31 @@ def test_container_and_ttl_expiry(etcd: EtcdServer) -> None:
             c.call(OpCode.EXISTS, ExistsRequest(path, True))
         time.sleep(2.0)
         out.append(("reaped in one pass", sync_events(c, root)))
+        # two containers that share a bucket of the candidates' set, ordered by the copy of the
+        # DataTree's set (getContainers: 32 buckets for 21 paths), not by that set (64 bins,
+        # grown with 31 paths): a has bit 4 of its hash clear and bit 5 set, b the reverse
+        a, b = _copy_ordered_pair(root + "/k")
+        fillers = [f"{root}/k/f{k}" for k in range(28)]
+        c.call(OpCode.CREATE, CreateRequest(root + "/k", b"", OPEN, 0))
+        for path in (a, b, *fillers):
+            c.call(OpCode.CREATE_CONTAINER, CreateRequest(path, b"", OPEN, 4))
+        for path in (a, b):
+            c.call(OpCode.CREATE, CreateRequest(path + "/kid", b"", OPEN, 0))
+            c.call(OpCode.EXISTS, ExistsRequest(path, True))
+        c.call(
+            OpCode.MULTI,
+            MultiRequest(tuple(MultiOp(OpCode.DELETE, DeleteRequest(p, -1)) for p in fillers[:10])),
+        )
+        c.call(
+            OpCode.MULTI,
+            MultiRequest(
+                tuple(MultiOp(OpCode.DELETE, DeleteRequest(p + "/kid", -1)) for p in (a, b))
+            ),
+        )
+        time.sleep(1.5)
+        out.append(
+            ("two of 21", [(t, p.replace(a, "a").replace(b, "b")) for t, p in sync_events(c, "")])
+        )
         c.close()
         return out
 
@@ -419,7 +460,8 @@ def test_container_and_ttl_expiry(etcd: EtcdServer) -> None:
             expected = scenario(zk.address, root)
             assert scenario(zetcd.address, root) == expected
             assert expected[0] == ("left", ["fresh", "ttl-parent"])
-            reaped = [path for _, path in expected[-1][1]]
+            assert [p for _, p in expected[-1][1] if p in ("a", "b")] == ["a", "b"]
+            reaped = [path for _, path in expected[-2][1]]
             assert len(reaped) == 24 and reaped != sorted(reaped)  # not sorted, nor creation order
 
 

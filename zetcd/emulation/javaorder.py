@@ -59,6 +59,15 @@ def _table_size_for(n: int) -> int:
     return cap
 
 
+def java_hashset_copy_order(names: Iterable[str]) -> list[str]:
+    """The iteration order of ``new HashSet<String>(c)`` filled from ``names`` (``c``'s
+    iteration order): its table is sized for them (``max((int) (n / .75f) + 1, 16)`` rounded up
+    to a power of two) and never grows."""
+    listed = list(names)
+    buckets = _table_size_for(max(int(len(listed) / 0.75) + 1, 16))
+    return java_hashset_order(listed, len(listed), buckets)
+
+
 def java_hashset_clone_order(names: Iterable[str], peak: int) -> list[str]:
     """The iteration order of ``new HashSet<String>()`` holding ``names`` (given in insertion
     order), after it once held ``peak`` entries, then ``clone()``d: ZooKeeper's DataTree

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from zetcd.emulation import acls
 from zetcd.emulation import layout as L
 from zetcd.emulation.errors import OpError, ServerCrash
-from zetcd.emulation.javaorder import java_hashset_order
+from zetcd.emulation.javaorder import java_hashset_copy_order, java_hashset_order
 from zetcd.emulation.paths import is_valid_path
 from zetcd.emulation.scratch import NodeState, Scratch, resolve_stat
 from zetcd.emulation.tree import SessionEntry, Tree
@@ -344,14 +344,15 @@ def container_candidates(tree: Tree, now: int) -> list[str]:
     """ContainerManager.getCandidates: empty containers that once had a child (stored
     cversion > 0), and childless TTL nodes not modified for longer than their TTL, in the
     order ZooKeeper deletes them: it adds the containers, then the TTL nodes, each in the
-    order of the DataTree's set of them, to a new HashSet<String> and deletes in its order."""
+    order of a copy of the DataTree's set of them (getContainers, getTtls: a new HashSet sized
+    for what the set holds), to a new HashSet<String> and deletes in its order."""
     out = []
-    for path in tree.containers:
+    for path in java_hashset_copy_order(tree.containers):
         node = tree.nodes.get(path)
         # stored cversion > 0: (visible + n) / 2
         if node is not None and not node.children and node.cversion > 0:
             out.append(path)
-    for path in tree.ttls:
+    for path in java_hashset_copy_order(tree.ttls):
         node = tree.nodes.get(path)
         if node is not None and not node.children:
             ttl = L.ttl_of(node.owner)
