@@ -57,6 +57,8 @@ SESSIONLESS_TIMEOUT = 10.0
 # ZooKeeper's maxClientCnxns default: connections one client address may hold open at once
 DEFAULT_MAX_CLIENT_CNXNS = 60
 REFUSAL_LOG_INTERVAL = 10.0  # seconds between two warnings about refused connections
+# poll(2)'s "the peer shut its side" (Linux only)
+_POLLRDHUP = getattr(select, "POLLRDHUP", 0)
 # requests ZooKeeper's network thread answers itself: they do not keep a session alive
 _UNHEARD = frozenset((OpCode.AUTH, OpCode.SASL))
 
@@ -319,10 +321,10 @@ class Connection:
         """Has the client shut its side (a poll(2) without waiting: no data is read)?"""
         hangup = self._hangup
         if hangup is None:
-            if self._sock is None:
-                return False  # TLS: only the next receive tells
+            if self._sock is None or not _POLLRDHUP:
+                return False  # TLS, or not Linux: only the next receive tells
             hangup = self._hangup = select.poll()
-            hangup.register(self._sock, select.POLLRDHUP)
+            hangup.register(self._sock, _POLLRDHUP)
         return bool(hangup.poll(0))
 
     def _flush(self) -> None:
@@ -384,6 +386,7 @@ class Connection:
         try:
             await self._read_requests()
         finally:
+            self._touch_heard()  # for the requests taken in before it stopped reading
             self._end_of_input()  # what was begun still happens, as on ZooKeeper
             self._flush()
 
@@ -420,6 +423,8 @@ class Connection:
                 try:
                     ev = proto.next_event()
                 except UnknownOpcode as e:
+                    # taken in (ZooKeeper touches the session before it finds no such opcode)
+                    self.heard = self.read_at
                     self.send_reply(Reply(e.xid, -1, Err.UNIMPLEMENTED, None, close=True))
                     return
                 except MalformedRequest as e:

@@ -176,7 +176,9 @@ class Batcher:
         self.max_batch = max_batch
         self.max_txn_ops = max_txn_ops
         self.max_txn_bytes = max_request_bytes - REQUEST_FRAMING  # what one write may take
-        self.batch_bytes = max(self.max_txn_bytes - ONE_WRITE, self.max_txn_bytes // 4)
+        # a batch takes no more writes past this: the size etcd's default allows, whatever the
+        # cluster's limit (a larger one is for single large writes, not larger batches)
+        self.batch_bytes = ETCD_MAX_REQUEST_BYTES - REQUEST_FRAMING - ONE_WRITE
         self.queue: list[Write] = []
         self._wake = trio.Event()
         self.on_mirror_lag: Callable[[float], None] | None = None
