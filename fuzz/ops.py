@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 from zetcd.proto.codec import encode
-from zetcd.proto.constants import AUTH_XID, PING_XID, OpCode
+from zetcd.proto.constants import AUTH_XID, PING_XID, CreateMode, OpCode
 from zetcd.proto.opcodes import OPS
 from zetcd.proto.records import (
     ACL,
@@ -421,6 +421,25 @@ class Mangled:
 
     def request_body(self, full: Resolve) -> object:
         return self.op.request_body(full)
+
+
+def fails_prep_unchecked(op: Any) -> bool:
+    """A multi that may fail in ZooKeeper's PrepRequestProcessor with an exception other than a
+    KeeperException (a create, create2 or createContainer op with TTL flags, which 3.8 builds
+    as a createTTL op and then casts): the whole multi answers MarshallingError, but the change
+    records of its ops before that one are not rolled back, so a write pipelined behind it sees
+    them until the multi's error transaction is applied (docs/differences.md)."""
+    return (
+        isinstance(op, Multi)
+        and not op.read
+        and any(
+            isinstance(sub, Create)
+            and sub.opcode != OpCode.CREATE_TTL
+            and sub.flags
+            in (CreateMode.PERSISTENT_WITH_TTL, CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL)
+            for sub in op.ops
+        )
+    )
 
 
 @dataclass(frozen=True, slots=True)

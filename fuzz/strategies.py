@@ -45,6 +45,7 @@ from fuzz.ops import (
     Unknown,
     WhoAmI,
     digest_id,
+    fails_prep_unchecked,
 )
 from zetcd.proto.constants import CreateMode, OpCode
 
@@ -158,7 +159,9 @@ def pipeline_ops(paths: st.SearchStrategy[str]) -> st.SearchStrategy[tuple[Any, 
     which zetcd then commits in one etcd transaction, with watching reads and syncs between
     them, and sometimes a setACL last (an ACL that changes after changes the same transaction
     made). Never a request after a setACL: ZooKeeper checks one against the node's old ACL or
-    its new one depending on whether the setACL was applied yet (docs/differences.md)."""
+    its new one depending on whether the setACL was applied yet; nor after a multi that fails
+    unchecked in its PrepRequestProcessor, whose ops' changes a write behind it may see until
+    it is applied (fails_prep_unchecked; both in docs/differences.md)."""
     write = st.one_of(
         creates(paths),
         st.builds(Delete, paths, VERSIONS),
@@ -175,8 +178,16 @@ def pipeline_ops(paths: st.SearchStrategy[str]) -> st.SearchStrategy[tuple[Any, 
     op = weighted((True, 3), (False, 1)).flatmap(lambda w: write if w else read)
     last = st.one_of(st.just(()), st.builds(SetACL, paths, ACLS, VERSIONS).map(lambda a: (a,)))
     return st.tuples(st.lists(op, min_size=2, max_size=5), last).map(
-        lambda drawn: (*drawn[0], *drawn[1])
+        lambda drawn: _up_to_an_unchecked_failure((*drawn[0], *drawn[1]))
     )
+
+
+def _up_to_an_unchecked_failure(ops: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The pipeline, ending at its first multi that may fail unchecked (fails_prep_unchecked)."""
+    for i, op in enumerate(ops):
+        if fails_prep_unchecked(op):
+            return ops[: i + 1]
+    return ops
 
 
 def multi_read_ops(paths: st.SearchStrategy[str]) -> st.SearchStrategy[tuple[Any, ...]]:

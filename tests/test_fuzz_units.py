@@ -57,6 +57,7 @@ from fuzz.ops import (
     Sync,
     Unknown,
     WhoAmI,
+    fails_prep_unchecked,
     multi_body,
     op_from_json,
     step_from_json,
@@ -205,6 +206,24 @@ def test_strategies_never_build_a_request_that_crashes_zookeeper(data: st.DataOb
     assert not any(_creates_ttl_crash(op) for op in (create, Multi(multi), other))
     if create.opcode == OpCode.CREATE_TTL and create.flags in fs.TTL_MODES:
         assert create.ttl in (3_600_000, 2**40 - 1, 0, 2**40)
+
+
+def test_a_multi_that_fails_unchecked_in_zookeepers_prep_is_recognized() -> None:
+    ttl_flags = Create("/b", flags=CreateMode.PERSISTENT_WITH_TTL)
+    assert fails_prep_unchecked(Multi((Delete("/a"), ttl_flags)))
+    assert fails_prep_unchecked(Multi((Create("/c", opcode=OpCode.CREATE2, flags=6),)))
+    assert not fails_prep_unchecked(Multi((Create("/b", flags=5, opcode=OpCode.CREATE_TTL),)))
+    assert not fails_prep_unchecked(Multi((ttl_flags,), read=True))
+    assert not fails_prep_unchecked(ttl_flags)
+
+
+@settings(max_examples=300, suppress_health_check=list(HealthCheck), database=None)
+@given(st.data())
+def test_pipelines_end_at_a_multi_that_fails_unchecked(data: st.DataObject) -> None:
+    """ZooKeeper lets a write pipelined behind such a multi see the changes of its earlier ops
+    until the multi's error transaction is applied: the fuzzer never sends one behind it."""
+    ops = data.draw(fs.pipeline_ops(st.sampled_from(["/a", "/a/b", "b"])))
+    assert not any(fails_prep_unchecked(op) for op in ops[:-1])
 
 
 # --- the client against a scripted server ----------------------------------------------------
