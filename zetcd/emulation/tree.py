@@ -87,6 +87,12 @@ class Node:
         if len(self.children) > self.max_children:
             self.max_children = len(self.children)
 
+    def remove_child(self, name: str) -> None:
+        if name in self.children:
+            del self.children[name]
+            self.stat_cache = None
+            self.order_cache = None
+
     def set_data(self, d_mod: int, head: L.DataHead, data: bytes) -> None:
         """Take a data key's value: its head (decode_data_head) and the node's data."""
         self.stat_cache = None
@@ -408,9 +414,8 @@ class Tree:
                 self._track(owner, path)
             else:
                 deleted.add(path)
-                if parent is not None and name in parent.children:
-                    del parent.children[name]
-                    parent.order_cache = parent.stat_cache = None
+                if parent is not None:
+                    parent.remove_child(name)
                 # created in this transaction, or before it
                 self._untrack(owner_now.pop(path) if path in owner_now else gone.get(path, 0), path)
 
@@ -531,9 +536,7 @@ class Tree:
             if path != "/":
                 parent = self.nodes.get(parent_of(path))
                 if parent is not None:
-                    parent.children.pop(name_of(path), None)
-                    parent.stat_cache = None
-                    parent.order_cache = None
+                    parent.remove_child(name_of(path))
             self._untrack(node.owner, path)
         self.quota_stats.pop(path, None)
         out.deleted_acls[path] = node.acl
