@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 from zetcd.proto.codec import encode
-from zetcd.proto.constants import AUTH_XID, PING_XID, CreateMode, OpCode
+from zetcd.proto.constants import AUTH_XID, PING_XID, TTL_MODES, OpCode
 from zetcd.proto.opcodes import OPS
 from zetcd.proto.records import (
     ACL,
@@ -433,10 +433,7 @@ def fails_prep_unchecked(op: Any) -> bool:
         isinstance(op, Multi)
         and not op.read
         and any(
-            isinstance(sub, Create)
-            and sub.opcode != OpCode.CREATE_TTL
-            and sub.flags
-            in (CreateMode.PERSISTENT_WITH_TTL, CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL)
+            isinstance(sub, Create) and sub.opcode != OpCode.CREATE_TTL and sub.flags in TTL_MODES
             for sub in op.ops
         )
     )

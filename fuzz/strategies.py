@@ -47,7 +47,7 @@ from fuzz.ops import (
     digest_id,
     fails_prep_unchecked,
 )
-from zetcd.proto.constants import CreateMode, OpCode
+from zetcd.proto.constants import TTL_MODES, OpCode
 
 
 def weighted(*choices: tuple[Any, int]) -> st.SearchStrategy[Any]:
@@ -102,7 +102,6 @@ MODES = weighted((0, 8), (1, 4), (2, 4), (3, 3), (4, 1), (5, 1), (6, 1), (7, 1),
 CREATE_OPCODES = weighted(
     (OpCode.CREATE, 5), (OpCode.CREATE2, 3), (OpCode.CREATE_CONTAINER, 2), (OpCode.CREATE_TTL, 2)
 )
-TTL_MODES = (CreateMode.PERSISTENT_WITH_TTL, CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL)
 # Valid TTLs are far longer than any campaign (see fuzz/driver.py); 0 and 2**40 are refused.
 TTLS = weighted((3_600_000, 4), (2**40 - 1, 1), (0, 1), (2**40, 1))
 

@@ -74,7 +74,7 @@ from zetcd.proto.codec import (
     encode_connect_response,
 )
 from zetcd.proto.connection import ServerProtocol
-from zetcd.proto.constants import CreateMode, Err, EventType, OpCode
+from zetcd.proto.constants import TTL_MODES, CreateMode, Err, EventType, OpCode
 from zetcd.proto.errors import ProtocolError
 from zetcd.proto.framing import NEED_DATA, FrameReader, frame
 from zetcd.proto.records import (
@@ -204,7 +204,7 @@ def test_strategies_never_build_a_request_that_crashes_zookeeper(data: st.DataOb
     multi = data.draw(fs.multi_ops(paths))
     other = data.draw(fs.odd_ops(paths))
     assert not any(_creates_ttl_crash(op) for op in (create, Multi(multi), other))
-    if create.opcode == OpCode.CREATE_TTL and create.flags in fs.TTL_MODES:
+    if create.opcode == OpCode.CREATE_TTL and create.flags in TTL_MODES:
         assert create.ttl in (3_600_000, 2**40 - 1, 0, 2**40)
 
 

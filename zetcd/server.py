@@ -16,7 +16,7 @@ import socket
 import ssl
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Protocol
@@ -423,8 +423,8 @@ class Connection:
                 try:
                     ev = proto.next_event()
                 except UnknownOpcode as e:
-                    # taken in (ZooKeeper touches the session before it finds no such opcode)
-                    self.heard = self.read_at
+                    # ZooKeeper touches the session before it finds no such opcode
+                    self._taken_in(e.opcode)
                     self.send_reply(Reply(e.xid, -1, Err.UNIMPLEMENTED, None, close=True))
                     return
                 except MalformedRequest as e:
@@ -438,8 +438,7 @@ class Connection:
                     if e.decoded is not None:  # only trailing bytes: ZooKeeper ignores them
                         ev = Request(*e.decoded)
                     else:
-                        if e.opcode not in _UNHEARD:
-                            self.heard = self.read_at
+                        self._taken_in(e.opcode)
                         header = RequestHeader(e.xid, e.opcode)
                         # in the session's order (a backend with ``begin`` counts it in flight)
                         begin_malformed = getattr(self.session, "begin_malformed", None)
@@ -463,11 +462,8 @@ class Connection:
                     self.greeted = True
                     self._end_of_input()
                     self._flush()
-                    self.reading_paused = True
-                    try:
+                    with self._reading_paused():
                         await self._connect(ev)
-                    finally:
-                        self.reading_paused = False
                 elif isinstance(ev, FourLetterWord):
                     self.greeted = True
                     words = self.config.four_letter_words
@@ -490,6 +486,22 @@ class Connection:
             self._end_of_input()
             self._flush_replies()
 
+    def _taken_in(self, opcode: int) -> None:
+        """A whole request read: ZooKeeper touches the session as it submits it (auth and SASL
+        packets, which its network thread answers itself, do not count)."""
+        if opcode not in _UNHEARD:
+            self.heard = self.read_at
+
+    @contextlib.contextmanager
+    def _reading_paused(self) -> Iterator[None]:
+        """Not reading the socket for a while (``cons`` shows such a connection's interest
+        ops as 0)."""
+        self.reading_paused = True
+        try:
+            yield
+        finally:
+            self.reading_paused = False
+
     async def _request(self, header: RequestHeader, body: object | None) -> bool:
         """Start serving one request. A backend session with ``begin`` answers what it can at
         once and returns the rest as awaitables (a pipelined write is already queued); replies
@@ -497,8 +509,7 @@ class Connection:
         True when the connection reads no more."""
         session = self.session
         assert session is not None
-        if header.type not in _UNHEARD:
-            self.heard = self.read_at
+        self._taken_in(header.type)
         begin = getattr(session, "begin", None)
         if begin is None:
             self._defer(header, lambda: session.handle(header, body))
@@ -523,11 +534,8 @@ class Connection:
             self._end_of_input()
             self._flush_replies()
             self.drained = trio.Event()
-            self.reading_paused = True
-            try:
+            with self._reading_paused():
                 await self.drained.wait()
-            finally:
-                self.reading_paused = False
             # ZooKeeper touches a session as it takes each request in (submitRequest), and
             # stops taking them in while too many are outstanding: the requests read before
             # this pause and begun after it count as heard now, or a long burst served more

@@ -18,7 +18,7 @@ from zetcd.emulation.javaorder import java_hashset_copy_order, java_hashset_orde
 from zetcd.emulation.paths import is_valid_path
 from zetcd.emulation.scratch import NodeState, Scratch, resolve_stat
 from zetcd.emulation.tree import SessionEntry, Tree
-from zetcd.proto.constants import CreateMode, Err, OpCode, Perm
+from zetcd.proto.constants import TTL_MODES, CreateMode, Err, OpCode, Perm
 from zetcd.proto.records import (
     Create2Response,
     CreateRequest,
@@ -92,7 +92,6 @@ def _check_version(current: int, expected: int) -> None:
 
 
 # ---------------------------------------------------------------------------- single ops
-TTL_MODES = frozenset((CreateMode.PERSISTENT_WITH_TTL, CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL))
 SEQUENTIAL_MODES = frozenset(
     (
         CreateMode.PERSISTENT_SEQUENTIAL,

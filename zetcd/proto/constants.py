@@ -145,6 +145,10 @@ class CreateMode(_Enum):
     PERSISTENT_SEQUENTIAL_WITH_TTL = 6
 
 
+# The modes that make a TTL node (a createTTL request needs one; other creates must not use one).
+TTL_MODES = frozenset((CreateMode.PERSISTENT_WITH_TTL, CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL))
+
+
 class Perm(enum.IntFlag):
     """``ZooDefs.Perms``: ``ACL.perms`` bits."""
 
