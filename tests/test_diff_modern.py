@@ -5,6 +5,7 @@ getAllChildrenNumber, whoAmI, reconfig."""
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from typing import Any
 from tests.differential import Diff
 from tests.rawclient import RawClient
 from tests.servers import EtcdServer, ZooKeeperServer
+from tests.test_javaorder import colliding_names
 from tests.zetcd_server import ZetcdServer
 from zetcd.emulation.javaorder import java_string_hash
 from zetcd.proto.constants import OpCode
@@ -535,6 +537,44 @@ def test_sets_that_grow_and_shrink_within_one_transaction(diff: Diff) -> None:
         c.call(OpCode.MULTI, MultiRequest(nodes(e, range(60), 1) + dropped))
         listed = c.call(OpCode.GET_EPHEMERALS, GetEphemeralsRequest(e)).body.ephemerals
         out.append(("ephemerals", [p.removeprefix(root) for p in listed]))
+        c.close()
+        return out
+
+    both(diff, scenario)
+
+
+def test_names_that_crowd_one_java_hash_bucket(diff: Diff) -> None:
+    """Children and ephemerals whose names share a Java hash bucket nine or more at a time:
+    ZooKeeper's HashSets double a small table early and turn a bucket of a bigger one into a
+    tree (listed root first), which removals turn back into a list."""
+
+    def scenario(address: str, root: str) -> list[Any]:
+        c = RawClient(address)
+        c.connect()
+        c.call(OpCode.CREATE, CreateRequest(root, b"", OPEN, 0))
+        out: list[Any] = []
+        for parent, flags in ((root + "/t", 0), (root + "/e", 1)):
+            c.call(OpCode.CREATE, CreateRequest(parent, b"", OPEN, 0))
+            prefix = parent + "/" if flags else ""
+            names = colliding_names(random.Random(11), prefix)[:90]
+            names = [n.removeprefix(prefix) for n in names]
+            random.Random(12).shuffle(names)
+
+            def listed(parent: str = parent, flags: int = flags) -> list[str]:
+                if flags:
+                    got = c.call(OpCode.GET_EPHEMERALS, GetEphemeralsRequest(parent)).body
+                    return [p.removeprefix(parent + "/") for p in got.ephemerals]
+                req = GetChildrenRequest(parent, False)
+                return list(c.call(OpCode.GET_CHILDREN, req).body.children)
+
+            for k, name in enumerate(names):
+                c.call(OpCode.CREATE, CreateRequest(f"{parent}/{name}", b"", OPEN, flags))
+                if k in (10, 40, 89):
+                    out.append((parent, k, listed()))
+            for k, name in enumerate(names[::2]):
+                c.call(OpCode.DELETE, DeleteRequest(f"{parent}/{name}", -1))
+                if k in (5, 30, 44):
+                    out.append((parent, -k, listed()))
         c.close()
         return out
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import shutil
 import subprocess
 from pathlib import Path
 
-from zetcd.emulation.javaorder import concurrent_set_order, java_hashset_clone_order
+from zetcd.emulation.javahashset import JavaHashSet, clone_order, copy_order, spread
+from zetcd.emulation.javaorder import concurrent_set_order
+from zetcd.emulation.layout import Layout
+from zetcd.emulation.tree import Node, Tree
 
 JUTE_JAR = Path("/usr/share/java/zookeeper-jute.jar")
 JAVA_DIR = Path(__file__).parent / "java"
@@ -60,26 +64,113 @@ def test_auth_id_order_matches_a_java_concurrent_hash_set() -> None:
     assert java_orders(cases) == [concurrent_set_order(case) for case in cases]
 
 
-def test_ephemeral_order_matches_a_cloned_java_hash_set() -> None:
-    """A session's ephemerals come out of a clone of a HashSet that only ever grew."""
-    rng = random.Random(7)
-    cases: list[list[str]] = []
-    models: list[list[str]] = []
-    for _ in range(80):
+def colliding_names(rng: random.Random, prefix: str = "") -> list[str]:
+    """Names (after ``prefix``) that crowd Java hash buckets: 32 with one hash code (blocks of
+    ``Aa`` and ``BB``), and names sharing the low bits of their spread hash but not its high
+    bits (so that a tree bin orders them by hash), with a few ordinary ones."""
+    family = ["".join(blocks) for blocks in itertools.product(("Aa", "BB"), repeat=5)]
+    shared: dict[int, list[str]] = {}
+    while max((len(v) for v in shared.values()), default=0) < 40:
+        name = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(6))
+        shared.setdefault(spread(prefix + name) & 127, []).append(name)
+    crowded = max(shared.values(), key=len)
+    near = shared.get((spread(prefix + crowded[0]) & 127) ^ 64, [])  # apart from 128 buckets on
+    ordinary = [f"n{k}" for k in range(20)]
+    return [prefix + n for n in family + crowded + near + ordinary]
+
+
+def scripts(seed: int, initial: int, prefix: str = "") -> list[tuple[str, list[str]]]:
+    """Random adds and removes of colliding names, each script with a start command."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(40):
+        names = colliding_names(rng, prefix)
+        picked = rng.sample(names, rng.randint(12, len(names)))
+        held: set[str] = set()
         ops: list[str] = []
-        held: dict[str, None] = {}
-        peak = 0
-        pool = [f"/app/n{i:03d}" for i in range(rng.randint(1, 70))] + ["/e", "/lock-0000000001"]
-        for _ in range(rng.randint(1, 90)):
-            name = rng.choice(pool)
-            if name in held and rng.random() < 0.4:
+        for _ in range(rng.randint(20, 300)):
+            name = rng.choice(picked)
+            if name in held and rng.random() < 0.45:
+                held.discard(name)
                 ops.append(f"-{name}")
-                del held[name]
-            elif name not in held:
+            else:
+                held.add(name)
                 ops.append(f"+{name}")
-                held[name] = None
-                peak = max(peak, len(held))
-        cases.append(ops)
-        models.append(java_hashset_clone_order(held, peak))
-    stdin = "".join("".join(f"{op}\n" for op in ops) + "\n" for ops in cases)
-    assert run_java("HashSetCloneOrder", stdin) == models
+            if rng.random() < 0.06:
+                ops.append("list")
+        ops.append("list")
+        out.append((f"new {initial}", ops))
+    return out
+
+
+def java_lists(cases: list[tuple[str, list[str]]], extra: tuple[str, ...] = ()) -> list[list[str]]:
+    """What HashSetOps prints for each case's ``list`` commands, and ``extra`` commands after
+    each case's last one."""
+    stdin = "".join(
+        start + "\n" + "".join(f"{op}\n" for op in ops + list(extra)) for start, ops in cases
+    )
+    return run_java("HashSetOps", stdin)
+
+
+def test_the_hash_set_model_matches_java_with_tree_bins() -> None:
+    """JavaHashSet against java.util.HashSet: bins that reach nine names (early doubling under
+    64 buckets, tree bins from 64), removals back to lists, splits on resize; and the orders
+    of a clone and of a copy made from it."""
+    cases = scripts(1, 16) + scripts(2, 8) + scripts(3, 1)
+    expected: list[list[str]] = []
+    for start, ops in cases:
+        model = JavaHashSet(int(start.split()[1]))
+        for op in ops:
+            if op == "list":
+                expected.append(list(model))
+            elif op[0] == "+":
+                model.add(op[1:])
+            else:
+                model.discard(op[1:])
+        expected += [clone_order(model), copy_order(model)]
+    assert java_lists(cases, ("clone", "copy")) == expected
+
+
+def test_a_nodes_children_follow_java_past_eight_in_a_bucket() -> None:
+    """A node's children (ZooKeeper's HashSet(8)) through Node.add_child and remove_child:
+    the cheap model until a bucket would get a ninth name, the exact one from then on."""
+    cases = scripts(4, 8)
+    expected: list[list[str]] = []
+    for _, ops in cases:
+        node = Node(1, 1, (0,) * 10, b"")  # type: ignore[arg-type]
+        for op in ops:
+            if op == "list":
+                expected.append(list(node.ordered_children()))
+            elif op[0] == "+":
+                node.add_child(op[1:])
+            else:
+                node.remove_child(op[1:])
+    assert java_lists(cases) == expected
+
+
+def test_ephemeral_order_matches_a_cloned_java_hash_set() -> None:
+    """A session's ephemerals (a HashSet() per session in ZooKeeper's DataTree) through the
+    tree's index: getEphemerals and closeSession list a clone of the set, dump the set."""
+    cases = [(start.replace("new 8", "new 16"), ops) for start, ops in scripts(5, 16, "/app/")]
+    rng = random.Random(7)
+    for _ in range(40):  # ordinary paths, enough to grow the table and shrink the set
+        pool = [f"/app/n{i:03d}" for i in range(rng.randint(1, 70))] + ["/e", "/lock-1"]
+        ops = [f"{rng.choice('+-')}{rng.choice(pool)}" for _ in range(rng.randint(1, 90))]
+        cases.append(("new 16", [*ops, "list"]))
+    expected: list[list[str]] = []
+    for _, ops in cases:
+        tree = Tree(Layout())
+        tree.sessions[1] = None  # type: ignore[assignment]  # alive: its set stays when emptied
+        for op in ops:
+            if op == "list":
+                expected.append(tree.ephemerals_in_java_order(1))
+                expected.append(dict(tree.ephemeral_sets()).get(1, []))
+            elif op[0] == "+":
+                tree._index(1, op[1:])
+            else:
+                tree._unindex(1, op[1:])
+    stdin = "".join(
+        start + "\n" + "".join("clone\nlist\n" if op == "list" else f"{op}\n" for op in ops)
+        for start, ops in cases
+    )
+    assert run_java("HashSetOps", stdin) == expected

@@ -4,26 +4,39 @@ ZooKeeper returns a node's children in the order of a ``java.util.HashSet<String
 watched paths in wchc and wchp in the order of others), a session's
 ephemerals (getEphemerals, and the order they are deleted in when it ends) in the order of a
 clone of one, and a connection's auth ids (whoAmI) in the order of a set backed by a
-``ConcurrentHashMap<Id, _>``. All follow from Java's hash codes and table sizes, reproduced here.
+``ConcurrentHashMap<Id, _>``. All follow from Java's hash codes and table sizes, reproduced here
+while no bucket holds more than eight entries (javahashset.py models a HashSet beyond that).
 """
 
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 _MASK32 = 0xFFFFFFFF
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def java_string_hash(s: str) -> int:
+_UTF16 = "utf-16-le" if sys.byteorder == "little" else "utf-16-be"
+
+
+def string_hash(s: str) -> int:
     """Java's String.hashCode over UTF-16 code units (as an unsigned 32-bit value)."""
+    units: Iterable[int] = (
+        s.encode() if s.isascii() else memoryview(s.encode(_UTF16, "surrogatepass")).cast("H")
+    )
     h = 0
-    b = s.encode("utf-16-be", "surrogatepass")
-    for i in range(0, len(b), 2):
-        h = (31 * h + (b[i] << 8 | b[i + 1])) & _MASK32
+    if len(s) <= 64:  # reduced once at the end: cheaper than each step for short names
+        for c in units:
+            h = 31 * h + c
+        return h & _MASK32
+    for c in units:
+        h = (31 * h + c) & _MASK32
     return h
+
+
+java_string_hash = functools.lru_cache(maxsize=1 << 16)(string_hash)
 
 
 def java_hashset_order(names: Iterable[str], max_size: int, initial: int = 8) -> list[str]:
@@ -34,7 +47,7 @@ def java_hashset_order(names: Iterable[str], max_size: int, initial: int = 8) ->
     The table doubles whenever its size passes 3/4 of the table (it never shrinks); a name's
     bucket is (h ^ (h >>> 16)) & (n - 1); within a bucket, insertion order.
     """
-    mask = _grown_table(initial, max_size) - 1
+    mask = grown_table(initial, max_size) - 1
     keyed = []
     for i, name in enumerate(names):
         h = java_string_hash(name)
@@ -43,51 +56,13 @@ def java_hashset_order(names: Iterable[str], max_size: int, initial: int = 8) ->
     return [k[2] for k in keyed]
 
 
-def _grown_table(initial: int, peak: int) -> int:
+def grown_table(initial: int, peak: int) -> int:
     """Buckets of a java.util.HashMap created with ``initial`` that once held ``peak`` entries:
     it doubles whenever its size passes 3/4 of the table, and never shrinks."""
     n = initial
     while peak > n * 3 // 4:
         n *= 2
     return n
-
-
-def _table_size_for(n: int) -> int:
-    cap = 1
-    while cap < n:
-        cap *= 2
-    return cap
-
-
-def java_hashset_copy_order(names: Iterable[str]) -> list[str]:
-    """The iteration order of ``new HashSet<String>(c)`` filled from ``names`` (``c``'s
-    iteration order): its table is sized for them (``max((int) (n / .75f) + 1, 16)`` rounded up
-    to a power of two) and never grows."""
-    listed = list(names)
-    buckets = _table_size_for(max(int(len(listed) / 0.75) + 1, 16))
-    return java_hashset_order(listed, len(listed), buckets)
-
-
-def java_hashset_clone_order(names: Iterable[str], peak: int) -> list[str]:
-    """The iteration order of ``new HashSet<String>()`` holding ``names`` (given in insertion
-    order), after it once held ``peak`` entries, then ``clone()``d: ZooKeeper's DataTree
-    getEphemerals, whose result closeSession deletes in order.
-
-    The set's table starts at 16 buckets and doubles when its size passes 3/4 of it. The clone
-    (Java 17's HashMap.putMapEntries) is pre-sized to tableSizeFor(size / 0.75 + 1) buckets and
-    filled in the set's iteration order, so a name's place is decided by its bucket in the clone,
-    then its bucket in the set, then insertion order.
-    """
-    listed = list(names)
-    original = _grown_table(16, peak)
-    clone = _table_size_for(int(len(listed) / 0.75 + 1.0))
-    keyed = []
-    for i, name in enumerate(listed):
-        h = java_string_hash(name)
-        h ^= h >> 16
-        keyed.append((h & (clone - 1), h & (original - 1), i, name))
-    keyed.sort()
-    return [k[3] for k in keyed]
 
 
 def id_hash(scheme: str, ident: str) -> int:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from zetcd.emulation import acls
 from zetcd.emulation import layout as L
 from zetcd.emulation.errors import OpError, ServerCrash
-from zetcd.emulation.javaorder import java_hashset_copy_order, java_hashset_order
+from zetcd.emulation.javahashset import copy_order, fill_order
 from zetcd.emulation.paths import is_valid_path
 from zetcd.emulation.scratch import NodeState, Scratch, resolve_stat
 from zetcd.emulation.tree import SessionEntry, Tree
@@ -346,18 +346,18 @@ def container_candidates(tree: Tree, now: int) -> list[str]:
     order of a copy of the DataTree's set of them (getContainers, getTtls: a new HashSet sized
     for what the set holds), to a new HashSet<String> and deletes in its order."""
     out = []
-    for path in java_hashset_copy_order(tree.containers):
+    for path in copy_order(tree.containers):
         node = tree.nodes.get(path)
         # stored cversion > 0: (visible + n) / 2
         if node is not None and not node.children and node.cversion > 0:
             out.append(path)
-    for path in java_hashset_copy_order(tree.ttls):
+    for path in copy_order(tree.ttls):
         node = tree.nodes.get(path)
         if node is not None and not node.children:
             ttl = L.ttl_of(node.owner)
             if ttl and now - node.mtime > ttl:
                 out.append(path)
-    return java_hashset_order(out, len(out), 16)
+    return fill_order(out, 16)
 
 
 def multi(ctx: Ctx, ops: tuple[object, ...]) -> Apply:

@@ -12,13 +12,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from zetcd.emulation import layout as L
-from zetcd.emulation.javaorder import (
-    ConcurrentTable,
-    java_hashset_clone_order,
-    java_hashset_order,
-    java_long_hash,
-    java_string_hash,
-)
+from zetcd.emulation.javahashset import BinWatch, clone_order, hashset_order
+from zetcd.emulation.javaorder import ConcurrentTable, java_long_hash, java_string_hash
 from zetcd.emulation.paths import name_of, parent_of
 from zetcd.proto.jute import constructor
 from zetcd.proto.records import ACL, Stat
@@ -40,6 +35,7 @@ class Node:
         "a_mod",
         "acl",
         "aversion",
+        "bins",
         "c_mod",
         "c_ver",
         "cadj",
@@ -70,6 +66,7 @@ class Node:
         self.order_cache: tuple[str, ...] | None = None  # ordered_children(), until they change
         self.children: dict[str, None] = {}  # insertion order, for ZooKeeper's child order
         self.max_children = 0
+        self.bins: BinWatch | None = None  # from nine children on (javahashset.py)
         self.c_mod = 0  # the children key's mod revision (0: no such key, see layout.py)
         self.c_ver = 0  # etcd's version of the children key (0: no such key)
         self.ppos = head[8]  # cpos
@@ -83,15 +80,34 @@ class Node:
     def add_child(self, name: str) -> None:
         self.stat_cache = None
         self.order_cache = None
-        self.children[name] = None
-        if len(self.children) > self.max_children:
-            self.max_children = len(self.children)
+        children = self.children
+        if name in children:
+            return
+        bins = self.bins
+        if bins is None and len(children) >= 8:
+            bins = self.bins = BinWatch(8, children, self.max_children)
+        if bins is not None:
+            bins.add(self.max_children, name)
+        children[name] = None
+        if len(children) > self.max_children:
+            self.max_children = len(children)
 
     def remove_child(self, name: str) -> None:
         if name in self.children:
             del self.children[name]
+            if self.bins is not None:
+                self.bins.discard(name)
             self.stat_cache = None
             self.order_cache = None
+
+    def reset_children(self, names: Iterable[str] = ()) -> None:
+        """A new child set holding ``names``, added in that order."""
+        self.children = {}
+        self.max_children = 0
+        self.bins = None
+        for name in names:
+            self.add_child(name)
+        self.order_cache = self.stat_cache = None
 
     def set_data(self, d_mod: int, head: L.DataHead, data: bytes) -> None:
         """Take a data key's value: its head (decode_data_head) and the node's data."""
@@ -158,7 +174,9 @@ class Node:
         goes through add_child or the tree's delete, which drop the cache)."""
         order = self.order_cache
         if order is None:
-            order = self.order_cache = tuple(java_hashset_order(self.children, self.max_children))
+            order = self.order_cache = tuple(
+                hashset_order(self.children, self.max_children, 8, self.bins)
+            )
         return order
 
 
@@ -248,6 +266,7 @@ class Tree:
         # at once: ZooKeeper's per-session HashSet never shrinks (javaorder.py)
         self.ephemerals: dict[int, dict[str, None]] = {}
         self.ephemeral_peak: dict[int, int] = {}
+        self.ephemeral_bins: dict[int, BinWatch] = {}  # javahashset.py
         # the sessions that have (or had, while they live) ephemerals, in the order of
         # ZooKeeper's ConcurrentHashMap of them (dump)
         self.ephemeral_owners: ConcurrentTable[int] = ConcurrentTable(java_long_hash)
@@ -308,12 +327,16 @@ class Tree:
         for path, node in nodes.items():
             if len(node.children) > 1:
                 prefix = path if path == "/" else path + "/"
-                node.children = dict.fromkeys(
+                node.reset_children(
                     sorted(node.children, key=lambda name: nodes[prefix + name].czxid)
                 )
-                node.order_cache = None
-        for owner, owned in self.ephemerals.items():
-            self.ephemerals[owner] = dict.fromkeys(sorted(owned, key=lambda p: nodes[p].czxid))
+        loaded = {
+            o: sorted(owned, key=lambda p: nodes[p].czxid) for o, owned in self.ephemerals.items()
+        }
+        self.ephemerals, self.ephemeral_peak, self.ephemeral_bins = {}, {}, {}
+        for owner, paths in loaded.items():
+            for path in paths:
+                self._index(owner, path)
         self.ephemeral_owners = ConcurrentTable(java_long_hash)
         first = {owner: nodes[next(iter(owned))].czxid for owner, owned in self.ephemerals.items()}
         for owner in sorted(first, key=first.__getitem__):
@@ -404,9 +427,7 @@ class Tree:
             name = name_of(path)
             if kind == CREATED:
                 if path in deleted and node is not None:
-                    node.children = {}
-                    node.max_children = 0
-                    node.order_cache = node.stat_cache = None
+                    node.reset_children()
                 if parent is not None:
                     parent.add_child(name)
                 owner = owners.get(i, node.owner if node is not None else 0)
@@ -545,8 +566,15 @@ class Tree:
 
     def _index(self, owner: int, path: str) -> None:
         owned = self.ephemerals.setdefault(owner, {})
-        owned[path] = None
+        if path in owned:
+            return
         peak = self.ephemeral_peak.get(owner)
+        bins = self.ephemeral_bins.get(owner)
+        if bins is None and len(owned) >= 8:
+            bins = self.ephemeral_bins[owner] = BinWatch(16, owned, peak or 0)
+        if bins is not None:
+            bins.add(peak or 0, path)
+        owned[path] = None
         if peak is None:
             self.ephemeral_owners.add(owner)
         if len(owned) > (peak or 0):
@@ -554,8 +582,11 @@ class Tree:
 
     def _unindex(self, owner: int, path: str) -> None:
         owned = self.ephemerals.get(owner) if owner else None
-        if owned is not None:
-            owned.pop(path, None)
+        if owned is not None and path in owned:
+            del owned[path]
+            bins = self.ephemeral_bins.get(owner)
+            if bins is not None:
+                bins.discard(path)
             if not owned:
                 del self.ephemerals[owner]
                 if owner not in self.sessions:
@@ -564,24 +595,28 @@ class Tree:
     def _forget_owner(self, owner: int) -> None:
         if self.ephemeral_peak.pop(owner, None) is not None:
             self.ephemeral_owners.discard(owner)
+        self.ephemeral_bins.pop(owner, None)
 
     def ephemeral_sets(self) -> list[tuple[int, list[str]]]:
         """Each session's ephemerals as ZooKeeper's dump lists them: every session that has
         had one, while it lives (its set stays, emptied, until it ends), in the order of the
         ConcurrentHashMap that holds them, its paths in its HashSet's order (16 buckets, grown,
         never shrunk)."""
-        peaks = self.ephemeral_peak
-        return [
-            (owner, java_hashset_order(self.ephemerals.get(owner, ()), peaks[owner], 16))
-            for owner in self.ephemeral_owners
-        ]
+        return [(owner, self._ephemeral_order(owner)) for owner in self.ephemeral_owners]
+
+    def _ephemeral_order(self, owner: int) -> list[str]:
+        """The iteration order of a session's HashSet of ephemerals (16 buckets, grown, never
+        shrunk)."""
+        owned = self.ephemerals.get(owner, {})
+        peak = self.ephemeral_peak.get(owner, len(owned))
+        return hashset_order(owned, peak, 16, self.ephemeral_bins.get(owner))
 
     def ephemerals_in_java_order(self, owner: int) -> list[str]:
         """A session's ephemerals as ZooKeeper lists them (getEphemerals, closeSession)."""
         owned = self.ephemerals.get(owner)
         if not owned:
             return []
-        return java_hashset_clone_order(owned, self.ephemeral_peak.get(owner, len(owned)))
+        return clone_order(self._ephemeral_order(owner))
 
     def _delete_other(self, kv: object, out: Applied) -> None:
         kind, name = self.layout.split(kv.key)  # type: ignore[attr-defined]
