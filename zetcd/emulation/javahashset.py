@@ -37,9 +37,10 @@ def _utf16(name: str) -> bytes:
 
 
 class _Node:
-    """A bin entry: a list node, or a tree node (``tree``) with its red-black links."""
+    """A bin entry: a list node, or a tree node (``tree``) with its red-black links (``kids``:
+    the left and the right child)."""
 
-    __slots__ = ("hash", "key", "left", "next", "parent", "prev", "red", "right", "tree")
+    __slots__ = ("hash", "key", "kids", "next", "parent", "prev", "red", "tree")
 
     def __init__(self, h: int, key: str) -> None:
         self.hash = h
@@ -48,9 +49,14 @@ class _Node:
         self.tree = False
         self.prev: _Node | None = None
         self.parent: _Node | None = None
-        self.left: _Node | None = None
-        self.right: _Node | None = None
+        self.kids: list[_Node | None] = [None, None]
         self.red = False
+
+    def side(self) -> int:
+        """Which child of its parent it is: 0 left, 1 right."""
+        parent = self.parent
+        assert parent is not None
+        return 0 if parent.kids[0] is self else 1
 
     def before(self, other: _Node) -> bool:
         """Does this node sort before ``other`` in a tree bin (hash, then compareTo)?"""
@@ -140,16 +146,13 @@ class JavaHashSet:
         p = root
         while True:
             xp = p
-            left = x.before(p)
-            child = p.left if left else p.right
+            d = 0 if x.before(p) else 1
+            child = p.kids[d]
             if child is not None:
                 p = child
                 continue
             x.tree = True
-            if left:
-                xp.left = x
-            else:
-                xp.right = x
+            xp.kids[d] = x
             x.next = xp.next
             xp.next = x
             x.parent = x.prev = xp
@@ -340,7 +343,8 @@ def _untreeify(head: _Node | None) -> _Node | None:
     e = head
     while e is not None:
         e.tree = e.red = False
-        e.prev = e.parent = e.left = e.right = None
+        e.prev = e.parent = None
+        e.kids = [None, None]
         e = e.next
     return head
 
@@ -351,7 +355,7 @@ def _treeify(tab: list[_Node | None], head: _Node) -> None:
     x: _Node | None = head
     while x is not None:
         nxt = x.next
-        x.left = x.right = None
+        x.kids = [None, None]
         if root is None:
             x.parent = None
             x.red = False
@@ -359,15 +363,11 @@ def _treeify(tab: list[_Node | None], head: _Node) -> None:
         else:
             p = root
             while True:
-                xp = p
-                left = x.before(p)
-                child = p.left if left else p.right
+                d = 0 if x.before(p) else 1
+                child = p.kids[d]
                 if child is None:
-                    x.parent = xp
-                    if left:
-                        xp.left = x
-                    else:
-                        xp.right = x
+                    x.parent = p
+                    p.kids[d] = x
                     root = _balance_insertion(root, x)
                     break
                 p = child
@@ -434,110 +434,82 @@ def _remove_tree_node(tab: list[_Node | None], p: _Node) -> None:
     if first is None:
         return
     root = _root(first)
-    if root.right is None or root.left is None or root.left.left is None:
+    left = root.kids[0]
+    if root.kids[1] is None or left is None or left.kids[0] is None:
         tab[index] = _untreeify(first)
         return
-    pl, pr = p.left, p.right
+    pl, pr = p.kids
+    replacement: _Node
     if pl is not None and pr is not None:
+        # swap p with its successor s (links, not contents: the list order stays)
         s = pr
-        while s.left is not None:
-            s = s.left
+        while s.kids[0] is not None:
+            s = s.kids[0]
         s.red, p.red = p.red, s.red
-        sr = s.right
+        sr = s.kids[1]
         pp = p.parent
         if s is pr:
             p.parent = s
-            s.right = p
+            s.kids[1] = p
         else:
             sp = s.parent
+            assert sp is not None
+            sp.kids[s.side()] = p
             p.parent = sp
-            if sp is not None:
-                if s is sp.left:
-                    sp.left = p
-                else:
-                    sp.right = p
-            s.right = pr
+            s.kids[1] = pr
             pr.parent = s
-        p.left = None
-        p.right = sr
+        p.kids = [None, sr]
         if sr is not None:
             sr.parent = p
-        s.left = pl
+        s.kids[0] = pl
         pl.parent = s
-        s.parent = pp
         if pp is None:
             root = s
-        elif p is pp.left:
-            pp.left = s
         else:
-            pp.right = s
+            pp.kids[0 if pp.kids[0] is p else 1] = s
+        s.parent = pp
         replacement = sr if sr is not None else p
-    elif pl is not None:
-        replacement = pl
-    elif pr is not None:
-        replacement = pr
     else:
-        replacement = p
+        replacement = pl or pr or p
     if replacement is not p:
         pp = replacement.parent = p.parent
         if pp is None:
             root = replacement
             root.red = False
-        elif p is pp.left:
-            pp.left = replacement
         else:
-            pp.right = replacement
-        p.left = p.right = p.parent = None
-    r = root if p.red else _balance_deletion(root, replacement)
-    if replacement is p:
-        pp = p.parent
+            pp.kids[p.side()] = replacement
+        p.kids = [None, None]
         p.parent = None
-        if pp is not None:
-            if p is pp.left:
-                pp.left = None
-            elif p is pp.right:
-                pp.right = None
+    r = root if p.red else _balance_deletion(root, replacement)
+    if replacement is p and p.parent is not None:  # detach
+        kids = p.parent.kids
+        p.parent = None
+        if kids[0] is p:
+            kids[0] = None
+        elif kids[1] is p:
+            kids[1] = None
     _move_root_to_front(tab, r)
 
 
 # ---------------------------------------------------------------------- red-black balancing
-def _rotate_left(root: _Node, p: _Node) -> _Node:
-    r = p.right
+# Java's rotateLeft and rotateRight, balanceInsertion and balanceDeletion, each pair of mirror
+# images written once for a side d (0 left, 1 right) and its other side 1 - d.
+def _rotate(root: _Node, p: _Node, d: int) -> _Node:
+    """Turn ``p`` down to side ``d``: its child on the other side takes its place."""
+    r = p.kids[1 - d]
     if r is None:
         return root
-    rl = p.right = r.left
-    if rl is not None:
-        rl.parent = p
+    inner = p.kids[1 - d] = r.kids[d]
+    if inner is not None:
+        inner.parent = p
     pp = r.parent = p.parent
     if pp is None:
         root = r
         r.red = False
-    elif pp.left is p:
-        pp.left = r
     else:
-        pp.right = r
-    r.left = p
+        pp.kids[0 if pp.kids[0] is p else 1] = r
+    r.kids[d] = p
     p.parent = r
-    return root
-
-
-def _rotate_right(root: _Node, p: _Node) -> _Node:
-    left = p.left
-    if left is None:
-        return root
-    lr = p.left = left.right
-    if lr is not None:
-        lr.parent = p
-    pp = left.parent = p.parent
-    if pp is None:
-        root = left
-        left.red = False
-    elif pp.right is p:
-        pp.right = left
-    else:
-        pp.left = left
-    left.right = p
-    p.parent = left
     return root
 
 
@@ -555,42 +527,23 @@ def _balance_insertion(root: _Node, x: _Node) -> _Node:
         xpp = xp.parent
         if not xp.red or xpp is None:
             return root
-        if xp is xpp.left:
-            uncle = xpp.right
-            if _red(uncle):
-                assert uncle is not None
-                uncle.red = xp.red = False
+        d = 0 if xp is xpp.kids[0] else 1
+        uncle = xpp.kids[1 - d]
+        if uncle is not None and uncle.red:
+            uncle.red = xp.red = False
+            xpp.red = True
+            x = xpp
+            continue
+        if x is xp.kids[1 - d]:
+            x = xp
+            root = _rotate(root, x, d)
+            xp = x.parent
+            xpp = xp.parent if xp is not None else None
+        if xp is not None:
+            xp.red = False
+            if xpp is not None:
                 xpp.red = True
-                x = xpp
-                continue
-            if x is xp.right:
-                x = xp
-                root = _rotate_left(root, x)
-                xp = x.parent
-                xpp = xp.parent if xp is not None else None
-            if xp is not None:
-                xp.red = False
-                if xpp is not None:
-                    xpp.red = True
-                    root = _rotate_right(root, xpp)
-        else:
-            uncle = xpp.left
-            if _red(uncle):
-                assert uncle is not None
-                uncle.red = xp.red = False
-                xpp.red = True
-                x = xpp
-                continue
-            if x is xp.left:
-                x = xp
-                root = _rotate_right(root, x)
-                xp = x.parent
-                xpp = xp.parent if xp is not None else None
-            if xp is not None:
-                xp.red = False
-                if xpp is not None:
-                    xpp.red = True
-                    root = _rotate_left(root, xpp)
+                root = _rotate(root, xpp, 1 - d)
 
 
 def _balance_deletion(root: _Node, x: _Node | None) -> _Node:
@@ -604,65 +557,35 @@ def _balance_deletion(root: _Node, x: _Node | None) -> _Node:
         if x.red:
             x.red = False
             return root
-        if xp.left is x:
-            sib = xp.right
-            if _red(sib):
-                assert sib is not None
-                sib.red = False
-                xp.red = True
-                root = _rotate_left(root, xp)
-                xp = x.parent
-                sib = xp.right if xp is not None else None
-            if sib is None:
-                x = xp
-                continue
-            if not _red(sib.right) and not _red(sib.left):
-                sib.red = True
-                x = xp
-                continue
-            if not _red(sib.right):
-                if sib.left is not None:
-                    sib.left.red = False
-                sib.red = True
-                root = _rotate_right(root, sib)
-                xp = x.parent
-                sib = xp.right if xp is not None else None
-            if sib is not None:
-                sib.red = False if xp is None else xp.red
-                if sib.right is not None:
-                    sib.right.red = False
-            if xp is not None:
-                xp.red = False
-                root = _rotate_left(root, xp)
-            x = root
-        else:
-            sib = xp.left
-            if _red(sib):
-                assert sib is not None
-                sib.red = False
-                xp.red = True
-                root = _rotate_right(root, xp)
-                xp = x.parent
-                sib = xp.left if xp is not None else None
-            if sib is None:
-                x = xp
-                continue
-            if not _red(sib.left) and not _red(sib.right):
-                sib.red = True
-                x = xp
-                continue
-            if not _red(sib.left):
-                if sib.right is not None:
-                    sib.right.red = False
-                sib.red = True
-                root = _rotate_left(root, sib)
-                xp = x.parent
-                sib = xp.left if xp is not None else None
-            if sib is not None:
-                sib.red = False if xp is None else xp.red
-                if sib.left is not None:
-                    sib.left.red = False
-            if xp is not None:
-                xp.red = False
-                root = _rotate_right(root, xp)
-            x = root
+        d = 0 if xp.kids[0] is x else 1
+        sib = xp.kids[1 - d]
+        if sib is not None and sib.red:
+            sib.red = False
+            xp.red = True
+            root = _rotate(root, xp, d)
+            xp = x.parent
+            sib = xp.kids[1 - d] if xp is not None else None
+        if sib is None:
+            x = xp
+            continue
+        if not _red(sib.kids[1 - d]) and not _red(sib.kids[d]):
+            sib.red = True
+            x = xp
+            continue
+        if not _red(sib.kids[1 - d]):
+            near = sib.kids[d]
+            if near is not None:
+                near.red = False
+            sib.red = True
+            root = _rotate(root, sib, 1 - d)
+            xp = x.parent
+            sib = xp.kids[1 - d] if xp is not None else None
+        if sib is not None:
+            sib.red = False if xp is None else xp.red
+            far = sib.kids[1 - d]
+            if far is not None:
+                far.red = False
+        if xp is not None:
+            xp.red = False
+            root = _rotate(root, xp, d)
+        x = root
