@@ -7,9 +7,12 @@ import random
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
+from zetcd.emulation.javaconcurrent import ConcurrentTable
 from zetcd.emulation.javahashset import JavaHashSet, clone_order, copy_order, spread
-from zetcd.emulation.javaorder import concurrent_set_order
+from zetcd.emulation.javaorder import concurrent_set_order, java_long_hash, java_string_hash
+from zetcd.emulation.javatree import long_before, string_before
 from zetcd.emulation.layout import Layout
 from zetcd.emulation.tree import Node, Tree
 
@@ -104,12 +107,12 @@ def scripts(seed: int, initial: int, prefix: str = "") -> list[tuple[str, list[s
 
 
 def java_lists(cases: list[tuple[str, list[str]]], extra: tuple[str, ...] = ()) -> list[list[str]]:
-    """What HashSetOps prints for each case's ``list`` commands, and ``extra`` commands after
+    """What SetOps prints for each case's ``list`` commands, and ``extra`` commands after
     each case's last one."""
     stdin = "".join(
         start + "\n" + "".join(f"{op}\n" for op in ops + list(extra)) for start, ops in cases
     )
-    return run_java("HashSetOps", stdin)
+    return run_java("SetOps", stdin)
 
 
 def test_the_hash_set_model_matches_java_with_tree_bins() -> None:
@@ -148,6 +151,52 @@ def test_a_nodes_children_follow_java_past_eight_in_a_bucket() -> None:
     assert java_lists(cases) == expected
 
 
+def colliding_longs(rng: random.Random) -> list[int]:
+    """Longs whose Long.hashCode collide (high and low halves with one xor), some negative."""
+    out = []
+    for base in (0x5A5A, 0x1234):
+        for k in rng.sample(range(1, 1 << 32), 40):
+            out.append(((k << 32) | (k ^ base)) - (1 << 64 if k >> 31 else 0))
+    return out
+
+
+def test_concurrent_sets_match_java_with_tree_bins() -> None:
+    """ConcurrentTable against ConcurrentHashMap.newKeySet(), of Strings (ZooKeeper's sets of
+    container and TTL nodes) and of Longs (its sessions with ephemerals): early growth by
+    tryPresize under 64 bins, tree bins from 64 (new keys in front), back to lists."""
+    cases = [("concurrent", ops) for _, ops in scripts(6, 16, "/c/")]
+    rng = random.Random(8)
+    for _ in range(30):
+        keys = colliding_longs(rng)
+        ops = []
+        held: set[int] = set()
+        for _ in range(rng.randint(20, 300)):
+            k = rng.choice(keys)
+            if k in held and rng.random() < 0.45:
+                held.discard(k)
+                ops.append(f"-{k}")
+            else:
+                held.add(k)
+                ops.append(f"+{k}")
+            if rng.random() < 0.06:
+                ops.append("list")
+        cases.append(("longs", [*ops, "list"]))
+    expected: list[list[str]] = []
+    for start, ops in cases:
+        table: ConcurrentTable[Any] = (
+            ConcurrentTable(java_string_hash, string_before)
+            if start == "concurrent"
+            else ConcurrentTable(java_long_hash, long_before)
+        )
+        for op in ops:
+            if op == "list":
+                expected.append([str(k) for k in table])
+            else:
+                key: Any = op[1:] if start == "concurrent" else int(op[1:])
+                (table.add if op[0] == "+" else table.discard)(key)
+    assert java_lists(cases) == expected
+
+
 def test_ephemeral_order_matches_a_cloned_java_hash_set() -> None:
     """A session's ephemerals (a HashSet() per session in ZooKeeper's DataTree) through the
     tree's index: getEphemerals and closeSession list a clone of the set, dump the set."""
@@ -173,4 +222,4 @@ def test_ephemeral_order_matches_a_cloned_java_hash_set() -> None:
         start + "\n" + "".join("clone\nlist\n" if op == "list" else f"{op}\n" for op in ops)
         for start, ops in cases
     )
-    assert run_java("HashSetOps", stdin) == expected
+    assert run_java("SetOps", stdin) == expected

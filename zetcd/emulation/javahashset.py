@@ -18,11 +18,15 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator
 
+from zetcd.emulation import javatree
 from zetcd.emulation.javaorder import grown_table, java_hashset_order, string_hash
-
-_TREEIFY = 8  # a bin that already holds this many names is treeified on the next one
-_UNTREEIFY = 6  # a tree half of at most this many names goes back to a list when split
-_MIN_TREE_TABLE = 64  # smaller tables double instead of treeifying
+from zetcd.emulation.javatree import (
+    MIN_TREEIFY_CAPACITY,
+    TREEIFY_THRESHOLD,
+    UNTREEIFY_THRESHOLD,
+    TreeNode,
+    string_before,
+)
 
 
 def spread(name: str) -> int:
@@ -32,50 +36,17 @@ def spread(name: str) -> int:
     return h - (1 << 32) if h & 0x80000000 else h
 
 
-def _utf16(name: str) -> bytes:
-    return name.encode("utf-16-be", "surrogatepass")
-
-
-class _Node:
-    """A bin entry: a list node, or a tree node (``tree``) with its red-black links (``kids``:
-    the left and the right child)."""
-
-    __slots__ = ("hash", "key", "kids", "next", "parent", "prev", "red", "tree")
-
-    def __init__(self, h: int, key: str) -> None:
-        self.hash = h
-        self.key = key
-        self.next: _Node | None = None
-        self.tree = False
-        self.prev: _Node | None = None
-        self.parent: _Node | None = None
-        self.kids: list[_Node | None] = [None, None]
-        self.red = False
-
-    def side(self) -> int:
-        """Which child of its parent it is: 0 left, 1 right."""
-        parent = self.parent
-        assert parent is not None
-        return 0 if parent.kids[0] is self else 1
-
-    def before(self, other: _Node) -> bool:
-        """Does this node sort before ``other`` in a tree bin (hash, then compareTo)?"""
-        if self.hash != other.hash:
-            return self.hash < other.hash
-        return _utf16(self.key) < _utf16(other.key)
-
-
 class JavaHashSet:
     """``new HashSet<String>(initial)``: add, discard and iterate as Java 17 does."""
 
     __slots__ = ("nodes", "size", "table", "threshold")
 
     def __init__(self, initial: int = 16) -> None:
-        self.table: list[_Node | None] = []
+        self.table: list[TreeNode | None] = []
         # HashMap(int) keeps the first table's size in its threshold until it allocates it
         self.threshold = _table_size_for(initial)
         self.size = 0
-        self.nodes: dict[str, _Node] = {}
+        self.nodes: dict[str, TreeNode] = {}
 
     @classmethod
     def filled(cls, names: Iterable[str], initial: int = 16) -> JavaHashSet:
@@ -106,7 +77,7 @@ class JavaHashSet:
             self._resize()
         tab = self.table
         i = h & (len(tab) - 1)
-        x = self.nodes[name] = _Node(h, name)
+        x = self.nodes[name] = TreeNode(h, name)
         p = tab[i]
         if p is None:
             tab[i] = x
@@ -118,7 +89,7 @@ class JavaHashSet:
                 p = p.next
                 held += 1
             p.next = x
-            if held >= _TREEIFY:
+            if held >= TREEIFY_THRESHOLD:
                 self._treeify_bin(h)
         self.size += 1
         if self.size > self.threshold:
@@ -127,7 +98,7 @@ class JavaHashSet:
 
     def _treeify_bin(self, h: int) -> None:
         tab = self.table
-        if len(tab) < _MIN_TREE_TABLE:
+        if len(tab) < MIN_TREEIFY_CAPACITY:
             self._resize()
             return
         head = tab[h & (len(tab) - 1)]
@@ -141,25 +112,16 @@ class JavaHashSet:
         if head is not None:
             _treeify(tab, head)
 
-    def _put_tree(self, tab: list[_Node | None], first: _Node, x: _Node) -> None:
-        root = _root(first)
-        p = root
-        while True:
-            xp = p
-            d = 0 if x.before(p) else 1
-            child = p.kids[d]
-            if child is not None:
-                p = child
-                continue
-            x.tree = True
-            xp.kids[d] = x
-            x.next = xp.next
-            xp.next = x
-            x.parent = x.prev = xp
-            if x.next is not None:
-                x.next.prev = x
-            _move_root_to_front(tab, _balance_insertion(root, x))
-            return
+    def _put_tree(self, tab: list[TreeNode | None], first: TreeNode, x: TreeNode) -> None:
+        """putTreeVal: the new node goes into the tree, and into the bucket's list right
+        after the node it was attached under; then the root to the front."""
+        root, xp = javatree.attach(javatree.root_of(first), x, string_before)
+        x.next = xp.next
+        xp.next = x
+        x.prev = xp
+        if x.next is not None:
+            x.next.prev = x
+        _move_root_to_front(tab, root)
 
     # ------------------------------------------------------------------ removing (removeNode)
     def discard(self, name: str) -> bool:
@@ -195,7 +157,7 @@ class JavaHashSet:
         else:
             cap, threshold = 16, 12
         self.threshold = threshold or int(cap * 0.75)
-        tab: list[_Node | None] = [None] * cap
+        tab: list[TreeNode | None] = [None] * cap
         for j, e in enumerate(old):
             if e is None:
                 continue
@@ -204,8 +166,8 @@ class JavaHashSet:
             elif e.tree:
                 _split(tab, e, j, old_cap)
             else:
-                lo: list[_Node] = []
-                hi: list[_Node] = []
+                lo: list[TreeNode] = []
+                hi: list[TreeNode] = []
                 while e is not None:
                     (hi if e.hash & old_cap else lo).append(e)
                     e = e.next
@@ -247,7 +209,7 @@ class BinWatch:
             return
         h = spread(name)
         i = h & (self.cap - 1)
-        if self.counts[i] >= _TREEIFY:
+        if self.counts[i] >= TREEIFY_THRESHOLD:
             exact = self.exact = JavaHashSet.filled(self.hashes, self.cap)
             exact.add(name)
             self.counts = bytearray()
@@ -295,7 +257,7 @@ def fill_order(names: Iterable[str], initial: int) -> list[str]:
     mask = cap - 1
     for name in listed:
         i = spread(name) & mask
-        if counts[i] == _TREEIFY:
+        if counts[i] == TREEIFY_THRESHOLD:
             return list(JavaHashSet.filled(listed, initial))
         counts[i] += 1
     return java_hashset_order(listed, len(listed), cap)
@@ -324,7 +286,7 @@ def _table_size_for(n: int) -> int:
     return cap
 
 
-def _linked(nodes: list[_Node]) -> _Node | None:
+def _linked(nodes: list[TreeNode]) -> TreeNode | None:
     for a, b in itertools.pairwise(nodes):
         a.next = b
     if nodes:
@@ -333,50 +295,26 @@ def _linked(nodes: list[_Node]) -> _Node | None:
     return None
 
 
-def _root(node: _Node) -> _Node:
-    while node.parent is not None:
-        node = node.parent
-    return node
-
-
-def _untreeify(head: _Node | None) -> _Node | None:
+def _untreeify(head: TreeNode | None) -> TreeNode | None:
     e = head
     while e is not None:
-        e.tree = e.red = False
-        e.prev = e.parent = None
-        e.kids = [None, None]
+        e.unlink_tree()
+        e.prev = None
         e = e.next
     return head
 
 
-def _treeify(tab: list[_Node | None], head: _Node) -> None:
+def _treeify(tab: list[TreeNode | None], head: TreeNode) -> None:
     """TreeNode.treeify: the list's nodes inserted into a new tree in list order."""
-    root: _Node | None = None
-    x: _Node | None = head
-    while x is not None:
-        nxt = x.next
-        x.kids = [None, None]
-        if root is None:
-            x.parent = None
-            x.red = False
-            root = x
-        else:
-            p = root
-            while True:
-                d = 0 if x.before(p) else 1
-                child = p.kids[d]
-                if child is None:
-                    x.parent = p
-                    p.kids[d] = x
-                    root = _balance_insertion(root, x)
-                    break
-                p = child
-        x = nxt
-    assert root is not None
-    _move_root_to_front(tab, root)
+    nodes = []
+    e: TreeNode | None = head
+    while e is not None:
+        nodes.append(e)
+        e = e.next
+    _move_root_to_front(tab, javatree.build(nodes, string_before))
 
 
-def _move_root_to_front(tab: list[_Node | None], root: _Node) -> None:
+def _move_root_to_front(tab: list[TreeNode | None], root: TreeNode) -> None:
     index = root.hash & (len(tab) - 1)
     first = tab[index]
     if root is first:
@@ -393,12 +331,12 @@ def _move_root_to_front(tab: list[_Node | None], root: _Node) -> None:
     root.prev = None
 
 
-def _split(tab: list[_Node | None], b: _Node, index: int, bit: int) -> None:
+def _split(tab: list[TreeNode | None], b: TreeNode, index: int, bit: int) -> None:
     """TreeNode.split: a tree bin's list halves on ``bit``; a half of six or fewer becomes a
     list again, a bigger one a new tree (unless the other half is empty: the tree stays)."""
-    lo: list[_Node] = []
-    hi: list[_Node] = []
-    e: _Node | None = b
+    lo: list[TreeNode] = []
+    hi: list[TreeNode] = []
+    e: TreeNode | None = b
     while e is not None:
         (hi if e.hash & bit else lo).append(e)
         e = e.next
@@ -411,7 +349,7 @@ def _split(tab: list[_Node | None], b: _Node, index: int, bit: int) -> None:
             prev = node
         head = _linked(half)
         assert head is not None
-        if len(half) <= _UNTREEIFY:
+        if len(half) <= UNTREEIFY_THRESHOLD:
             tab[at] = _untreeify(head)
         else:
             tab[at] = head
@@ -419,7 +357,7 @@ def _split(tab: list[_Node | None], b: _Node, index: int, bit: int) -> None:
                 _treeify(tab, head)
 
 
-def _remove_tree_node(tab: list[_Node | None], p: _Node) -> None:
+def _remove_tree_node(tab: list[TreeNode | None], p: TreeNode) -> None:
     """TreeNode.removeTreeNode (movable): unlink from the list; a tree too small goes back to
     a list, else the red-black removal and the root moved to the front."""
     index = p.hash & (len(tab) - 1)
@@ -433,159 +371,8 @@ def _remove_tree_node(tab: list[_Node | None], p: _Node) -> None:
         succ.prev = pred
     if first is None:
         return
-    root = _root(first)
-    left = root.kids[0]
-    if root.kids[1] is None or left is None or left.kids[0] is None:
+    root = javatree.root_of(first)
+    if javatree.too_small(root):
         tab[index] = _untreeify(first)
         return
-    pl, pr = p.kids
-    replacement: _Node
-    if pl is not None and pr is not None:
-        # swap p with its successor s (links, not contents: the list order stays)
-        s = pr
-        while s.kids[0] is not None:
-            s = s.kids[0]
-        s.red, p.red = p.red, s.red
-        sr = s.kids[1]
-        pp = p.parent
-        if s is pr:
-            p.parent = s
-            s.kids[1] = p
-        else:
-            sp = s.parent
-            assert sp is not None
-            sp.kids[s.side()] = p
-            p.parent = sp
-            s.kids[1] = pr
-            pr.parent = s
-        p.kids = [None, sr]
-        if sr is not None:
-            sr.parent = p
-        s.kids[0] = pl
-        pl.parent = s
-        if pp is None:
-            root = s
-        else:
-            pp.kids[0 if pp.kids[0] is p else 1] = s
-        s.parent = pp
-        replacement = sr if sr is not None else p
-    else:
-        replacement = pl or pr or p
-    if replacement is not p:
-        pp = replacement.parent = p.parent
-        if pp is None:
-            root = replacement
-            root.red = False
-        else:
-            pp.kids[p.side()] = replacement
-        p.kids = [None, None]
-        p.parent = None
-    r = root if p.red else _balance_deletion(root, replacement)
-    if replacement is p and p.parent is not None:  # detach
-        kids = p.parent.kids
-        p.parent = None
-        if kids[0] is p:
-            kids[0] = None
-        elif kids[1] is p:
-            kids[1] = None
-    _move_root_to_front(tab, r)
-
-
-# ---------------------------------------------------------------------- red-black balancing
-# Java's rotateLeft and rotateRight, balanceInsertion and balanceDeletion, each pair of mirror
-# images written once for a side d (0 left, 1 right) and its other side 1 - d.
-def _rotate(root: _Node, p: _Node, d: int) -> _Node:
-    """Turn ``p`` down to side ``d``: its child on the other side takes its place."""
-    r = p.kids[1 - d]
-    if r is None:
-        return root
-    inner = p.kids[1 - d] = r.kids[d]
-    if inner is not None:
-        inner.parent = p
-    pp = r.parent = p.parent
-    if pp is None:
-        root = r
-        r.red = False
-    else:
-        pp.kids[0 if pp.kids[0] is p else 1] = r
-    r.kids[d] = p
-    p.parent = r
-    return root
-
-
-def _red(node: _Node | None) -> bool:
-    return node is not None and node.red
-
-
-def _balance_insertion(root: _Node, x: _Node) -> _Node:
-    x.red = True
-    while True:
-        xp = x.parent
-        if xp is None:
-            x.red = False
-            return x
-        xpp = xp.parent
-        if not xp.red or xpp is None:
-            return root
-        d = 0 if xp is xpp.kids[0] else 1
-        uncle = xpp.kids[1 - d]
-        if uncle is not None and uncle.red:
-            uncle.red = xp.red = False
-            xpp.red = True
-            x = xpp
-            continue
-        if x is xp.kids[1 - d]:
-            x = xp
-            root = _rotate(root, x, d)
-            xp = x.parent
-            xpp = xp.parent if xp is not None else None
-        if xp is not None:
-            xp.red = False
-            if xpp is not None:
-                xpp.red = True
-                root = _rotate(root, xpp, 1 - d)
-
-
-def _balance_deletion(root: _Node, x: _Node | None) -> _Node:
-    while True:
-        if x is None or x is root:
-            return root
-        xp = x.parent
-        if xp is None:
-            x.red = False
-            return x
-        if x.red:
-            x.red = False
-            return root
-        d = 0 if xp.kids[0] is x else 1
-        sib = xp.kids[1 - d]
-        if sib is not None and sib.red:
-            sib.red = False
-            xp.red = True
-            root = _rotate(root, xp, d)
-            xp = x.parent
-            sib = xp.kids[1 - d] if xp is not None else None
-        if sib is None:
-            x = xp
-            continue
-        if not _red(sib.kids[1 - d]) and not _red(sib.kids[d]):
-            sib.red = True
-            x = xp
-            continue
-        if not _red(sib.kids[1 - d]):
-            near = sib.kids[d]
-            if near is not None:
-                near.red = False
-            sib.red = True
-            root = _rotate(root, sib, 1 - d)
-            xp = x.parent
-            sib = xp.kids[1 - d] if xp is not None else None
-        if sib is not None:
-            sib.red = False if xp is None else xp.red
-            far = sib.kids[1 - d]
-            if far is not None:
-                far.red = False
-        if xp is not None:
-            xp.red = False
-            root = _rotate(root, xp, d)
-        x = root
+    _move_root_to_front(tab, javatree.remove(root, p))

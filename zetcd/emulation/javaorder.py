@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable, Hashable, Iterable, Iterator
-from typing import Generic, TypeVar
+from collections.abc import Iterable
+
+from zetcd.emulation.javaconcurrent import ConcurrentTable
 
 _MASK32 = 0xFFFFFFFF
 
@@ -84,70 +85,3 @@ def java_long_hash(value: int) -> int:
     """``Long.hashCode``: the two halves of the 64-bit value xor'ed (unsigned 32-bit)."""
     v = value & 0xFFFFFFFFFFFFFFFF
     return (v ^ (v >> 32)) & _MASK32
-
-
-K = TypeVar("K", bound=Hashable)
-
-
-class ConcurrentTable(Generic[K]):
-    """The keys of a ``java.util.concurrent.ConcurrentHashMap`` (default capacity) in its
-    iteration order, kept as keys are added and removed.
-
-    The table starts at 16 bins and doubles when the count reaches 3/4 of it. A new key goes to
-    the tail of bin ``spread(h) & (n - 1)`` with ``spread(h) = (h ^ (h >>> 16)) & 0x7fffffff``;
-    a removed one leaves the others' order alone. A resize splits each bin by the bit ``n`` of
-    the spread hash: the longest tail of the bin whose nodes share that bit keeps its order,
-    and the nodes before it are prepended one by one to their half (so they end up reversed, in
-    front). (Bins of 8 colliding keys, which Java turns into trees, are not modelled.)
-    """
-
-    __slots__ = ("bins", "count", "hash")
-
-    def __init__(self, hash_code: Callable[[K], int]) -> None:
-        self.hash = hash_code
-        self.bins: list[list[tuple[int, K]]] = [[] for _ in range(16)]
-        self.count = 0
-
-    def _spread(self, key: K) -> int:
-        h = self.hash(key)
-        return (h ^ (h >> 16)) & 0x7FFFFFFF
-
-    def add(self, key: K) -> None:
-        h = self._spread(key)
-        n = len(self.bins)
-        nodes = self.bins[h & (n - 1)]
-        if any(k == key for _, k in nodes):
-            return
-        nodes.append((h, key))
-        self.count += 1
-        if self.count >= n - (n >> 2):
-            self.bins = _transfer(self.bins, n)
-
-    def discard(self, key: K) -> None:
-        nodes = self.bins[self._spread(key) & (len(self.bins) - 1)]
-        for i, (_, k) in enumerate(nodes):
-            if k == key:
-                del nodes[i]
-                self.count -= 1
-                return
-
-    def __iter__(self) -> Iterator[K]:
-        return (key for nodes in self.bins for _, key in nodes)
-
-
-def _transfer(bins: list[list[tuple[int, K]]], n: int) -> list[list[tuple[int, K]]]:
-    out: list[list[tuple[int, K]]] = [[] for _ in range(2 * n)]
-    for i, nodes in enumerate(bins):
-        if not nodes:
-            continue
-        last_run = len(nodes) - 1
-        while last_run > 0 and (nodes[last_run - 1][0] & n) == (nodes[-1][0] & n):
-            last_run -= 1
-        lo: list[tuple[int, K]] = []
-        hi: list[tuple[int, K]] = []
-        (hi if nodes[-1][0] & n else lo).extend(nodes[last_run:])
-        for node in nodes[:last_run]:
-            (hi if node[0] & n else lo).insert(0, node)
-        out[i] = lo
-        out[i + n] = hi
-    return out

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from zetcd.emulation import layout as L
+from zetcd.emulation.javaconcurrent import ConcurrentTable
 from zetcd.emulation.javahashset import BinWatch, clone_order, hashset_order
-from zetcd.emulation.javaorder import ConcurrentTable, java_long_hash, java_string_hash
+from zetcd.emulation.javaorder import java_long_hash, java_string_hash
+from zetcd.emulation.javatree import long_before, string_before
 from zetcd.emulation.paths import name_of, parent_of
 from zetcd.proto.jute import constructor
 from zetcd.proto.records import ACL, Stat
@@ -269,11 +271,11 @@ class Tree:
         self.ephemeral_bins: dict[int, BinWatch] = {}  # javahashset.py
         # the sessions that have (or had, while they live) ephemerals, in the order of
         # ZooKeeper's ConcurrentHashMap of them (dump)
-        self.ephemeral_owners: ConcurrentTable[int] = ConcurrentTable(java_long_hash)
+        self.ephemeral_owners: ConcurrentTable[int] = ConcurrentTable(java_long_hash, long_before)
         # container and TTL nodes in the order of ZooKeeper's two ConcurrentHashMap-backed
         # sets of them, which its container manager reads (plans.container_candidates)
-        self.containers: ConcurrentTable[str] = ConcurrentTable(java_string_hash)
-        self.ttls: ConcurrentTable[str] = ConcurrentTable(java_string_hash)
+        self.containers: ConcurrentTable[str] = ConcurrentTable(java_string_hash, string_before)
+        self.ttls: ConcurrentTable[str] = ConcurrentTable(java_string_hash, string_before)
         # ZooKeeper's approximate data size (mntr): each node's path length plus its data's
         # (a valid path has no surrogate pair, so its Java length is its Python one)
         self.data_size = 0
@@ -337,13 +339,13 @@ class Tree:
         for owner, paths in loaded.items():
             for path in paths:
                 self._index(owner, path)
-        self.ephemeral_owners = ConcurrentTable(java_long_hash)
+        self.ephemeral_owners = ConcurrentTable(java_long_hash, long_before)
         first = {owner: nodes[next(iter(owned))].czxid for owner, owned in self.ephemerals.items()}
         for owner in sorted(first, key=first.__getitem__):
             self.ephemeral_owners.add(owner)
         extended = [path for table in (self.containers, self.ttls) for path in table]
-        self.containers = ConcurrentTable(java_string_hash)
-        self.ttls = ConcurrentTable(java_string_hash)
+        self.containers = ConcurrentTable(java_string_hash, string_before)
+        self.ttls = ConcurrentTable(java_string_hash, string_before)
         for path in sorted(extended, key=lambda p: nodes[p].czxid):
             self._extended(nodes[path].owner).add(path)
         self.revision = revision
