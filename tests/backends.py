@@ -29,6 +29,25 @@ async def running_backend(
             nursery.cancel_scope.cancel()
 
 
+@asynccontextmanager
+async def twin_backends(
+    etcd: EtcdServer,
+) -> AsyncIterator[tuple[EtcdClient, EtcdBackend, EtcdClient, EtcdBackend]]:
+    """Two backends (two zetcds) on one fresh prefix, each with its own etcd client."""
+    prefix = f"/zetcd-twins-{uuid.uuid4().hex[:8]}/".encode()
+    async with (
+        await EtcdClient.connect([etcd.endpoint]) as client_a,
+        await EtcdClient.connect([etcd.endpoint]) as client_b,
+    ):
+        a = EtcdBackend(client_a, Options(prefix=prefix))
+        b = EtcdBackend(client_b, Options(prefix=prefix))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(a.run)
+            await nursery.start(b.run)
+            yield client_a, a, client_b, b
+            nursery.cancel_scope.cancel()
+
+
 def never_at_once(request: bytes, notify: Callable[[], None] | None = None) -> None:
     """A stand-in for EtcdClient.start_txn: every txn is left to the batcher's task."""
     return None

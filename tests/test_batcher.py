@@ -9,9 +9,7 @@ import itertools
 import os
 import signal
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,7 +17,7 @@ import trio
 import trio.testing
 from pyetcd.etcdrpc import rpc_pb2
 
-from tests.backends import never_at_once, running_backend
+from tests.backends import never_at_once, running_backend, twin_backends
 from tests.servers import EtcdServer, freeze
 from zetcd.emulation import layout as L
 from zetcd.emulation import plans
@@ -51,25 +49,6 @@ async def _create_a(batcher: Batcher) -> None:
     now is sent at once by send_queued)."""
     await batcher.submit(plans.write(_ctx(), OpCode.CREATE, CreateRequest("/a", b"", OPEN, 0)))
     await trio.testing.wait_all_tasks_blocked()
-
-
-@asynccontextmanager
-async def _twins(
-    etcd: EtcdServer,
-) -> AsyncIterator[tuple[EtcdClient, EtcdBackend, EtcdClient, EtcdBackend]]:
-    """Two backends (two zetcds) on one fresh prefix, each with its own etcd client."""
-    prefix = f"/zetcd-batcher-{uuid.uuid4().hex[:8]}/".encode()
-    async with (
-        await EtcdClient.connect([etcd.endpoint]) as client_a,
-        await EtcdClient.connect([etcd.endpoint]) as client_b,
-    ):
-        a = EtcdBackend(client_a, Options(prefix=prefix))
-        b = EtcdBackend(client_b, Options(prefix=prefix))
-        async with trio.open_nursery() as nursery:
-            await nursery.start(a.run)
-            await nursery.start(b.run)
-            yield client_a, a, client_b, b
-            nursery.cancel_scope.cancel()
 
 
 def test_a_write_whose_guards_never_pass_fails_alone(etcd: EtcdServer) -> None:
@@ -453,7 +432,7 @@ def test_a_set_data_stat_counts_a_child_another_zetcd_made_meanwhile(
     per-key guards, the children key's compare fails."""
 
     async def main() -> None:
-        async with _twins(etcd) as (client_a, a, _, b):
+        async with twin_backends(etcd) as (client_a, a, _, b):
 
             def create(path: str) -> plans.Apply:
                 return plans.write(_ctx(), OpCode.CREATE, CreateRequest(path, b"", OPEN, 0))
@@ -748,7 +727,7 @@ def test_a_zetcd_whose_clock_is_behind_plans_at_the_other_zetcds_time(etcd: Etcd
     checked only against starvation (A losing nearly every try)."""
 
     async def main() -> None:
-        async with _twins(etcd) as (client_a, a, client_b, b):
+        async with twin_backends(etcd) as (client_a, a, client_b, b):
             a.batcher.clock.wall = lambda: time.time() - 0.2
             for i in range(8):
                 create = plans.write(_ctx(), OpCode.CREATE, CreateRequest(f"/n{i}", b"", OPEN, 0))

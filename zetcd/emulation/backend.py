@@ -333,6 +333,10 @@ class EtcdBackend:
             heard=lambda: max(outbox.heard, connected),
             renewed=began,
         )
+        # another connection (on another zetcd) may have resumed the session after this one
+        # did and the mirror applied it while this resumption was under way, when there was
+        # nothing here to close: this one is the older, and ZooKeeper closes the older
+        self._session_claimed(sid)
         created = mirror.tree.sessions.get(sid) if request.sessionId == 0 else None
         zxid = -1 if created is None else zxid_at(created.create_revision)
         return Accepted(session.connect_response, session, zxid)
