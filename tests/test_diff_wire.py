@@ -529,6 +529,40 @@ def test_multi_with_read_ops_and_multiread_with_writes(diff: Diff) -> None:
     both(diff, scenario)
 
 
+def test_a_multi_of_read_ops_with_a_null_path(diff: Diff) -> None:
+    """A multi (14) of getData/getChildren ops fails as a MarshallingError that spends a zxid;
+    with a null path among them, wherever it is, as any multi with a null path: no zxid spent,
+    and the result list's end marker as its body."""
+
+    def scenario(address: str, root: str) -> list[Any]:
+        c, t = _setup(address, root)
+        out: list[Any] = [observe(c.call(OpCode.EXISTS, ExistsRequest(root, False)), t)]
+
+        def read(opcode: int, path: str | None) -> bytes:
+            named = struct.pack(">i", -1) if path is None else struct.pack(">i", len(path))
+            return struct.pack(">i?i", opcode, False, -1) + named + (path or "").encode() + b"\0"
+
+        end = struct.pack(">i?i", -1, True, -1)
+        cases = (
+            read(OpCode.GET_DATA, root),
+            read(OpCode.GET_DATA, None),
+            read(OpCode.GET_CHILDREN, None),
+            read(OpCode.GET_DATA, root) + read(OpCode.GET_DATA, None),
+            read(OpCode.GET_DATA, None) + read(OpCode.GET_CHILDREN, root),
+        )
+        for ops in cases:
+            c.xid += 1
+            frame = struct.pack(">ii", c.xid, OpCode.MULTI) + ops + end
+            c.send_raw(struct.pack(">i", len(frame)) + frame)
+            raw = c.raw_reply()
+            _xid, zxid, err = struct.unpack(">iqi", raw[:16])
+            out.append((t.rel(zxid), err, raw[16:].hex()))
+        c.close()
+        return out
+
+    both(diff, scenario)
+
+
 def test_trailing_bytes_are_ignored_and_malformed_auth(diff: Diff) -> None:
     def scenario(address: str, root: str) -> list[Any]:
         c, t = _setup(address, root)

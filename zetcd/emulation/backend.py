@@ -366,7 +366,6 @@ class EtcdSession:
         # what its connection is answered (``read_only``: the readOnly byte, None for none), and
         # again to a createSession sent inside the session
         self.connect_response = ConnectResponse(0, timeout, session_id, passwd, read_only)
-        self.null_path_watch = False  # it has added a persistent watch on a null path
         # the connection's auth ids in the order they were added: its ip, then its client
         # certificate's x509 id; as in ZooKeeper they belong to the connection: a resumed
         # session starts again from these two
@@ -432,10 +431,12 @@ class EtcdSession:
 
     def _refused_multi(self, xid: int, body: Any) -> Awaitable[Reply] | None:
         """ZooKeeper's answer to a multi it fails before planning any op, or None."""
-        if _reads_in_multi(body):
-            return self.malformed(xid, OpCode.MULTI)
+        # a null path anywhere wins over read ops: ZooKeeper's loop goes on past a read op
+        # (which fails the multi) and throws at the null path, before the multi has a txn
         if _null_path_in_multi(body):
             return self._null_path_multi(xid)
+        if _reads_in_multi(body):
+            return self.malformed(xid, OpCode.MULTI)
         return None
 
     async def _null_path_multi(self, xid: int) -> Reply:
