@@ -4,11 +4,17 @@ byte for byte to real ZooKeeper 3.8 and to zetcd (docs/zk-facts.md, section 7)."
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+import pytest
 
 from tests.differential import Diff
 from tests.rawclient import Closed, RawClient
+from tests.servers import EtcdServer, ZooKeeperServer
 from tests.test_diff_wire import OPEN, ZxidTrack, both
+from tests.zetcd_server import ZetcdServer
 from zetcd.proto.codec import encode_request
 from zetcd.proto.constants import OpCode, WatcherType
 from zetcd.proto.framing import frame
@@ -35,6 +41,7 @@ from zetcd.proto.records import (
     SetDataRequest,
     SetWatches,
     SetWatches2,
+    SyncRequest,
 )
 
 
@@ -280,3 +287,115 @@ def test_sasl_packets_on_a_server_without_sasl(diff: Diff) -> None:
         return out
 
     both(diff, scenario)
+
+
+def test_set_watches2_takes_a_null_persistent_entry_as_add_watch_does(diff: Diff) -> None:
+    """A null entry in setWatches2's persistent lists is added as addWatch adds a null path:
+    a connection's first is kept and the request goes on (the recursive watch after it is
+    set and fires); its next one, or a removeWatches of a null path, then throws. Null entries
+    in the other lists, or a null list, throw at once."""
+
+    def scenario(address: str, root: str) -> list[Any]:
+        w = RawClient(address)
+        w.connect()
+        w.call(OpCode.CREATE, CreateRequest(root, b"", OPEN, 0))
+        out: list[Any] = []
+        c = RawClient(address)
+        c.connect()
+        out.append(_raw(c, OpCode.SET_WATCHES2, SetWatches2(0, (), (), (), (None,), (root,)))[1:])
+        w.call(OpCode.CREATE, CreateRequest(root + "/r", b"", OPEN, 0))
+        out.append(("sync", _raw(c, OpCode.SYNC, SyncRequest(root))[1]))
+        out.append(("events", c.pending))
+        for opcode, record in (
+            (OpCode.ADD_WATCH, AddWatchRequest(None, 0)),
+            (OpCode.REMOVE_WATCHES, RemoveWatchesRequest(None, WatcherType.ANY)),
+            (OpCode.SET_WATCHES2, SetWatches2(0, (), (), (), (), (None,))),
+        ):
+            out.append((opcode, _raw(c, opcode, record)[1]))
+        c.close()
+        d = RawClient(address)
+        d.connect()
+        for body in (
+            SetWatches2(0, (), (), (), (None, None), ()),
+            SetWatches2(0, (), (), (None,), (), ()),
+            SetWatches2(0, (), (), (), (), None),
+        ):
+            out.append(("fresh", _raw(d, OpCode.SET_WATCHES2, body)[1]))
+        d.close()
+        w.close()
+        return out
+
+    both(diff, scenario)
+
+
+@contextmanager
+def _fresh(etcd: EtcdServer) -> Iterator[Diff]:
+    """A ZooKeeper of its own (and a zetcd): ZooKeeper 3.8 keeps counting the recursive watch
+    of a closed connection whose watch was on a null path (docs/differences.md), as earlier
+    tests on the shared one leave it, and a relative path's checkWatches shows that count."""
+    with ZooKeeperServer() as zk, ZetcdServer(etcd.endpoint) as z:
+        yield Diff(zk.address, z.address)
+
+
+def test_check_watches_of_a_relative_path_while_a_recursive_watch_exists(
+    etcd: EtcdServer,
+) -> None:
+    """checkWatches walks a path up to its parents while any connection has a persistent
+    recursive watch: a relative path with a '/' then throws (MarshallingError) unless a watch
+    of the type checked is on the path itself; otherwise it is NoWatcher."""
+
+    def scenario(address: str, root: str) -> list[Any]:
+        c = RawClient(address)
+        c.connect()
+        c.call(OpCode.EXISTS, ExistsRequest("a/w", True))  # a data watch on a relative path
+        out: list[Any] = []
+
+        def checks(label: str) -> None:
+            for path in ("a/b", "a/w", "a/"):
+                for kind in (WatcherType.CHILDREN, WatcherType.DATA, WatcherType.ANY):
+                    err = _raw(c, OpCode.CHECK_WATCHES, CheckWatchesRequest(path, kind))[1]
+                    out.append((label, path, kind, err))
+
+        checks("no recursive watch")
+        r = RawClient(address)
+        r.connect()
+        r.call(OpCode.CREATE, CreateRequest(root, b"", OPEN, 0))
+        r.call(OpCode.ADD_WATCH, AddWatchRequest(root, 1))
+        checks("another connection's recursive watch")
+        r.close()
+        c.call(OpCode.SYNC, SyncRequest(root))
+        checks("closed")
+        c.close()
+        return out
+
+    with _fresh(etcd) as diff:
+        both(diff, scenario)
+
+
+@pytest.mark.parametrize("form", ["setWatches2", "addWatch"])
+def test_a_null_recursive_watch_counts_as_a_recursive_watch(etcd: EtcdServer, form: str) -> None:
+    """A recursive watch on a null path (setWatches2's recursive list, or addWatch): while its
+    connection lives, checkWatches of a relative path throws for every connection. A fresh
+    ZooKeeper for each: once such a connection closes, ZooKeeper 3.8 never takes its watch
+    off its recursive count (docs/differences.md), which no other test may inherit."""
+    add: tuple[int, Any] = (
+        (OpCode.SET_WATCHES2, SetWatches2(0, (), (), (), (), (None,)))
+        if form == "setWatches2"
+        else (OpCode.ADD_WATCH, AddWatchRequest(None, 1))
+    )
+
+    def scenario(address: str, root: str) -> list[Any]:
+        c = RawClient(address)
+        c.connect()
+        o = RawClient(address)
+        o.connect()
+        check = CheckWatchesRequest("a/b", WatcherType.DATA)
+        out = [("before", _raw(o, OpCode.CHECK_WATCHES, check)[1])]
+        out.append(("added", _raw(c, *add)[1]))
+        out.append(("during", _raw(o, OpCode.CHECK_WATCHES, check)[1]))
+        c.close()
+        o.close()
+        return out
+
+    with _fresh(etcd) as diff:
+        both(diff, scenario)

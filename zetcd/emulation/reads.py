@@ -196,10 +196,15 @@ def _set_watches(s: EtcdSession, req: Any) -> Result:
         (False, getattr(req, "persistentWatches", ())),
         (True, getattr(req, "persistentRecursiveWatches", ())),
     ):
-        for path in _entries(paths):
+        if paths is None:
+            return Err.MARSHALLING_ERROR, None
+        for path in paths:
             if path is None:
-                return Err.MARSHALLING_ERROR, None
-            watches.add_persistent(path, s, recursive=recursive)
+                # added as addWatch adds it: the connection's first one is kept
+                if not _null_path_watch(s, recursive):
+                    return Err.MARSHALLING_ERROR, None
+            else:
+                watches.add_persistent(path, s, recursive=recursive)
     return 0, None
 
 
@@ -231,14 +236,22 @@ def _check_watches(s: EtcdSession, req: Any) -> Result:
         return Err.MARSHALLING_ERROR, None
     if not path:
         return Err.NO_WATCHER, None
-    if any(t.watched(path) for t in tables):
-        return 0, None
-    return Err.NO_WATCHER, None
+    # while any connection has a recursive watch, the walk goes on to the path's parents
+    # where a watch on the path itself does not end it, and a relative path then reaches a
+    # name without a '/': it throws (each type of watch its own walk, children first)
+    walks_up = not path.startswith("/") and s.mirror.watches.recursive_anywhere()
+    found = False
+    for t in tables:
+        if t.watched(path):
+            found = True
+        elif walks_up:
+            return Err.MARSHALLING_ERROR, None
+    return (0, None) if found else (Err.NO_WATCHER, None)
 
 
 def _remove_watches(s: EtcdSession, req: Any) -> Result:
     tables = _tables(s, req.type)
-    if tables is None or (req.path is None and s.null_path_watch):
+    if tables is None or (req.path is None and s in s.mirror.watches.null_paths):
         return Err.MARSHALLING_ERROR, None
     removed = [t.remove(req.path, s) for t in tables]
     return (0, None) if any(removed) else (Err.NO_WATCHER, None)
@@ -249,17 +262,25 @@ def _add_watch(s: EtcdSession, req: Any) -> Result:
         return Err.MARSHALLING_ERROR, None
     recursive = req.mode == AddWatchMode.PERSISTENT_RECURSIVE
     if req.path is None:
-        # ZooKeeper 3.8 keeps a session's first watch on a null path (no event can reach it)
-        # and throws on the next one, or on removing watches from a null path, after it:
-        # MarshallingError. Here only that it has one is kept. It also throws when the session
-        # has a persistent watch on a path whose String.hashCode() is 0 ("" among them): its
-        # table of watch modes compares the null-path key with that one, whose hash is the same
-        if s.null_path_watch or _persistent_on_hash_zero(s):
+        if not _null_path_watch(s, recursive):
             return Err.MARSHALLING_ERROR, None
-        s.null_path_watch = True
         return 0, ErrorResponse(0)
     s.mirror.watches.add_persistent(req.path, s, recursive=recursive)
     return 0, ErrorResponse(0)
+
+
+def _null_path_watch(s: EtcdSession, recursive: bool) -> bool:
+    """A persistent watch on a null path (addWatch, setWatches2): ZooKeeper 3.8 keeps a
+    connection's first one (no event can reach it) and throws on the next one, or on removing
+    watches from a null path, after it: MarshallingError (False). It also throws when the
+    connection has a persistent watch on a path whose String.hashCode() is 0 ("" among them):
+    its table of watch modes compares the null-path key with that one, whose hash is the same.
+    """
+    null_paths = s.mirror.watches.null_paths
+    if s in null_paths or _persistent_on_hash_zero(s):
+        return False
+    null_paths[s] = recursive
+    return True
 
 
 def _persistent_on_hash_zero(s: EtcdSession) -> bool:

@@ -195,6 +195,14 @@ class WatchManager:
     def __init__(self) -> None:
         self.data = WatchTable()
         self.child = WatchTable()
+        # the watchers with a persistent watch on a null path (addWatch, setWatches2), and
+        # whether it is recursive: ZooKeeper 3.8 keeps a connection's first one, which no
+        # event reaches, and counts a recursive one among its recursive watches
+        self.null_paths: dict[Watcher, bool] = {}
+
+    def recursive_anywhere(self) -> bool:
+        """Has any connection a persistent recursive watch (ZooKeeper's recursive count)?"""
+        return self.data.recursive > 0 or any(self.null_paths.values())
 
     def trigger(self, changes: Iterable[tuple[str, str]], acl_of: AclOf) -> None:
         data, child = self.data, self.child
@@ -229,6 +237,7 @@ class WatchManager:
     def drop_watcher(self, watcher: Watcher) -> None:
         self.data.drop_watcher(watcher)
         self.child.drop_watcher(watcher)
+        self.null_paths.pop(watcher, None)
 
     def count(self) -> int:
         """Watches in both tables, as ZooKeeper's mntr counts them (zk_watch_count): a
