@@ -32,13 +32,15 @@ class _Outbox:
         self.closed = True
 
 
+@pytest.mark.parametrize("where", ["other-zetcd", "same-zetcd"])
 @pytest.mark.parametrize("timeout", [4000, 6000], ids=["same-timeout", "renegotiated"])
-def test_a_resumption_overtaken_on_another_zetcd_closes_its_connection(
-    etcd: EtcdServer, timeout: int
+def test_a_resumption_overtaken_by_a_later_one_closes_its_connection(
+    etcd: EtcdServer, timeout: int, where: str
 ) -> None:
-    """With the timeout the session has, the first zetcd claims the record; with another, it
-    moves the record to a new lease. Either way the second zetcd resumes the session after
-    that write and before the first one has registered its connection."""
+    """With the timeout the session has, the first resumption claims the record; with another,
+    it moves the record to a new lease. Either way a second resumption, on the other zetcd or
+    on the same one, comes after that write and before the first has registered its
+    connection: the second connection holds the session, its lease renewed."""
 
     async def main() -> None:
         async with twin_backends(etcd) as (_, a, _, b):
@@ -53,9 +55,11 @@ def test_a_resumption_overtaken_on_another_zetcd_closes_its_connection(
             later: list[Any] = []
 
             async def overtaken(*args: Any, **kwargs: Any) -> Any:
+                setattr(a.store, step, write)  # the second resumption's own write is plain
                 result = await write(*args, **kwargs)
                 request = ConnectRequest(0, 0, 4000, sid, passwd, None)
-                later.append(await b.connect(request, late))
+                second = b if where == "other-zetcd" else a
+                later.append(await second.connect(request, late))
                 await a.mirror.catch_up()
                 return result
 
@@ -65,10 +69,15 @@ def test_a_resumption_overtaken_on_another_zetcd_closes_its_connection(
                 accepted = await a.connect(ConnectRequest(0, 0, timeout, sid, passwd, None), first)
             assert accepted.session is not None  # both resumptions were accepted
             assert later and later[0].session is not None
-            # the older connection is closed and no longer holds the session here
+            # the older connection is closed; the newer one holds the session, renewed
             assert first.closed
-            assert sid not in a.local
             assert not late.closed
-            assert b.mirror.tree.sessions[sid].value.owner == b.local[sid].owner
+            holder = b if where == "other-zetcd" else a
+            newer = later[0].session
+            assert holder.local.get(sid) is newer
+            assert b.mirror.tree.sessions[sid].value.owner == newer.owner
+            assert newer.lease in holder.keeper.attached
+            if where == "other-zetcd":
+                assert sid not in a.local
 
     trio.run(main)

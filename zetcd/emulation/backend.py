@@ -139,6 +139,13 @@ class EtcdBackend:
         self.keeper.forget(s.lease)  # no longer renewed from here
         s.expired()
 
+    def _still_owner(self, session_id: int, owner: str) -> bool:
+        """Does the session record (as the mirror has it) still name ``owner``'s connection?
+        A resumption committed later on another connection, or the session's end, takes it
+        over; one the mirror has not applied yet is handled by ``_session_claimed``."""
+        entry = self.mirror.tree.sessions.get(session_id)
+        return entry is not None and entry.value.owner == owner
+
     async def _expire(self, session_id: int, lease: int, owner: str) -> None:
         """Expire a session its client's timeout ran out on, as ZooKeeper's session tracker
         does: its ephemerals and its record go in one transaction (unless another connection
@@ -321,6 +328,14 @@ class EtcdBackend:
             lease = resumed
         session = EtcdSession(self, sid, lease, passwd, timeout, outbox, ro)
         session.owner = owner
+        if request.sessionId and not self._still_owner(sid, owner):
+            # another connection resumed the session after this one did (here, or on another
+            # zetcd whose resumption the mirror applied meanwhile), or the session is ending:
+            # this connection is the older, and ZooKeeper closes the older. The newer one is
+            # the session's here: it is left registered and its lease renewed
+            log.info("session 0x%x resumed again meanwhile: closing the older connection", sid)
+            session.expired()
+            return Accepted(session.connect_response, session)
         self.local[sid] = session
         # as ZooKeeper touches a session when its connect completes, however long that took
         connected = time.monotonic()
@@ -333,10 +348,6 @@ class EtcdBackend:
             heard=lambda: max(outbox.heard, connected),
             renewed=began,
         )
-        # another connection (on another zetcd) may have resumed the session after this one
-        # did and the mirror applied it while this resumption was under way, when there was
-        # nothing here to close: this one is the older, and ZooKeeper closes the older
-        self._session_claimed(sid)
         created = mirror.tree.sessions.get(sid) if request.sessionId == 0 else None
         zxid = -1 if created is None else zxid_at(created.create_revision)
         return Accepted(session.connect_response, session, zxid)
