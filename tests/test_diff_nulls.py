@@ -362,6 +362,15 @@ def test_check_watches_of_a_relative_path_while_a_recursive_watch_exists(
         r.call(OpCode.CREATE, CreateRequest(root, b"", OPEN, 0))
         r.call(OpCode.ADD_WATCH, AddWatchRequest(root, 1))
         checks("another connection's recursive watch")
+        # each type of watch counts its own recursive watches
+        r.call(OpCode.REMOVE_WATCHES, RemoveWatchesRequest(root, WatcherType.CHILDREN))
+        checks("in the data table only")
+        r.call(OpCode.ADD_WATCH, AddWatchRequest(root, 1))
+        r.call(OpCode.REMOVE_WATCHES, RemoveWatchesRequest(root, WatcherType.DATA))
+        checks("in the child table only")
+        r.call(OpCode.ADD_WATCH, AddWatchRequest(root, 1))
+        r.call(OpCode.GET_DATA, GetDataRequest(root, True))  # a standard data watch instead
+        checks("a standard data watch over it")
         r.close()
         c.call(OpCode.SYNC, SyncRequest(root))
         checks("closed")

@@ -239,12 +239,15 @@ def _check_watches(s: EtcdSession, req: Any) -> Result:
     # while any connection has a recursive watch, the walk goes on to the path's parents
     # where a watch on the path itself does not end it, and a relative path then reaches a
     # name without a '/': it throws (each type of watch its own walk, children first)
-    walks_up = not path.startswith("/") and s.mirror.watches.recursive_anywhere()
+    # (a count for each type: removeWatches of one type, or a standard watch on the path,
+    # takes a recursive watch out of one table only; a null-path one is in both)
+    watches = s.mirror.watches
+    relative = not path.startswith("/")
     found = False
     for t in tables:
         if t.watched(path):
             found = True
-        elif walks_up:
+        elif relative and (t.recursive or watches.null_recursive()):
             return Err.MARSHALLING_ERROR, None
     return (0, None) if found else (Err.NO_WATCHER, None)
 
@@ -279,7 +282,8 @@ def _null_path_watch(s: EtcdSession, recursive: bool) -> bool:
     null_paths = s.mirror.watches.null_paths
     if s in null_paths or _persistent_on_hash_zero(s):
         return False
-    null_paths[s] = recursive
+    if not s.stale:  # a closing connection takes no more watches (WatchTable.add)
+        null_paths[s] = recursive
     return True
 
 

@@ -200,9 +200,9 @@ class WatchManager:
         # event reaches, and counts a recursive one among its recursive watches
         self.null_paths: dict[Watcher, bool] = {}
 
-    def recursive_anywhere(self) -> bool:
-        """Has any connection a persistent recursive watch (ZooKeeper's recursive count)?"""
-        return self.data.recursive > 0 or any(self.null_paths.values())
+    def null_recursive(self) -> bool:
+        """Has any connection a recursive watch on a null path (counted in both tables)?"""
+        return any(self.null_paths.values())
 
     def trigger(self, changes: Iterable[tuple[str, str]], acl_of: AclOf) -> None:
         data, child = self.data, self.child
