@@ -18,9 +18,9 @@ import pytest
 import trio
 from kazoo.client import KazooClient
 
-from tests.backends import never_at_once
+from tests.backends import never_at_once, twin_backends
 from tests.servers import ZOOKEEPER_JARS, EtcdServer
-from tests.test_batcher import MOD, OPEN, _compares, _ctx, _twins
+from tests.test_batcher import MOD, OPEN, _compares, _ctx
 from tests.zetcd_server import ZetcdServer
 from zetcd.emulation import plans
 from zetcd.emulation.backend import EtcdBackend
@@ -270,7 +270,7 @@ def test_a_write_planned_before_another_zetcds_quota_is_counted(
     fence by B's transaction moving it."""
 
     async def main() -> None:
-        async with _twins(etcd) as twins:
+        async with twin_backends(etcd) as twins:
             a = twins[1]
             await a.batcher.submit(_create("/q", b"q"))
             await a.batcher.submit(_create("/zookeeper/quota/q"))
@@ -297,7 +297,7 @@ def test_a_quota_counted_before_another_zetcds_write_counts_it(
     count again: a transaction that creates a limits or stats node pins the fence."""
 
     async def main() -> None:
-        async with _twins(etcd) as twins:
+        async with twin_backends(etcd) as twins:
             a = twins[1]
             for path, data in (
                 ("/q", b"q"),
