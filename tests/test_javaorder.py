@@ -82,27 +82,31 @@ def colliding_names(rng: random.Random, prefix: str = "") -> list[str]:
     return [prefix + n for n in family + crowded + near + ordinary]
 
 
+def script(rng: random.Random, keys: list[Any]) -> list[str]:
+    """Random adds ("+key") and removes ("-key") of ``keys``, with "list" now and then and at
+    the end."""
+    held: set[Any] = set()
+    ops: list[str] = []
+    for _ in range(rng.randint(20, 300)):
+        key = rng.choice(keys)
+        if key in held and rng.random() < 0.45:
+            held.discard(key)
+            ops.append(f"-{key}")
+        else:
+            held.add(key)
+            ops.append(f"+{key}")
+        if rng.random() < 0.06:
+            ops.append("list")
+    return [*ops, "list"]
+
+
 def scripts(seed: int, initial: int, prefix: str = "") -> list[tuple[str, list[str]]]:
-    """Random adds and removes of colliding names, each script with a start command."""
+    """Scripts of colliding names, each with a start command."""
     rng = random.Random(seed)
     out = []
     for _ in range(40):
         names = colliding_names(rng, prefix)
-        picked = rng.sample(names, rng.randint(12, len(names)))
-        held: set[str] = set()
-        ops: list[str] = []
-        for _ in range(rng.randint(20, 300)):
-            name = rng.choice(picked)
-            if name in held and rng.random() < 0.45:
-                held.discard(name)
-                ops.append(f"-{name}")
-            else:
-                held.add(name)
-                ops.append(f"+{name}")
-            if rng.random() < 0.06:
-                ops.append("list")
-        ops.append("list")
-        out.append((f"new {initial}", ops))
+        out.append((f"new {initial}", script(rng, rng.sample(names, rng.randint(12, len(names))))))
     return out
 
 
@@ -167,20 +171,7 @@ def test_concurrent_sets_match_java_with_tree_bins() -> None:
     cases = [("concurrent", ops) for _, ops in scripts(6, 16, "/c/")]
     rng = random.Random(8)
     for _ in range(30):
-        keys = colliding_longs(rng)
-        ops = []
-        held: set[int] = set()
-        for _ in range(rng.randint(20, 300)):
-            k = rng.choice(keys)
-            if k in held and rng.random() < 0.45:
-                held.discard(k)
-                ops.append(f"-{k}")
-            else:
-                held.add(k)
-                ops.append(f"+{k}")
-            if rng.random() < 0.06:
-                ops.append("list")
-        cases.append(("longs", [*ops, "list"]))
+        cases.append(("longs", script(rng, colliding_longs(rng))))
     expected: list[list[str]] = []
     for start, ops in cases:
         table: ConcurrentTable[Any] = (
