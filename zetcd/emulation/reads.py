@@ -236,11 +236,11 @@ def _check_watches(s: EtcdSession, req: Any) -> Result:
         return Err.MARSHALLING_ERROR, None
     if not path:
         return Err.NO_WATCHER, None
-    # while any connection has a recursive watch, the walk goes on to the path's parents
-    # where a watch on the path itself does not end it, and a relative path then reaches a
-    # name without a '/': it throws (each type of watch its own walk, children first)
-    # (a count for each type: removeWatches of one type, or a standard watch on the path,
-    # takes a recursive watch out of one table only; a null-path one is in both)
+    # While the table of the type checked holds a recursive watch (each type counts its own:
+    # removeWatches of one type, or a standard watch over a recursive one, leaves them apart;
+    # one on a null path counts in both), ZooKeeper's walk goes on to the path's parents
+    # unless a watch is on the path itself, and a relative path then reaches a name without
+    # a '/': it throws (for both types, children are walked first, then data).
     watches = s.mirror.watches
     relative = not path.startswith("/")
     found = False
