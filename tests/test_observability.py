@@ -14,6 +14,7 @@ import urllib.request
 import uuid
 from typing import cast
 
+import pytest
 from kazoo.client import KazooClient
 
 from tests.differential import Diff
@@ -27,22 +28,30 @@ from tests.servers import (
     wait_until,
 )
 from tests.zetcd_server import ZetcdServer
-from zetcd.emulation.javaorder import ConcurrentTable, java_long_hash
+from zetcd.emulation.javaconcurrent import ConcurrentTable
+from zetcd.emulation.javaorder import java_long_hash
+from zetcd.emulation.javatree import long_before
 from zetcd.proto import encode_connect_request
 from zetcd.proto.constants import OpCode
 from zetcd.proto.framing import frame
 from zetcd.proto.records import (
     ACL,
     AddWatchRequest,
+    AuthPacket,
     ConnectRequest,
     CreateRequest,
     DeleteRequest,
     ExistsRequest,
+    GetAllChildrenNumberRequest,
     GetChildrenRequest,
+    GetDataRequest,
     Id,
     RequestHeader,
+    SetACLRequest,
     SetDataRequest,
 )
+
+OPEN_ACL = (ACL(31, Id("world", "anyone")),)
 
 
 def _shape(text: str) -> list[str]:
@@ -157,6 +166,20 @@ def test_whitelist_defaults_to_srvr_like_zookeeper(etcd: EtcdServer) -> None:
             assert four_letter_word(server.host, server.port, "abcd") == ""
 
 
+@pytest.mark.parametrize("whitelist", ["ruok", "ruok,*", "*,ruok", "abcd,ruok,,"])
+def test_whitelists_read_as_zookeeper_reads_them(etcd: EtcdServer, whitelist: str) -> None:
+    """srvr is always answered, whatever the whitelist; a * anywhere in it answers every word."""
+    zk = ZooKeeperServer(config={"4lw.commands.whitelist": whitelist})
+    zetcd = ZetcdServer(etcd.endpoint, extra_args=("--4lw-whitelist", whitelist))
+    with zk, zetcd:
+        answers = []
+        for server in (zk, zetcd):
+            words = ("srvr", "ruok", "stat", "isro", "gtmk")
+            got = [four_letter_word(server.host, server.port, w) for w in words]
+            answers.append([(w, a[:8]) for w, a in zip(words, got, strict=True)])
+        assert answers[1] == answers[0]
+
+
 def _packets(server: ZetcdServer | ZooKeeperServer, word: str = "srvr") -> tuple[int, int]:
     text = four_letter_word(server.host, server.port, word)
     received, sent = re.findall(r"(?:Received|Sent): (\d+)", text)
@@ -190,6 +213,31 @@ def test_srvr_counts_packets_as_zookeeper_does(etcd: EtcdServer) -> None:
         expected = _packet_deltas(zk)
         assert expected == [(1, 1), (3, 3), (2, 2), (2, 2)]
         assert _packet_deltas(zetcd) == expected
+
+
+def _long_answer_packets(server: ZetcdServer | ZooKeeperServer) -> list[int]:
+    """srvr's Sent over a wchc and a wchp whose answers run over 8,192 chars (300 watches)."""
+    c = RawClient(server.address)
+    c.connect()
+    root = f"/long-{uuid.uuid4().hex[:8]}"
+    for k in range(300):
+        c.call(OpCode.EXISTS, ExistsRequest(f"{root}/a-watched-path-of-some-length-{k:04d}", True))
+    out = []
+    for word in ("wchc", "wchp", "ruok"):
+        before = _packets(server)[1]
+        four_letter_word(server.host, server.port, word)
+        out.append(_packets(server)[1] - before - 1)  # less srvr's own answer
+    c.close()
+    return out
+
+
+def test_a_long_answer_counts_a_packet_per_8192_chars(etcd: EtcdServer) -> None:
+    """ZooKeeper writes a four-letter word's answer through a BufferedWriter of 8,192 chars,
+    and counts each buffer as a packet sent."""
+    with ZooKeeperServer() as zk, ZetcdServer(etcd.endpoint) as zetcd:
+        expected = _long_answer_packets(zk)
+        assert expected[0] > 1 and expected[-1] == 1
+        assert _long_answer_packets(zetcd) == expected
 
 
 def _connections(server: ZetcdServer | ZooKeeperServer) -> tuple[int, str]:
@@ -573,7 +621,7 @@ def test_dump_lists_expiry_queues_as_zookeeper(etcd: EtcdServer) -> None:
 def _ephemeral_owners(server: ZetcdServer | ZooKeeperServer) -> tuple[list[int], list[int]]:
     """Fourteen sessions made in turn, each with an ephemeral (the map grows past 12), three
     closed: the order dump lists the sessions with ephemerals in, and the order a
-    ConcurrentHashMap of their ids has (javaorder.ConcurrentTable)."""
+    ConcurrentHashMap of their ids has (javaconcurrent.ConcurrentTable)."""
     open_acl = (ACL(31, Id("world", "anyone")),)
     clients, ids = [], []
     for n in range(14):
@@ -586,7 +634,7 @@ def _ephemeral_owners(server: ZetcdServer | ZooKeeperServer) -> tuple[list[int],
     text = four_letter_word(server.host, server.port, "dump")
     section = text.split("ephemeral nodes dump:\n")[1].split("Connections dump:")[0]
     listed = [int(line[2:-1], 16) for line in section.splitlines() if line.startswith("0x")]
-    model: ConcurrentTable[int] = ConcurrentTable(java_long_hash)
+    model: ConcurrentTable[int] = ConcurrentTable(java_long_hash, long_before)
     for sid in ids:
         model.add(sid)
     for sid in ids[3:6]:
@@ -686,6 +734,43 @@ def _cons_transcript(address: str) -> list[tuple[str, dict[str, str]]]:
     b.call(OpCode.CLOSE_SESSION)
     b.close()
     return out
+
+
+def _last_ops(address: str) -> list[tuple[str, dict[str, str]]]:
+    """lop, lcxid and lzxid after requests that fail or are answered by the network thread."""
+    a = RawClient(address)
+    new = a.connect(timeout=10000)
+    path = f"/lop-{uuid.uuid4().hex[:10]}"
+    a.call(OpCode.CREATE, CreateRequest(path, b"", (ACL(31, Id("world", "anyone")),), 0))
+    out = []
+    steps: list[tuple[str, int, object]] = [
+        ("a failed create", OpCode.CREATE, CreateRequest(path, b"", OPEN_ACL, 0)),
+        ("getAllChildrenNumber", OpCode.GET_ALL_CHILDREN_NUMBER, GetAllChildrenNumberRequest(path)),
+        ("a digest auth", OpCode.AUTH, AuthPacket(0, "digest", b"u:p")),
+        ("a failed setData", OpCode.SET_DATA, SetDataRequest(path, b"", 7)),
+        ("a failed delete", OpCode.DELETE, DeleteRequest(path + "/none", -1)),
+        ("a failed read", OpCode.GET_DATA, GetDataRequest(path + "/none", False)),
+        ("a failed setACL", OpCode.SET_ACL, SetACLRequest(path, OPEN_ACL, 5)),
+    ]
+    for label, opcode, record in steps:
+        if opcode == OpCode.AUTH:
+            a.send_raw(a.proto.send_request(RequestHeader(-4, opcode), record))
+            a.reply()
+        else:
+            a.call(opcode, record)
+        fields = _cons_line(address, new.sessionId)
+        out.append((label, {k: fields[k] for k in ("lop", "lcxid", "lzxid")}))
+    a.call(OpCode.CLOSE_SESSION)
+    a.close()
+    return out
+
+
+def test_cons_names_the_last_op_as_zookeeper_does(diff: Diff) -> None:
+    """A write that fails is an error txn, whose op ZooKeeper never names (lop=NA); an auth
+    packet, answered by its network thread, leaves lop, lcxid and lzxid as they were."""
+    expected = _last_ops(diff.zookeeper)
+    assert expected[0][1]["lop"] == "NA"
+    assert _last_ops(diff.zetcd) == expected
 
 
 def test_cons_counts_a_connection_as_zookeeper_does(diff: Diff) -> None:

@@ -360,8 +360,8 @@ def main_command(
         str,
         typer.Option(
             "--4lw-whitelist",
-            help="Four-letter words to answer, comma separated, or * for all "
-            "(ZooKeeper's 4lw.commands.whitelist; its default is srvr).",
+            help="Four-letter words to answer, comma separated; a * among them for all. srvr "
+            "is always answered (as ZooKeeper's 4lw.commands.whitelist, whose default is srvr).",
         ),
     ] = "srvr",
     container_check_interval: Annotated[
@@ -495,11 +495,10 @@ def main_command(
                 " no authentication"
             )
         _warn_plaintext_password(etcd_urls)
-    words = (
-        None
-        if four_letter_words.strip() == "*"
-        else frozenset(w.strip() for w in four_letter_words.split(",") if w.strip())
-    )
+    # as ZooKeeper reads 4lw.commands.whitelist: a "*" anywhere enables every word, and srvr
+    # is always enabled (zkServer.sh status needs it)
+    listed = [w.strip() for w in four_letter_words.split(",")]
+    words = None if "*" in listed else frozenset(w for w in listed if w) | {"srvr"}
     config = RunConfig(
         host=host,
         port=port,

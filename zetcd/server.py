@@ -61,6 +61,28 @@ REFUSAL_LOG_INTERVAL = 10.0  # seconds between two warnings about refused connec
 _POLLRDHUP = getattr(select, "POLLRDHUP", 0)
 # requests ZooKeeper's network thread answers itself: they do not keep a session alive
 _UNHEARD = frozenset((OpCode.AUTH, OpCode.SASL))
+# the requests ZooKeeper makes a txn of (a failed one an error txn); multi's failure is not one
+_WRITE_OPCODES = frozenset(
+    (
+        OpCode.CREATE,
+        OpCode.DELETE,
+        OpCode.SET_DATA,
+        OpCode.SET_ACL,
+        OpCode.CHECK,
+        OpCode.CREATE2,
+        OpCode.RECONFIG,
+        OpCode.CREATE_CONTAINER,
+        OpCode.DELETE_CONTAINER,
+        OpCode.CREATE_TTL,
+    )
+)
+
+
+def _answer_packets(answer: bytes) -> int:
+    """The packets ZooKeeper counts sent for a four-letter word's answer: it writes through a
+    BufferedWriter of 8,192 chars, each buffer a packet."""
+    units = len(answer.decode("utf-8").encode("utf-16-le")) // 2
+    return -(-units // 8192)
 
 
 class RequestObserver(Protocol):
@@ -468,7 +490,7 @@ class Connection:
                     self.greeted = True
                     words = self.config.four_letter_words
                     # a packet received, counted before the answer (srvr's Received includes
-                    # the srvr itself) and the answer's packet sent after it, as ZooKeeper
+                    # the srvr itself) and the answer's packets sent after it, as ZooKeeper
                     self._count_packets(1, 0)
                     self.trace_mask = ev.trace_mask
                     caught_up = getattr(self.backend, "caught_up", None)
@@ -479,7 +501,7 @@ class Connection:
                     answer = words.answer(ev.word, self) if words is not None else None
                     if answer is not None:
                         self._queue(answer)
-                        self.config.stats.sent += 1
+                        self.config.stats.sent += _answer_packets(answer)
                     return
             if self.heard != heard:
                 self._touch_heard()
@@ -652,7 +674,14 @@ class Connection:
         st.sent += 1
         server.received += 1
         server.sent += 1
-        st.last_opcode = opcode
+        if opcode in _UNHEARD:
+            # answered by ZooKeeper's network thread: counted as packets, nothing more
+            if self.config.observe is not None:
+                self.config.observe(opcode, reply.err, seconds)
+            return
+        # a write that fails is an error txn, which ZooKeeper's FinalRequestProcessor throws
+        # on before it names the op: lop=NA (its cxid and zxid are still kept)
+        st.last_opcode = 0 if reply.err and opcode in _WRITE_OPCODES else opcode
         if xid >= 0:  # ZooKeeper keeps the last real xid, not a ping's -2 or setWatches' -8
             st.last_cxid = xid
         st.last_zxid = reply.zxid

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 OP_NAMES = {
     1: "CREA", 2: "DELE", 3: "EXIS", 4: "GETD", 5: "SETD", 6: "GETA", 7: "SETA", 8: "GETC",
     9: "SYNC", 11: "PING", 12: "GETC", 13: "CHEC", 14: "MULT", 15: "CREA", 16: "RECO",
-    17: "CHKW", 18: "REMW", 19: "CREA", 21: "CREA", 22: "MLTR", 100: "SETA", 101: "SETW",
-    103: "GETE", 104: "GACN", 105: "STW2", 106: "ADDW", 107: "HOMI", -10: "SESS", -11: "CLOS",
+    17: "CHKW", 18: "REMW", 19: "CREA", 21: "CREA", 22: "MLTR", 101: "SETW",
+    103: "GETE", 104: "GETACN", 105: "STW2", 106: "ADDW", 107: "HOMI", -10: "SESS", -11: "CLOS",
 }  # fmt: skip
 
 
