@@ -15,6 +15,7 @@ from zetcd.emulation.javatree import (
     Before,
     TreeNode,
     natural_before,
+    table_size_for,
 )
 
 K = TypeVar("K", bound=Hashable)
@@ -126,9 +127,7 @@ class ConcurrentTable(Generic[K]):
         if n < MIN_TREEIFY_CAPACITY:
             # tryPresize(n << 1)
             size = n << 1
-            wanted = 1
-            while wanted < size + (size >> 1) + 1:
-                wanted *= 2
+            wanted = table_size_for(size + (size >> 1) + 1)
             while wanted > len(self.bins) - (len(self.bins) >> 2):
                 self._transfer()
             return

@@ -26,6 +26,7 @@ from zetcd.emulation.javatree import (
     UNTREEIFY_THRESHOLD,
     TreeNode,
     string_before,
+    table_size_for,
 )
 
 
@@ -44,7 +45,7 @@ class JavaHashSet:
     def __init__(self, initial: int = 16) -> None:
         self.table: list[TreeNode | None] = []
         # HashMap(int) keeps the first table's size in its threshold until it allocates it
-        self.threshold = _table_size_for(initial)
+        self.threshold = table_size_for(initial)
         self.size = 0
         self.nodes: dict[str, TreeNode] = {}
 
@@ -237,6 +238,18 @@ class BinWatch:
         return [k[2] for k in keyed]
 
 
+def watch_add(
+    bins: BinWatch | None, initial: int, names: dict[str, None], peak: int, name: str
+) -> BinWatch | None:
+    """Before ``name`` (new) joins ``names``, a set that once held ``peak``: its BinWatch, made
+    once it holds eight names (none fewer can fill a bin), told of the name."""
+    if bins is None and len(names) >= TREEIFY_THRESHOLD:
+        bins = BinWatch(initial, names, peak)
+    if bins is not None:
+        bins.add(peak, name)
+    return bins
+
+
 def hashset_order(
     names: dict[str, None], peak: int, initial: int, bins: BinWatch | None
 ) -> list[str]:
@@ -252,7 +265,7 @@ def fill_order(names: Iterable[str], initial: int) -> list[str]:
     by bucket of the table they grow it to, unless some bucket of the first table gets nine
     names (then Java's own steps, which may double the table early or make a tree bin)."""
     listed = list(names)
-    cap = _table_size_for(initial)
+    cap = table_size_for(initial)
     counts = bytearray(cap)
     mask = cap - 1
     for name in listed:
@@ -277,13 +290,6 @@ def clone_order(names: Iterable[str]) -> list[str]:
     closeSession deletes in order)."""
     listed = list(names)
     return fill_order(listed, int(len(listed) / 0.75 + 1.0)) if listed else []
-
-
-def _table_size_for(n: int) -> int:
-    cap = 1
-    while cap < n:
-        cap *= 2
-    return cap
 
 
 def _linked(nodes: list[TreeNode]) -> TreeNode | None:

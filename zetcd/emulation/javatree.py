@@ -20,6 +20,14 @@ UNTREEIFY_THRESHOLD = 6  # a tree bucket's half of at most this many keys become
 MIN_TREEIFY_CAPACITY = 64  # smaller tables grow instead of treeifying
 
 
+def table_size_for(n: int) -> int:
+    """The smallest power of two at least ``n`` (both maps' tableSizeFor)."""
+    cap = 1
+    while cap < n:
+        cap *= 2
+    return cap
+
+
 class TreeNode:
     """A bucket's entry: ``next``/``prev`` link the bucket's list; a tree node (``tree``) also
     has its parent and ``kids`` (the left and the right child) and its colour."""

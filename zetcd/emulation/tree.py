@@ -13,7 +13,7 @@ from typing import Protocol
 
 from zetcd.emulation import layout as L
 from zetcd.emulation.javaconcurrent import ConcurrentTable
-from zetcd.emulation.javahashset import BinWatch, clone_order, hashset_order
+from zetcd.emulation.javahashset import BinWatch, clone_order, hashset_order, watch_add
 from zetcd.emulation.javaorder import java_long_hash, java_string_hash
 from zetcd.emulation.javatree import long_before, string_before
 from zetcd.emulation.paths import name_of, parent_of
@@ -85,11 +85,7 @@ class Node:
         children = self.children
         if name in children:
             return
-        bins = self.bins
-        if bins is None and len(children) >= 8:
-            bins = self.bins = BinWatch(8, children, self.max_children)
-        if bins is not None:
-            bins.add(self.max_children, name)
+        self.bins = watch_add(self.bins, 8, children, self.max_children, name)
         children[name] = None
         if len(children) > self.max_children:
             self.max_children = len(children)
@@ -571,11 +567,9 @@ class Tree:
         if path in owned:
             return
         peak = self.ephemeral_peak.get(owner)
-        bins = self.ephemeral_bins.get(owner)
-        if bins is None and len(owned) >= 8:
-            bins = self.ephemeral_bins[owner] = BinWatch(16, owned, peak or 0)
+        bins = watch_add(self.ephemeral_bins.get(owner), 16, owned, peak or 0, path)
         if bins is not None:
-            bins.add(peak or 0, path)
+            self.ephemeral_bins[owner] = bins
         owned[path] = None
         if peak is None:
             self.ephemeral_owners.add(owner)
