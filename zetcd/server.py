@@ -674,10 +674,9 @@ class Connection:
         st.sent += 1
         server.received += 1
         server.sent += 1
-        if opcode in _UNHEARD:
-            # answered by ZooKeeper's network thread: counted as packets, nothing more
-            if self.config.observe is not None:
-                self.config.observe(opcode, reply.err, seconds)
+        if self.config.observe is not None:
+            self.config.observe(opcode, reply.err, seconds)
+        if opcode in _UNHEARD:  # answered by ZooKeeper's network thread: packets, nothing more
             return
         # a write that fails is an error txn, which ZooKeeper's FinalRequestProcessor throws
         # on before it names the op: lop=NA (its cxid and zxid are still kept)
@@ -689,8 +688,6 @@ class Connection:
         st.last_latency = ms
         st.latency.add(ms)
         server.latency.add(ms)
-        if self.config.observe is not None:
-            self.config.observe(opcode, reply.err, seconds)
 
     def _count_packets(self, received: int, sent: int) -> None:
         self.stats.received += received
