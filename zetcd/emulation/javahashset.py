@@ -56,12 +56,6 @@ class JavaHashSet:
             s.add(name)
         return s
 
-    def __len__(self) -> int:
-        return self.size
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.nodes
-
     def __iter__(self) -> Iterator[str]:
         for head in self.table:
             e = head
