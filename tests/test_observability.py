@@ -12,6 +12,7 @@ import struct
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from typing import cast
 
 import pytest
@@ -25,7 +26,6 @@ from tests.servers import (
     four_letter_word,
     free_port,
     freeze,
-    wait_until,
 )
 from tests.zetcd_server import ZetcdServer
 from zetcd.emulation.javaconcurrent import ConcurrentTable
@@ -293,35 +293,69 @@ def test_a_closed_connection_leaves_srvr_and_wchs_at_once(etcd: EtcdServer) -> N
         assert _connections_as_clients_leave(zetcd, held.pid) == expected
 
 
-def test_outstanding_counts_requests_in_flight() -> None:
-    """srvr's Outstanding and mntr's zk_outstanding_requests count the requests read and not
-    yet answered (ZooKeeper's requests in process: ZooKeeperServer.requestsInProcess, counted
-    from submission to the end of FinalRequestProcessor). A write is held in flight here by
-    stopping etcd; ZooKeeper's own writes finish too fast to catch, so only its zero at rest is
-    compared."""
+def _in_flight_counts(
+    server: ZetcdServer | ZooKeeperServer, hold: Callable[[], None], release: Callable[[], None]
+) -> list[tuple[str, dict[str, str]]]:
+    """srvr's Received, Sent and Outstanding and the session's `cons` counters with four
+    requests in flight behind a write (`hold` keeps writes from finishing): read, before and
+    after a `crst`, and once answered. (Not mntr: ZooKeeper 3.8's is long enough to count
+    several packets sent, zetcd's one.)"""
 
-    def outstanding(server: ZetcdServer | ZooKeeperServer) -> tuple[int, int]:
+    def counts(label: str) -> tuple[str, dict[str, str]]:
         text = four_letter_word(server.host, server.port, "srvr")
-        found = re.search(r"^Outstanding: (\d+)$", text, re.MULTILINE)
-        assert found is not None, text
-        return int(found[1]), int(_mntr(server)["zk_outstanding_requests"])
+        fields = dict(re.findall(r"^(Received|Sent|Outstanding): (\d+)$", text, re.MULTILINE))
+        line = _cons_line(server.address, sid)
+        fields |= {key: line[key] for key in ("queued", "recved", "sent")}
+        return label, fields
 
-    with ZooKeeperServer() as zk, EtcdServer() as held, ZetcdServer(held.endpoint) as zetcd:
-        assert outstanding(zk) == outstanding(zetcd) == (0, 0)
-        c = RawClient(zetcd.address)
-        c.connect()
-        freeze(held.pid)
-        try:
-            open_acl = (ACL(31, Id("world", "anyone")),)
-            c.request(OpCode.CREATE, CreateRequest("/held", b"", open_acl, 0))
-            c.request(OpCode.EXISTS, ExistsRequest("/", False))  # waits behind the write
-            time.sleep(0.2)
-            assert outstanding(zetcd) == (2, 2)
-        finally:
-            os.kill(held.pid, signal.SIGCONT)
-        assert c.reply().header.err == 0 and c.reply().header.err == 0
-        c.close()
-        wait_until(lambda: outstanding(zetcd) == (0, 0), 5, "the requests answered")
+    c = RawClient(server.address, timeout=20)
+    sid = c.connect(timeout=30000).sessionId
+    root = f"/held-{uuid.uuid4().hex[:8]}"
+    c.call(OpCode.CREATE, CreateRequest(root, b"", OPEN_ACL, 0))
+    out = [counts("at rest")]
+    hold()
+    try:
+        c.request(OpCode.CREATE, CreateRequest(f"{root}/a", b"", OPEN_ACL, 0))
+        c.request(OpCode.EXISTS, ExistsRequest("/", False))  # reads wait behind the write
+        c.request(OpCode.PING, xid=-2)  # a negative xid: never queued
+        c.request(OpCode.GET_DATA, GetDataRequest(root, False))
+        time.sleep(0.3)
+        out.append(counts("four in flight"))
+        four_letter_word(server.host, server.port, "crst")
+        out.append(counts("after crst"))
+    finally:
+        release()
+    assert [c.reply().header.err for _ in range(4)] == [0, 0, 0, 0]
+    time.sleep(0.2)  # ZooKeeper counts a reply sent once its write completes
+    out.append(counts("answered"))
+    c.close()
+    # srvr's totals from the first: the servers' start-up probes differ
+    base = {key: int(out[0][1][key]) for key in ("Received", "Sent")}
+    for _, fields in out:
+        fields |= {key: str(int(fields[key]) - start) for key, start in base.items()}
+    return out
+
+
+def test_requests_in_flight_count_as_zookeeper_counts_them() -> None:
+    """A request counts as received (srvr's Received, `cons`' recved) and, with a positive xid,
+    queued (`cons`' queued: ServerCnxn's outstanding count) as it is read, and as sent when
+    answered; srvr's Outstanding (mntr's zk_outstanding_requests) counts every request read
+    and not yet answered (requestsInProcess: the ping too). `crst` resets received and sent,
+    not queued. ZooKeeper's writes are held by its flush delay (the sync thread waits up to a
+    third of it for more requests before it writes the log), zetcd's by stopping its etcd."""
+    flush = ["-Dzookeeper.flushDelay=9000", "-Dzookeeper.maxWriteQueuePollTime=3000"]
+    with (
+        ZooKeeperServer(jvm_opts=flush) as zk,
+        EtcdServer() as held,
+        ZetcdServer(held.endpoint) as zetcd,
+    ):
+        expected = _in_flight_counts(zk, lambda: None, lambda: None)
+        assert expected[1][1]["queued"] == "3" and expected[1][1]["Outstanding"] == "4"
+        assert expected[-1][1]["queued"] == "0"
+        actual = _in_flight_counts(
+            zetcd, lambda: freeze(held.pid), lambda: os.kill(held.pid, signal.SIGCONT)
+        )
+        assert actual == expected
 
 
 def _watch_listings(server: ZetcdServer | ZooKeeperServer) -> list[tuple[object, ...]]:

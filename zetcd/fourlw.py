@@ -122,7 +122,7 @@ class FourLetterWords:
         # 0 for the one answering this word and for one it stopped reading for now
         reading = c is not me and not getattr(c, "reading_paused", False)
         head = (
-            f" /{c.peer}[{1 if reading else 0}](queued={st.queued},recved={st.received},"
+            f" /{c.peer}[{1 if reading else 0}](queued={c.queued},recved={st.received},"
             f"sent={st.sent}"
         )
         if not full or session is None:

@@ -228,7 +228,8 @@ class Connection:
                 # createSession inside a session: ZooKeeper sends the ConnectResponse again,
                 # without a reply header, and never counts the request answered (`cons` queued)
                 self.out += self.proto.send_connect_response(body)
-                self.stats.queued += 1
+                if reply.xid > 0:
+                    self.stats.queued += 1
                 # the session expires at the timeout it carries
                 self._touch_session(body.sessionId, body.timeOut, int(time.monotonic() * 1000))
             else:
@@ -455,6 +456,7 @@ class Connection:
                     if e.opcode in (OpCode.AUTH, OpCode.SASL) and e.decoded is None:
                         # ZooKeeper's network thread reads these itself and closes on one it
                         # cannot: no reply, nor any other not sent yet
+                        self._taken_in(e.opcode)
                         self._abandon()
                         return
                     if e.decoded is not None:  # only trailing bytes: ZooKeeper ignores them
@@ -509,10 +511,20 @@ class Connection:
             self._flush_replies()
 
     def _taken_in(self, opcode: int) -> None:
-        """A whole request read: ZooKeeper touches the session as it submits it (auth and SASL
-        packets, which its network thread answers itself, do not count)."""
+        """A whole request read: ZooKeeper counts it a packet received there and then (`cons`'
+        recved, srvr's Received, before it is answered), and touches the session as it submits
+        it (auth and SASL packets, which its network thread answers itself, do not count)."""
+        self.stats.received += 1
+        self.config.stats.received += 1
         if opcode not in _UNHEARD:
             self.heard = self.read_at
+
+    @property
+    def queued(self) -> int:
+        """`cons`' queued: ZooKeeper's count of the connection's requests with a positive xid
+        read and not yet answered (a ping's or setWatches' negative xid is never counted),
+        and of the createSession requests it never answers as requests (ConnStats.queued)."""
+        return self.stats.queued + sum(1 for header, _, _ in self.pending if header.xid > 0)
 
     @contextlib.contextmanager
     def _reading_paused(self) -> Iterator[None]:
@@ -670,9 +682,7 @@ class Connection:
         # whole ms, as ZooKeeper's difference of two millisecond clocks: min <= avg <= max
         ms = int(now * 1000) - int(started * 1000)
         st, server = self.stats, self.config.stats
-        st.received += 1
-        st.sent += 1
-        server.received += 1
+        st.sent += 1  # received when read (_taken_in)
         server.sent += 1
         if self.config.observe is not None:
             self.config.observe(opcode, reply.err, seconds)
@@ -710,6 +720,7 @@ class Connection:
         if accepted.session is not None and not ev.request.sessionId:
             # ZooKeeper's connection counts a new session's creation as its first request
             # (lop SESS, cxid 0, the creation's zxid); a resumption is two bare packets
+            self._count_packets(1, 0)
             self._account(0, OpCode.CREATE_SESSION, Reply(0, accepted.zxid, 0), started)
         else:
             self._count_packets(1, 1)
