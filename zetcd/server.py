@@ -39,6 +39,7 @@ from zetcd.proto.connection import Connect, FourLetterWord, Request, ServerProto
 from zetcd.proto.constants import DEFAULT_MAX_PACKET, Err, KeeperState, OpCode
 from zetcd.proto.errors import MalformedRequest, ProtocolError, UnknownOpcode
 from zetcd.proto.framing import NEED_DATA
+from zetcd.proto.opcodes import TXN_OPS
 from zetcd.proto.records import ConnectResponse, RequestHeader, WatcherEvent
 from zetcd.stats import ConnStats, ServerStats
 
@@ -61,21 +62,6 @@ REFUSAL_LOG_INTERVAL = 10.0  # seconds between two warnings about refused connec
 _POLLRDHUP = getattr(select, "POLLRDHUP", 0)
 # requests ZooKeeper's network thread answers itself: they do not keep a session alive
 _UNHEARD = frozenset((OpCode.AUTH, OpCode.SASL))
-# the requests ZooKeeper makes a txn of (a failed one an error txn); multi's failure is not one
-_WRITE_OPCODES = frozenset(
-    (
-        OpCode.CREATE,
-        OpCode.DELETE,
-        OpCode.SET_DATA,
-        OpCode.SET_ACL,
-        OpCode.CHECK,
-        OpCode.CREATE2,
-        OpCode.RECONFIG,
-        OpCode.CREATE_CONTAINER,
-        OpCode.DELETE_CONTAINER,
-        OpCode.CREATE_TTL,
-    )
-)
 
 
 def _answer_packets(answer: bytes) -> int:
@@ -690,7 +676,7 @@ class Connection:
             return
         # a write that fails is an error txn, which ZooKeeper's FinalRequestProcessor throws
         # on before it names the op: lop=NA (its cxid and zxid are still kept)
-        st.last_opcode = 0 if reply.err and opcode in _WRITE_OPCODES else opcode
+        st.last_opcode = 0 if reply.err and opcode in TXN_OPS else opcode
         if xid >= 0:  # ZooKeeper keeps the last real xid, not a ping's -2 or setWatches' -8
             st.last_cxid = xid
         st.last_zxid = reply.zxid

@@ -19,6 +19,7 @@ from zetcd.emulation.paths import is_valid_path
 from zetcd.emulation.scratch import NodeState, Scratch, resolve_stat
 from zetcd.emulation.tree import SessionEntry, Tree
 from zetcd.proto.constants import TTL_MODES, CreateMode, Err, OpCode, Perm
+from zetcd.proto.opcodes import TXN_OPS
 from zetcd.proto.records import (
     Create2Response,
     CreateRequest,
@@ -273,6 +274,8 @@ OPS: dict[int, Callable[[Scratch, Ctx, int, object], Builder]] = {
     OpCode.DELETE_CONTAINER: _delete_container,
     OpCode.RECONFIG: _reconfig,
 }
+# a plan for each request ZooKeeper makes one txn of, and for nothing else
+assert OPS.keys() == TXN_OPS
 
 MULTI_OPS = frozenset(
     (

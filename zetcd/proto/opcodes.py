@@ -107,6 +107,23 @@ MULTI_OP_REQUESTS: dict[int, type[r.Record]] = {
 }
 MULTI_READ_OPS: frozenset[int] = frozenset({OpCode.GET_CHILDREN, OpCode.GET_DATA})
 
+# The requests ZooKeeper makes one txn of (a failed one an error txn): every write but multi,
+# whose failure is a txn of its own kind.
+TXN_OPS: frozenset[int] = frozenset(
+    {
+        OpCode.CREATE,
+        OpCode.CREATE2,
+        OpCode.CREATE_CONTAINER,
+        OpCode.CREATE_TTL,
+        OpCode.DELETE,
+        OpCode.DELETE_CONTAINER,
+        OpCode.SET_DATA,
+        OpCode.SET_ACL,
+        OpCode.CHECK,
+        OpCode.RECONFIG,
+    }
+)
+
 # MultiResponse.serialize/deserialize: the result types and the record each carries.
 # createTTL/createContainer results are written as create2 (CreateResult(path, stat)),
 # deleteContainer results as delete.
