@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import random
 import re
 import signal
 import socket
@@ -27,6 +28,7 @@ from tests.servers import (
     free_port,
     freeze,
 )
+from tests.test_javaorder import colliding_names
 from tests.zetcd_server import ZetcdServer
 from zetcd.emulation.javaconcurrent import ConcurrentTable
 from zetcd.emulation.javaorder import java_long_hash
@@ -427,6 +429,44 @@ CLASSIC_MNTR = (  # ZooKeeper 3.4's mntr keys (standalone), which monitoring too
     "zk_znode_count", "zk_watch_count", "zk_ephemerals_count", "zk_approximate_data_size",
     "zk_open_file_descriptor_count", "zk_max_file_descriptor_count",
 )  # fmt: skip
+
+
+def _crowded_watch_listings(server: ZetcdServer | ZooKeeperServer) -> list[tuple[str, str]]:
+    """wchc and wchp while one session's exists watches on paths that crowd Java hash buckets
+    (nine and more a bucket) are set, then half of them fired."""
+    host, port = server.address.rsplit(":", 1)
+    c = RawClient(server.address)
+    sid = c.connect().sessionId
+
+    def listing() -> tuple[str, str]:
+        words = (four_letter_word(host, int(port), w) for w in ("wchc", "wchp"))
+        wchc, wchp = (text.replace(f"0x{sid:x}", "S1") for text in words)
+        return wchc, wchp
+
+    root = "/crowd"
+    c.call(OpCode.CREATE, CreateRequest(root, b"", OPEN_ACL, 0))
+    paths = colliding_names(random.Random(21), root + "/")[:90]
+    random.Random(22).shuffle(paths)
+    out = []
+    for k, path in enumerate(paths):
+        c.call(OpCode.EXISTS, ExistsRequest(path, True))
+        if k in (10, 40, 89):
+            out.append(listing())
+    for k, path in enumerate(paths[::2]):  # NodeCreated fires the watch: it leaves both tables
+        c.call(OpCode.CREATE, CreateRequest(path, b"", OPEN_ACL, 0))
+        if k in (5, 30, 44):
+            out.append(listing())
+    c.close()
+    return out
+
+
+def test_watch_listings_of_crowded_java_buckets(etcd: EtcdServer) -> None:
+    """wchc's per-session HashSet and wchp's HashMap of paths do as Java's do when a bucket
+    gets a ninth name: a small table doubles early, a bigger one's bucket becomes a tree
+    (listed root first), and removals turn it back into a list (javahashset.py)."""
+    with ZooKeeperServer() as zk, ZetcdServer(etcd.endpoint) as zetcd:
+        expected = _crowded_watch_listings(zk)
+        assert _crowded_watch_listings(zetcd) == expected
 
 
 def _mntr(server: ZetcdServer | ZooKeeperServer) -> dict[str, str]:

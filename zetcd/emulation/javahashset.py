@@ -15,8 +15,9 @@ name, and switches to a ``JavaHashSet`` from there on.
 
 from __future__ import annotations
 
+import functools
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 
 from zetcd.emulation import javatree
 from zetcd.emulation.javaorder import grown_table, java_hashset_order, string_hash
@@ -35,6 +36,11 @@ def spread(name: str) -> int:
     h = string_hash(name)
     h ^= h >> 16
     return h - (1 << 32) if h & 0x80000000 else h
+
+
+# for names added again and again (watched paths: a one-shot watch leaves its tables as it
+# fires and comes back when its client sets it again)
+cached_spread = functools.lru_cache(maxsize=1 << 16)(spread)
 
 
 class JavaHashSet:
@@ -178,12 +184,15 @@ class BinWatch:
     that model implies; at that moment it builds the set as Java holds it (a table for the
     peak, each bin in insertion order) and keeps it exactly from then on (``exact``)."""
 
-    __slots__ = ("cap", "counts", "exact", "hashes", "initial")
+    __slots__ = ("cap", "counts", "exact", "hasher", "hashes", "initial")
 
-    def __init__(self, initial: int, names: Iterable[str], peak: int) -> None:
+    def __init__(
+        self, initial: int, names: Iterable[str], peak: int, hasher: Callable[[str], int] = spread
+    ) -> None:
         self.initial = initial
         self.exact: JavaHashSet | None = None
-        self.hashes = {name: spread(name) for name in names}
+        self.hasher = hasher
+        self.hashes = {name: hasher(name) for name in names}
         self.cap = 0
         self.counts = bytearray()
         self._count(grown_table(initial, peak))
@@ -202,19 +211,20 @@ class BinWatch:
         if exact is not None:
             exact.add(name)
             return
-        h = spread(name)
-        i = h & (self.cap - 1)
-        if self.counts[i] >= TREEIFY_THRESHOLD:
-            exact = self.exact = JavaHashSet.filled(self.hashes, self.cap)
+        h = self.hasher(name)
+        counts, cap = self.counts, self.cap
+        i = h & (cap - 1)
+        if counts[i] >= TREEIFY_THRESHOLD:
+            exact = self.exact = JavaHashSet.filled(self.hashes, cap)
             exact.add(name)
             self.counts = bytearray()
             self.hashes = {}
             return
-        self.counts[i] += 1
+        counts[i] += 1
         hashes = self.hashes
         hashes[name] = h
-        cap = self.cap
-        if len(hashes) > max(peak, cap - (cap >> 2)):  # past 3/4 of the table: it doubles
+        n = len(hashes)
+        if n > peak and n > cap - (cap >> 2):  # past 3/4 of the table: it doubles
             self._count(cap * 2)
 
     def discard(self, name: str) -> None:
@@ -233,19 +243,24 @@ class BinWatch:
 
 
 def watch_add(
-    bins: BinWatch | None, initial: int, names: dict[str, None], peak: int, name: str
+    bins: BinWatch | None,
+    initial: int,
+    names: Collection[str],
+    peak: int,
+    name: str,
+    hasher: Callable[[str], int] = spread,
 ) -> BinWatch | None:
     """Before ``name`` (new) joins ``names``, a set that once held ``peak``: its BinWatch, made
     once it holds eight names (none fewer can fill a bin), told of the name."""
     if bins is None and len(names) >= TREEIFY_THRESHOLD:
-        bins = BinWatch(initial, names, peak)
+        bins = BinWatch(initial, names, peak, hasher)
     if bins is not None:
         bins.add(peak, name)
     return bins
 
 
 def hashset_order(
-    names: dict[str, None], peak: int, initial: int, bins: BinWatch | None
+    names: Collection[str], peak: int, initial: int, bins: BinWatch | None
 ) -> list[str]:
     """The iteration order of a HashSet<String> created with ``initial`` buckets, holding
     ``names`` (in insertion order) after it once held ``peak``, watched by ``bins``."""

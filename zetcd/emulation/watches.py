@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from zetcd.emulation.acls import allowed
-from zetcd.emulation.javaorder import java_hashset_order
+from zetcd.emulation.javahashset import BinWatch, cached_spread, hashset_order, watch_add
 from zetcd.emulation.paths import parent_of
 from zetcd.emulation.tree import CHANGED, CREATED, DELETED
 from zetcd.proto.constants import EventType, Perm
@@ -69,22 +69,39 @@ class Paths(dict[str, None]):
     """A watcher's paths in the order they were added, and the most it has held at once: as
     ZooKeeper's per-watcher HashSet (watch2Paths), whose table never shrinks and which stays,
     empty, once the watcher's watches have all fired or been removed, until its connection
-    closes (wchc then lists the session with no paths, and wchs counts it)."""
+    closes (wchc then lists the session with no paths, and wchs counts it). ``bins`` watches
+    for a bucket Java would crowd (javahashset.py)."""
 
-    __slots__ = ("peak",)
+    __slots__ = ("bins", "peak")
 
     def __init__(self) -> None:
         super().__init__()
         self.peak = 0
+        self.bins: BinWatch | None = None
+
+    def add(self, path: str) -> None:
+        if path not in self:
+            self.bins = watch_add(self.bins, 16, self, self.peak, path, cached_spread)
+            self[path] = None
+            if len(self) > self.peak:
+                self.peak = len(self)
+
+    def discard(self, path: str) -> None:
+        del self[path]
+        if self.bins is not None:
+            self.bins.discard(path)
 
 
 class WatchTable:
-    __slots__ = ("by_path", "by_watcher", "peak", "recursive")
+    __slots__ = ("bins", "by_path", "by_watcher", "peak", "recursive")
 
     def __init__(self) -> None:
         self.by_path: dict[str, dict[Watcher, int]] = {}
         self.by_watcher: dict[Watcher, Paths] = {}
-        self.peak = 0  # the most paths by_path has held (ZooKeeper's watchTable, a HashMap)
+        # the most paths by_path has held (ZooKeeper's watchTable, a HashMap), and its
+        # crowded buckets (javahashset.py)
+        self.peak = 0
+        self.bins: BinWatch | None = None
         self.recursive = 0
 
     def add(self, path: str, watcher: Watcher, mode: int = STANDARD) -> None:
@@ -93,6 +110,11 @@ class WatchTable:
         by_path = self.by_path
         entries = by_path.get(path)
         if entries is None:
+            bins = self.bins
+            if bins is not None:  # what watch_add does, without a call (a hot path)
+                bins.add(self.peak, path)
+            else:
+                self.bins = watch_add(None, 16, by_path, self.peak, path, cached_spread)
             entries = by_path[path] = {}
             if len(by_path) > self.peak:
                 self.peak = len(by_path)
@@ -105,17 +127,14 @@ class WatchTable:
         paths = self.by_watcher.get(watcher)
         if paths is None:
             paths = self.by_watcher[watcher] = Paths()
-        if path not in paths:
-            paths[path] = None
-            if len(paths) > paths.peak:
-                paths.peak = len(paths)
+        paths.add(path)
 
     def remove(self, path: str, watcher: Watcher) -> bool:
         entries = self.by_path.get(path)
         if entries is None or watcher not in entries:
             return False
         self._drop(path, entries, watcher)
-        del self.by_watcher[watcher][path]  # an emptied set stays (Paths)
+        self.by_watcher[watcher].discard(path)  # an emptied set stays (Paths)
         return True
 
     def _drop(self, path: str, entries: dict[Watcher, int], watcher: Watcher) -> None:
@@ -123,6 +142,8 @@ class WatchTable:
             self.recursive -= 1
         if not entries:
             del self.by_path[path]
+            if self.bins is not None:
+                self.bins.discard(path)
 
     def watched(self, path: str) -> bool:
         """ZooKeeper 3.8's containsWatcher: true when ANY watcher watches ``path``."""
@@ -180,7 +201,8 @@ class WatchTable:
         """Each watcher's paths as ZooKeeper's wchc lists them: its HashSet's order (16
         buckets to start with); a watcher whose watches are all gone with no path."""
         return {
-            w: java_hashset_order(paths, paths.peak, 16) for w, paths in self.by_watcher.items()
+            w: hashset_order(paths, paths.peak, 16, paths.bins)
+            for w, paths in self.by_watcher.items()
         }
 
     def listed_by_path(self) -> list[tuple[str, list[Watcher]]]:
@@ -188,7 +210,8 @@ class WatchTable:
         its watchTable's order (a HashMap of 16 buckets to start with). The watchers of a path
         come in the order they were added (ZooKeeper's follow their identity hash codes)."""
         by_path = self.by_path
-        return [(p, list(by_path[p])) for p in java_hashset_order(by_path, self.peak, 16)]
+        order = hashset_order(by_path, self.peak, 16, self.bins)
+        return [(p, list(by_path[p])) for p in order]
 
 
 class WatchManager:
