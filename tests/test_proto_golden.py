@@ -191,6 +191,15 @@ REPLIES: list[tuple[str, int, ReplyHeader, Any, bytes]] = [
             " | 0000000d 00 00000000 | 00000002 00 00000000 | ffffffff 01 ffffffff"
         ),
     ),
+    (
+        # a multi that fails before it has a txn (a null path): MarshallingError in the
+        # header, and the result list's end marker all the same (a live 3.8 server)
+        "multi-marshalling-error",
+        14,
+        ReplyHeader(9, 0x21, -14),
+        MultiResponse(()),
+        h("00000009 0000000000000021 fffffff2 | ffffffff 01 ffffffff"),
+    ),
 ]
 
 

@@ -27,6 +27,7 @@ from .records import (
     ConnectRequest,
     ConnectResponse,
     DeleteContainerRequest,
+    MultiResponse,
     Record,
     ReplyHeader,
     RequestHeader,
@@ -189,7 +190,9 @@ def decode_response(opcode: int, body: Body) -> tuple[ReplyHeader, Record | None
     """Decode a reply to a request of ``opcode`` (client side).
 
     A notification (xid -1) decodes to a ``WatcherEvent`` whatever ``opcode`` is. A reply
-    whose err is not 0 has no body (a failed multi has err 0 and per-op results). A
+    whose err is not 0 has no body (a failed multi has err 0 and per-op results), but for a
+    multi's, which may carry an empty result list (ZooKeeper's answer to a multi that fails
+    before it has a txn, such as one with a null path). A
     body is ``None`` for opcodes without a response record (and for opcodes outside the
     table, whose only reply is an error).
     """
@@ -198,7 +201,8 @@ def decode_response(opcode: int, body: Body) -> tuple[ReplyHeader, Record | None
     if header.xid == WATCH_XID:
         cls: type[Record] | None = WatcherEvent
     elif header.err != 0:
-        cls = None
+        multi = opcode == OpCode.MULTI and len(buf) > _REPLY_HEADER_SIZE
+        cls = MultiResponse if multi else None
     else:
         spec = OPS.get(opcode)
         cls = None if spec is None else spec.response
