@@ -625,7 +625,7 @@ def test_every_write_of_a_session_etcd_no_longer_has_fails(etcd: EtcdServer) -> 
                 MultiOp(OpCode.CREATE, CreateRequest("/m", b"", OPEN, 0)),
                 MultiOp(OpCode.DELETE, DeleteRequest("/q", -1)),
             )
-            _, err, resp = await batcher.submit(plans.multi(ctx, ops), exclusive=True)
+            _, err, resp = await batcher.submit(plans.Multi(ctx, ops), exclusive=True)
             assert err == 0
             assert [r.err for r in resp.results] == [expired, Err.RUNTIME_INCONSISTENCY]  # type: ignore[attr-defined]
             # nothing changed but the ephemeral's clean-up

@@ -493,7 +493,7 @@ class EtcdSession:
             batcher = self.backend.batcher
             if op == OpCode.MULTI:
                 w = batcher.enqueue(
-                    plans.multi(self.ctx(), body.ops),  # type: ignore[union-attr]
+                    plans.Multi(self.ctx(), body.ops),  # type: ignore[union-attr]
                     True,
                     hold=True,
                     watcher=self,
@@ -558,7 +558,7 @@ class EtcdSession:
                     return await refused
                 ops = req.ops
                 zxid, err, resp = await b.batcher.submit(
-                    plans.multi(self.ctx(), ops), exclusive=True, watcher=self
+                    plans.Multi(self.ctx(), ops), exclusive=True, watcher=self
                 )
             elif op == OpCode.SYNC:
                 zxid = await self.mirror.catch_up()

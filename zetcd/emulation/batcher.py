@@ -462,7 +462,9 @@ class Batcher:
                     self.max_txn_ops,
                 )
                 sc = Scratch(tree, now)
-                planned = [(Err.BAD_ARGUMENTS, None)]
+                # a multi fails as a multi does (per-op results), any other write in its header
+                refused = getattr(w.apply, "refused", None)
+                planned = [(0, refused()) if refused else (Err.BAD_ARGUMENTS, None)]
                 break
             if (count > limit or size > self.batch_bytes) and i + 1 < len(batch):
                 self.queue[:0] = batch[i + 1 :]  # one more write could take it past the limits

@@ -363,12 +363,19 @@ def container_candidates(tree: Tree, now: int) -> list[str]:
     return fill_order(out, 16)
 
 
-def multi(ctx: Ctx, ops: tuple[object, ...]) -> Apply:
+class Multi:
     """A multi: all ops in order on the scratch; all or nothing. A failed multi reports
     ZooKeeper's per-op results (0 before the failing op, its code, RuntimeInconsistency after)
     with header err 0, changes nothing, and still spends a zxid. Commit it alone (exclusive)."""
 
-    def apply(sc: Scratch) -> Builder:
+    __slots__ = ("ctx", "ops")
+
+    def __init__(self, ctx: Ctx, ops: tuple[object, ...]) -> None:
+        self.ctx = ctx
+        self.ops = ops
+
+    def __call__(self, sc: Scratch) -> Builder:
+        ctx, ops = self.ctx, self.ops
         builders: list[tuple[int, Builder]] = []
         for i, op in enumerate(ops):
             optype: int = op.type  # type: ignore[attr-defined]
@@ -395,17 +402,25 @@ def multi(ctx: Ctx, ops: tuple[object, ...]) -> Apply:
                 sc.discard_writes()
                 raise
             except OpError as e:
-                codes = [
-                    0 if j < i else e.code if j == i else Err.RUNTIME_INCONSISTENCY
-                    for j in range(len(ops))
-                ]
-                results = tuple(MultiResult(-1, c, ErrorResponse(c)) for c in codes)
                 sc.discard_writes()
-                return lambda base: MultiResponse(results)
+                return self._failed(i, e.code)
         sc.needs_log = True
         return lambda base: MultiResponse(tuple(MultiResult(t, 0, b(base)) for t, b in builders))
 
-    return apply
+    def refused(self) -> Builder:
+        """The multi cannot be one etcd transaction (more operations or bytes than etcd takes
+        in one): it fails as a multi whose first op failed, BadArguments, so that every client
+        library sees a failed multi (a bare error in the reply header would make the C client
+        abort, and an empty result list would pass there for success)."""
+        return self._failed(0, Err.BAD_ARGUMENTS)
+
+    def _failed(self, at: int, code: int) -> Builder:
+        codes = [
+            0 if j < at else code if j == at else Err.RUNTIME_INCONSISTENCY
+            for j in range(len(self.ops))
+        ]
+        results = tuple(MultiResult(-1, c, ErrorResponse(c)) for c in codes)
+        return lambda base: MultiResponse(results)
 
 
 # what end_session's write answers when the session had more ephemerals than one etcd
