@@ -475,6 +475,55 @@ def test_a_silent_client_with_an_open_connection_expires(diff: Diff) -> None:
     assert _silent_client_transcript(diff.zetcd) == _silent_client_transcript(diff.zookeeper)
 
 
+def _claimed_connections(address: str) -> list[tuple[str, object]]:
+    """A session's connection when another connects with the session's id: with a wrong
+    password, then the right one. Whether the first connection has been closed (the end of
+    its stream readable at once) by the time the newcomer has its answer."""
+
+    def closed(c: RawClient) -> str:
+        c.sock.setblocking(False)
+        try:
+            data = c.sock.recv(65536)
+        except BlockingIOError:
+            return "open"
+        finally:
+            c.sock.setblocking(True)
+        return "closed" if data == b"" else f"sent {data.hex()}"
+
+    out: list[tuple[str, object]] = []
+    a = RawClient(address)
+    first = a.connect(timeout=10000)
+    wrong = bytes(b ^ 1 for b in first.passwd or bytes(16))
+    b = RawClient(address)
+    refused = b.connect(timeout=10000, session_id=first.sessionId, passwd=wrong)
+    out.append(("a wrong password", (refused.sessionId, refused.timeOut), closed(a)))
+    c = RawClient(address)
+    resumed = c.connect(timeout=10000, session_id=first.sessionId, passwd=first.passwd or b"")
+    d = RawClient(address)
+    again = d.connect(timeout=10000, session_id=first.sessionId, passwd=first.passwd or b"")
+    same = resumed.sessionId == again.sessionId == first.sessionId
+    out.append(("the right password", same, closed(c)))
+    d.call(OpCode.CLOSE_SESSION)
+    for client in (a, b, c, d):
+        client.close()
+    return out
+
+
+def test_a_connection_claiming_a_session_closes_its_connection_before_it_is_answered(
+    diff: Diff,
+) -> None:
+    """ZooKeeper closes a session's connection as soon as another connects with the session's
+    id, before it checks the newcomer's password and answers it: the first client reads the
+    end of its stream before the second has its answer (the C client's handle then reports
+    its disconnection before the newcomer's expiry)."""
+    expected = _claimed_connections(diff.zookeeper)
+    assert expected == [
+        ("a wrong password", (0, 0), "closed"),
+        ("the right password", True, "closed"),
+    ]
+    assert _claimed_connections(diff.zetcd) == expected
+
+
 def _kept_alive_by(address: str) -> list[object]:
     """Four sessions (timeout 4000) with an ephemeral each, whose clients send, every 0.5 s for
     9 s: one byte of a request frame never finished, an auth packet, a SASL packet, a ping.

@@ -167,6 +167,13 @@ class Connection:
         self.wake.set()
         self._leave()
 
+    def kick(self) -> None:
+        """Close at once, what is queued dropped, and end the stream to the client now (as
+        ZooKeeper's NIOServerCnxn.close, when another connection claims the session)."""
+        self._abandon()
+        self.close()
+        self._send_fin()
+
     def _touch(self, now: float) -> None:
         """Something was read: the connection expires later (expiry.py)."""
         expiry = self.config.expiry

@@ -305,7 +305,7 @@ class EtcdBackend:
             # the session then runs out its timeout from when that one was last heard from
             old = self.local.pop(sid, None)
             if old is not None:
-                old.expired()
+                old.kicked()
                 self.keeper.detach(old.lease)
             if (
                 entry is None
@@ -407,6 +407,17 @@ class EtcdSession:
     def expired(self) -> None:
         self.connection_gone()
         self.outbox.close()
+
+    def kicked(self) -> None:
+        """A client connected with this session's id: ZooKeeper closes this connection there
+        and then, before it looks at the newcomer's password, dropping what was not sent yet
+        (the client reads the end of the stream before the newcomer has its answer)."""
+        self.connection_gone()
+        kick = getattr(self.outbox, "kick", None)
+        if kick is not None:
+            kick()
+        else:
+            self.outbox.close()
 
     def connection_gone(self) -> None:
         """Its connection is closed, by its client or by the server: its watches go at once
