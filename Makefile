@@ -21,7 +21,7 @@ ARGS ?=
 PYTEST_ARGS ?= $(if $(CI),--durations=25,)
 
 APT_PACKAGES := etcd-server etcd-client zookeeper zookeeper-bin libnetty-java default-jre-headless openjdk-17-jdk-headless \
-	libcurator-framework-java libcurator-recipes-java libslf4j-java python3-venv
+	libcurator-framework-java libcurator-recipes-java libslf4j-java python3-venv gcc libzookeeper-mt-dev
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 # The distribution's python3 if it is >= 3.11, else the first Python >= 3.11 on PATH. Debian's

@@ -1,11 +1,17 @@
-"""The stock Java (zkCli.sh) and C (cli_mt) clients, run against real ZooKeeper and zetcd."""
+"""The stock Java (zkCli.sh) and C (cli_mt) clients, and a program of our own on the C client
+library (tests/c/client_check.c), run against real ZooKeeper and zetcd."""
 
 from __future__ import annotations
 
+import difflib
+import hashlib
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +21,10 @@ from tests.zetcd_server import ZetcdServer
 
 ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
 CLI_MT = "/usr/lib/zookeeper/bin/cli_mt"
+CLIENT_CHECK = Path(__file__).parent / "c" / "client_check.c"
+# libzookeeper-mt-dev's headers and library; THREADED selects the multi-threaded API
+GCC_ARGS = ("-O1", "-Wall", "-DTHREADED", "-I/usr/include/zookeeper")
+GCC_LIBS = ("-lzookeeper_mt", "-lpthread")
 
 
 def _run(argv: list[str], script: str, timeout: float = 90) -> str:
@@ -109,3 +119,82 @@ def test_c_cli_mt(target: Target) -> None:
     assert "hello" in out, out
     assert "c" in out
     assert f"Error -101 for {root}" in out, out  # exists after delete: NoNode
+
+
+def _client_check() -> Path:
+    """client_check.c compiled once per content (and gcc arguments) in the temp directory."""
+    key = CLIENT_CHECK.read_bytes() + " ".join(GCC_ARGS + GCC_LIBS).encode()
+    out = Path(tempfile.gettempdir()) / f"zetcd-cclient-{hashlib.sha256(key).hexdigest()[:16]}"
+    if not (out / "client_check").exists():
+        tmp = Path(tempfile.mkdtemp(prefix="zetcd-cclient-build-"))
+        argv = ["gcc", *GCC_ARGS, "-o", str(tmp / "client_check"), str(CLIENT_CHECK), *GCC_LIBS]
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            pytest.fail(f"{' '.join(argv)} failed:\n{proc.stderr}")
+        try:
+            os.replace(tmp, out)
+        except OSError:  # another run built it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out / "client_check"
+
+
+def _run_client_check(address: str, root: str, *mode: str) -> str:
+    proc = subprocess.run(
+        [str(_client_check()), address, root, *mode],
+        capture_output=True, text=True, timeout=90, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr}"
+    return proc.stdout
+
+
+def test_c_client_transcript_as_zookeepers(etcd: EtcdServer) -> None:
+    """client_check.c's transcript (zoo_get buffer lengths, create path buffers, create2 flags
+    with containers and TTLs, Stat fields, raw child order, watches, multi results, async
+    completion order, ACLs and auth, invalid paths, sync, remove_watches, chroot) is the same
+    from zetcd as from ZooKeeper. On servers of the test's own: the transcript includes the
+    system nodes' Stat and sequence numbers under /zookeeper, which only a fresh server has."""
+    _client_check()  # compiled before any server starts
+    root = f"/cclient-{uuid.uuid4().hex[:8]}"
+    with ZooKeeperServer() as zk, ZetcdServer(etcd.endpoint) as zetcd:
+        expected = _run_client_check(zk.address, root)
+        actual = _run_client_check(zetcd.address, root)
+    diff = difflib.unified_diff(
+        expected.splitlines(), actual.splitlines(), "zookeeper", "zetcd", lineterm=""
+    )
+    assert actual == expected, "\n".join(diff)
+    lines = expected.splitlines()
+    for line in (
+        f"get {root}/d buflen=4 -> ZOK len=4 data='0123'",
+        f"create {root}/longname pathbuf=6 -> ZOK '{root[:5]}'",
+        f"create2_ttl {root}/ttl TTL ttl=100000 -> ZOK {root}/ttl",
+        f"create2 {root}/c CONTAINER -> ZOK {root}/c",
+        f"    ev[g1] CHANGED CONNECTED '{root}/w/a'",
+        "  events(set a again): 0",
+        "remove_watches r DATA R-get again -> ZNOWATCHER",
+        "multi failing at op 2 -> ZBADVERSION",
+        "  [3] type=2 err=ZRUNTIMEINCONSISTENCY",
+        "issued=165 completed=165",
+        "   then: state=AUTH_FAILED exists -> ZINVALIDSTATE unrecoverable=yes",
+        "zoo_async 'bad' -> call ZBADARGUMENTS",
+        "zookeeper_close h1 -> ZOK",
+    ):
+        assert line in lines, line
+
+
+def test_c_client_multi_over_etcd_txn_limit(zetcd: ZetcdServer) -> None:
+    """300 creates in one multi need more operations than etcd's --max-txn-ops (128) allows
+    in one transaction: zetcd refuses the multi as a failed one (BadArguments for the first
+    op, RuntimeInconsistency for the rest), which the C client takes without aborting, and
+    creates nothing."""
+    root = f"/cmulti-{uuid.uuid4().hex[:8]}"
+    lines = _run_client_check(zetcd.address, root, "multi-limit", "300").splitlines()
+    assert lines[1:] == [
+        f"create {root} PERSISTENT vlen=0 -> ZOK {root}",
+        "multi of 300 creates -> ZBADARGUMENTS",
+        "  [0] err=ZBADARGUMENTS",
+        "  [1..299] err=ZRUNTIMEINCONSISTENCY",
+        f"exists {root} -> ZOK numChildren=0",
+        "zookeeper_close h1 -> ZOK",
+        "done",
+    ], lines
