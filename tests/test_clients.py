@@ -4,17 +4,15 @@ library (tests/c/client_check.c), run against real ZooKeeper and zetcd."""
 from __future__ import annotations
 
 import difflib
-import hashlib
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
 
+from tests.builds import built
 from tests.conftest import Target
 from tests.servers import EtcdServer, ZooKeeperServer
 from tests.zetcd_server import ZetcdServer
@@ -124,19 +122,8 @@ def test_c_cli_mt(target: Target) -> None:
 def _client_check() -> Path:
     """client_check.c compiled once per content (and gcc arguments) in the temp directory."""
     key = CLIENT_CHECK.read_bytes() + " ".join(GCC_ARGS + GCC_LIBS).encode()
-    out = Path(tempfile.gettempdir()) / f"zetcd-cclient-{hashlib.sha256(key).hexdigest()[:16]}"
-    if not (out / "client_check").exists():
-        tmp = Path(tempfile.mkdtemp(prefix="zetcd-cclient-build-"))
-        argv = ["gcc", *GCC_ARGS, "-o", str(tmp / "client_check"), str(CLIENT_CHECK), *GCC_LIBS]
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            shutil.rmtree(tmp, ignore_errors=True)
-            pytest.fail(f"{' '.join(argv)} failed:\n{proc.stderr}")
-        try:
-            os.replace(tmp, out)
-        except OSError:  # another run built it first
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out / "client_check"
+    argv = ["gcc", *GCC_ARGS, "-o", "{out}/client_check", str(CLIENT_CHECK), *GCC_LIBS]
+    return built("cclient", key, "client_check", argv) / "client_check"
 
 
 def _run_client_check(address: str, root: str, *mode: str) -> str:

@@ -6,20 +6,18 @@ the server's decode of ours, re-encoded one UTF-16 unit at a time (CESU-8 style)
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import os
 import random
 import shutil
 import struct
 import subprocess
-import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
 
+from tests.builds import built
 from tests.conftest import Target
 from tests.rawclient import RawClient
 from zetcd.proto.constants import OpCode
@@ -37,20 +35,10 @@ JavaDecode = Callable[[list[bytes]], list[str]]
 
 
 def _compiled() -> Path:
-    digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
-    out = Path(tempfile.gettempdir()) / f"zetcd-utf8decode-{digest}"
-    if not (out / "Utf8Decode.class").exists():
-        javac = shutil.which("javac")
-        assert javac is not None, "javac is needed (openjdk-17-jdk-headless)"
-        tmp = Path(tempfile.mkdtemp(prefix="zetcd-utf8decode-build-"))
-        subprocess.run(
-            [javac, "-nowarn", "-d", str(tmp), str(SOURCE)], check=True, capture_output=True
-        )
-        try:
-            os.replace(tmp, out)
-        except OSError:  # another run built it first
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    javac = shutil.which("javac")
+    assert javac is not None, "javac is needed (openjdk-17-jdk-headless)"
+    argv = [javac, "-nowarn", "-d", "{out}", str(SOURCE)]
+    return built("utf8decode", SOURCE.read_bytes(), "Utf8Decode.class", argv)
 
 
 @pytest.fixture(scope="module")
