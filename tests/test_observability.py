@@ -299,7 +299,8 @@ def _in_flight_counts(
     server: ZetcdServer | ZooKeeperServer, hold: Callable[[], None], release: Callable[[], None]
 ) -> list[tuple[str, dict[str, str]]]:
     """srvr's Received, Sent and Outstanding and the session's `cons` counters with four
-    requests in flight behind a write (`hold` keeps writes from finishing): read, before and
+    requests in flight behind a write (`hold` keeps writes from finishing), and another
+    client's connect for a new session: read, before and
     after a `crst`, and once answered. (Not mntr: ZooKeeper 3.8's is long enough to count
     several packets sent, zetcd's one.)"""
 
@@ -321,6 +322,8 @@ def _in_flight_counts(
         c.request(OpCode.EXISTS, ExistsRequest("/", False))  # reads wait behind the write
         c.request(OpCode.PING, xid=-2)  # a negative xid: never queued
         c.request(OpCode.GET_DATA, GetDataRequest(root, False))
+        newcomer = RawClient(server.address, timeout=20)  # a session's creation held too
+        newcomer.send_raw(newcomer.proto.send_connect(ConnectRequest(0, 0, 30000, 0, bytes(16))))
         time.sleep(0.3)
         out.append(counts("four in flight"))
         four_letter_word(server.host, server.port, "crst")
@@ -328,8 +331,10 @@ def _in_flight_counts(
     finally:
         release()
     assert [c.reply().header.err for _ in range(4)] == [0, 0, 0, 0]
+    assert newcomer.next().sessionId != 0
     time.sleep(0.2)  # ZooKeeper counts a reply sent once its write completes
     out.append(counts("answered"))
+    newcomer.close()
     c.close()
     # srvr's totals from the first: the servers' start-up probes differ
     base = {key: int(out[0][1][key]) for key in ("Received", "Sent")}
@@ -352,7 +357,8 @@ def test_requests_in_flight_count_as_zookeeper_counts_them() -> None:
         ZetcdServer(held.endpoint) as zetcd,
     ):
         expected = _in_flight_counts(zk, lambda: None, lambda: None)
-        assert expected[1][1]["queued"] == "3" and expected[1][1]["Outstanding"] == "4"
+        # Outstanding: the four requests and the session's creation
+        assert expected[1][1]["queued"] == "3" and expected[1][1]["Outstanding"] == "5"
         assert expected[-1][1]["queued"] == "0"
         actual = _in_flight_counts(
             zetcd, lambda: freeze(held.pid), lambda: os.kill(held.pid, signal.SIGCONT)
@@ -431,32 +437,42 @@ CLASSIC_MNTR = (  # ZooKeeper 3.4's mntr keys (standalone), which monitoring too
 )  # fmt: skip
 
 
-def _crowded_watch_listings(server: ZetcdServer | ZooKeeperServer) -> list[tuple[str, str]]:
-    """wchc and wchp while one session's exists watches on paths that crowd Java hash buckets
-    (nine and more a bucket) are set, then half of them fired."""
+def _crowded_watch_listings(
+    server: ZetcdServer | ZooKeeperServer,
+) -> list[tuple[frozenset[str], str]]:
+    """wchc and wchp while two sessions' exists watches on paths that crowd Java hash buckets
+    (nine and more a bucket, each path watched by one session) are set, then half of the
+    first session's fired, then after that session closed (its paths leave the table in the
+    order of its own set)."""
     host, port = server.address.rsplit(":", 1)
-    c = RawClient(server.address)
-    sid = c.connect().sessionId
+    a, b = RawClient(server.address), RawClient(server.address)
+    names = {f"0x{c.connect().sessionId:x}": label for c, label in ((a, "S1"), (b, "S2"))}
 
-    def listing() -> tuple[str, str]:
-        words = (four_letter_word(host, int(port), w) for w in ("wchc", "wchp"))
-        wchc, wchp = (text.replace(f"0x{sid:x}", "S1") for text in words)
-        return wchc, wchp
+    def listing() -> tuple[frozenset[str], str]:
+        words = [four_letter_word(host, int(port), w) for w in ("wchc", "wchp")]
+        for sid, label in names.items():
+            words = [text.replace(sid, label) for text in words]
+        # wchc lists sessions in Java identity-hash order: its blocks compared as a set
+        return frozenset(b.rstrip("\n") for b in re.split(r"\n(?=S)", words[0])), words[1]
 
     root = "/crowd"
-    c.call(OpCode.CREATE, CreateRequest(root, b"", OPEN_ACL, 0))
+    a.call(OpCode.CREATE, CreateRequest(root, b"", OPEN_ACL, 0))
     paths = colliding_names(random.Random(21), root + "/")[:90]
     random.Random(22).shuffle(paths)
     out = []
     for k, path in enumerate(paths):
-        c.call(OpCode.EXISTS, ExistsRequest(path, True))
+        (a if k < 60 else b).call(OpCode.EXISTS, ExistsRequest(path, True))
         if k in (10, 40, 89):
             out.append(listing())
-    for k, path in enumerate(paths[::2]):  # NodeCreated fires the watch: it leaves both tables
-        c.call(OpCode.CREATE, CreateRequest(path, b"", OPEN_ACL, 0))
-        if k in (5, 30, 44):
+    for k, path in enumerate(paths[:60:2]):  # NodeCreated fires the watch: it leaves both tables
+        a.call(OpCode.CREATE, CreateRequest(path, b"", OPEN_ACL, 0))
+        if k in (5, 29):
             out.append(listing())
-    c.close()
+    a.call(OpCode.CLOSE_SESSION)
+    a.close()
+    time.sleep(0.2)  # ZooKeeper closes the connection just after closeSession's reply
+    out.append(listing())
+    b.close()
     return out
 
 

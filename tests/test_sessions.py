@@ -39,6 +39,7 @@ from zetcd.proto.records import (
     AuthPacket,
     ConnectRequest,
     CreateRequest,
+    DeleteRequest,
     ExistsRequest,
     GetChildrenRequest,
     GetDataRequest,
@@ -522,6 +523,44 @@ def test_a_connection_claiming_a_session_closes_its_connection_before_it_is_answ
         ("the right password", True, "closed"),
     ]
     assert _claimed_connections(diff.zetcd) == expected
+
+
+def _replies_before_the_claim(address: str, root: str) -> tuple[int, bool]:
+    """A client pipelines 24 reads of a 1 MB node and reads nothing until another connection
+    claims its session (with a wrong password): how many replies it then reads before the end
+    of its stream, and whether the stream ended."""
+    a = RawClient(address, timeout=10)
+    first = a.connect(timeout=10000)
+    a.call(OpCode.CREATE, CreateRequest(root, bytes(1_000_000), OPEN, 0))
+    for _ in range(24):
+        a.request(OpCode.GET_DATA, GetDataRequest(root, False))
+    time.sleep(0.5)  # the replies fill the socket's buffers
+    b = RawClient(address)
+    wrong = bytes(x ^ 1 for x in first.passwd or bytes(16))
+    assert b.connect(timeout=10000, session_id=first.sessionId, passwd=wrong).timeOut == 0
+    replies, ended = 0, False
+    try:
+        while True:
+            a.reply()
+            replies += 1
+    except Closed:
+        ended = True
+    finally:
+        a.close()
+        b.close()
+    return replies, ended
+
+
+def test_a_claimed_connection_ends_without_the_replies_it_has_not_sent(diff: Diff) -> None:
+    """ZooKeeper closes the connection a newcomer claims at once: the replies not yet written to
+    its socket are dropped, and the client reads what was in flight, then the end."""
+    for address in (diff.zookeeper, diff.zetcd):
+        root = f"/claimed-{uuid.uuid4().hex[:8]}"
+        replies, ended = _replies_before_the_claim(address, root)
+        assert ended and replies < 24, (address, replies)
+        with RawClient(address) as c:
+            c.connect()
+            assert c.call(OpCode.DELETE, DeleteRequest(root, -1)).header.err == 0
 
 
 def _kept_alive_by(address: str) -> list[object]:

@@ -106,8 +106,8 @@ class FourLetterWords:
 
     def _outstanding(self) -> int:
         """Requests read and not yet answered, ZooKeeper's requests in process (those of a
-        connection already closed included)."""
-        return sum(len(c.pending) for c in self.view.connections())
+        connection already closed included, and new sessions' creations)."""
+        return sum(len(c.pending) + c.creating_session for c in self.view.connections())
 
     def _conns(self, me: Any) -> list[Any]:
         # a connection on its way out is not counted (`Connection.gone`)

@@ -111,6 +111,9 @@ class Connection:
         # The plain socket is trio's own (a trio socket without one, or TLS: always the writer).
         sock = stream.socket if isinstance(stream, trio.SocketStream) else None
         self._sock: socket.socket | None = getattr(sock, "_sock", None)
+        # the connection's TCP socket, under TLS too (kick shuts it)
+        transport = getattr(stream, "transport_stream", stream)
+        self._tcp: socket.socket | None = getattr(getattr(transport, "socket", None), "_sock", None)
         self._eager_misses = 0  # recv() tries before waiting that found nothing, in a row
         self._hangup: select.poll | None = None  # asks whether the client shut its side
         # the reader or the emitter is in a stretch without awaits that ends with _flush()
@@ -127,6 +130,8 @@ class Connection:
         # the reader waits before it reads on (a connect, too many requests outstanding), as
         # ZooKeeper stops reading a connection then (`cons` shows it)
         self.reading_paused = False
+        # a new session's creation under way (ZooKeeper counts it a request in process)
+        self.creating_session = False
         # when the client last sent anything, and when it last sent a request that keeps its
         # session alive: ZooKeeper touches a session as it takes a request in (submitRequest),
         # which its network thread does not do for auth and SASL packets, nor for bytes that
@@ -169,10 +174,14 @@ class Connection:
 
     def kick(self) -> None:
         """Close at once, what is queued dropped, and end the stream to the client now (as
-        ZooKeeper's NIOServerCnxn.close, when another connection claims the session)."""
+        ZooKeeper's NIOServerCnxn.close, when another connection claims the session): under
+        TLS too, whose close_notify would wait for the writer (stuck if the client does not
+        read), the TCP socket is shut, so a send in progress fails and the task ends."""
         self._abandon()
         self.close()
-        self._send_fin()
+        if self._tcp is not None:
+            with contextlib.suppress(OSError):  # already reset by the client
+                self._tcp.shutdown(socket.SHUT_RDWR if self._sock is None else socket.SHUT_WR)
 
     def _touch(self, now: float) -> None:
         """Something was read: the connection expires later (expiry.py)."""
@@ -515,9 +524,12 @@ class Connection:
     @property
     def queued(self) -> int:
         """`cons`' queued: ZooKeeper's count of the connection's requests with a positive xid
-        read and not yet answered (a ping's or setWatches' negative xid is never counted),
-        and of the createSession requests it never answers as requests (ConnStats.queued)."""
-        return self.stats.queued + sum(1 for header, _, _ in self.pending if header.xid > 0)
+        read and not yet answered (a ping's or setWatches' negative xid is never counted, nor
+        a SASL packet, which its network thread answers as it reads it), and of the
+        createSession requests it never answers as requests (ConnStats.queued)."""
+        return self.stats.queued + sum(
+            1 for header, _, _ in self.pending if header.xid > 0 and header.type not in _UNHEARD
+        )
 
     @contextlib.contextmanager
     def _reading_paused(self) -> Iterator[None]:
@@ -700,23 +712,25 @@ class Connection:
 
     async def _connect(self, ev: Connect) -> None:
         started = time.perf_counter()
+        self._count_packets(1, 0)  # a packet received as it is read, answered or not
+        self.creating_session = not ev.request.sessionId
         try:
             accepted = await self.backend.connect(ev.request, self)
         except DropConnection:
             accepted = Accepted(None, None)
+        finally:
+            self.creating_session = False
         if accepted.response is None:
-            self._count_packets(1, 0)
             self.close()
             return
         self._queue(self.proto.send_connect_response(accepted.response))
         self.expiry_ms = self.session_timeout_ms = accepted.response.timeOut
         if accepted.session is not None and not ev.request.sessionId:
             # ZooKeeper's connection counts a new session's creation as its first request
-            # (lop SESS, cxid 0, the creation's zxid); a resumption is two bare packets
-            self._count_packets(1, 0)
+            # (lop SESS, cxid 0, the creation's zxid); a resumption is a bare packet each way
             self._account(0, OpCode.CREATE_SESSION, Reply(0, accepted.zxid, 0), started)
         else:
-            self._count_packets(1, 1)
+            self._count_packets(0, 1)
         resp = accepted.response
         if accepted.session is None:
             log.debug(

@@ -186,8 +186,15 @@ class WatchTable:
         )
 
     def drop_watcher(self, watcher: Watcher) -> None:
-        for path in self.by_watcher.pop(watcher, ()):
-            self._drop(path, self.by_path[path], watcher)
+        """A watcher's connection closed: its paths leave the table in the order of its
+        HashSet (ZooKeeper's removeWatcher), which a crowded bucket of the table can see."""
+        paths = self.by_watcher.pop(watcher, None)
+        if not paths:
+            return
+        by_path = self.by_path
+        exact = self.bins is not None and self.bins.exact is not None  # else any order will do
+        for path in hashset_order(paths, paths.peak, 16, paths.bins) if exact else paths:
+            self._drop(path, by_path[path], watcher)
 
     def __len__(self) -> int:
         return sum(len(ws) for ws in self.by_path.values())
