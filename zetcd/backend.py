@@ -46,7 +46,9 @@ class Outbox(Protocol):
         """Queue a watch notification (state SyncConnected)."""
 
     def close(self) -> None:
-        """Ask for the connection to be closed once what is queued has been sent."""
+        """Ask for the connection to be closed once what is queued has been sent. (An outbox
+        may also have ``kick()``: close at once, what is queued dropped; a backend falls back
+        to ``close`` without it.)"""
 
 
 @dataclass(slots=True)  # built per request: a frozen dataclass's __init__ is slower

@@ -415,7 +415,8 @@ class Batcher:
         Stops early, leaving ``batch`` holding only the writes planned, when one more write
         could take the transaction past etcd's limits (operations per transaction, request
         bytes); the rest go back to the front of the queue. A write that alone takes it past
-        them (a multi of too many ops) cannot be committed: it fails with BadArguments."""
+        them (a multi of too many ops) cannot be committed: it fails with BadArguments (a
+        multi as a failed multi: ``Multi.refused``)."""
         tree = self.mirror.tree
         now, bounded = self.clock.plan(tree.fence_time, tree.fence != self._committed)
         sc = Scratch(tree, now)
