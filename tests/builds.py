@@ -16,6 +16,8 @@ def built(name: str, key: bytes, product: str, argv: list[str]) -> Path:
     for the directory) unless a build with the same ``key`` is already there. Runs at once
     each build in a directory of their own and the first to finish wins."""
     out = Path(tempfile.gettempdir()) / f"zetcd-{name}-{hashlib.sha256(key).hexdigest()[:16]}"
+    if out.exists() and out.stat().st_uid != os.getuid():  # not ours: never run what is there
+        out = Path(tempfile.mkdtemp(prefix=f"zetcd-{name}-own-"))
     if not (out / product).exists():
         tmp = Path(tempfile.mkdtemp(prefix=f"zetcd-{name}-build-"))
         proc = subprocess.run(
@@ -25,7 +27,7 @@ def built(name: str, key: bytes, product: str, argv: list[str]) -> Path:
             shutil.rmtree(tmp, ignore_errors=True)
             raise AssertionError(f"{' '.join(argv)} failed:\n{proc.stdout}{proc.stderr}")
         try:
-            os.replace(tmp, out)
+            os.replace(tmp, out)  # (over an empty directory of our own too)
         except OSError:  # another run built it first
             shutil.rmtree(tmp, ignore_errors=True)
     return out

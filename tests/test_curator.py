@@ -6,6 +6,7 @@ line between ZooKeeper and zetcd."""
 from __future__ import annotations
 
 import difflib
+import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -30,7 +31,8 @@ CLASSPATH = ":".join(
 def _compiled(source: Path) -> Path:
     """The directory holding ``source``'s classes, compiled once per content of the file."""
     argv = ["javac", "-nowarn", "-d", "{out}", "-cp", CLASSPATH, str(source)]
-    return built("curator", source.read_bytes(), f"{source.stem}.class", argv)
+    jars = [os.stat(jar).st_mtime_ns for jar in CLASSPATH.split(":")]  # new jars: built again
+    return built("curator", source.read_bytes() + repr(jars).encode(), f"{source.stem}.class", argv)
 
 
 def test_curator_recipes(target: Target) -> None:
