@@ -8,6 +8,7 @@ import socket
 import ssl
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from tests.servers import (
     free_port,
     write_zk_tls,
 )
+from tests.test_sessions import replies_before_the_claim
 from tests.zetcd_server import SecureZetcd, zetcd_refusal
 from zetcd.emulation.x500 import valid_x500_name
 from zetcd.proto.framing import frame
@@ -143,6 +145,21 @@ def test_a_session_over_tls_works_as_on_zookeeper(
             c.close()
     assert results[0] == results[1]
     assert results[1] == (b"v0", 0, [("CHANGED", "")], (b"v1", ["child"]), True)
+
+
+def test_a_claimed_tls_connection_sends_its_queued_replies_then_ends(
+    zk_tls: ZooKeeperServer, zetcd_tls: SecureZetcd, tls_files: ZooKeeperTLS
+) -> None:
+    """Unlike a plain connection (test_sessions), a TLS one whose session another connection
+    claims sends the replies it has queued before it closes (ZooKeeper's Netty connection
+    flushes them), then ends."""
+    seen = []
+    for server in (zk_tls, zetcd_tls):
+        root = f"/claimed-tls-{uuid.uuid4().hex[:8]}"
+        context = tls_files.client_context()
+        seen.append(replies_before_the_claim(server.address, root, server.secure_address, context))
+    assert seen[0] == (24, True)
+    assert seen[1] == seen[0]
 
 
 def test_x509_acl_ids_are_validated_as_zookeeper_does(

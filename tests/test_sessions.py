@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import ssl
 import threading
 import time
 import uuid
@@ -525,11 +526,14 @@ def test_a_connection_claiming_a_session_closes_its_connection_before_it_is_answ
     assert _claimed_connections(diff.zetcd) == expected
 
 
-def _replies_before_the_claim(address: str, root: str) -> tuple[int, bool]:
-    """A client pipelines 24 reads of a 1 MB node and reads nothing until another connection
-    claims its session (with a wrong password): how many replies it then reads before the end
-    of its stream, and whether the stream ended."""
-    a = RawClient(address, timeout=10)
+def replies_before_the_claim(
+    address: str, root: str, claimed: str | None = None, context: ssl.SSLContext | None = None
+) -> tuple[int, bool]:
+    """A client (on ``claimed`` over TLS with ``context``, else on ``address``) pipelines 24
+    reads of a 1 MB node and reads nothing until another connection claims its session (with a
+    wrong password): how many replies it then reads before the end of its stream, and whether
+    the stream ended."""
+    a = RawClient(claimed or address, timeout=10, context=context)
     first = a.connect(timeout=10000)
     a.call(OpCode.CREATE, CreateRequest(root, bytes(1_000_000), OPEN, 0))
     for _ in range(24):
@@ -543,7 +547,7 @@ def _replies_before_the_claim(address: str, root: str) -> tuple[int, bool]:
         while True:
             a.reply()
             replies += 1
-    except Closed:
+    except (Closed, ssl.SSLEOFError):  # TLS: closed with or without close_notify
         ended = True
     finally:
         a.close()
@@ -556,7 +560,7 @@ def test_a_claimed_connection_ends_without_the_replies_it_has_not_sent(diff: Dif
     its socket are dropped, and the client reads what was in flight, then the end."""
     for address in (diff.zookeeper, diff.zetcd):
         root = f"/claimed-{uuid.uuid4().hex[:8]}"
-        replies, ended = _replies_before_the_claim(address, root)
+        replies, ended = replies_before_the_claim(address, root)
         assert ended and replies < 24, (address, replies)
         with RawClient(address) as c:
             c.connect()

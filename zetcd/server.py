@@ -111,9 +111,6 @@ class Connection:
         # The plain socket is trio's own (a trio socket without one, or TLS: always the writer).
         sock = stream.socket if isinstance(stream, trio.SocketStream) else None
         self._sock: socket.socket | None = getattr(sock, "_sock", None)
-        # the connection's TCP socket, under TLS too (kick shuts it)
-        transport = getattr(stream, "transport_stream", stream)
-        self._tcp: socket.socket | None = getattr(getattr(transport, "socket", None), "_sock", None)
         self._eager_misses = 0  # recv() tries before waiting that found nothing, in a row
         self._hangup: select.poll | None = None  # asks whether the client shut its side
         # the reader or the emitter is in a stretch without awaits that ends with _flush()
@@ -173,15 +170,16 @@ class Connection:
         self._leave()
 
     def kick(self) -> None:
-        """Close at once, what is queued dropped, and end the stream to the client now (as
-        ZooKeeper's NIOServerCnxn.close, when another connection claims the session): under
-        TLS too, whose close_notify would wait for the writer (stuck if the client does not
-        read), the TCP socket is shut, so a send in progress fails and the task ends."""
-        self._abandon()
-        self.close()
-        if self._tcp is not None:
-            with contextlib.suppress(OSError):  # already reset by the client
-                self._tcp.shutdown(socket.SHUT_RDWR if self._sock is None else socket.SHUT_WR)
+        """Another connection claims the session. ZooKeeper's NIO connection closes at once,
+        what is queued dropped, and the client reads the end of the stream now: so does a
+        plain one here. Its Netty connection (TLS) sends what is queued, then closes: so does
+        a TLS one here (``close``)."""
+        if self._sock is not None:
+            self._abandon()
+            self.close()
+            self._send_fin()
+        else:
+            self.close()
 
     def _touch(self, now: float) -> None:
         """Something was read: the connection expires later (expiry.py)."""
