@@ -410,8 +410,9 @@ class EtcdSession:
 
     def kicked(self) -> None:
         """A client connected with this session's id: ZooKeeper closes this connection there
-        and then, before it looks at the newcomer's password, dropping what was not sent yet
-        (the client reads the end of the stream before the newcomer has its answer)."""
+        and then, before it looks at the newcomer's password (the outbox's ``kick``: on the
+        plain port what was not sent yet is dropped and the client reads the end of its
+        stream before the newcomer has its answer)."""
         self.connection_gone()
         kick = getattr(self.outbox, "kick", None)
         if kick is not None:
