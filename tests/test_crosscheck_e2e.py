@@ -57,6 +57,9 @@ OPEN = (ACL(31, Id("world", "anyone")),)
 
 # Scenarios that currently diverge because of emulation bugs: tests/test_crosscheck_known.py
 KNOWN = {"test_reconnect_outcomes", "test_other_3_6_ops"}
+# Scenarios that see where replies are buffered, which a proxy changes (docs/crosscheck.md,
+# Limits): a claimed connection's unsent replies, all of which ZooKeeper sent to the proxy
+BUFFERED = {"test_a_claimed_connection_ends_without_the_replies_it_has_not_sent"}
 
 
 def scenarios(*modules: Any) -> list[Any]:
@@ -65,7 +68,7 @@ def scenarios(*modules: Any) -> list[Any]:
     for mod in modules:
         for name, fn in inspect.getmembers(mod, inspect.isfunction):
             params = list(inspect.signature(fn).parameters)
-            wanted = name.startswith("test_") and name not in KNOWN
+            wanted = name.startswith("test_") and name not in KNOWN | BUFFERED
             if wanted and fn.__module__ == mod.__name__ and params == ["diff"]:
                 out.append(pytest.param(fn, id=f"{mod.__name__.rpartition('.')[2]}.{name}"))
     return out
