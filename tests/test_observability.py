@@ -366,6 +366,12 @@ def test_requests_in_flight_count_as_zookeeper_counts_them() -> None:
         assert actual == expected
 
 
+def _wchc_blocks(text: str) -> frozenset[str]:
+    """wchc's answer with its sessions named S1, S2...: its blocks, as a set (it lists the
+    sessions in Java identity-hash order, which differs run to run)."""
+    return frozenset(b.rstrip("\n") for b in re.split(r"\n(?=S)", text))
+
+
 def _watch_listings(server: ZetcdServer | ZooKeeperServer) -> list[tuple[object, ...]]:
     """wchc, wchp and wchs through a session's data watches set, all fired, set again, and a
     second session's, with session ids named by the order the sessions were made. wchc lists
@@ -378,7 +384,7 @@ def _watch_listings(server: ZetcdServer | ZooKeeperServer) -> list[tuple[object,
         return re.sub(r"0x[0-9a-f]+", lambda m: names.get(m[0], "?"), text)
 
     def listings() -> tuple[object, ...]:
-        blocks = frozenset(b.rstrip("\n") for b in re.split(r"\n(?=S)", word("wchc")))
+        blocks = _wchc_blocks(word("wchc"))
         return blocks, word("wchp"), word("wchs")
 
     root = "/wch"  # the same paths on both servers: their order follows their hash codes
@@ -452,8 +458,7 @@ def _crowded_watch_listings(
         words = [four_letter_word(host, int(port), w) for w in ("wchc", "wchp")]
         for sid, label in names.items():
             words = [text.replace(sid, label) for text in words]
-        # wchc lists sessions in Java identity-hash order: its blocks compared as a set
-        return frozenset(b.rstrip("\n") for b in re.split(r"\n(?=S)", words[0])), words[1]
+        return _wchc_blocks(words[0]), words[1]
 
     root = "/crowd"
     a.call(OpCode.CREATE, CreateRequest(root, b"", OPEN_ACL, 0))

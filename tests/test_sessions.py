@@ -39,6 +39,7 @@ from zetcd.proto.records import (
     ACL,
     AuthPacket,
     ConnectRequest,
+    ConnectResponse,
     CreateRequest,
     DeleteRequest,
     ExistsRequest,
@@ -477,6 +478,11 @@ def test_a_silent_client_with_an_open_connection_expires(diff: Diff) -> None:
     assert _silent_client_transcript(diff.zetcd) == _silent_client_transcript(diff.zookeeper)
 
 
+def _wrong_password(session: ConnectResponse) -> bytes:
+    """The session's password with every bit 0 flipped."""
+    return bytes(x ^ 1 for x in session.passwd or bytes(16))
+
+
 def _claimed_connections(address: str) -> list[tuple[str, object]]:
     """A session's connection when another connects with the session's id: with a wrong
     password, then the right one. Whether the first connection has been closed (the end of
@@ -495,7 +501,7 @@ def _claimed_connections(address: str) -> list[tuple[str, object]]:
     out: list[tuple[str, object]] = []
     a = RawClient(address)
     first = a.connect(timeout=10000)
-    wrong = bytes(b ^ 1 for b in first.passwd or bytes(16))
+    wrong = _wrong_password(first)
     b = RawClient(address)
     refused = b.connect(timeout=10000, session_id=first.sessionId, passwd=wrong)
     out.append(("a wrong password", (refused.sessionId, refused.timeOut), closed(a)))
@@ -540,7 +546,7 @@ def replies_before_the_claim(
         a.request(OpCode.GET_DATA, GetDataRequest(root, False))
     time.sleep(0.5)  # the replies fill the socket's buffers
     b = RawClient(address)
-    wrong = bytes(x ^ 1 for x in first.passwd or bytes(16))
+    wrong = _wrong_password(first)
     assert b.connect(timeout=10000, session_id=first.sessionId, passwd=wrong).timeOut == 0
     replies, ended = 0, False
     try:

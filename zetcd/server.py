@@ -176,10 +176,8 @@ class Connection:
         a TLS one here (``close``)."""
         if self._sock is not None:
             self._abandon()
-            self.close()
-            self._send_fin()
-        else:
-            self.close()
+        self.close()
+        self._send_fin()  # nothing under TLS
 
     def _touch(self, now: float) -> None:
         """Something was read: the connection expires later (expiry.py)."""

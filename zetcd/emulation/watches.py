@@ -110,11 +110,7 @@ class WatchTable:
         by_path = self.by_path
         entries = by_path.get(path)
         if entries is None:
-            bins = self.bins
-            if bins is not None:  # what watch_add does, without a call (a hot path)
-                bins.add(self.peak, path)
-            else:
-                self.bins = watch_add(None, 16, by_path, self.peak, path, cached_spread)
+            self.bins = watch_add(self.bins, 16, by_path, self.peak, path, cached_spread)
             entries = by_path[path] = {}
             if len(by_path) > self.peak:
                 self.peak = len(by_path)
