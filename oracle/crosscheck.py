@@ -4,7 +4,9 @@
 Theory of operation.
 - Order: one global lock is held while a request (or a connect) goes to both sides and both
   answers are compared, as Go zetcd's global mutex. So both sides see every session's requests
-  in one order, and the zxid mapping grows in that order.
+  in one order, and the zxid mapping grows in that order. A request waits (holding the lock)
+  until every event and close one side has delivered has come from the other side too, or is
+  past its deadline: a client acting on an event reaches two servers that have both caused it.
 - Answering: the client gets the answer of the side ``--debug-oracle`` names (``zk``: the
   oracle, ``etcd``: the candidate), and that side's notifications as they arrive, so its
   per-connection order (an event before the reply of the write that caused it) is kept.
@@ -94,6 +96,7 @@ class CrossChecker:
         self.live: set[CrossSession] = set()
         self._nursery: trio.Nursery | None = None
         self._lingering = 0
+        self._arrival = trio.Event()
 
     def record(self, d: Divergence) -> None:
         self.count += 1
@@ -128,6 +131,28 @@ class CrossChecker:
             xs.expire(now)
             if xs.detached and not xs.pending:
                 self.live.discard(xs)
+
+    def arrived(self) -> None:
+        """An event or a close came from a side: wake whoever waits in :meth:`settle`."""
+        self._arrival.set()
+        self._arrival = trio.Event()
+
+    async def settle(self) -> None:
+        """Before a request goes to the two sides: wait until what one side has delivered (a
+        watch event, a close) the other has delivered too, or the oldest such arrival is past
+        its deadline (and will be recorded unpaired). So a client that acts on what it was told
+        (an expiry's events, say) reaches two servers that have both done it, although each
+        does it on its own schedule."""
+        deadline = self.options.deadline
+        while True:
+            oldest = min((t for xs in self.live if (t := xs.oldest()) is not None), default=None)
+            if oldest is None:
+                return
+            left = oldest + deadline - trio.current_time()
+            if left <= 0:
+                return
+            with trio.move_on_after(left):
+                await self._arrival.wait()
 
     async def drain(self, timeout: float) -> None:
         """At shutdown: let pending events and closes pair up (at most ``timeout``), then
@@ -175,6 +200,7 @@ class CrossChecker:
         xs = CrossSession(self, outbox)
         answer = self.options.answer
         async with self.lock:
+            await self.settle()
             other_request = self.sessions.translate(request, answer)
             other_request = dataclasses.replace(
                 other_request, lastZxidSeen=self.zxids.translate(request.lastZxidSeen, answer)
@@ -349,6 +375,7 @@ class CrossSession:
         self._in_flight = True
         try:
             async with checker.lock:
+                await checker.settle()
                 live = {
                     side: s
                     for side, s in self.sides.items()
@@ -413,6 +440,7 @@ class CrossSession:
             return
         now = trio.current_time()
         crossed = self.events.add(side, (event_type, path), now, match_only=self.detached)
+        self.checker.arrived()
         if crossed is not None:
             name = f"{_event_name(event_type)} {path}"
             self.divergence(
@@ -436,10 +464,16 @@ class CrossSession:
                 self.outbox.close()
         if not self.one_sided:
             self.closes.add(side, CLOSE, trio.current_time())
+            self.checker.arrived()
 
     @property
     def pending(self) -> bool:
         return self.events.pending or self.closes.pending
+
+    def oldest(self) -> float | None:
+        """When the oldest arrival still waiting for its pair came (None: none waits)."""
+        times = [t for t in (self.events.oldest(), self.closes.oldest()) if t is not None]
+        return min(times, default=None)
 
     def expire(self, now: float) -> None:
         for a in self.events.expired(now):

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import trio
 
 from oracle.crosscheck import Options
 from oracle.inprocess import ThreadedCrossCheck
@@ -23,6 +24,7 @@ from oracle.sides import Side
 from tests.rawclient import RawClient
 from tests.servers import EtcdServer, ZooKeeperServer
 from zetcd.backend import Accepted, Backend, Outbox, Reply, Session
+from zetcd.proto.connection import Notification
 from zetcd.proto.constants import Err, EventType, OpCode
 from zetcd.proto.records import (
     ACL,
@@ -315,3 +317,56 @@ def test_a_planted_fault_is_one_matching_record(
 def test_the_client_gets_the_faulty_answer_when_etcd_answers(servers: tuple[str, str]) -> None:
     records = run(servers, Fault(rewrite=wrong_error), Side.CANDIDATE)
     assert [(d.kind, d.op, d.answered) for d in records] == [("error", "exists", "candidate")]
+
+
+class LateEvents:
+    """A candidate that delivers each watch event ``delay`` seconds late, as a slow side does,
+    and logs in what order its events and its answers happen."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.log: list[tuple[str, str]] = []
+
+    def __call__(self, outbox: Outbox, event_type: int, path: str) -> None:
+        async def later() -> None:
+            await trio.sleep(self.delay)
+            self.log.append(("event", path.rpartition("/")[2]))
+            outbox.notify(event_type, path)
+
+        trio.lowlevel.spawn_system_task(later)
+
+    def answered(self, h: RequestHeader, body: Any, r: Reply) -> Reply:
+        self.log.append(
+            (OpCode(h.type).name, (getattr(body, "path", None) or "").rpartition("/")[2])
+        )
+        return r
+
+
+def test_a_request_after_an_event_waits_for_the_other_side_to_deliver_it(
+    servers: tuple[str, str],
+) -> None:
+    """The client hears ZooKeeper's event at once and asks again; the candidate's event comes
+    later (within the deadline): the cross-checker holds the request until it has, so both sides
+    answer it having fired the watch (oracle.crosscheck, CrossChecker.settle)."""
+    endpoint, zk = servers
+    late = LateEvents(DEADLINE / 2)
+    fault = Fault(rewrite=late.answered, events=filtered(late))
+    root = f"/late-{uuid.uuid4().hex[:10]}"
+    options = Options(deadline=DEADLINE)
+    with ThreadedCrossCheck(
+        endpoint, zk, options=options, wrap=lambda b: FaultyBackend(b, fault)
+    ) as xc:
+        a, b = RawClient(xc.address), RawClient(xc.address)
+        a.connect()
+        b.connect()
+        a.call(OpCode.CREATE, CreateRequest(root, b"", OPEN, 0))
+        a.call(OpCode.EXISTS, ExistsRequest(root, True))
+        b.call(OpCode.SET_DATA, SetDataRequest(root, b"v1", -1))
+        assert isinstance(a.next(), Notification)  # ZooKeeper's event, relayed at once
+        assert a.call(OpCode.GET_DATA, GetDataRequest(root, False)).header.err == 0
+        for client in (a, b):
+            client.close()
+        records = xc.settle()
+    assert records == []
+    name = root.rpartition("/")[2]
+    assert late.log.index(("event", name)) < late.log.index(("GET_DATA", name)), late.log
