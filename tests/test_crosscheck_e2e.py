@@ -55,8 +55,6 @@ from zetcd.proto.records import (
 
 OPEN = (ACL(31, Id("world", "anyone")),)
 
-# Scenarios that currently diverge because of emulation bugs: tests/test_crosscheck_known.py
-KNOWN = {"test_reconnect_outcomes", "test_other_3_6_ops"}
 # Scenarios that see where replies are buffered or when a connection closes, which a proxy
 # changes (docs/crosscheck.md, Limits): a claimed connection's unsent replies, all of which
 # ZooKeeper sent to the proxy; and whether it is closed before the newcomer is answered, which
@@ -73,7 +71,7 @@ def scenarios(*modules: Any) -> list[Any]:
     for mod in modules:
         for name, fn in inspect.getmembers(mod, inspect.isfunction):
             params = list(inspect.signature(fn).parameters)
-            wanted = name.startswith("test_") and name not in KNOWN | BUFFERED
+            wanted = name.startswith("test_") and name not in BUFFERED
             if wanted and fn.__module__ == mod.__name__ and params == ["diff"]:
                 out.append(pytest.param(fn, id=f"{mod.__name__.rpartition('.')[2]}.{name}"))
     return out
