@@ -26,7 +26,9 @@ class RawClient:
         self.sock = socket.create_connection((host, int(port)), timeout=timeout)
         if context is not None:
             try:
-                self.sock = context.wrap_socket(self.sock, server_hostname=host)
+                self.sock = context.wrap_socket(
+                    self.sock, server_hostname=host, suppress_ragged_eofs=False
+                )
             except BaseException:
                 self.sock.close()
                 raise

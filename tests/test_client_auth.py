@@ -120,6 +120,8 @@ def _outcome(server: Any, pki: ZooKeeperTLS, cert: ClientCert | None) -> Any:
         with RawClient(server.secure_address, context=_context(pki, cert)) as c:
             c.connect()
             return _who_am_i(c)
+    except ssl.SSLEOFError:  # closed without a close_notify
+        return "closed"
     except ssl.SSLError as e:
         return e.reason
     except (Closed, OSError):
