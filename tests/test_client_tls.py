@@ -163,6 +163,23 @@ def test_a_claimed_tls_connection_sends_its_queued_replies_then_ends(
     assert seen[1] == seen[0]
 
 
+def test_a_claimed_tls_connection_waits_for_a_client_that_reads_late(
+    zk_tls: ZooKeeperServer, zetcd_tls: SecureZetcd, tls_files: ZooKeeperTLS
+) -> None:
+    """Its client reads nothing for 4 s after the claim, longer than Netty's 3 s for flushing a
+    close_notify: ZooKeeper still delivers every queued reply and a clean close (seen with 12 s
+    too), and so does zetcd."""
+    seen = []
+    for server in (zk_tls, zetcd_tls):
+        root = f"/claimed-tls-{uuid.uuid4().hex[:8]}"
+        context = tls_files.client_context()
+        seen.append(
+            replies_before_the_claim(server.address, root, server.secure_address, context, 4.0)
+        )
+    assert seen[0] == (24, "ended")
+    assert seen[1] == seen[0]
+
+
 def test_x509_acl_ids_are_validated_as_zookeeper_does(
     zk_tls: ZooKeeperServer, zetcd_tls: SecureZetcd
 ) -> None:

@@ -533,12 +533,17 @@ def test_a_connection_claiming_a_session_closes_its_connection_before_it_is_answ
 
 
 def replies_before_the_claim(
-    address: str, root: str, claimed: str | None = None, context: ssl.SSLContext | None = None
+    address: str,
+    root: str,
+    claimed: str | None = None,
+    context: ssl.SSLContext | None = None,
+    unread: float = 0.0,
 ) -> tuple[int, str]:
     """A client (on ``claimed`` over TLS with ``context``, else on ``address``) pipelines 24
     reads of a 1 MB node and reads nothing until another connection claims its session (with a
-    wrong password): how many replies it then reads before the end of its stream, and how the
-    stream ended (over TLS, with the server's close_notify or without)."""
+    wrong password), nor for ``unread`` seconds after: how many replies it then reads before
+    the end of its stream, and how the stream ended (over TLS, with the server's close_notify
+    or without)."""
     a = RawClient(claimed or address, timeout=10, context=context)
     first = a.connect(timeout=10000)
     a.call(OpCode.CREATE, CreateRequest(root, bytes(1_000_000), OPEN, 0))
@@ -548,6 +553,7 @@ def replies_before_the_claim(
     b = RawClient(address)
     wrong = _wrong_password(first)
     assert b.connect(timeout=10000, session_id=first.sessionId, passwd=wrong).timeOut == 0
+    time.sleep(unread)
     replies, ended = 0, "not ended"
     try:
         while True:
