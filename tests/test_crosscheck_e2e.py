@@ -56,11 +56,12 @@ from zetcd.proto.records import (
 OPEN = (ACL(31, Id("world", "anyone")),)
 
 # Scenarios that see where replies are buffered or when a connection closes, which a proxy
-# changes (docs/crosscheck.md, Limits): a claimed connection's unsent replies, all of which
-# ZooKeeper sent to the proxy; and whether it is closed before the newcomer is answered, which
-# through the proxy follows ZooKeeper's close of the proxy's own connection, relayed later
+# changes (docs/crosscheck.md, Limits): a claimed or expired connection's unsent replies, all of
+# which ZooKeeper sent to the proxy; and whether it is closed before the newcomer is answered,
+# which through the proxy follows ZooKeeper's close of the proxy's own connection, relayed later
 BUFFERED = {
     "test_a_claimed_connection_ends_without_the_replies_it_has_not_sent",
+    "test_an_expired_connection_ends_without_the_replies_it_has_not_sent",
     "test_a_connection_claiming_a_session_closes_its_connection_before_it_is_answered",
 }
 

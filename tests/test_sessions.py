@@ -581,6 +581,55 @@ def test_a_claimed_connection_ends_without_the_replies_it_has_not_sent(diff: Dif
             assert c.call(OpCode.DELETE, DeleteRequest(root, -1)).header.err == 0
 
 
+def _unread_until_expired(address: str, root: str) -> tuple[bool, str, int]:
+    """A client pipelines 24 reads of a 1 MB node, then neither reads nor sends until its
+    session (timeout 4 s) has expired: whether it then reads fewer than the 24 replies before
+    the end of its stream, how the stream ended, and the timeout a resumption of the session
+    gets."""
+    a = RawClient(address, timeout=20)
+    first = a.connect(timeout=4000)
+    a.call(OpCode.CREATE, CreateRequest(root, bytes(1_000_000), OPEN, 0))
+    for _ in range(24):
+        a.request(OpCode.GET_DATA, GetDataRequest(root, False))
+    time.sleep(9)  # the timeout, and up to a tick to the expiry's bucket, and some
+    replies, ended = 0, "not ended"
+    try:
+        while True:
+            a.reply()
+            replies += 1
+    except Closed:
+        ended = "ended"
+    finally:
+        a.close()
+    with RawClient(address) as again:
+        resumed = again.connect(session_id=first.sessionId, passwd=first.passwd or b"")
+    with RawClient(address) as c:
+        c.connect()
+        c.call(OpCode.DELETE, DeleteRequest(root, -1))
+    return replies < 24, ended, resumed.timeOut
+
+
+def test_an_expired_connection_ends_without_the_replies_it_has_not_sent(diff: Diff) -> None:
+    """ZooKeeper closes an expired session's connection there and then: replies queued and not
+    yet written to its socket are dropped (the client reads what was in flight, then the end
+    of its stream), as for a connection whose session another one claims."""
+    outcomes: dict[str, tuple[bool, str, int]] = {}
+
+    def run(name: str, address: str) -> None:
+        outcomes[name] = _unread_until_expired(address, f"/unread-{uuid.uuid4().hex[:8]}")
+
+    threads = [
+        threading.Thread(target=run, args=("zookeeper", diff.zookeeper)),
+        threading.Thread(target=run, args=("zetcd", diff.zetcd)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes["zookeeper"] == (True, "ended", 0)
+    assert outcomes["zetcd"] == outcomes["zookeeper"]
+
+
 def _kept_alive_by(address: str) -> list[object]:
     """Four sessions (timeout 4000) with an ephemeral each, whose clients send, every 0.5 s for
     9 s: one byte of a request frame never finished, an auth packet, a SASL packet, a ping.

@@ -305,7 +305,7 @@ class EtcdBackend:
             # the session then runs out its timeout from when that one was last heard from
             old = self.local.pop(sid, None)
             if old is not None:
-                old.kicked()
+                old.expired()
                 self.keeper.detach(old.lease)
             if (
                 entry is None
@@ -334,7 +334,8 @@ class EtcdBackend:
             # this connection is the older, and ZooKeeper closes the older. The newer one is
             # the session's here: it is left registered and its lease renewed
             log.info("session 0x%x resumed again meanwhile: closing the older connection", sid)
-            session.expired()
+            session.connection_gone()
+            outbox.close()  # once its ConnectResponse is sent
             return Accepted(session.connect_response, session)
         self.local[sid] = session
         # as ZooKeeper touches a session when its connect completes, however long that took
@@ -405,14 +406,12 @@ class EtcdSession:
         self.outbox.notify(event_type, path)
 
     def expired(self) -> None:
-        self.connection_gone()
-        self.outbox.close()
-
-    def kicked(self) -> None:
-        """A client connected with this session's id: ZooKeeper closes this connection there
-        and then, before it looks at the newcomer's password (the outbox's ``kick``: on the
-        plain port what was not sent yet is dropped and the client reads the end of its
-        stream before the newcomer has its answer)."""
+        """The server ends this session's connection: the session expired, or ended or was
+        resumed on another zetcd, or another connection claims it (ZooKeeper closes this one
+        then, before it looks at the newcomer's password), or the mirror is rebuilt. ZooKeeper
+        closes the connection there and then (NIOServerCnxn.close): the outbox's ``kick``, on
+        the plain port what was not sent yet is dropped and the client reads the end of its
+        stream at once; on the secure port what is queued goes first."""
         self.connection_gone()
         kick = getattr(self.outbox, "kick", None)
         if kick is not None:
