@@ -554,19 +554,25 @@ def replies_before_the_claim(
     wrong = _wrong_password(first)
     assert b.connect(timeout=10000, session_id=first.sessionId, passwd=wrong).timeOut == 0
     time.sleep(unread)
-    replies, ended = 0, "not ended"
     try:
-        while True:
-            a.reply()
-            replies += 1
-    except Closed:
-        ended = "ended"
-    except ssl.SSLEOFError:
-        ended = "ended without close_notify"
+        return _replies_to_the_end(a)
     finally:
         a.close()
         b.close()
-    return replies, ended
+
+
+def _replies_to_the_end(client: RawClient) -> tuple[int, str]:
+    """How many replies the client reads before its stream ends, and how it ended (over TLS,
+    with the server's close_notify or without)."""
+    replies = 0
+    try:
+        while True:
+            client.reply()
+            replies += 1
+    except Closed:
+        return replies, "ended"
+    except ssl.SSLEOFError:
+        return replies, "ended without close_notify"
 
 
 def test_a_claimed_connection_ends_without_the_replies_it_has_not_sent(diff: Diff) -> None:
@@ -592,13 +598,8 @@ def _unread_until_expired(address: str, root: str) -> tuple[bool, str, int]:
     for _ in range(24):
         a.request(OpCode.GET_DATA, GetDataRequest(root, False))
     time.sleep(9)  # the timeout, and up to a tick to the expiry's bucket, and some
-    replies, ended = 0, "not ended"
     try:
-        while True:
-            a.reply()
-            replies += 1
-    except Closed:
-        ended = "ended"
+        replies, ended = _replies_to_the_end(a)
     finally:
         a.close()
     with RawClient(address) as again:
