@@ -127,6 +127,8 @@ class Connection:
         # the reader waits before it reads on (a connect, too many requests outstanding), as
         # ZooKeeper stops reading a connection then (`cons` shows it)
         self.reading_paused = False
+        # its session was resumed on another zetcd (moved_away): it closes once idle
+        self.session_moved = trio.Event()
         # a new session's creation under way (ZooKeeper counts it a request in process)
         self.creating_session = False
         # when the client last sent anything, and when it last sent a request that keeps its
@@ -178,6 +180,12 @@ class Connection:
             self._abandon()
         self.close()
         self._send_fin()  # nothing under TLS
+
+    def moved_away(self) -> None:
+        """Its session was resumed on another zetcd: as a ZooKeeper follower leaves the old
+        connection of a session that moved to another server, it stays open until it has been
+        idle for its connection expiry (``_idle_deadline``)."""
+        self.session_moved.set()
 
     def _touch(self, now: float) -> None:
         """Something was read: the connection expires later (expiry.py)."""
@@ -259,7 +267,7 @@ class Connection:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._write_then_stop, nursery.cancel_scope)
                 nursery.start_soon(self.emitter)
-                nursery.start_soon(self._sessionless_deadline, nursery.cancel_scope)
+                nursery.start_soon(self._idle_deadline, nursery.cancel_scope)
                 try:
                     await self._read()
                 finally:
@@ -289,27 +297,38 @@ class Connection:
             with contextlib.suppress(OSError):  # already reset by the client
                 sock.shutdown(socket.SHUT_WR)
 
-    async def _sessionless_deadline(self, scope: trio.CancelScope) -> None:
-        """Close a connection that has sent neither a ConnectRequest nor a four-letter word
-        when ZooKeeper's NIO connection factory would (zookeeper.nio.sessionlessCnxnTimeout):
-        when its bucket in the connection expiry queue comes, the sessionless timeout after
-        the client last sent anything rounded up to the next multiple of that timeout
-        (expiry.py); with none, never (its Netty factory)."""
+    async def _idle_deadline(self, scope: trio.CancelScope) -> None:
+        """Close a connection when ZooKeeper's NIO connection factory would: one that has sent
+        neither a ConnectRequest nor a four-letter word, when its bucket in the connection
+        expiry queue comes, the sessionless timeout (zookeeper.nio.sessionlessCnxnTimeout)
+        after the client last sent anything rounded up to the next multiple of that timeout
+        (expiry.py); one whose session moved to another zetcd (``moved_away``), the same with
+        its session's timeout. With no expiry queue, never (its Netty factory)."""
         timeout = self.config.sessionless_timeout
         if timeout is None:
             return
         while not self.greeted:
-            at = self._sessionless_expiry(timeout)
-            now = time.monotonic()
-            if at <= now:
-                log.info("closing %s: no ConnectRequest within %.0f s", self.peer, timeout)
+            if await self._expired(timeout, f"no ConnectRequest within {timeout:.0f} s"):
                 scope.cancel()
                 return
-            await trio.sleep(at - now)
+        await self.session_moved.wait()
+        while not await self._expired(self.expiry_ms / 1000, "idle since its session moved"):
+            pass
+        scope.cancel()
 
-    def _sessionless_expiry(self, timeout: float) -> float:
-        """When an ungreeted connection expires (time.monotonic()): its bucket, as `dump`
-        lists it; without the expiry queues, the timeout after the client was last heard."""
+    async def _expired(self, timeout: float, why: str) -> bool:
+        """Has the connection expired (logged), else wait until it might have."""
+        at = self._connection_expiry(timeout)
+        now = time.monotonic()
+        if at <= now:
+            log.info("closing %s: %s", self.peer, why)
+            return True
+        await trio.sleep(at - now)
+        return False
+
+    def _connection_expiry(self, timeout: float) -> float:
+        """When the connection expires (time.monotonic()): its bucket, as `dump` lists it;
+        without the expiry queues, ``timeout`` after the client was last heard."""
         expiry = self.config.expiry
         bucket = None
         if expiry is not None and expiry.connections is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -128,16 +129,22 @@ class EtcdBackend:
 
     def _session_claimed(self, session_id: int) -> None:
         """A session's record was rewritten: if another connection (on another zetcd) holds
-        the session now, close this process's, as ZooKeeper closes a resumed session's old
+        the session now, this process's is left as a ZooKeeper follower leaves the old
+        connection of a session that moved to another server: open, with its watches, serving
+        what needs no owner check, until it idles out (the outbox's ``moved_away``); a write
+        on it closes it (``EtcdSession.moved``). The session is no longer renewed or expired
+        from here; it stays in ``local`` so that its end, or a move back here, closes the
         connection."""
         s = self.local.get(session_id)
         entry = self.mirror.tree.sessions.get(session_id)
-        if s is None or entry is None or entry.value.owner in (s.owner, CLOSING):
+        if s is None or s.moved or entry is None or entry.value.owner in (s.owner, CLOSING):
             return
-        log.info("session 0x%x resumed elsewhere: closing its connection here", session_id)
-        del self.local[session_id]
-        self.keeper.forget(s.lease)  # no longer renewed from here
-        s.expired()
+        log.info("session 0x%x resumed elsewhere: its old connection here serves reads", session_id)
+        s.moved = True
+        self.keeper.forget(s.lease)
+        moved_away = getattr(s.outbox, "moved_away", None)
+        if moved_away is not None:
+            moved_away()
 
     def _still_owner(self, session_id: int, owner: str) -> bool:
         """Does the session record (as the mirror has it) still name ``owner``'s connection?
@@ -387,6 +394,7 @@ class EtcdSession:
         self._ctx: plans.Ctx | None = None  # who this session is to its writes
         self.closed = False
         self.stale = False  # its connection is closed (connection_gone): it takes no watches
+        self.moved = False  # resumed on another zetcd (EtcdBackend._session_claimed)
         self.deferred = 0  # requests begun and not yet answered
         self.queued_writes = 0  # of which writes already queued to the batcher
 
@@ -430,7 +438,7 @@ class EtcdSession:
         self.connection_gone()
         if self.backend.local.get(self.session_id) is self:
             del self.backend.local[self.session_id]
-            if not self.closed:
+            if not self.closed and not self.moved:
                 self.backend.keeper.detach(self.lease)
 
     async def malformed(self, xid: int, opcode: int) -> Reply:
@@ -586,10 +594,14 @@ class EtcdSession:
                 if b.local.get(self.session_id) is self:  # else another connection holds it
                     del b.local[self.session_id]
                     b.keeper.forget(self.lease)
-                zxid, err = await b.end_session(self.session_id, True, self.owner)
-                if err:  # resumed on another connection: that one holds it now
-                    return Reply(xid, zxid, err, None, close=True)
-                await b.client.lease_revoke(self.lease)
+                entry = self.mirror.tree.sessions.get(self.session_id)
+                lease = self.lease if entry is None else entry.lease
+                # no owner check, as on ZooKeeper: a connection the session moved away from
+                # (resumed on another zetcd) closes it all the same, and the connection that
+                # holds it now is closed by its zetcd when the record goes
+                zxid, _ = await b.end_session(self.session_id, True)
+                with contextlib.suppress(EtcdError):  # already gone with its session
+                    await b.client.lease_revoke(lease)
                 return Reply(xid, zxid, 0, None, close=True)
             elif op == OpCode.CREATE_SESSION:
                 # ZooKeeper's answer to a createSession sent inside a session: the txn
@@ -604,7 +616,7 @@ class EtcdSession:
                 return Reply(xid, -1, Err.UNIMPLEMENTED, None, close=True)
         except (EtcdUnavailable, EtcdError) as e:
             raise _dropped(e, self.session_id) from None
-        return Reply(xid, zxid, err, resp if err == 0 else None)
+        return _unless_moved(Reply(xid, zxid, err, resp if err == 0 else None), self.session_id)
 
 
 def _dropped(error: EtcdUnavailable | EtcdError, session_id: int) -> DropConnection:
@@ -612,6 +624,21 @@ def _dropped(error: EtcdUnavailable | EtcdError, session_id: int) -> DropConnect
     what = "unavailable" if isinstance(error, EtcdUnavailable) else "refused a write"
     log.warning("etcd %s (%s): closing the connection of session 0x%x", what, error, session_id)
     return DropConnection()
+
+
+def _unless_moved(reply: Reply, session_id: int) -> Reply:
+    """``reply``, unless it refuses a write as SessionMoved (the session is held by another
+    connection, on another zetcd): ZooKeeper then sends no reply and closes the connection once
+    what is queued before it has gone (FinalRequestProcessor: sendCloseSession), its error
+    transaction having spent a zxid. So for a multi one of whose ops was refused so."""
+    body = reply.body
+    if reply.err == Err.SESSION_MOVED or (
+        type(body) is MultiResponse
+        and any(getattr(r, "err", 0) == Err.SESSION_MOVED for r in body.results)
+    ):
+        log.info("session 0x%x: a write on a connection it moved away from", session_id)
+        raise DropConnection()
+    return reply
 
 
 def _null_path_in_multi(body: Any) -> bool:
@@ -672,7 +699,9 @@ class _QueuedWrite:
             raise w.error
         assert w.result is not None
         zxid, err, resp = w.result
-        return Reply(self.xid, zxid, err, resp if err == 0 else None)
+        return _unless_moved(
+            Reply(self.xid, zxid, err, resp if err == 0 else None), self.session.session_id
+        )
 
 
 def _sync_response(body: Any) -> SyncResponse:
