@@ -5,9 +5,13 @@ with a private temporary directory holding its data, configuration and log. ``st
 only once the server answers (etcd: ``GET /health``; ZooKeeper: ``ruok`` -> ``imok``), within a
 bounded time; a server that dies or never answers raises :class:`ServerStartError` carrying the
 tail of its log. ``stop()`` terminates the whole process group, reaps it and removes the
-directory; it is idempotent, and both classes are context managers. Ports come from
+directory; it is idempotent, and all these classes are context managers. Ports come from
 :func:`free_port`; a start that loses the race for its port (another process bound it between
 ``free_port`` and the server's own bind) is retried on fresh ports.
+
+:class:`ZooKeeperEnsemble` runs three such ZooKeepers as one quorum (``QuorumPeerMain``), for
+what only an ensemble shows (a session moved from one server to another); its ``start()``
+returns once one server leads and the others follow.
 
 Servers started from the main thread are also killed by the kernel if this Python process dies
 (``PR_SET_PDEATHSIG``), so a crashed or killed test run leaves no JVM or etcd behind.
@@ -38,7 +42,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 LOOPBACK = "127.0.0.1"
 
@@ -52,6 +56,7 @@ ZOOKEEPER_JARS: tuple[str, ...] = (
     "/usr/share/java/log4j-1.2.jar",
 )
 ZOOKEEPER_MAIN = "org.apache.zookeeper.server.ZooKeeperServerMain"
+ZOOKEEPER_QUORUM_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 # With ``tls``: the secure port needs the Netty connection factory (the NIO one exits with "SSL
 # isn't supported in NIOServerCnxn"), and that needs netty-codec, which zookeeper.jar's manifest
 # does not bring (without it no connection works on either port).
@@ -72,6 +77,21 @@ ZOOKEEPER_DEFAULT_CONFIG: Mapping[str, str] = {
     # standalone server's session ids start with byte 0x01 with or without it).
     "extendedTypesEnabled": "true",
 }
+
+# What an ensemble adds to ZOOKEEPER_DEFAULT_CONFIG: how many ticks a follower has to connect
+# to and sync with its leader (initLimit), and to stay in sync (syncLimit).
+ZOOKEEPER_ENSEMBLE_CONFIG: Mapping[str, str] = {
+    "initLimit": "10",
+    "syncLimit": "5",
+}
+# Three JVMs on a small machine: a small heap, the serial collector, and only the C1 compiler
+# (the JIT's start-up cost, not its peak speed, matters to a test).
+ZOOKEEPER_ENSEMBLE_JVM_OPTS: tuple[str, ...] = (
+    "-Xms32m",
+    "-Xmx128m",
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+)
 
 _LOG4J_PROPERTIES = """\
 log4j.rootLogger=INFO, FILE
@@ -114,10 +134,17 @@ def wait_until(check: Callable[[], object], within: float, why: str) -> None:
 
 def free_port(host: str = LOOPBACK) -> int:
     """A TCP port on ``host`` that was free a moment ago (bound to port 0, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_ports(1, host)[0]
+
+
+def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
+    """``count`` distinct TCP ports on ``host`` that were free a moment ago (all bound to port
+    0 at once, then released)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket(socket.AF_INET)) for _ in range(count)]
+        for sock in socks:
+            sock.bind((host, 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def four_letter_word(
@@ -176,10 +203,15 @@ class _Process:
     def exited(self) -> int | None:
         return self.popen.poll()
 
-    def stop(self, grace: float = 5.0) -> None:
+    def terminate(self) -> None:
+        """SIGTERM the process group, without waiting."""
         if self.popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, signal.SIGTERM)
+
+    def stop(self, grace: float = 5.0) -> None:
+        if self.popen.poll() is None:
+            self.terminate()
             try:
                 self.popen.wait(grace)
             except subprocess.TimeoutExpired:
@@ -235,21 +267,31 @@ class ManagedServer(abc.ABC):
             raise RuntimeError(f"{self.kind} already started")
         attempts = 3
         for attempt in range(1, attempts + 1):
-            self._tmp = Path(tempfile.mkdtemp(prefix=f"zetcd-{self.kind}-", dir=self._base_dir))
             try:
-                self._process = _Process(self._argv(), self.log_path, self._dir)
+                self._launch()
                 self._wait_ready()
                 return self
             except ServerStartError as exc:
-                tail = self.log_tail(200).lower()
+                lost_port_race = self.lost_port_race()
                 self.stop()
-                lost_port_race = any(marker in tail for marker in _PORT_IN_USE_MARKERS)
                 if not lost_port_race or attempt == attempts:
                     raise exc from None
             except BaseException:
                 self.stop()
                 raise
         raise AssertionError("unreachable")
+
+    def _launch(self) -> None:
+        """Make a fresh temp dir and start the process there, without waiting for it."""
+        self._tmp = Path(tempfile.mkdtemp(prefix=f"zetcd-{self.kind}-", dir=self._base_dir))
+        self._process = _Process(self._argv(), self.log_path, self._dir)
+
+    def lost_port_race(self) -> bool:
+        """Whether the log says a port was taken (by another process, since ``free_port``)."""
+        if self._tmp is None:
+            return False
+        tail = self.log_tail(200).lower()
+        return any(marker in tail for marker in _PORT_IN_USE_MARKERS)
 
     def stop(self) -> None:
         process, self._process = self._process, None
@@ -258,6 +300,11 @@ class ManagedServer(abc.ABC):
         tmp, self._tmp = self._tmp, None
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def terminate(self) -> None:
+        """Ask the server to stop (SIGTERM), without waiting: ``stop()`` still has to follow."""
+        if self._process is not None:
+            self._process.terminate()
 
     @property
     def running(self) -> bool:
@@ -478,6 +525,7 @@ class ZooKeeperServer(ManagedServer):
     """
 
     kind = "zookeeper"
+    main_class = ZOOKEEPER_MAIN
 
     def __init__(
         self,
@@ -515,6 +563,24 @@ class ZooKeeperServer(ManagedServer):
     def four_letter_word(self, word: str, timeout: float = 5.0) -> str:
         return four_letter_word(self.host, self.port, word, timeout)
 
+    def mode(self, timeout: float = 1.0) -> str | None:
+        """The ``Mode:`` that ``srvr`` reports (``standalone``, ``leader``, ``follower``), or
+        None while the server does not answer or serve requests."""
+        try:
+            answer = self.four_letter_word("srvr", timeout)
+        except OSError:
+            return None
+        for line in answer.splitlines():
+            if line.startswith("Mode:"):
+                return line.split(":", 1)[1].strip()
+        return None
+
+    def _pick_ports(self) -> None:
+        if self.tls is None:
+            self.port = free_port(self.host)
+        else:
+            self.port, self.secure_port = free_ports(2, self.host)
+
     def _argv(self) -> list[str]:
         jars = [*ZOOKEEPER_JARS, *(ZOOKEEPER_TLS_JARS if self.tls is not None else ())]
         missing = [jar for jar in jars if not os.path.exists(jar)]
@@ -522,7 +588,7 @@ class ZooKeeperServer(ManagedServer):
             raise ServerStartError(f"missing {', '.join(missing)}: run `make deps` (zookeeper)")
         if not os.access(self.java, os.X_OK):
             raise ServerStartError(f"{self.java} not found: run `make deps` (default-jre-headless)")
-        self.port = free_port(self.host)
+        self._pick_ports()
         data_dir = self._dir / "data"
         data_dir.mkdir()
         self.conf_dir.mkdir()
@@ -533,9 +599,6 @@ class ZooKeeperServer(ManagedServer):
             "clientPortAddress": self.host,
         }
         if self.tls is not None:
-            self.secure_port = free_port(self.host)
-            while self.secure_port == self.port:
-                self.secure_port = free_port(self.host)
             settings |= {
                 "secureClientPort": str(self.secure_port),
                 "secureClientPortAddress": self.host,
@@ -554,7 +617,7 @@ class ZooKeeperServer(ManagedServer):
             "-Dzookeeper.log.dir=" + str(self._dir),
             "-cp",
             classpath,
-            ZOOKEEPER_MAIN,
+            self.main_class,
             str(cfg),
         ]
 
@@ -568,6 +631,151 @@ class ZooKeeperServer(ManagedServer):
             ).startswith("Zookeeper version:")
         except OSError:
             return False
+
+
+class _QuorumPeer(ZooKeeperServer):
+    """One server of a :class:`ZooKeeperEnsemble`: its ``myid`` and its client port are given
+    (every server's configuration names all the others' quorum and election ports); it is
+    ready once it leads or follows."""
+
+    kind = "zookeeper-peer"
+    main_class = ZOOKEEPER_QUORUM_MAIN
+
+    def __init__(self, myid: int, client_port: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.myid = myid
+        self._client_port = client_port
+
+    def _pick_ports(self) -> None:
+        self.port = self._client_port
+
+    def _argv(self) -> list[str]:
+        argv = super()._argv()
+        (self._dir / "data" / "myid").write_text(f"{self.myid}\n")
+        return argv
+
+    def _probe(self) -> bool:
+        return self.mode() in ("leader", "follower")
+
+
+class ZooKeeperEnsemble:
+    """Three ZooKeeper 3.8 servers (Debian package) on loopback, one quorum.
+
+    ``ZooKeeperEnsemble().start()`` (or ``with ZooKeeperEnsemble() as ensemble:``) returns once
+    one server leads and the others follow; then ``addresses`` are the servers' client
+    addresses (``127.0.0.1:P``, in ``myid`` order), ``leader`` is the leader's and
+    ``followers`` the followers'. ``config`` overrides or adds ``zoo.cfg`` keys on top of
+    :data:`ZOOKEEPER_DEFAULT_CONFIG` and :data:`ZOOKEEPER_ENSEMBLE_CONFIG`; ``jvm_opts`` go to
+    each server's ``java`` (:data:`ZOOKEEPER_ENSEMBLE_JVM_OPTS` by default). A start that
+    loses the race for a port is retried on fresh ports, as a single server's.
+    """
+
+    size = 3
+
+    def __init__(
+        self,
+        *,
+        config: Mapping[str, str] | None = None,
+        jvm_opts: Sequence[str] = ZOOKEEPER_ENSEMBLE_JVM_OPTS,
+        java: str | None = None,
+        startup_timeout: float = 60.0,
+        base_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.config = {**ZOOKEEPER_ENSEMBLE_CONFIG, **(config or {})}
+        self.jvm_opts = tuple(jvm_opts)
+        self.java = java
+        self.startup_timeout = startup_timeout
+        self._base_dir = base_dir
+        self.servers: list[_QuorumPeer] = []
+        self.leader = ""
+        self.followers: list[str] = []
+
+    @property
+    def addresses(self) -> list[str]:
+        return [server.address for server in self.servers]
+
+    def _peers(self) -> list[_QuorumPeer]:
+        # Each server: a client port, a quorum port (followers to the leader) and an election
+        # port, all distinct.
+        ports = free_ports(3 * self.size)
+        client_ports = ports[: self.size]
+        quorum_ports, election_ports = ports[self.size :: 2], ports[self.size + 1 :: 2]
+        members = {
+            f"server.{myid}": f"{LOOPBACK}:{quorum}:{election}"
+            for myid, (quorum, election) in enumerate(
+                zip(quorum_ports, election_ports, strict=True), start=1
+            )
+        }
+        return [
+            _QuorumPeer(
+                myid,
+                client_port,
+                config={**self.config, **members},
+                jvm_opts=self.jvm_opts,
+                java=self.java,
+                startup_timeout=self.startup_timeout,
+                base_dir=self._base_dir,
+            )
+            for myid, client_port in enumerate(client_ports, start=1)
+        ]
+
+    def start(self) -> Self:
+        if self.servers:
+            raise RuntimeError("zookeeper ensemble already started")
+        attempts = 3
+        for attempt in range(1, attempts + 1):
+            self.servers = self._peers()
+            try:
+                # All at once: none of them serves before a quorum of them runs.
+                for server in self.servers:
+                    server._launch()
+                for server in self.servers:
+                    server._wait_ready()
+                self._find_leader()
+                return self
+            except ServerStartError as exc:
+                lost_port_race = any(server.lost_port_race() for server in self.servers)
+                self.stop()
+                if not lost_port_race or attempt == attempts:
+                    raise exc from None
+            except BaseException:
+                self.stop()
+                raise
+        raise AssertionError("unreachable")
+
+    def _find_leader(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            modes = {server.address: server.mode() for server in self.servers}
+            leaders = [address for address, mode in modes.items() if mode == "leader"]
+            followers = [address for address, mode in modes.items() if mode == "follower"]
+            if len(leaders) == 1 and len(followers) == self.size - 1:
+                self.leader, self.followers = leaders[0], followers
+                return
+            if time.monotonic() > deadline:
+                raise ServerStartError(f"zookeeper ensemble has no single leader: {modes}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        servers, self.servers = self.servers, []
+        for server in servers:  # all at once: each JVM takes a moment to shut down
+            server.terminate()
+        for server in servers:
+            server.stop()
+        self.leader, self.followers = "", []
+
+    def __enter__(self) -> Self:
+        if not self.servers:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
 
 
 # The name this base class had first; tests/zetcd_server.py imports it.
