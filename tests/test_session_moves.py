@@ -10,6 +10,7 @@ one etcd prefix, must read the same.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -195,3 +196,75 @@ def test_a_moved_sessions_old_connection_on_zetcd_is_a_zookeeper_followers(
     assert facts["closeSession on the old connection: err"] == 0
     assert facts["new connection closed within 5 s of it"] is True
     assert facts["the ephemeral gone within 5 s"] is True
+
+
+def _moved_back_story(first: str, second: str) -> list[tuple[str, object]]:
+    """A session moved from ``first`` to ``second``, then back to ``first`` while both its
+    connections are open: which of them are closed, and whether the one on ``second`` still
+    answers a read."""
+    root = f"/moves-back-{uuid.uuid4().hex[:8]}"
+    old, new, session = _moved(first, second, root)
+    back: RawClient | None = None
+    try:
+        back = _resume(first, session, 0)
+        story: list[tuple[str, object]] = [
+            ("first connection closed within 5 s", old.is_closed(5.0)),
+            ("second connection closed within 1 s", new.is_closed(1.0)),
+        ]
+        new.sock.settimeout(10.0)
+        exists = new.call(OpCode.EXISTS, ExistsRequest(root + "/e", False))
+        story.append(("exists(root/e) on the second connection: err", exists.header.err))
+        written = back.call(OpCode.SET_DATA, SetDataRequest(root, b"back", -1))
+        story.append(("setData on the third connection: err", written.header.err))
+        back.call(OpCode.CLOSE_SESSION)
+        return story
+    finally:
+        for client in (back, new, old):
+            if client is not None:
+                client.close()
+
+
+def test_a_session_moved_back_closes_its_connection_there_only(
+    ensemble: ZooKeeperEnsemble,
+    twin_zetcds: tuple[ZetcdServer, ZetcdServer],  # noqa: F811 (the fixture imported above)
+) -> None:
+    """Moved back to the first server while its connections to both are open, a session's
+    connection there is closed (a claim on the same server) and the one on the second server is
+    left open, answering reads, as by a ZooKeeper follower."""
+    zookeeper = _moved_back_story(ensemble.followers[0], ensemble.followers[1])
+    zetcd_a, zetcd_b = twin_zetcds
+    assert _moved_back_story(zetcd_a.address, zetcd_b.address) == zookeeper
+    assert zookeeper == [
+        ("first connection closed within 5 s", True),
+        ("second connection closed within 1 s", False),
+        ("exists(root/e) on the second connection: err", 0),
+        ("setData on the third connection: err", 0),
+    ]
+
+
+def test_an_idle_old_connection_closes_at_its_connection_expiry(
+    twin_zetcds: tuple[ZetcdServer, ZetcdServer],  # noqa: F811 (the fixture imported above)
+) -> None:
+    """The old connection of a moved session, left idle, is closed when its bucket in the
+    connection expiry queue comes (the session's 4 s, rounded up to the 10 s buckets: on
+    ZooKeeper 10-20 s after the last packet for a 10 s session), while the session lives on
+    where it moved (its new connection pings it). Only zetcd: an ensemble takes as long."""
+    a, b = twin_zetcds
+    root = f"/moves-idle-{uuid.uuid4().hex[:8]}"
+    old, new, _ = _moved(a.address, b.address, root)
+    try:
+        started = time.monotonic()
+        closed = threading.Event()
+        watcher = threading.Thread(target=lambda: closed.set() if old.is_closed(25.0) else None)
+        watcher.start()
+        while watcher.is_alive():
+            new.request(OpCode.PING, None, xid=-2)
+            assert new.reply().header.err == 0
+            watcher.join(1.0)
+        assert closed.is_set(), "the idle old connection was never closed"
+        assert 3.0 < time.monotonic() - started < 25.0
+        assert new.call(OpCode.EXISTS, ExistsRequest(root + "/e", False)).header.err == 0
+        new.call(OpCode.CLOSE_SESSION)
+    finally:
+        new.close()
+        old.close()
