@@ -172,7 +172,8 @@ class Connection:
         self._leave()
 
     def kick(self) -> None:
-        """Another connection claims the session. ZooKeeper's NIO connection closes at once,
+        """The server ends the session's connection (another connection claims the session,
+        it expired or ended, the mirror is rebuilt). ZooKeeper's NIO connection closes at once,
         what is queued dropped, and the client reads the end of the stream now: so does a
         plain one here. Its Netty connection (TLS) sends what is queued, then closes: so does
         a TLS one here (``close``)."""

@@ -132,7 +132,7 @@ class EtcdBackend:
         the session now, this process's is left as a ZooKeeper follower leaves the old
         connection of a session that moved to another server: open, with its watches, serving
         what needs no owner check, until it idles out (the outbox's ``moved_away``); a write
-        on it closes it (``EtcdSession.moved``). The session is no longer renewed or expired
+        on it closes it (``_unless_moved``). The session is no longer renewed or expired
         from here; it stays in ``local`` so that its end, or a move back here, closes the
         connection."""
         s = self.local.get(session_id)
@@ -342,8 +342,15 @@ class EtcdBackend:
             # the session's here: it is left registered and its lease renewed
             log.info("session 0x%x resumed again meanwhile: closing the older connection", sid)
             session.connection_gone()
-            outbox.close()  # once its ConnectResponse is sent
+            outbox.close()  # closing: its ConnectResponse is not sent either
             return Accepted(session.connect_response, session)
+        older = self.local.get(sid)
+        if older is not None:
+            # another resumption here finished first and its connection was taken for one the
+            # session moved away from when this one's claim was applied (_session_claimed):
+            # on one server ZooKeeper closes the older connection
+            older.expired()
+            self.keeper.forget(older.lease)
         self.local[sid] = session
         # as ZooKeeper touches a session when its connect completes, however long that took
         connected = time.monotonic()
