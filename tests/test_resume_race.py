@@ -1,8 +1,11 @@
-"""Two zetcds resuming one session at about the same moment, each for a connection of its
-own: the resumption committed last wins, and the other connection is closed, as ZooKeeper
-closes a session's older connection when another resumes it. Two backends run in the test's
-trio loop on one real etcd; the race is forced by resuming on the second zetcd from inside the
-first one's resumption, right after its own record write."""
+"""A resumption racing another resumption of its session, or its close, on two zetcds.
+
+Two zetcds resuming one session at about the same moment, each for a connection of its own:
+the resumption committed last wins, and the other connection is closed, as ZooKeeper closes a
+session's older connection when another resumes it. A closeSession on the connection the
+session moved away from ends it, whatever lease the resumption gave it. Two backends run in
+the test's trio loop on one real etcd; each race is forced by acting on the second zetcd from
+inside the first one's step."""
 
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ import trio
 from tests.backends import twin_backends
 from tests.servers import EtcdServer
 from zetcd.emulation.backend import EtcdSession
-from zetcd.proto.records import ConnectRequest
+from zetcd.proto.constants import OpCode
+from zetcd.proto.records import ConnectRequest, RequestHeader
 
 
 class _Outbox:
@@ -79,5 +83,44 @@ def test_a_resumption_overtaken_by_a_later_one_closes_its_connection(
             assert newer.lease in holder.keeper.attached
             if where == "other-zetcd":
                 assert sid not in a.local
+
+    trio.run(main)
+
+
+def test_a_close_from_the_old_connection_revokes_the_lease_a_resumption_gave(
+    etcd: EtcdServer,
+) -> None:
+    """The session is resumed on the second zetcd with a new timeout (a new lease), and its
+    old connection on the first zetcd sends closeSession before that zetcd's mirror has the
+    new record. The close ends the session as on ZooKeeper, and the lease revoked is the one
+    the deleted record held: the new one, not the old one the first zetcd last saw (which the
+    move has revoked already; the new lease would have lived on until its TTL ran out)."""
+
+    async def main() -> None:
+        async with twin_backends(etcd) as (client, a, _, b):
+            made = await a.connect(ConnectRequest(0, 0, 4000, 0, bytes(16), None), _Outbox())
+            assert isinstance(made.session, EtcdSession) and made.response is not None
+            sid, passwd = made.response.sessionId, made.response.passwd
+            await b.mirror.catch_up()
+            submit = a.batcher.submit
+            moved: list[int] = []
+
+            async def resumed_first(apply: Any, exclusive: bool = False) -> Any:
+                if not moved:  # before the close's transaction is planned
+                    request = ConnectRequest(0, 0, 6000, sid, passwd, None)
+                    again = await b.connect(request, _Outbox())
+                    assert again.response is not None and again.response.timeOut == 6000
+                    moved.append(b.local[sid].lease)
+                return await submit(apply, exclusive)
+
+            a.batcher.submit = resumed_first  # type: ignore[method-assign]
+            with trio.fail_after(20):
+                reply = await made.session.handle(RequestHeader(1, OpCode.CLOSE_SESSION), None)
+            assert (reply.err, reply.close) == (0, True)
+            assert moved and moved[0] != sid, "the resumption kept the session's first lease"
+            assert await client.lease_ttl(moved[0]) == -1, "the new lease outlived the session"
+            assert await client.lease_ttl(sid) == -1
+            await b.mirror.catch_up()
+            assert sid not in b.mirror.tree.sessions
 
     trio.run(main)

@@ -1251,7 +1251,7 @@ def test_a_session_ending_in_several_transactions_cannot_be_resumed_meanwhile(
                 return result
 
             backend.batcher.submit = meanwhile  # type: ignore[method-assign]
-            _, err = await backend.end_session(sid, True, owner)
+            _, err, _ = await backend.end_session(sid, True, owner)
             backend.batcher.submit = submit  # type: ignore[method-assign]
             assert err == 0
             assert seen == [0, False, None, Err.SESSION_EXPIRED]

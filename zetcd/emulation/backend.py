@@ -164,9 +164,9 @@ class EtcdBackend:
         if entry is None or entry.value.owner != owner:
             return
         try:
-            _, err = await self.end_session(session_id, True, owner)
+            _, err, held = await self.end_session(session_id, True, owner)
             if not err:
-                await self.client.lease_revoke(lease)
+                await self.client.lease_revoke(lease if held is None else held)
         except (EtcdUnavailable, EtcdError) as e:
             log.warning("session 0x%x: its expiry is left to its lease: %s", session_id, e)
         except Exception:  # a bug: this task must not take the keeper (and the process) down
@@ -212,17 +212,21 @@ class EtcdBackend:
             await trio.sleep(pause)
             pause = min(pause * 2, CLEAN_UP_RETRY_MAX)
 
-    async def end_session(self, session_id: int, closing: bool, owner: str = "") -> tuple[int, int]:
+    async def end_session(
+        self, session_id: int, closing: bool, owner: str = ""
+    ) -> tuple[int, int, int | None]:
         """Delete a session's ephemerals (and, ``closing``, its record, if it still names
         ``owner``'s connection): in one transaction, or in several when they are more than one
-        etcd transaction takes. The last one's zxid, and SESSION_MOVED (nothing deleted) if
-        the session was resumed on another connection, else 0."""
+        etcd transaction takes. The last one's zxid; SESSION_MOVED (nothing deleted) if the
+        session was resumed on another connection, else 0; and the lease of the record
+        deleted (None if none was): the one to revoke, which a resumption with a new
+        timeout may have changed since the caller last looked."""
         while True:
             zxid, err, resp = await self.batcher.submit(
                 plans.end_session(session_id, closing, owner)
             )
             if err == Err.SESSION_MOVED:
-                return zxid, err
+                return zxid, err, None
             if resp is not plans.MORE_EPHEMERALS:
                 break
             if closing:  # its record now says so: no one resumes it meanwhile
@@ -233,7 +237,8 @@ class EtcdBackend:
                 " than etcd's --max-request-bytes to delete",
                 session_id,
             )
-        return zxid, 0
+            return zxid, 0, None
+        return zxid, 0, resp if isinstance(resp, int) else None
 
     async def _container_manager(self) -> None:
         """Delete empty containers and expired TTL nodes, as ZooKeeper's ContainerManager.
@@ -601,14 +606,13 @@ class EtcdSession:
                 if b.local.get(self.session_id) is self:  # else another connection holds it
                     del b.local[self.session_id]
                     b.keeper.forget(self.lease)
-                entry = self.mirror.tree.sessions.get(self.session_id)
-                lease = self.lease if entry is None else entry.lease
                 # no owner check, as on ZooKeeper: a connection the session moved away from
                 # (resumed on another zetcd) closes it all the same, and the connection that
-                # holds it now is closed by its zetcd when the record goes
-                zxid, _ = await b.end_session(self.session_id, True)
+                # holds it now is closed by its zetcd when the record goes; the lease revoked
+                # is the deleted record's (a resumption there may have moved it to a new one)
+                zxid, _, held = await b.end_session(self.session_id, True)
                 with contextlib.suppress(EtcdError):  # already gone with its session
-                    await b.client.lease_revoke(lease)
+                    await b.client.lease_revoke(self.lease if held is None else held)
                 return Reply(xid, zxid, 0, None, close=True)
             elif op == OpCode.CREATE_SESSION:
                 # ZooKeeper's answer to a createSession sent inside a session: the txn

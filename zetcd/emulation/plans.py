@@ -439,7 +439,8 @@ def end_session(session_id: int, closing: bool, owner: str = "") -> Apply:
     When the transaction reaches etcd's limits (``Scratch.limits``) before every ephemeral is
     deleted, the write answers MORE_EPHEMERALS, and, closing, marks the record as closing
     (layout.CLOSING, which no resumption may claim): the caller submits it again with that
-    owner until it answers None.
+    owner until it answers something else: the lease of the record it deleted (an int), or
+    None when there was none.
     """
 
     def apply(sc: Scratch) -> Builder:
@@ -465,6 +466,9 @@ def end_session(session_id: int, closing: bool, owner: str = "") -> Apply:
             return _more_ephemerals
         if closing:
             sc.txn.delete(sc.tree.layout.session(session_id))
+            if entry is not None:  # the lease it held, as the tree has it when guarded
+                lease = entry.lease
+                return lambda base: lease
         return _no_body
 
     return apply
