@@ -40,7 +40,7 @@ from oracle.sessionmap import SessionMap, SessionPair
 from oracle.sides import Side
 from oracle.zxidmap import ZxidMap
 from zetcd.backend import Accepted, Backend, DropConnection, Outbox, Reply, Session
-from zetcd.proto.constants import EventType
+from zetcd.proto.constants import EventType, OpCode
 from zetcd.proto.opcodes import OPS
 from zetcd.proto.records import ConnectRequest, RequestHeader, SetWatches, SetWatches2
 
@@ -127,13 +127,17 @@ class CrossChecker:
                 self.expire(trio.current_time())
 
     def expire(self, now: float) -> None:
+        gone = False
         for xs in list(self.live):
-            xs.expire(now)
+            gone = xs.expire(now) or gone
             if xs.detached and not xs.pending:
                 self.live.discard(xs)
+        if gone:  # a request settling on what just expired goes now
+            self.arrived()
 
     def arrived(self) -> None:
-        """An event or a close came from a side: wake whoever waits in :meth:`settle`."""
+        """An event or a close came from a side, or pending ones were dropped: wake whoever
+        waits in :meth:`settle`."""
         self._arrival.set()
         self._arrival = trio.Event()
 
@@ -142,7 +146,11 @@ class CrossChecker:
         watch event, a close) the other has delivered too, or the oldest such arrival is past
         its deadline (and will be recorded unpaired). So a client that acts on what it was told
         (an expiry's events, say) reaches two servers that have both done it, although each
-        does it on its own schedule."""
+        does it on its own schedule.
+
+        Called before the request takes the lock, so that requests that need not wait (pings)
+        are not held behind one that does, and again under the lock, for what the requests
+        that went first have set off."""
         deadline = self.options.deadline
         while True:
             oldest = min((t for xs in self.live if (t := xs.oldest()) is not None), default=None)
@@ -199,6 +207,7 @@ class CrossChecker:
     async def connect(self, request: ConnectRequest, outbox: Outbox) -> Accepted:
         xs = CrossSession(self, outbox)
         answer = self.options.answer
+        await self.settle()
         async with self.lock:
             await self.settle()
             other_request = self.sessions.translate(request, answer)
@@ -282,6 +291,7 @@ class CrossSession:
         """``side`` lost this session alone: stop comparing, keep serving the client."""
         self.one_sided = True
         self.events = Pairing(self.events.deadline)  # what is pending can no longer pair
+        self.checker.arrived()
         session = self.sides[side]
         if session is not None and side is not self.answer:
             self.sides[side] = None
@@ -374,8 +384,15 @@ class CrossSession:
         checker = self.checker
         self._in_flight = True
         try:
-            async with checker.lock:
+            # a ping bears on nothing the client was told: it neither waits for the other
+            # side's events nor holds up the requests behind it (a session's pings held for
+            # the deadline could make it expire on both servers)
+            settle = opcode != OpCode.PING
+            if settle:
                 await checker.settle()
+            async with checker.lock:
+                if settle:
+                    await checker.settle()
                 live = {
                     side: s
                     for side, s in self.sides.items()
@@ -475,10 +492,12 @@ class CrossSession:
         times = [t for t in (self.events.oldest(), self.closes.oldest()) if t is not None]
         return min(times, default=None)
 
-    def expire(self, now: float) -> None:
-        for a in self.events.expired(now):
+    def expire(self, now: float) -> bool:
+        """Record the arrivals past their deadline as unpaired; were there any?"""
+        events, closes = self.events.expired(now), self.closes.expired(now)
+        for a in events:
             self._unpaired_event(a)
-        for a in self.closes.expired(now):
+        for a in closes:
             if not self.one_sided:
                 self.divergence(
                     LIFECYCLE,
@@ -487,6 +506,7 @@ class CrossSession:
                     f"{a.side.other.value} did not within {self.events.deadline:g} s",
                 )
                 self.lose(self.answer.other)
+        return bool(events or closes)
 
     def _unpaired_event(self, a: Arrival) -> None:
         event_type, path = cast(tuple[int, str], a.key)

@@ -370,3 +370,52 @@ def test_a_request_after_an_event_waits_for_the_other_side_to_deliver_it(
     assert records == []
     name = root.rpartition("/")[2]
     assert late.log.index(("event", name)) < late.log.index(("GET_DATA", name)), late.log
+
+
+def test_a_ping_is_not_held_behind_a_request_waiting_for_an_event(
+    servers: tuple[str, str],
+) -> None:
+    """ZooKeeper delivers an event the candidate never does (a real divergence, its deadline
+    long here). A request that comes after it waits for the candidate's event; a ping of
+    another session meanwhile is answered at once, as on the servers, since it bears on
+    nothing the client was told (held, a session's pings could make it expire). When the
+    event is recorded unpaired, the waiting request goes on at once."""
+    endpoint, zk = servers
+    fault = Fault(events=filtered(drop_target_event))
+    root = f"/held-{uuid.uuid4().hex[:10]}"
+    options = Options(deadline=60.0)
+    with ThreadedCrossCheck(
+        endpoint, zk, options=options, wrap=lambda b: FaultyBackend(b, fault)
+    ) as xc:
+        checker, token = xc.checker, xc._token
+        assert checker is not None and token is not None
+
+        def waiting_in_settle() -> int:
+            stats = trio.from_thread.run_sync(
+                lambda: checker._arrival.statistics(), trio_token=token
+            )
+            return int(stats.tasks_waiting)
+
+        a, b = RawClient(xc.address, timeout=10), RawClient(xc.address, timeout=10)
+        a.connect()
+        b.connect()
+        a.call(OpCode.CREATE, CreateRequest(root, b"", OPEN, 0))
+        a.call(OpCode.CREATE, CreateRequest(f"{root}/target", b"", OPEN, 0))
+        a.call(OpCode.EXISTS, ExistsRequest(f"{root}/target", True))
+        b.call(OpCode.SET_DATA, SetDataRequest(f"{root}/target", b"v1", -1))
+        assert isinstance(a.next(), Notification)  # ZooKeeper's; the candidate's never comes
+        a.request(OpCode.GET_DATA, GetDataRequest(f"{root}/target", False))
+        for _ in range(200):
+            if waiting_in_settle():
+                break
+            time.sleep(0.02)
+        assert waiting_in_settle() == 1, "the request did not wait for the candidate's event"
+        b.request(OpCode.PING, None, xid=-2)
+        assert b.reply().header.xid == -2
+        assert xc.records == [], "the ping waited for the event's deadline"
+        records = xc.settle(timeout=0.2)  # the event is recorded unpaired
+        got = a.reply()
+        assert (got.header.xid, got.header.err) == (a.xid, 0)
+        for client in (a, b):
+            client.close()
+    assert [(d.kind, d.request["path"]) for d in records] == [("watch.missing", f"{root}/target")]
