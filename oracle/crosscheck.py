@@ -4,9 +4,10 @@
 Theory of operation.
 - Order: one global lock is held while a request (or a connect) goes to both sides and both
   answers are compared, as Go zetcd's global mutex. So both sides see every session's requests
-  in one order, and the zxid mapping grows in that order. A request waits (holding the lock)
-  until every event and close one side has delivered has come from the other side too, or is
-  past its deadline: a client acting on an event reaches two servers that have both caused it.
+  in one order, and the zxid mapping grows in that order. A request takes the lock only once
+  every event and close one side has delivered has come from the other side too, or is past
+  its deadline (it never waits holding the lock): a client acting on an event reaches two
+  servers that have both caused it. A ping does not wait for that.
 - Answering: the client gets the answer of the side ``--debug-oracle`` names (``zk``: the
   oracle, ``etcd``: the candidate), and that side's notifications as they arrive, so its
   per-connection order (an event before the reply of the write that caused it) is kept.
@@ -25,7 +26,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
@@ -141,26 +143,41 @@ class CrossChecker:
         self._arrival.set()
         self._arrival = trio.Event()
 
-    async def settle(self) -> None:
-        """Before a request goes to the two sides: wait until what one side has delivered (a
-        watch event, a close) the other has delivered too, or the oldest such arrival is past
-        its deadline (and will be recorded unpaired). So a client that acts on what it was told
-        (an expiry's events, say) reaches two servers that have both done it, although each
-        does it on its own schedule.
+    def _unsettled_for(self) -> float:
+        """How much longer the oldest arrival still waiting for its pair may wait (0: none
+        waits, or it is past its deadline and will be recorded unpaired)."""
+        oldest = min((t for xs in self.live if (t := xs.oldest()) is not None), default=None)
+        if oldest is None:
+            return 0.0
+        return max(0.0, oldest + self.options.deadline - trio.current_time())
 
-        Called before the request takes the lock, so that requests that need not wait (pings)
-        are not held behind one that does, and again under the lock, for what the requests
-        that went first have set off."""
-        deadline = self.options.deadline
-        while True:
-            oldest = min((t for xs in self.live if (t := xs.oldest()) is not None), default=None)
-            if oldest is None:
-                return
-            left = oldest + deadline - trio.current_time()
-            if left <= 0:
-                return
+    async def settle(self) -> None:
+        """Wait until what one side has delivered (a watch event, a close) the other has
+        delivered too, or the oldest such arrival is past its deadline. So a client that acts
+        on what it was told (an expiry's events, say) reaches two servers that have both done
+        it, although each does it on its own schedule."""
+        while (left := self._unsettled_for()) > 0:
             with trio.move_on_after(left):
                 await self._arrival.wait()
+
+    @asynccontextmanager
+    async def turn(self, settle: bool = True) -> AsyncIterator[None]:
+        """Hold the lock for one request or connect, settled first (:meth:`settle`) unless
+        ``settle`` is false. The waiting is never done holding the lock: a request that finds
+        new arrivals once it has the lock (set off by the requests that went first) lets it go
+        and waits again, so the requests that need not wait (pings) are never held behind
+        one that does."""
+        while True:
+            if settle:
+                await self.settle()
+            await self.lock.acquire()
+            if not settle or self._unsettled_for() <= 0:
+                break
+            self.lock.release()
+        try:
+            yield
+        finally:
+            self.lock.release()
 
     async def drain(self, timeout: float) -> None:
         """At shutdown: let pending events and closes pair up (at most ``timeout``), then
@@ -207,9 +224,7 @@ class CrossChecker:
     async def connect(self, request: ConnectRequest, outbox: Outbox) -> Accepted:
         xs = CrossSession(self, outbox)
         answer = self.options.answer
-        await self.settle()
-        async with self.lock:
-            await self.settle()
+        async with self.turn():
             other_request = self.sessions.translate(request, answer)
             other_request = dataclasses.replace(
                 other_request, lastZxidSeen=self.zxids.translate(request.lastZxidSeen, answer)
@@ -384,15 +399,12 @@ class CrossSession:
         checker = self.checker
         self._in_flight = True
         try:
-            # a ping bears on nothing the client was told: it neither waits for the other
-            # side's events nor holds up the requests behind it (a session's pings held for
-            # the deadline could make it expire on both servers)
-            settle = opcode != OpCode.PING
-            if settle:
-                await checker.settle()
-            async with checker.lock:
-                if settle:
-                    await checker.settle()
+            # a ping bears on nothing the client was told, so it does not wait for the other
+            # side's events (held for the deadline, a session's pings could make it expire on
+            # both servers); but while one side's close of this session waits for the other's,
+            # it waits, so that it cannot keep the session alive on the side yet to close it
+            settle = opcode != OpCode.PING or self.closes.pending
+            async with checker.turn(settle):
                 live = {
                     side: s
                     for side, s in self.sides.items()

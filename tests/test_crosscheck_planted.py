@@ -50,9 +50,10 @@ Rewrite = Callable[[RequestHeader, Any, Reply], Reply]
 @dataclasses.dataclass
 class Fault:
     """What the faulty candidate does wrong: rewrite a reply, filter a session's events, close
-    a connection, refuse a connect."""
+    a connection, refuse a connect, hold a reply back (``hold``: how long, by request)."""
 
     rewrite: Rewrite | None = None
+    hold: Callable[[RequestHeader, Any], float] | None = None
     events: Callable[[Outbox], Outbox] | None = None
     close_after_connect: bool = False
     refuse: bool = False
@@ -66,6 +67,8 @@ class FaultySession:
 
     async def handle(self, header: RequestHeader, body: object | None) -> Reply:
         reply = await self.inner.handle(header, body)
+        if self.fault.hold is not None:
+            await trio.sleep(self.fault.hold(header, body))
         rewrite = self.fault.rewrite
         return reply if rewrite is None else rewrite(header, body, reply)
 
@@ -419,3 +422,76 @@ def test_a_ping_is_not_held_behind_a_request_waiting_for_an_event(
         for client in (a, b):
             client.close()
     assert [(d.kind, d.request["path"]) for d in records] == [("watch.missing", f"{root}/target")]
+
+
+class EchoLater:
+    """Delivers the event on /target at once and again ``delay`` seconds later (an extra
+    event ZooKeeper never sends)."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    def __call__(self, outbox: Outbox, event_type: int, path: str) -> None:
+        outbox.notify(event_type, path)
+        if path.endswith("/target"):
+
+            async def again() -> None:
+                await trio.sleep(self.delay)
+                outbox.notify(event_type, path)
+
+            trio.lowlevel.spawn_system_task(again)
+
+
+def test_a_request_that_finds_a_new_arrival_once_it_has_the_lock_waits_without_it(
+    servers: tuple[str, str],
+) -> None:
+    """A read queued behind a write (the candidate holds the write's reply back 3 s) finds,
+    when its turn comes, an event the candidate delivered meanwhile and ZooKeeper never does:
+    it lets the lock go and waits for the event's pair, so a ping of another session is
+    answered meanwhile; when the event is recorded unpaired, the read goes on."""
+    endpoint, zk = servers
+
+    def hold(h: RequestHeader, body: Any) -> float:
+        return 3.0 if _is(h, body, OpCode.SET_DATA, "/target") else 0.0
+
+    fault = Fault(events=filtered(EchoLater(0.8)), hold=hold)
+    root = f"/queued-{uuid.uuid4().hex[:10]}"
+    with ThreadedCrossCheck(
+        endpoint, zk, options=Options(deadline=60.0), wrap=lambda b: FaultyBackend(b, fault)
+    ) as xc:
+        checker, token = xc.checker, xc._token
+        assert checker is not None and token is not None
+
+        def until(what: Callable[[], bool], why: str) -> None:
+            for _ in range(300):
+                if trio.from_thread.run_sync(what, trio_token=token):
+                    return
+                time.sleep(0.02)
+            raise AssertionError(why)
+
+        a, b, c = (RawClient(xc.address, timeout=10) for _ in range(3))
+        for client in (a, b, c):
+            client.connect()
+        a.call(OpCode.CREATE, CreateRequest(root, b"", OPEN, 0))
+        a.call(OpCode.CREATE, CreateRequest(f"{root}/target", b"", OPEN, 0))
+        a.call(OpCode.EXISTS, ExistsRequest(f"{root}/target", True))
+        b.request(OpCode.SET_DATA, SetDataRequest(f"{root}/target", b"v1", -1))
+        assert isinstance(a.next(), Notification)  # both sides' events, paired
+        until(lambda: checker._unsettled_for() == 0, "the first events did not pair")
+        a.request(OpCode.GET_DATA, GetDataRequest(f"{root}/target", False))
+        until(lambda: checker.lock.statistics().tasks_waiting == 1, "the read did not queue")
+        until(lambda: checker._unsettled_for() > 0, "the extra event did not come")
+        assert b.reply().header.err == 0  # the write's turn ends; the read's begins
+        until(
+            lambda: checker._arrival.statistics().tasks_waiting == 1,
+            "the read did not wait for the extra event's pair",
+        )
+        c.request(OpCode.PING, None, xid=-2)
+        assert c.reply().header.xid == -2
+        assert xc.records == [], "the ping waited for the event's deadline"
+        records = xc.settle(timeout=0.2)  # the extra event is recorded unpaired
+        got = a.reply()
+        assert (got.header.xid, got.header.err) == (a.xid, 0)
+        for client in (a, b, c):
+            client.close()
+    assert [(d.kind, d.request["path"]) for d in records] == [("watch.extra", f"{root}/target")]
