@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import trio
 
-from oracle.crosscheck import Options
+from oracle.crosscheck import CrossChecker, Options
 from oracle.inprocess import ThreadedCrossCheck
 from oracle.records import Divergence
 from oracle.sides import Side
@@ -375,6 +375,23 @@ def test_a_request_after_an_event_waits_for_the_other_side_to_deliver_it(
     assert late.log.index(("event", name)) < late.log.index(("GET_DATA", name)), late.log
 
 
+def _until(xc: ThreadedCrossCheck, what: Callable[[CrossChecker], bool], why: str) -> None:
+    """Wait (a few seconds at most) until ``what`` holds of the cross-checker, read in its
+    own trio thread."""
+    checker, token = xc.checker, xc._token
+    assert checker is not None and token is not None
+    for _ in range(300):
+        if trio.from_thread.run_sync(what, checker, trio_token=token):
+            return
+        time.sleep(0.02)
+    raise AssertionError(why)
+
+
+def _settling(checker: CrossChecker) -> bool:
+    """Does a request wait for arrivals to pair?"""
+    return checker._arrival.statistics().tasks_waiting == 1
+
+
 def test_a_ping_is_not_held_behind_a_request_waiting_for_an_event(
     servers: tuple[str, str],
 ) -> None:
@@ -390,15 +407,6 @@ def test_a_ping_is_not_held_behind_a_request_waiting_for_an_event(
     with ThreadedCrossCheck(
         endpoint, zk, options=options, wrap=lambda b: FaultyBackend(b, fault)
     ) as xc:
-        checker, token = xc.checker, xc._token
-        assert checker is not None and token is not None
-
-        def waiting_in_settle() -> int:
-            stats = trio.from_thread.run_sync(
-                lambda: checker._arrival.statistics(), trio_token=token
-            )
-            return int(stats.tasks_waiting)
-
         a, b = RawClient(xc.address, timeout=10), RawClient(xc.address, timeout=10)
         a.connect()
         b.connect()
@@ -408,11 +416,7 @@ def test_a_ping_is_not_held_behind_a_request_waiting_for_an_event(
         b.call(OpCode.SET_DATA, SetDataRequest(f"{root}/target", b"v1", -1))
         assert isinstance(a.next(), Notification)  # ZooKeeper's; the candidate's never comes
         a.request(OpCode.GET_DATA, GetDataRequest(f"{root}/target", False))
-        for _ in range(200):
-            if waiting_in_settle():
-                break
-            time.sleep(0.02)
-        assert waiting_in_settle() == 1, "the request did not wait for the candidate's event"
+        _until(xc, _settling, "the request did not wait for the candidate's event")
         b.request(OpCode.PING, None, xid=-2)
         assert b.reply().header.xid == -2
         assert xc.records == [], "the ping waited for the event's deadline"
@@ -459,16 +463,6 @@ def test_a_request_that_finds_a_new_arrival_once_it_has_the_lock_waits_without_i
     with ThreadedCrossCheck(
         endpoint, zk, options=Options(deadline=60.0), wrap=lambda b: FaultyBackend(b, fault)
     ) as xc:
-        checker, token = xc.checker, xc._token
-        assert checker is not None and token is not None
-
-        def until(what: Callable[[], bool], why: str) -> None:
-            for _ in range(300):
-                if trio.from_thread.run_sync(what, trio_token=token):
-                    return
-                time.sleep(0.02)
-            raise AssertionError(why)
-
         a, b, c = (RawClient(xc.address, timeout=10) for _ in range(3))
         for client in (a, b, c):
             client.connect()
@@ -477,15 +471,12 @@ def test_a_request_that_finds_a_new_arrival_once_it_has_the_lock_waits_without_i
         a.call(OpCode.EXISTS, ExistsRequest(f"{root}/target", True))
         b.request(OpCode.SET_DATA, SetDataRequest(f"{root}/target", b"v1", -1))
         assert isinstance(a.next(), Notification)  # both sides' events, paired
-        until(lambda: checker._unsettled_for() == 0, "the first events did not pair")
+        _until(xc, lambda x: x._unsettled_for() == 0, "the first events did not pair")
         a.request(OpCode.GET_DATA, GetDataRequest(f"{root}/target", False))
-        until(lambda: checker.lock.statistics().tasks_waiting == 1, "the read did not queue")
-        until(lambda: checker._unsettled_for() > 0, "the extra event did not come")
+        _until(xc, lambda x: x.lock.statistics().tasks_waiting == 1, "the read did not queue")
+        _until(xc, lambda x: x._unsettled_for() > 0, "the extra event did not come")
         assert b.reply().header.err == 0  # the write's turn ends; the read's begins
-        until(
-            lambda: checker._arrival.statistics().tasks_waiting == 1,
-            "the read did not wait for the extra event's pair",
-        )
+        _until(xc, _settling, "the read did not wait for the extra event's pair")
         c.request(OpCode.PING, None, xid=-2)
         assert c.reply().header.xid == -2
         assert xc.records == [], "the ping waited for the event's deadline"
@@ -495,3 +486,33 @@ def test_a_request_that_finds_a_new_arrival_once_it_has_the_lock_waits_without_i
         for client in (a, b, c):
             client.close()
     assert [(d.kind, d.request["path"]) for d in records] == [("watch.extra", f"{root}/target")]
+
+
+def test_a_ping_waits_while_one_sides_close_of_its_session_waits_for_the_other(
+    servers: tuple[str, str],
+) -> None:
+    """The candidate closes a session's connection and ZooKeeper does not (yet). The session's
+    ping then waits for ZooKeeper's close, as its other requests do, instead of going to
+    ZooKeeper alone, where it would keep alive a session ZooKeeper may be about to expire;
+    once the close is recorded unpaired, the ping goes to ZooKeeper, which answers it."""
+    endpoint, zk = servers
+    fault = Fault(close_after_connect=True)  # the third session's candidate side
+    with ThreadedCrossCheck(
+        endpoint, zk, options=Options(deadline=60.0), wrap=lambda b: FaultyBackend(b, fault)
+    ) as xc:
+        clients = [RawClient(xc.address, timeout=10) for _ in range(3)]
+        for client in clients:
+            client.connect()
+        closed = clients[2]
+        _until(xc, lambda x: x._unsettled_for() > 0, "the candidate's close did not come")
+        closed.request(OpCode.PING, None, xid=-2)
+        closed.sock.settimeout(1.0)
+        with pytest.raises(TimeoutError):
+            closed.reply()
+        assert xc.records == []
+        records = xc.settle(timeout=0.2)  # the close is recorded unpaired
+        closed.sock.settimeout(10)
+        assert closed.reply().header.xid == -2
+        for client in clients:
+            client.close()
+    assert [(d.kind, d.op) for d in records] == [("lifecycle", "session")]
