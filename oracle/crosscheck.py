@@ -5,9 +5,10 @@ Theory of operation.
 - Order: one global lock is held while a request (or a connect) goes to both sides and both
   answers are compared, as Go zetcd's global mutex. So both sides see every session's requests
   in one order, and the zxid mapping grows in that order. A request takes the lock only once
-  every event and close one side has delivered has come from the other side too, or is past
-  its deadline (it never waits holding the lock): a client acting on an event reaches two
-  servers that have both caused it. A ping does not wait for that.
+  every event and close one side has delivered has come from the other side too, or the
+  oldest of them is past its deadline (it waits without the lock, unless new arrivals keep
+  coming for longer than a deadline): a client acting on an event reaches two servers that
+  have both caused it. A ping waits only for one side's close of its own session to pair.
 - Answering: the client gets the answer of the side ``--debug-oracle`` names (``zk``: the
   oracle, ``etcd``: the candidate), and that side's notifications as they arrive, so its
   per-connection order (an event before the reply of the write that caused it) is kept.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -143,35 +145,56 @@ class CrossChecker:
         self._arrival.set()
         self._arrival = trio.Event()
 
-    def _unsettled_for(self) -> float:
-        """How much longer the oldest arrival still waiting for its pair may wait (0: none
-        waits, or it is past its deadline and will be recorded unpaired)."""
-        oldest = min((t for xs in self.live if (t := xs.oldest()) is not None), default=None)
-        if oldest is None:
+    def _left(self, oldest: float | None, came_by: float) -> float:
+        """How much longer the arrival that came at ``oldest`` may wait for its pair (0: none
+        waits, it came after ``came_by``, or it is past its deadline and will be recorded
+        unpaired)."""
+        if oldest is None or oldest > came_by:
             return 0.0
         return max(0.0, oldest + self.options.deadline - trio.current_time())
 
-    async def settle(self) -> None:
-        """Wait until what one side has delivered (a watch event, a close) the other has
-        delivered too, or the oldest such arrival is past its deadline. So a client that acts
-        on what it was told (an expiry's events, say) reaches two servers that have both done
-        it, although each does it on its own schedule."""
-        while (left := self._unsettled_for()) > 0:
+    def _unsettled_for(self, came_by: float = math.inf) -> float:
+        """How much longer the oldest arrival of any session (that came by ``came_by``) may
+        wait for its pair."""
+        return self._left(
+            min((t for xs in self.live if (t := xs.oldest()) is not None), default=None), came_by
+        )
+
+    async def settle(self, unsettled: Callable[[float], float] | None = None) -> None:
+        """Wait until what one side had delivered when this began (a watch event, a close)
+        the other has delivered too, or the oldest such arrival is past its deadline: at most
+        a deadline. So a client that acts on what it was told (an expiry's events, say)
+        reaches two servers that have both done it, although each does it on its own
+        schedule. ``unsettled`` narrows what is waited for (by default every session's
+        arrivals: :meth:`_unsettled_for`)."""
+        unsettled = unsettled or self._unsettled_for
+        began = trio.current_time()
+        while (left := unsettled(began)) > 0:
             with trio.move_on_after(left):
                 await self._arrival.wait()
 
     @asynccontextmanager
-    async def turn(self, settle: bool = True) -> AsyncIterator[None]:
-        """Hold the lock for one request or connect, settled first (:meth:`settle`) unless
-        ``settle`` is false. The waiting is never done holding the lock: a request that finds
-        new arrivals once it has the lock (set off by the requests that went first) lets it go
-        and waits again, so the requests that need not wait (pings) are never held behind
-        one that does."""
+    async def turn(self, unsettled: Callable[[float], float] | None = None) -> AsyncIterator[None]:
+        """Hold the lock for one request or connect, settled first (:meth:`settle`, on
+        ``unsettled``). The waiting is not done holding the lock: a request that finds new
+        arrivals once it has the lock (set off by the requests that went first) lets it go
+        and settles again, so the requests that need not wait (pings) are not held behind one
+        that does. Once a deadline has passed so (new arrivals keep coming), it settles on
+        what it finds holding the lock: a request waits two deadlines at most, and the lock
+        is held waiting for one at most."""
+        unsettled = unsettled or self._unsettled_for
+        give_up = trio.current_time() + self.options.deadline
         while True:
-            if settle:
-                await self.settle()
+            await self.settle(unsettled)
             await self.lock.acquire()
-            if not settle or self._unsettled_for() <= 0:
+            if unsettled(math.inf) <= 0:
+                break
+            if trio.current_time() >= give_up:
+                try:
+                    await self.settle(unsettled)
+                except BaseException:
+                    self.lock.release()
+                    raise
                 break
             self.lock.release()
         try:
@@ -403,8 +426,8 @@ class CrossSession:
             # side's events (held for the deadline, a session's pings could make it expire on
             # both servers); but while one side's close of this session waits for the other's,
             # it waits, so that it cannot keep the session alive on the side yet to close it
-            settle = opcode != OpCode.PING or self.closes.pending
-            async with checker.turn(settle):
+            ping = opcode == OpCode.PING
+            async with checker.turn(self._close_unsettled_for if ping else None):
                 live = {
                     side: s
                     for side, s in self.sides.items()
@@ -498,6 +521,11 @@ class CrossSession:
     @property
     def pending(self) -> bool:
         return self.events.pending or self.closes.pending
+
+    def _close_unsettled_for(self, came_by: float) -> float:
+        """How much longer one side's close of this session (if it came by ``came_by``) may
+        wait for the other's."""
+        return self.checker._left(self.closes.oldest(), came_by)
 
     def oldest(self) -> float | None:
         """When the oldest arrival still waiting for its pair came (None: none waits)."""

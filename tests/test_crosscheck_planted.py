@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -50,10 +50,10 @@ Rewrite = Callable[[RequestHeader, Any, Reply], Reply]
 @dataclasses.dataclass
 class Fault:
     """What the faulty candidate does wrong: rewrite a reply, filter a session's events, close
-    a connection, refuse a connect, hold a reply back (``hold``: how long, by request)."""
+    a connection, refuse a connect, hold a reply back (``hold``: until what, by request)."""
 
     rewrite: Rewrite | None = None
-    hold: Callable[[RequestHeader, Any], float] | None = None
+    hold: Callable[[RequestHeader, Any], Awaitable[None]] | None = None
     events: Callable[[Outbox], Outbox] | None = None
     close_after_connect: bool = False
     refuse: bool = False
@@ -68,7 +68,7 @@ class FaultySession:
     async def handle(self, header: RequestHeader, body: object | None) -> Reply:
         reply = await self.inner.handle(header, body)
         if self.fault.hold is not None:
-            await trio.sleep(self.fault.hold(header, body))
+            await self.fault.hold(header, body)
         rewrite = self.fault.rewrite
         return reply if rewrite is None else rewrite(header, body, reply)
 
@@ -428,37 +428,43 @@ def test_a_ping_is_not_held_behind_a_request_waiting_for_an_event(
     assert [(d.kind, d.request["path"]) for d in records] == [("watch.missing", f"{root}/target")]
 
 
-class EchoLater:
-    """Delivers the event on /target at once and again ``delay`` seconds later (an extra
-    event ZooKeeper never sends)."""
+class Gates:
+    """Events a test opens from its own thread: the candidate holds its reply to a setData of
+    /target until ``reply`` opens, and delivers the event on /target once at once and once
+    more (an extra event ZooKeeper never sends) when ``echo`` opens."""
 
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
+    def __init__(self) -> None:
+        self.reply = trio.Event()
+        self.echo = trio.Event()
+
+    async def hold(self, h: RequestHeader, body: Any) -> None:
+        if _is(h, body, OpCode.SET_DATA, "/target"):
+            await self.reply.wait()
 
     def __call__(self, outbox: Outbox, event_type: int, path: str) -> None:
         outbox.notify(event_type, path)
         if path.endswith("/target"):
 
             async def again() -> None:
-                await trio.sleep(self.delay)
+                await self.echo.wait()
                 outbox.notify(event_type, path)
 
             trio.lowlevel.spawn_system_task(again)
+
+    def open(self, xc: ThreadedCrossCheck, gate: trio.Event) -> None:
+        trio.from_thread.run_sync(gate.set, trio_token=xc._token)
 
 
 def test_a_request_that_finds_a_new_arrival_once_it_has_the_lock_waits_without_it(
     servers: tuple[str, str],
 ) -> None:
-    """A read queued behind a write (the candidate holds the write's reply back 3 s) finds,
-    when its turn comes, an event the candidate delivered meanwhile and ZooKeeper never does:
-    it lets the lock go and waits for the event's pair, so a ping of another session is
-    answered meanwhile; when the event is recorded unpaired, the read goes on."""
+    """A read queued behind a write (whose reply the candidate holds back) finds, when its
+    turn comes, an event the candidate delivered meanwhile and ZooKeeper never does: it lets
+    the lock go and waits for the event's pair, so a ping of another session is answered
+    meanwhile; when the event is recorded unpaired, the read goes on."""
     endpoint, zk = servers
-
-    def hold(h: RequestHeader, body: Any) -> float:
-        return 3.0 if _is(h, body, OpCode.SET_DATA, "/target") else 0.0
-
-    fault = Fault(events=filtered(EchoLater(0.8)), hold=hold)
+    gates = Gates()
+    fault = Fault(events=filtered(gates), hold=gates.hold)
     root = f"/queued-{uuid.uuid4().hex[:10]}"
     with ThreadedCrossCheck(
         endpoint, zk, options=Options(deadline=60.0), wrap=lambda b: FaultyBackend(b, fault)
@@ -474,7 +480,9 @@ def test_a_request_that_finds_a_new_arrival_once_it_has_the_lock_waits_without_i
         _until(xc, lambda x: x._unsettled_for() == 0, "the first events did not pair")
         a.request(OpCode.GET_DATA, GetDataRequest(f"{root}/target", False))
         _until(xc, lambda x: x.lock.statistics().tasks_waiting == 1, "the read did not queue")
+        gates.open(xc, gates.echo)
         _until(xc, lambda x: x._unsettled_for() > 0, "the extra event did not come")
+        gates.open(xc, gates.reply)
         assert b.reply().header.err == 0  # the write's turn ends; the read's begins
         _until(xc, _settling, "the read did not wait for the extra event's pair")
         c.request(OpCode.PING, None, xid=-2)
@@ -516,3 +524,60 @@ def test_a_ping_waits_while_one_sides_close_of_its_session_waits_for_the_other(
         for client in clients:
             client.close()
     assert [(d.kind, d.op) for d in records] == [("lifecycle", "session")]
+
+
+class Stream:
+    """After the event on /target, delivers it again every ``every`` seconds until ``stop``:
+    a stream of extra events ZooKeeper never sends."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self.stop = False
+
+    def __call__(self, outbox: Outbox, event_type: int, path: str) -> None:
+        outbox.notify(event_type, path)
+        if path.endswith("/target"):
+
+            async def again() -> None:
+                while not self.stop:
+                    await trio.sleep(self.every)
+                    outbox.notify(event_type, path)
+
+            trio.lowlevel.spawn_system_task(again)
+
+
+def test_a_request_is_not_starved_by_a_stream_of_new_arrivals(servers: tuple[str, str]) -> None:
+    """The candidate keeps delivering new events ZooKeeper never sends, each recorded unpaired
+    in its turn: a request waits for those that came before it, never for the whole stream,
+    and gets its answer."""
+    endpoint, zk = servers
+    stream = Stream(0.1)
+    root = f"/stream-{uuid.uuid4().hex[:10]}"
+    options = Options(deadline=1.0)
+    with ThreadedCrossCheck(
+        endpoint,
+        zk,
+        options=options,
+        wrap=lambda b: FaultyBackend(b, Fault(events=filtered(stream))),
+    ) as xc:
+        a, b = RawClient(xc.address, timeout=10), RawClient(xc.address, timeout=10)
+        a.connect()
+        b.connect()
+        a.call(OpCode.CREATE, CreateRequest(root, b"", OPEN, 0))
+        a.call(OpCode.CREATE, CreateRequest(f"{root}/target", b"", OPEN, 0))
+        a.call(OpCode.EXISTS, ExistsRequest(f"{root}/target", True))
+        b.call(OpCode.SET_DATA, SetDataRequest(f"{root}/target", b"v1", -1))
+        assert isinstance(a.next(), Notification)
+        _until(xc, lambda x: x._unsettled_for() > 0, "the stream did not start")
+        try:
+            for client in (a, b):
+                got = client.call(OpCode.GET_DATA, GetDataRequest(f"{root}/target", False))
+                assert got.header.err == 0
+        finally:
+            stream.stop = True
+        records = xc.settle(timeout=0.5)
+        for client in (a, b):
+            client.close()
+    assert records and {(d.kind, d.request["path"]) for d in records} == {
+        ("watch.extra", f"{root}/target")
+    }
