@@ -180,8 +180,8 @@ class CrossChecker:
         arrivals once it has the lock (set off by the requests that went first) lets it go
         and settles again, so the requests that need not wait (pings) are not held behind one
         that does. Once a deadline has passed so (new arrivals keep coming), it settles on
-        what it finds holding the lock: a request waits two deadlines at most, and the lock
-        is held waiting for one at most."""
+        what it finds holding the lock: a request settles for three deadlines at most, and
+        the lock is held waiting for one at most."""
         unsettled = unsettled or self._unsettled_for
         give_up = trio.current_time() + self.options.deadline
         while True:

@@ -387,6 +387,19 @@ def _until(xc: ThreadedCrossCheck, what: Callable[[CrossChecker], bool], why: st
     raise AssertionError(why)
 
 
+def _watching(address: str, root: str, sessions: int) -> list[RawClient]:
+    """``sessions`` clients of ``address``; the first has created ``root`` and ``root``/target
+    and watches the latter (exists)."""
+    clients = [RawClient(address, timeout=10) for _ in range(sessions)]
+    for client in clients:
+        client.connect()
+    a = clients[0]
+    a.call(OpCode.CREATE, CreateRequest(root, b"", OPEN, 0))
+    a.call(OpCode.CREATE, CreateRequest(f"{root}/target", b"", OPEN, 0))
+    a.call(OpCode.EXISTS, ExistsRequest(f"{root}/target", True))
+    return clients
+
+
 def _settling(checker: CrossChecker) -> bool:
     """Does a request wait for arrivals to pair?"""
     return checker._arrival.statistics().tasks_waiting == 1
@@ -407,12 +420,7 @@ def test_a_ping_is_not_held_behind_a_request_waiting_for_an_event(
     with ThreadedCrossCheck(
         endpoint, zk, options=options, wrap=lambda b: FaultyBackend(b, fault)
     ) as xc:
-        a, b = RawClient(xc.address, timeout=10), RawClient(xc.address, timeout=10)
-        a.connect()
-        b.connect()
-        a.call(OpCode.CREATE, CreateRequest(root, b"", OPEN, 0))
-        a.call(OpCode.CREATE, CreateRequest(f"{root}/target", b"", OPEN, 0))
-        a.call(OpCode.EXISTS, ExistsRequest(f"{root}/target", True))
+        a, b = _watching(xc.address, root, 2)
         b.call(OpCode.SET_DATA, SetDataRequest(f"{root}/target", b"v1", -1))
         assert isinstance(a.next(), Notification)  # ZooKeeper's; the candidate's never comes
         a.request(OpCode.GET_DATA, GetDataRequest(f"{root}/target", False))
@@ -469,12 +477,7 @@ def test_a_request_that_finds_a_new_arrival_once_it_has_the_lock_waits_without_i
     with ThreadedCrossCheck(
         endpoint, zk, options=Options(deadline=60.0), wrap=lambda b: FaultyBackend(b, fault)
     ) as xc:
-        a, b, c = (RawClient(xc.address, timeout=10) for _ in range(3))
-        for client in (a, b, c):
-            client.connect()
-        a.call(OpCode.CREATE, CreateRequest(root, b"", OPEN, 0))
-        a.call(OpCode.CREATE, CreateRequest(f"{root}/target", b"", OPEN, 0))
-        a.call(OpCode.EXISTS, ExistsRequest(f"{root}/target", True))
+        a, b, c = _watching(xc.address, root, 3)
         b.request(OpCode.SET_DATA, SetDataRequest(f"{root}/target", b"v1", -1))
         assert isinstance(a.next(), Notification)  # both sides' events, paired
         _until(xc, lambda x: x._unsettled_for() == 0, "the first events did not pair")
@@ -560,12 +563,7 @@ def test_a_request_is_not_starved_by_a_stream_of_new_arrivals(servers: tuple[str
         options=options,
         wrap=lambda b: FaultyBackend(b, Fault(events=filtered(stream))),
     ) as xc:
-        a, b = RawClient(xc.address, timeout=10), RawClient(xc.address, timeout=10)
-        a.connect()
-        b.connect()
-        a.call(OpCode.CREATE, CreateRequest(root, b"", OPEN, 0))
-        a.call(OpCode.CREATE, CreateRequest(f"{root}/target", b"", OPEN, 0))
-        a.call(OpCode.EXISTS, ExistsRequest(f"{root}/target", True))
+        a, b = _watching(xc.address, root, 2)
         b.call(OpCode.SET_DATA, SetDataRequest(f"{root}/target", b"v1", -1))
         assert isinstance(a.next(), Notification)
         _until(xc, lambda x: x._unsettled_for() > 0, "the stream did not start")
