@@ -22,7 +22,7 @@ from oracle.inprocess import ThreadedCrossCheck
 from oracle.records import Divergence
 from oracle.sides import Side
 from tests.rawclient import RawClient
-from tests.servers import EtcdServer, ZooKeeperServer
+from tests.servers import EtcdServer, ZooKeeperServer, wait_until
 from zetcd.backend import Accepted, Backend, Outbox, Reply, Session
 from zetcd.proto.connection import Notification
 from zetcd.proto.constants import Err, EventType, OpCode
@@ -380,11 +380,7 @@ def _until(xc: ThreadedCrossCheck, what: Callable[[CrossChecker], bool], why: st
     own trio thread."""
     checker, token = xc.checker, xc._token
     assert checker is not None and token is not None
-    for _ in range(300):
-        if trio.from_thread.run_sync(what, checker, trio_token=token):
-            return
-        time.sleep(0.02)
-    raise AssertionError(why)
+    wait_until(lambda: trio.from_thread.run_sync(what, checker, trio_token=token), 6.0, why)
 
 
 def _watching(address: str, root: str, sessions: int) -> list[RawClient]:
